@@ -1,1 +1,14 @@
-//! placeholder
+//! The SQLite event log of imgshare: an append-only, hash-chained table of
+//! events with optimistic concurrency per stream and idempotent appends.
+//!
+//! [`db`] opens and migrates a database; [`log`] appends and reads events.
+
+pub mod db;
+pub mod log;
+
+pub use db::{migrations, open_file, open_in_memory, DbOptions, Durability, StoreError};
+pub use log::{
+    append, event_hash, find_by_event_ids, for_each_event, head, read_stream, read_stream_until,
+    stream_version, verify_chain, AppendResult, ChainReport, ExpectedVersion, NewEvent,
+    RecordedEvent, RowForHash, StreamAppend, GENESIS_HASH,
+};

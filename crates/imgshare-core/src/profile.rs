@@ -1,0 +1,516 @@
+//! Policy profiles: the rules that differ between Rackspace Cloud Images 2.0 and modern Glance.
+//!
+//! The domain asks the profile; no other module branches on the dialect.
+//! The permission tables are `rackspace-behaviour.md` §1.2 and `glance-behaviour.md` §11.1.
+
+use std::collections::BTreeSet;
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+
+use crate::actor::Actor;
+use crate::error::DomainError;
+use crate::model::{TaskType, Visibility};
+
+/// Which dialect of the API the engine speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileKind {
+    /// Rackspace Cloud Images 2.0, as in the seeds (the default).
+    Rackspace,
+    /// Modern OpenStack Glance (tempest, current clients).
+    Glance,
+}
+
+/// Which version of the Rackspace permission matrix governs tag changes (the matrix changed in 2016).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TagPermissions {
+    /// 2016-12 onwards: any Cloud Images role may add or delete tags (the default).
+    Matrix2016,
+    /// 2014-01 to 2016-11: admin only.
+    Matrix2014,
+}
+
+/// An API operation, as the permission matrix names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `GET /v2/images`
+    ListImages,
+    /// `GET /v2/images/{id}`
+    GetImage,
+    /// `POST /v2/images` or a server snapshot.
+    CreateImage,
+    /// `PATCH /v2/images/{id}`
+    UpdateImage,
+    /// `DELETE /v2/images/{id}`
+    DeleteImage,
+    /// `PUT /v2/images/{id}/file`
+    UploadImage,
+    /// `POST /v2/images/{id}/actions/deactivate` and `reactivate`
+    ChangeActivation,
+    /// `POST /v2/images/{id}/members`
+    AddMember,
+    /// `GET /v2/images/{id}/members` and `.../members/{m}`
+    ReadMembers,
+    /// `PUT /v2/images/{id}/members/{m}`
+    UpdateMember,
+    /// `DELETE /v2/images/{id}/members/{m}`
+    DeleteMember,
+    /// `PUT` and `DELETE /v2/images/{id}/tags/{tag}`
+    ChangeTag,
+    /// `GET /v2/tasks` and `/v2/tasks/{id}`
+    ReadTasks,
+    /// `POST /v2/tasks`
+    CreateTask,
+}
+
+/// Access level of a Rackspace caller: the most permissive of its global and product roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum RackspaceLevel {
+    None,
+    Observer,
+    Creator,
+    Admin,
+    /// Above every tenant role: only the provider reaches it.
+    Provider,
+}
+
+fn rackspace_level(actor: &Actor) -> RackspaceLevel {
+    actor
+        .roles
+        .iter()
+        .map(|role| match role.to_ascii_lowercase().as_str() {
+            "identity:user-admin" | "admin" | "cloudimages:admin" => RackspaceLevel::Admin,
+            "cloudimages:creator" => RackspaceLevel::Creator,
+            "observer" | "cloudimages:observer" => RackspaceLevel::Observer,
+            _ => RackspaceLevel::None,
+        })
+        .max()
+        .unwrap_or(RackspaceLevel::None)
+}
+
+/// Access level of a Glance caller (`reader` < `member` < `admin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum GlanceLevel {
+    None,
+    Reader,
+    Member,
+    Admin,
+}
+
+fn glance_level(actor: &Actor) -> GlanceLevel {
+    actor
+        .roles
+        .iter()
+        .map(|role| match role.to_ascii_lowercase().as_str() {
+            "admin" => GlanceLevel::Admin,
+            "member" | "_member_" => GlanceLevel::Member,
+            "reader" => GlanceLevel::Reader,
+            _ => GlanceLevel::None,
+        })
+        .max()
+        .unwrap_or(GlanceLevel::None)
+}
+
+/// The rules an engine is opened with: dialect, quotas and limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// The dialect.
+    pub kind: ProfileKind,
+    /// Members per image (Glance `image_member_quota`); 413 beyond.
+    pub member_quota: usize,
+    /// Tags per image; 413 beyond.
+    pub tag_quota: usize,
+    /// Custom properties per image; 413 beyond.
+    pub property_quota: usize,
+    /// Largest VHD an import accepts, in bytes (40 GB by default, as the API's messages say).
+    pub import_size_limit: u64,
+    /// How long a finished task stays visible, in seconds (48 h).
+    pub task_ttl_seconds: i64,
+    /// Which Rackspace matrix governs tag changes.
+    pub tag_permissions: TagPermissions,
+    /// Property names nobody may write through the API (403), beyond the read-only core fields.
+    pub protected_properties: BTreeSet<String>,
+    /// Property name prefixes nobody may write through the API (403).
+    pub protected_prefixes: Vec<String>,
+}
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
+impl Profile {
+    /// Rackspace Cloud Images 2.0: the seeds' behaviour.
+    pub fn rackspace() -> Self {
+        Profile {
+            kind: ProfileKind::Rackspace,
+            member_quota: 128,
+            tag_quota: 128,
+            property_quota: 128,
+            import_size_limit: 40 * GIB,
+            task_ttl_seconds: 48 * 3600,
+            tag_permissions: TagPermissions::Matrix2016,
+            protected_properties: ["image_type", "os_type", "owner", "user_id", "visibility"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            protected_prefixes: vec!["com.rackspace__".to_owned(), "org.openstack__".to_owned()],
+        }
+    }
+
+    /// Modern Glance defaults.
+    pub fn glance() -> Self {
+        Profile {
+            kind: ProfileKind::Glance,
+            protected_properties: BTreeSet::new(),
+            protected_prefixes: Vec::new(),
+            ..Profile::rackspace()
+        }
+    }
+
+    /// The task lifetime after it finishes.
+    pub fn task_ttl(&self) -> Duration {
+        Duration::seconds(self.task_ttl_seconds)
+    }
+
+    /// True if the caller bypasses ownership and visibility (the provider, or a Glance admin).
+    pub fn is_cloud_admin(&self, actor: &Actor) -> bool {
+        actor.is_operator()
+            || (self.kind == ProfileKind::Glance && glance_level(actor) == GlanceLevel::Admin)
+    }
+
+    /// The role check made before any ownership rule: may this caller attempt `operation` at all?
+    pub fn authorize(&self, actor: &Actor, operation: Operation) -> Result<(), DomainError> {
+        if actor.is_operator() {
+            return Ok(());
+        }
+        let allowed = match self.kind {
+            ProfileKind::Rackspace => {
+                let needed = self.rackspace_requirement(operation);
+                rackspace_level(actor) >= needed
+            }
+            ProfileKind::Glance => glance_level(actor) >= glance_requirement(operation),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(DomainError::RoleForbidden {
+                message: format!(
+                    "You are not authorized to {}: {}",
+                    operation_phrase(operation),
+                    self.requirement_phrase(operation)
+                ),
+            })
+        }
+    }
+
+    fn rackspace_requirement(&self, operation: Operation) -> RackspaceLevel {
+        use Operation::*;
+        match operation {
+            ListImages | GetImage | ReadMembers | ReadTasks => RackspaceLevel::Observer,
+            ChangeTag => match self.tag_permissions {
+                TagPermissions::Matrix2016 => RackspaceLevel::Observer,
+                TagPermissions::Matrix2014 => RackspaceLevel::Admin,
+            },
+            CreateImage | AddMember => RackspaceLevel::Creator,
+            UpdateImage | DeleteImage | UpdateMember | DeleteMember | CreateTask => {
+                RackspaceLevel::Admin
+            }
+            // Image data comes from Cloud Servers snapshots and imports, and deactivation is an
+            // operator action: the Rackspace API offers neither to tenants.
+            UploadImage | ChangeActivation => RackspaceLevel::Provider,
+        }
+    }
+
+    fn requirement_phrase(&self, operation: Operation) -> String {
+        match self.kind {
+            ProfileKind::Rackspace => match self.rackspace_requirement(operation) {
+                RackspaceLevel::Observer | RackspaceLevel::None => {
+                    "requires a Cloud Images role (cloudImages:observer or above)".to_owned()
+                }
+                RackspaceLevel::Creator => "requires role cloudImages:creator or above".to_owned(),
+                RackspaceLevel::Admin => "requires role cloudImages:admin or admin".to_owned(),
+                RackspaceLevel::Provider => "this operation is reserved to the provider".to_owned(),
+            },
+            ProfileKind::Glance => match glance_requirement(operation) {
+                GlanceLevel::Reader | GlanceLevel::None => "requires role reader".to_owned(),
+                GlanceLevel::Member => "requires role member".to_owned(),
+                GlanceLevel::Admin => "requires role admin".to_owned(),
+            },
+        }
+    }
+
+    /// The visibility values a response may show; a shared Rackspace image shows `private`.
+    pub fn shown_visibility(&self, visibility: Visibility) -> Visibility {
+        match (self.kind, visibility) {
+            (ProfileKind::Rackspace, Visibility::Shared | Visibility::Community) => {
+                Visibility::Private
+            }
+            (_, shown) => shown,
+        }
+    }
+
+    /// The default visibility of an image a tenant creates.
+    pub fn default_visibility(&self) -> Visibility {
+        match self.kind {
+            ProfileKind::Rackspace => Visibility::Private,
+            ProfileKind::Glance => Visibility::Shared,
+        }
+    }
+
+    /// True if an image of this visibility may carry members.
+    pub fn members_allowed(&self, visibility: Visibility) -> Result<(), DomainError> {
+        match (self.kind, visibility) {
+            (ProfileKind::Rackspace, Visibility::Public) => {
+                Err(DomainError::forbidden("Public images do not have members."))
+            }
+            (ProfileKind::Rackspace, _) | (ProfileKind::Glance, Visibility::Shared) => Ok(()),
+            (ProfileKind::Glance, _) => {
+                Err(DomainError::forbidden("Only shared images have members."))
+            }
+        }
+    }
+
+    /// True if a member row grants access to an image of this visibility.
+    pub fn membership_grants_access(&self, visibility: Visibility) -> bool {
+        match self.kind {
+            ProfileKind::Rackspace => visibility != Visibility::Public,
+            ProfileKind::Glance => visibility == Visibility::Shared,
+        }
+    }
+
+    /// May `actor` set `visibility` through the API? Rackspace: nobody. Glance: `public` needs admin.
+    pub fn may_set_visibility(
+        &self,
+        actor: &Actor,
+        visibility: Visibility,
+    ) -> Result<(), DomainError> {
+        match self.kind {
+            ProfileKind::Rackspace if !actor.is_operator() => Err(DomainError::forbidden(
+                "You are not permitted to modify 'visibility' on this image.",
+            )),
+            ProfileKind::Rackspace => Ok(()),
+            ProfileKind::Glance => {
+                if visibility == Visibility::Public && !self.is_cloud_admin(actor) {
+                    Err(DomainError::forbidden(
+                        "You are not authorized to complete publicize_image action.",
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Task types this profile creates.
+    pub fn task_types(&self) -> &'static [TaskType] {
+        match self.kind {
+            ProfileKind::Rackspace => &[TaskType::Import, TaskType::Export],
+            ProfileKind::Glance => &[TaskType::Import],
+        }
+    }
+
+    /// The `message` of a task that has not failed: `"None"` on Rackspace (seed 002), `""` on Glance.
+    pub fn task_success_message(&self) -> &'static str {
+        match self.kind {
+            ProfileKind::Rackspace => "None",
+            ProfileKind::Glance => "",
+        }
+    }
+
+    /// True if `key` is protected from writes through the API (403).
+    pub fn is_protected_property(&self, key: &str) -> bool {
+        self.protected_properties.contains(key)
+            || self
+                .protected_prefixes
+                .iter()
+                .any(|prefix| key.starts_with(prefix.as_str()))
+    }
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile::rackspace()
+    }
+}
+
+fn glance_requirement(operation: Operation) -> GlanceLevel {
+    use Operation::*;
+    match operation {
+        ListImages | GetImage | ReadMembers => GlanceLevel::Reader,
+        CreateImage | UpdateImage | DeleteImage | UploadImage | ChangeActivation | AddMember
+        | UpdateMember | DeleteMember | ChangeTag => GlanceLevel::Member,
+        ReadTasks | CreateTask => GlanceLevel::Admin,
+    }
+}
+
+fn operation_phrase(operation: Operation) -> &'static str {
+    use Operation::*;
+    match operation {
+        ListImages => "list images",
+        GetImage => "get images",
+        CreateImage => "create images",
+        UpdateImage => "update images",
+        DeleteImage => "delete images",
+        UploadImage => "upload image data",
+        ChangeActivation => "deactivate or reactivate images",
+        AddMember => "share images",
+        ReadMembers => "read image members",
+        UpdateMember => "accept or reject shared images",
+        DeleteMember => "remove image members",
+        ChangeTag => "change image tags",
+        ReadTasks => "read tasks",
+        CreateTask => "create tasks",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Operation::*;
+
+    fn rackspace_allows(roles: &[&str], operation: Operation) -> bool {
+        Profile::rackspace()
+            .authorize(&Actor::tenant("1", "u", roles), operation)
+            .is_ok()
+    }
+
+    /// Each row of the permission matrix (`rackspace-behaviour.md` §1.2): observer, creator, admin.
+    #[test]
+    fn rackspace_matrix_rows() {
+        let rows: &[(Operation, [bool; 3])] = &[
+            (ListImages, [true, true, true]),
+            (GetImage, [true, true, true]),
+            (UpdateImage, [false, false, true]),
+            (DeleteImage, [false, false, true]),
+            (AddMember, [false, true, true]),
+            (ReadMembers, [true, true, true]),
+            (UpdateMember, [false, false, true]),
+            (DeleteMember, [false, false, true]),
+            (ChangeTag, [true, true, true]),
+            (ReadTasks, [true, true, true]),
+            (CreateTask, [false, false, true]),
+            (UploadImage, [false, false, false]),
+            (ChangeActivation, [false, false, false]),
+        ];
+        for (operation, expected) in rows {
+            let got = [
+                rackspace_allows(&["cloudImages:observer"], *operation),
+                rackspace_allows(&["cloudImages:creator"], *operation),
+                rackspace_allows(&["cloudImages:admin"], *operation),
+            ];
+            assert_eq!(&got, expected, "{operation:?}");
+        }
+    }
+
+    #[test]
+    fn global_roles_and_user_admin_follow_their_columns() {
+        for operation in [
+            UpdateImage,
+            DeleteImage,
+            UpdateMember,
+            DeleteMember,
+            CreateTask,
+        ] {
+            assert!(rackspace_allows(&["admin"], operation));
+            assert!(rackspace_allows(&["identity:user-admin"], operation));
+            assert!(!rackspace_allows(&["observer"], operation));
+        }
+        assert!(rackspace_allows(&["observer"], GetImage));
+        assert!(!rackspace_allows(&["observer"], AddMember));
+    }
+
+    #[test]
+    fn the_most_permissive_role_wins() {
+        assert!(rackspace_allows(
+            &["observer", "cloudImages:admin"],
+            DeleteImage
+        ));
+        assert!(rackspace_allows(
+            &["admin", "cloudImages:observer"],
+            DeleteImage
+        ));
+        assert!(rackspace_allows(
+            &["cloudImages:observer", "cloudImages:creator"],
+            AddMember
+        ));
+    }
+
+    #[test]
+    fn role_names_compare_case_insensitively() {
+        assert!(rackspace_allows(&["cloudimages:admin"], DeleteImage));
+        assert!(rackspace_allows(&["CLOUDIMAGES:CREATOR"], AddMember));
+    }
+
+    #[test]
+    fn there_is_no_global_creator_and_unknown_roles_grant_nothing() {
+        assert!(!rackspace_allows(&["creator"], AddMember));
+        assert!(!rackspace_allows(&["compute:admin"], ListImages));
+        assert!(!rackspace_allows(&[], ListImages));
+    }
+
+    #[test]
+    fn the_2014_matrix_makes_tags_admin_only() {
+        let profile = Profile {
+            tag_permissions: TagPermissions::Matrix2014,
+            ..Profile::rackspace()
+        };
+        let observer = Actor::tenant("1", "u", &["cloudImages:observer"]);
+        let admin = Actor::tenant("1", "u", &["cloudImages:admin"]);
+        assert!(profile.authorize(&observer, ChangeTag).is_err());
+        assert!(profile.authorize(&admin, ChangeTag).is_ok());
+    }
+
+    #[test]
+    fn role_denials_are_403_with_the_role_named() {
+        let err = Profile::rackspace()
+            .authorize(
+                &Actor::tenant("1", "u", &["cloudImages:creator"]),
+                DeleteMember,
+            )
+            .unwrap_err();
+        assert_eq!(err.http_status(), 403);
+        assert!(err.to_string().contains("cloudImages:admin"), "{err}");
+    }
+
+    #[test]
+    fn the_operator_passes_every_role_check() {
+        assert!(Profile::rackspace()
+            .authorize(&Actor::operator("worker"), UploadImage)
+            .is_ok());
+    }
+
+    #[test]
+    fn glance_roles() {
+        let profile = Profile::glance();
+        let reader = Actor::tenant("1", "u", &["reader"]);
+        let member = Actor::tenant("1", "u", &["reader", "member"]);
+        let admin = Actor::tenant("1", "u", &["admin"]);
+        assert!(profile.authorize(&reader, GetImage).is_ok());
+        assert!(profile.authorize(&reader, UpdateImage).is_err());
+        assert!(profile.authorize(&member, UpdateImage).is_ok());
+        assert!(profile.authorize(&member, CreateTask).is_err());
+        assert!(profile.authorize(&admin, CreateTask).is_ok());
+        assert!(profile.is_cloud_admin(&admin));
+        assert!(!Profile::rackspace().is_cloud_admin(&Actor::tenant("1", "u", &["admin"])));
+    }
+
+    #[test]
+    fn visibility_rules_differ_by_profile() {
+        let rackspace = Profile::rackspace();
+        let glance = Profile::glance();
+        assert_eq!(
+            rackspace.shown_visibility(Visibility::Shared),
+            Visibility::Private
+        );
+        assert_eq!(
+            glance.shown_visibility(Visibility::Shared),
+            Visibility::Shared
+        );
+        assert!(rackspace.members_allowed(Visibility::Private).is_ok());
+        assert!(rackspace.members_allowed(Visibility::Public).is_err());
+        assert!(glance.members_allowed(Visibility::Private).is_err());
+        assert!(glance.members_allowed(Visibility::Shared).is_ok());
+        assert!(rackspace.is_protected_property("com.rackspace__1__options"));
+        assert!(rackspace.is_protected_property("image_type"));
+        assert!(!rackspace.is_protected_property("os_distro"));
+    }
+}

@@ -1,0 +1,353 @@
+//! Opening a database: connection pragmas, schema migrations and the store's
+//! error type.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode};
+use rusqlite_migration::{Migrations, M};
+use uuid::Uuid;
+
+use crate::log::ExpectedVersion;
+
+/// Schema migrations, oldest first. Adding `migrations/0002_….sql` is one more
+/// line here; never edit or reorder a released entry, because a database's
+/// `user_version` records how many of these have already run.
+const MIGRATION_STEPS: &[M<'static>] = &[M::up(include_str!(
+    "../../../migrations/0001_event_log.sql"
+))];
+
+/// The schema migrations of the store, for [`Migrations::validate`] in tests
+/// and for tools that inspect a database's schema version.
+pub fn migrations() -> Migrations<'static> {
+    Migrations::from_slice(MIGRATION_STEPS)
+}
+
+/// How hard SQLite works to keep a committed transaction on disk.
+///
+/// The database always runs in WAL mode; this only chooses `PRAGMA synchronous`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: the WAL is synced at every commit, so a write that
+    /// was acknowledged survives a power loss or OS crash.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: the WAL is synced only at checkpoints. A commit
+    /// survives a crash of the application, but the last transactions may be
+    /// lost (never half-applied) on power loss or OS crash.
+    Normal,
+}
+
+impl Durability {
+    fn pragma_value(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Options for [`open_file`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbOptions {
+    /// Sync policy of commits; defaults to [`Durability::Full`].
+    pub durability: Durability,
+    /// How long a statement waits for another connection's lock before failing
+    /// with [`StoreError::Busy`]; defaults to 5 seconds.
+    pub busy_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::default(),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens (creating if needed) the database file at `path`, switches it to WAL,
+/// applies `opts` and migrates the schema to the latest version.
+///
+/// Fails with [`StoreError::WalUnavailable`] if SQLite refuses WAL for this
+/// file (some network file systems): readers running beside the writer and the
+/// meaning of [`Durability`] both depend on it.
+pub fn open_file(path: &Path, opts: &DbOptions) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    configure(&conn, opts, true)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a fresh in-memory database with the latest schema, for tests and
+/// tools. SQLite keeps in-memory databases in `memory` journal mode, not WAL.
+pub fn open_in_memory() -> Result<Connection, StoreError> {
+    let mut conn = Connection::open_in_memory()?;
+    configure(&conn, &DbOptions::default(), false)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+// Pragmas are per connection (only journal_mode persists in the file) and
+// journal_mode cannot change inside a transaction, so they are set here on
+// every open rather than in a migration.
+fn configure(conn: &Connection, opts: &DbOptions, require_wal: bool) -> Result<(), StoreError> {
+    // First, so that the journal mode switch itself waits for other writers.
+    conn.busy_timeout(opts.busy_timeout)?;
+    let journal_mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if require_wal && !journal_mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::WalUnavailable { journal_mode });
+    }
+    conn.pragma_update(None, "synchronous", opts.durability.pragma_value())?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    migrations().to_latest(conn)?;
+    Ok(())
+}
+
+/// Everything that can go wrong in the store.
+///
+/// [`StoreError::code`] and [`StoreError::http_status`] give stable values for
+/// API responses; the `Display` text is for humans and may change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Any other SQLite failure (I/O error, full disk, constraint backstop...).
+    #[error("sqlite error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+    /// The schema could not be migrated to the latest version.
+    #[error("schema migration failed: {0}")]
+    Migration(#[source] rusqlite_migration::Error),
+    /// The stream's current version does not satisfy the append's expectation:
+    /// someone else wrote to it since the caller read it.
+    #[error(
+        "wrong expected version for stream {stream_id:?}: expected {expected}, actual {}",
+        describe_version(.actual)
+    )]
+    Conflict {
+        /// The stream whose expectation failed.
+        stream_id: String,
+        /// What the caller expected.
+        expected: ExpectedVersion,
+        /// The stream's version when checked; `None` if it has no events.
+        actual: Option<u64>,
+    },
+    /// Some, but not all, event ids of an append are already stored: the call
+    /// is neither a fresh append nor an exact retry.
+    #[error("event {event_id} is already stored but other events of the same append are not")]
+    PartialRetry {
+        /// The first event id of the append that is already stored.
+        event_id: Uuid,
+    },
+    /// A stored row cannot be read back (bad JSON, uuid, timestamp or column
+    /// type); the log needs an operator, not a retry.
+    #[error("event at position {position} is unreadable: {reason}")]
+    Corrupt {
+        /// Position of the unreadable row.
+        position: i64,
+        /// What failed to parse.
+        reason: String,
+    },
+    /// SQLite stayed busy or locked for longer than the busy timeout; the
+    /// operation can be retried later.
+    #[error("database is busy or locked")]
+    Busy,
+    /// The append itself is malformed (duplicate event ids, empty stream id,
+    /// version overflow); retrying it cannot succeed.
+    #[error("invalid append: {0}")]
+    InvalidAppend(String),
+    /// SQLite refused WAL journal mode for a database file.
+    #[error("database file does not support WAL (journal_mode is {journal_mode:?})")]
+    WalUnavailable {
+        /// The journal mode SQLite reported instead of `wal`.
+        journal_mode: String,
+    },
+}
+
+fn describe_version(version: &Option<u64>) -> String {
+    match version {
+        Some(v) => v.to_string(),
+        None => "no stream".to_owned(),
+    }
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        if is_busy(&err) {
+            StoreError::Busy
+        } else {
+            StoreError::Sqlite(err)
+        }
+    }
+}
+
+impl From<rusqlite_migration::Error> for StoreError {
+    fn from(err: rusqlite_migration::Error) -> Self {
+        match &err {
+            rusqlite_migration::Error::RusqliteError { err: sqlite, .. } if is_busy(sqlite) => {
+                StoreError::Busy
+            }
+            _ => StoreError::Migration(err),
+        }
+    }
+}
+
+impl StoreError {
+    /// A stable snake_case identifier of the error kind, for API responses and
+    /// metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Sqlite(_) => "sqlite_error",
+            StoreError::Migration(_) => "migration_failed",
+            StoreError::Conflict { .. } => "version_conflict",
+            StoreError::PartialRetry { .. } => "partial_retry",
+            StoreError::Corrupt { .. } => "corrupt_event",
+            StoreError::Busy => "database_busy",
+            StoreError::InvalidAppend(_) => "invalid_append",
+            StoreError::WalUnavailable { .. } => "wal_unavailable",
+        }
+    }
+
+    /// The HTTP status a backend should answer with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            StoreError::Conflict { .. } | StoreError::PartialRetry { .. } => 409,
+            StoreError::Busy => 503,
+            StoreError::InvalidAppend(_) => 400,
+            StoreError::Sqlite(_)
+            | StoreError::Migration(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::WalUnavailable { .. } => 500,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{append, read_stream, AppendResult, NewEvent, StreamAppend};
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    fn one_event(stream: &str, expected: ExpectedVersion) -> Vec<StreamAppend> {
+        vec![StreamAppend {
+            stream_id: stream.to_owned(),
+            expected,
+            events: vec![NewEvent {
+                event_id: Uuid::new_v4(),
+                event_type: "ImageUploaded".to_owned(),
+                schema_version: 1,
+                data: json!({"b": 1, "a": [true, null]}),
+                metadata: json!({"actor": "u1"}),
+            }],
+        }]
+    }
+
+    #[test]
+    fn migrations_validate() {
+        migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn in_memory_database_is_migrated_with_foreign_keys() {
+        let conn = open_in_memory().unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATION_STEPS.len() as i64);
+        let fk: i64 = conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+    }
+
+    #[test]
+    fn file_database_uses_wal_and_persists_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sqlite");
+        let at = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+        let written = {
+            let conn = open_file(&path, &DbOptions::default()).unwrap();
+            let mode: String = conn
+                .pragma_query_value(None, "journal_mode", |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+            let sync: i64 = conn
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap();
+            assert_eq!(sync, 2, "FULL");
+            match append(&conn, &one_event("s", ExpectedVersion::NoStream), at).unwrap() {
+                AppendResult::Appended(events) => events,
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        let opts = DbOptions {
+            durability: Durability::Normal,
+            ..DbOptions::default()
+        };
+        let conn = open_file(&path, &opts).unwrap();
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL");
+        assert_eq!(read_stream(&conn, "s").unwrap(), written);
+    }
+
+    #[test]
+    fn locked_database_maps_to_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sqlite");
+        let holder = open_file(&path, &DbOptions::default()).unwrap();
+        let opts = DbOptions {
+            busy_timeout: Duration::from_millis(50),
+            ..DbOptions::default()
+        };
+        let waiter = open_file(&path, &opts).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+        let err = append(&waiter, &one_event("s", ExpectedVersion::Any), at).unwrap_err();
+        assert!(matches!(err, StoreError::Busy), "{err:?}");
+        assert_eq!(err.code(), "database_busy");
+        assert_eq!(err.http_status(), 503);
+        assert!(
+            waiter.is_autocommit(),
+            "failed append must not leave a transaction open"
+        );
+    }
+
+    #[test]
+    fn codes_and_statuses_are_stable() {
+        let conflict = StoreError::Conflict {
+            stream_id: "s".to_owned(),
+            expected: ExpectedVersion::Exact(2),
+            actual: Some(3),
+        };
+        assert_eq!(conflict.code(), "version_conflict");
+        assert_eq!(conflict.http_status(), 409);
+        let partial = StoreError::PartialRetry {
+            event_id: Uuid::nil(),
+        };
+        assert_eq!(partial.code(), "partial_retry");
+        assert_eq!(partial.http_status(), 409);
+        let corrupt = StoreError::Corrupt {
+            position: 7,
+            reason: "bad".to_owned(),
+        };
+        assert_eq!(corrupt.code(), "corrupt_event");
+        assert_eq!(corrupt.http_status(), 500);
+        let sqlite = StoreError::from(rusqlite::Error::QueryReturnedNoRows);
+        assert_eq!(sqlite.code(), "sqlite_error");
+        assert_eq!(sqlite.http_status(), 500);
+    }
+}
