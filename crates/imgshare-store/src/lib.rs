@@ -1,7 +1,8 @@
 //! The SQLite event log of imgshare: an append-only, hash-chained table of
 //! events with optimistic concurrency per stream and idempotent appends.
 //!
-//! [`db`] opens and migrates a database; [`log`] appends and reads events.
+//! [`db`] opens and migrates a database; [`log`] appends and reads events;
+//! [`engine`] is what a backend embeds: [`Engine`] decides commands and appends their events.
 
 pub mod db;
 pub mod log;
@@ -12,3 +13,7 @@ pub use log::{
     stream_version, verify_chain, AppendResult, ChainReport, ExpectedVersion, NewEvent,
     RecordedEvent, RowForHash, StreamAppend, GENESIS_HASH,
 };
+
+pub mod engine;
+
+pub use engine::{Engine, EngineError, EngineOptions, Loaded, Outcome};

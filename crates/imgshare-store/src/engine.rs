@@ -1,0 +1,451 @@
+//! The [`Engine`]: what a backend embeds. It loads aggregates by folding their streams, asks the
+//! pure domain to decide, and appends the resulting events (and, in the same transaction, the
+//! projection rows) to the SQLite log.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use imgshare_core::{
+    access, decide, Aggregate, Command, Context, DomainError, Event, Image, Profile, Region,
+    StreamId, Task,
+};
+use rusqlite::{Connection, TransactionBehavior};
+use serde_json::json;
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::db::{self, DbOptions, StoreError};
+use crate::log::{self, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend};
+
+/// How an engine is opened.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// The policy profile (Rackspace by default).
+    pub profile: Profile,
+    /// Durability and lock waiting.
+    pub db: DbOptions,
+}
+
+/// Why an engine call failed. Each variant maps to one HTTP status and a stable code.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The domain refused the command.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The log refused or failed the write.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored stream cannot be read or folded; the log needs an auditor, not a retry.
+    #[error("stream {stream} is unreadable at version {version}: {reason}")]
+    CorruptStream {
+        /// The stream.
+        stream: String,
+        /// The first event that did not fold.
+        version: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A lock guarding a connection was poisoned by a panic in another thread.
+    #[error("the engine is unusable after a panic in another thread")]
+    Poisoned,
+}
+
+impl EngineError {
+    /// The HTTP status this error answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            EngineError::Domain(error) => error.http_status(),
+            EngineError::Store(error) => error.http_status(),
+            EngineError::CorruptStream { .. } | EngineError::Poisoned => 500,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Domain(error) => error.code(),
+            EngineError::Store(error) => error.code(),
+            EngineError::CorruptStream { .. } => "corrupt_stream",
+            EngineError::Poisoned => "engine_poisoned",
+        }
+    }
+}
+
+impl From<rusqlite::Error> for EngineError {
+    fn from(error: rusqlite::Error) -> Self {
+        EngineError::Store(StoreError::from(error))
+    }
+}
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The events it appended (or, for a retried command, the events appended the first time).
+    pub events: Vec<RecordedEvent>,
+    /// True if this was a retry of a command already in the log; nothing was written.
+    pub already_applied: bool,
+    /// The state of the addressed aggregate after the command.
+    pub state: Aggregate,
+}
+
+impl Outcome {
+    /// The image after the command, if the command addressed an image.
+    pub fn image(&self) -> Option<&Image> {
+        self.state.as_image()
+    }
+
+    /// The task after the command, if the command addressed a task.
+    pub fn task(&self) -> Option<&Task> {
+        self.state.as_task()
+    }
+}
+
+/// An aggregate folded from its stream, with the stream's version.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The state.
+    pub state: Aggregate,
+    /// Number of events folded (0 for a new stream).
+    pub version: u64,
+}
+
+/// The event-sourced image catalogue over one SQLite database.
+///
+/// ```
+/// use imgshare_core::{Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Region};
+/// use imgshare_store::Engine;
+/// use uuid::Uuid;
+///
+/// let engine = Engine::in_memory().unwrap();
+/// let dfw = Region::parse("DFW").unwrap();
+/// let producer = Actor::tenant("111111", "alice", &["cloudImages:admin"]);
+/// let ctx = Context::new(producer, dfw.clone(), chrono::Utc::now());
+/// let image_id = Uuid::new_v4();
+/// let snapshot = NewImage {
+///     name: Some("web-server".into()),
+///     container_format: Some("ovf".into()),
+///     disk_format: Some("vhd".into()),
+///     data: Some(imgshare_core::ImageActivated {
+///         size: 1024, checksum: "0123456789abcdef0123456789abcdef".into(),
+///         virtual_size: None, os_hash_algo: None, os_hash_value: None,
+///     }),
+///     ..NewImage::default()
+/// };
+/// let register = ImageCommand::Register {
+///     origin: ImageOrigin::Snapshot { server_id: "srv-1".into() },
+///     image: snapshot,
+/// };
+/// engine.execute(&ctx, Command::Image { image_id, command: register }).unwrap();
+///
+/// assert!(engine.can_boot("111111", image_id, &dfw).unwrap());
+/// assert!(!engine.can_boot("222222", image_id, &dfw).unwrap());
+/// ```
+pub struct Engine {
+    profile: Profile,
+    writer: Mutex<Connection>,
+    /// A separate connection for reads on a file database, so reads do not wait behind writes
+    /// (WAL lets them run concurrently). An in-memory database has only the writer.
+    reader: Option<Mutex<Connection>>,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("profile", &self.profile.kind)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(mutex: &Mutex<Connection>) -> Result<MutexGuard<'_, Connection>, EngineError> {
+    mutex.lock().map_err(|_| EngineError::Poisoned)
+}
+
+/// The id of the `index`-th event of a command: derived, so that a retried command (same
+/// command id) produces the same event ids and the log's idempotency check recognises it.
+pub fn event_id_for(command_id: Uuid, index: usize) -> Uuid {
+    Uuid::new_v5(&command_id, &(index as u64).to_be_bytes())
+}
+
+impl Engine {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path, options: EngineOptions) -> Result<Self, EngineError> {
+        let writer = db::open_file(path, &options.db)?;
+        let reader = db::open_file(path, &options.db)?;
+        Ok(Engine {
+            profile: options.profile,
+            writer: Mutex::new(writer),
+            reader: Some(Mutex::new(reader)),
+            path: Some(path.to_owned()),
+        })
+    }
+
+    /// A private in-memory engine with the Rackspace profile (tests, demos).
+    pub fn in_memory() -> Result<Self, EngineError> {
+        Self::in_memory_with(Profile::default())
+    }
+
+    /// A private in-memory engine with the given profile.
+    pub fn in_memory_with(profile: Profile) -> Result<Self, EngineError> {
+        Ok(Engine {
+            profile,
+            writer: Mutex::new(db::open_in_memory()?),
+            reader: None,
+            path: None,
+        })
+    }
+
+    /// The profile the engine was opened with.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The database file, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Runs `read` on a read connection.
+    pub fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let guard = lock(self.reader.as_ref().unwrap_or(&self.writer))?;
+        read(&guard)
+    }
+
+    /// Executes a command with a fresh command id.
+    pub fn execute(&self, ctx: &Context, command: Command) -> Result<Outcome, EngineError> {
+        self.execute_idempotent(ctx, Uuid::new_v4(), command)
+    }
+
+    /// Executes a command; executing again with the same `command_id` (a client retry) writes
+    /// nothing and returns the first execution's events.
+    pub fn execute_idempotent(
+        &self,
+        ctx: &Context,
+        command_id: Uuid,
+        command: Command,
+    ) -> Result<Outcome, EngineError> {
+        let mut writer = lock(&self.writer)?;
+        // IMMEDIATE takes the write lock before reading, so the state the decision sees cannot
+        // change before the append (a deferred transaction would fail to upgrade under load).
+        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let streams = command.streams();
+        if let Some(previous) = stored_command_events(&tx, command_id)? {
+            let primary = streams
+                .first()
+                .copied()
+                .unwrap_or(StreamId::Image(Uuid::nil()));
+            let loaded = load_stream(&tx, primary)?;
+            tx.commit()?;
+            return Ok(Outcome {
+                events: previous,
+                already_applied: true,
+                state: loaded.state,
+            });
+        }
+        let mut loaded: BTreeMap<StreamId, Loaded> = BTreeMap::new();
+        for stream in &streams {
+            loaded.insert(*stream, load_stream(&tx, *stream)?);
+        }
+        let states: BTreeMap<StreamId, Aggregate> = loaded
+            .iter()
+            .map(|(stream, loaded)| (*stream, loaded.state.clone()))
+            .collect();
+        let decided = decide(&self.profile, &states, &command, ctx)?;
+        let appends = group_appends(&decided, &loaded, ctx, command_id);
+        let recorded = if appends.is_empty() {
+            Vec::new()
+        } else {
+            log::append(&tx, &appends, ctx.now)?.into_events()
+        };
+        let primary = streams[0];
+        let mut state = loaded
+            .remove(&primary)
+            .map(|loaded| loaded.state)
+            .unwrap_or_else(|| Aggregate::empty(primary));
+        for (event, stored) in decided.iter().zip(&recorded) {
+            if event.0 == primary {
+                state = state
+                    .apply(&event.1, stored.recorded_at)
+                    .map_err(|error| corrupt(&stored.stream_id, stored.version, error.message))?;
+            }
+        }
+        tx.commit()?;
+        Ok(Outcome {
+            events: recorded,
+            already_applied: false,
+            state,
+        })
+    }
+
+    /// Folds a stream as it is now.
+    pub fn load(&self, stream: StreamId) -> Result<Loaded, EngineError> {
+        self.read(|conn| load_stream(conn, stream))
+    }
+
+    /// The image's state, whoever asks (no access check): for backends and auditors.
+    pub fn image_state(&self, image_id: Uuid) -> Result<Option<Image>, EngineError> {
+        Ok(self
+            .load(StreamId::Image(image_id))?
+            .state
+            .as_image()
+            .cloned())
+    }
+
+    /// The image as the caller in `ctx` may see it; 404 if it cannot.
+    pub fn get_image(&self, ctx: &Context, image_id: Uuid) -> Result<Image, EngineError> {
+        self.profile
+            .authorize(&ctx.actor, imgshare_core::Operation::GetImage)?;
+        match self.image_state(image_id)? {
+            Some(image) if access::can_see(&self.profile, &image, &ctx.actor, &ctx.region) => {
+                Ok(image)
+            }
+            _ => Err(DomainError::ImageNotFound {
+                image_id: image_id.to_string(),
+            }
+            .into()),
+        }
+    }
+
+    /// The task as its owner may see it at `ctx.now`; 404 otherwise.
+    pub fn get_task(&self, ctx: &Context, task_id: Uuid) -> Result<Task, EngineError> {
+        self.profile
+            .authorize(&ctx.actor, imgshare_core::Operation::ReadTasks)?;
+        let loaded = self.load(StreamId::Task(task_id))?;
+        match loaded.state.as_task() {
+            Some(task) if task.is_visible_to(&ctx.actor.tenant_id, &ctx.region, ctx.now) => {
+                Ok(task.clone())
+            }
+            _ => Err(DomainError::TaskNotFound {
+                task_id: task_id.to_string(),
+            }
+            .into()),
+        }
+    }
+
+    /// May `tenant_id` boot a new server from `image_id` in `region`? For compute backends.
+    ///
+    /// True for the owner, for public images, and for members in any status (pending, accepted
+    /// or rejected); false for anyone else, for another region, and for images that are not
+    /// active (deleted, deactivated, still saving).
+    pub fn can_boot(
+        &self,
+        tenant_id: &str,
+        image_id: Uuid,
+        region: &Region,
+    ) -> Result<bool, EngineError> {
+        Ok(self
+            .image_state(image_id)?
+            .is_some_and(|image| access::can_boot(&self.profile, &image, tenant_id, region)))
+    }
+}
+
+fn corrupt(stream: &str, version: u64, reason: String) -> EngineError {
+    EngineError::CorruptStream {
+        stream: stream.to_owned(),
+        version,
+        reason,
+    }
+}
+
+/// Folds a stream's events into its aggregate.
+pub fn load_stream(conn: &Connection, stream: StreamId) -> Result<Loaded, EngineError> {
+    let stream_id = stream.to_string();
+    let mut state = Aggregate::empty(stream);
+    let mut version = 0;
+    for stored in log::read_stream(conn, &stream_id)? {
+        let event = decode(&stored)?;
+        state = state
+            .apply(&event, stored.recorded_at)
+            .map_err(|error| corrupt(&stream_id, stored.version, error.message))?;
+        version = stored.version;
+    }
+    Ok(Loaded { state, version })
+}
+
+/// Reads a stored event as the current domain event (upcasting old versions).
+pub fn decode(stored: &RecordedEvent) -> Result<Event, EngineError> {
+    Event::from_stored(&stored.event_type, stored.schema_version, &stored.data)
+        .map_err(|error| corrupt(&stored.stream_id, stored.version, error.to_string()))
+}
+
+/// The events a command already wrote, if its first event id is in the log.
+fn stored_command_events(
+    conn: &Connection,
+    command_id: Uuid,
+) -> Result<Option<Vec<RecordedEvent>>, EngineError> {
+    let first = log::find_by_event_ids(conn, &[event_id_for(command_id, 0)])?;
+    if first.is_empty() {
+        return Ok(None);
+    }
+    let mut events = first;
+    for index in 1.. {
+        let next = log::find_by_event_ids(conn, &[event_id_for(command_id, index)])?;
+        if next.is_empty() {
+            break;
+        }
+        events.extend(next);
+    }
+    Ok(Some(events))
+}
+
+fn group_appends(
+    decided: &[(StreamId, Event)],
+    loaded: &BTreeMap<StreamId, Loaded>,
+    ctx: &Context,
+    command_id: Uuid,
+) -> Vec<StreamAppend> {
+    let metadata = event_metadata(ctx, command_id);
+    let mut appends: Vec<StreamAppend> = Vec::new();
+    for (index, (stream, event)) in decided.iter().enumerate() {
+        let stream_id = stream.to_string();
+        let new_event = NewEvent {
+            event_id: event_id_for(command_id, index),
+            event_type: event.event_type().to_owned(),
+            schema_version: event.schema_version(),
+            data: event.to_data(),
+            metadata: metadata.clone(),
+        };
+        match appends
+            .iter_mut()
+            .find(|append| append.stream_id == stream_id)
+        {
+            Some(append) => append.events.push(new_event),
+            None => {
+                let version = loaded.get(stream).map_or(0, |loaded| loaded.version);
+                let expected = if version == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(version)
+                };
+                appends.push(StreamAppend {
+                    stream_id,
+                    expected,
+                    events: vec![new_event],
+                });
+            }
+        }
+    }
+    appends
+}
+
+/// Named metadata fields, because audits query them: who, where, which request.
+fn event_metadata(ctx: &Context, command_id: Uuid) -> serde_json::Value {
+    json!({
+        "actor": {
+            "tenant_id": ctx.actor.tenant_id,
+            "user_id": ctx.actor.user_id,
+            "roles": ctx.actor.roles,
+            "kind": ctx.actor.kind,
+        },
+        "region": ctx.region,
+        "request_id": ctx.request_id,
+        "correlation_id": ctx.request_id,
+        "causation_id": command_id,
+    })
+}
