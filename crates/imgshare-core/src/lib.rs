@@ -19,6 +19,7 @@ pub mod image;
 pub mod model;
 pub mod patch;
 pub mod profile;
+pub mod queries;
 pub mod task;
 
 use std::collections::BTreeMap;

@@ -1,9 +1,18 @@
-//! Read models of imgshare: the SQLite tables fed by events, and the Cloud Images v2 JSON views.
+//! Read models of imgshare: the SQLite tables fed by the log, and the Cloud Images v2 JSON views.
 //!
-//! This crate holds what the query side needs and nothing that writes events:
-//! * [`schemas`]: the `/v2/schemas/*` documents of each profile;
-//! * [`query`]: validation of the image-list and task-list query strings, and the `first`/`next`
-//!   links built from them.
+//! Brief overview:
+//! * [`tables`]: the read-model tables, written from each stream's state before and after a
+//!   command (in the append's transaction), and read back as domain values;
+//! * [`views`]: the exact JSON documents of images, members and tasks, per profile;
+//! * [`listing`]: `GET /v2/images` and `GET /v2/tasks` pages, served by indexes;
+//! * [`query`]: validation of the list query strings and the `first`/`next` links;
+//! * [`schemas`]: the `/v2/schemas/*` documents of each profile.
 
+pub mod listing;
 pub mod query;
 pub mod schemas;
+pub mod tables;
+pub mod views;
+
+pub use listing::{list_images, list_tasks, Viewer};
+pub use tables::ProjectionError;

@@ -856,9 +856,11 @@ fn split_quoted_list(s: &str) -> Result<Vec<String>, QueryError> {
                 }
                 match chars.next() {
                     None | Some(',') => {}
-                    Some(_) => return Err(QueryError::new(format!(
+                    Some(_) => {
+                        return Err(QueryError::new(format!(
                         "Invalid filter value {s}. There is no comma after closing quotation mark."
-                    ))),
+                    )))
+                    }
                 }
                 values.push(value);
             }

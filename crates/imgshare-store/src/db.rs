@@ -13,9 +13,10 @@ use crate::log::ExpectedVersion;
 /// Schema migrations, oldest first. Adding `migrations/0002_….sql` is one more
 /// line here; never edit or reorder a released entry, because a database's
 /// `user_version` records how many of these have already run.
-const MIGRATION_STEPS: &[M<'static>] = &[M::up(include_str!(
-    "../../../migrations/0001_event_log.sql"
-))];
+const MIGRATION_STEPS: &[M<'static>] = &[
+    M::up(include_str!("../../../migrations/0001_event_log.sql")),
+    M::up(include_str!("../../../migrations/0002_projections.sql")),
+];
 
 /// The schema migrations of the store, for [`Migrations::validate`] in tests
 /// and for tools that inspect a database's schema version.

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use imgshare_core::{
-    access, decide, Aggregate, Command, Context, DomainError, Event, Image, Profile, Region,
-    StreamId, Task,
+    access, decide, queries, Aggregate, Command, Context, DomainError, Event, Image, Operation,
+    Profile, ProfileKind, Region, StreamId, Task,
 };
+use imgshare_projection::query::{parse_image_list_query, parse_task_list_query, QueryDialect};
+use imgshare_projection::{listing, tables, views, ProjectionError, Viewer};
 use rusqlite::{Connection, TransactionBehavior};
 use serde_json::json;
 use thiserror::Error;
@@ -37,6 +39,9 @@ pub enum EngineError {
     /// The log refused or failed the write.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A read model failed, or a list query was invalid.
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
     /// A stored stream cannot be read or folded; the log needs an auditor, not a retry.
     #[error("stream {stream} is unreadable at version {version}: {reason}")]
     CorruptStream {
@@ -58,6 +63,7 @@ impl EngineError {
         match self {
             EngineError::Domain(error) => error.http_status(),
             EngineError::Store(error) => error.http_status(),
+            EngineError::Projection(error) => error.http_status(),
             EngineError::CorruptStream { .. } | EngineError::Poisoned => 500,
         }
     }
@@ -67,6 +73,7 @@ impl EngineError {
         match self {
             EngineError::Domain(error) => error.code(),
             EngineError::Store(error) => error.code(),
+            EngineError::Projection(error) => error.code(),
             EngineError::CorruptStream { .. } => "corrupt_stream",
             EngineError::Poisoned => "engine_poisoned",
         }
@@ -100,6 +107,17 @@ impl Outcome {
     pub fn task(&self) -> Option<&Task> {
         self.state.as_task()
     }
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// Events folded.
+    pub events: u64,
+    /// Streams written.
+    pub streams: u64,
+    /// The log position the read models now reflect.
+    pub last_position: i64,
 }
 
 /// An aggregate folded from its stream, with the stream's version.
@@ -235,6 +253,12 @@ impl Engine {
         // change before the append (a deferred transaction would fail to upgrade under load).
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let streams = command.streams();
+        if streams.is_empty() {
+            return Err(DomainError::InvalidInput {
+                message: "command addresses no stream".to_owned(),
+            }
+            .into());
+        }
         if let Some(previous) = stored_command_events(&tx, command_id)? {
             let primary = streams
                 .first()
@@ -263,24 +287,86 @@ impl Engine {
         } else {
             log::append(&tx, &appends, ctx.now)?.into_events()
         };
-        let primary = streams[0];
-        let mut state = loaded
-            .remove(&primary)
-            .map(|loaded| loaded.state)
-            .unwrap_or_else(|| Aggregate::empty(primary));
-        for (event, stored) in decided.iter().zip(&recorded) {
-            if event.0 == primary {
-                state = state
-                    .apply(&event.1, stored.recorded_at)
-                    .map_err(|error| corrupt(&stored.stream_id, stored.version, error.message))?;
+        // Fold the new events into each touched stream, then write the read models from the
+        // difference, in this same transaction.
+        let mut after: BTreeMap<StreamId, Aggregate> = states.clone();
+        for ((stream, event), stored) in decided.iter().zip(&recorded) {
+            let state = after
+                .remove(stream)
+                .unwrap_or_else(|| Aggregate::empty(*stream));
+            let state = state
+                .apply(event, stored.recorded_at)
+                .map_err(|error| corrupt(&stored.stream_id, stored.version, error.message))?;
+            after.insert(*stream, state);
+        }
+        for (stream, state) in &after {
+            if let Some(before) = states.get(stream) {
+                if before != state {
+                    tables::write_diff(&tx, before, state)?;
+                }
             }
         }
+        if let Some(last) = recorded.last() {
+            tables::set_checkpoint(&tx, last.position)?;
+        }
+        let primary = streams[0];
+        let state = after
+            .remove(&primary)
+            .unwrap_or_else(|| Aggregate::empty(primary));
         tx.commit()?;
         Ok(Outcome {
             events: recorded,
             already_applied: false,
             state,
         })
+    }
+
+    /// Empties the read models and rebuilds them from the whole log, one stream at a time.
+    /// `progress` is called with the number of events folded so far, every 10 000 events.
+    pub fn rebuild(&self, mut progress: impl FnMut(u64)) -> Result<RebuildReport, EngineError> {
+        let mut writer = lock(&self.writer)?;
+        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tables::reset(&tx)?;
+        let mut current: Option<(String, Aggregate)> = None;
+        let mut report = RebuildReport::default();
+        log::for_each_event_by_stream(&tx, None, |stored| -> Result<(), EngineError> {
+            let event = decode(&stored)?;
+            let state = match current.take() {
+                Some((stream_id, state)) if stream_id == stored.stream_id => state,
+                finished => {
+                    if let Some((_, state)) = finished {
+                        tables::write_state(&tx, &state)?;
+                        report.streams += 1;
+                    }
+                    let stream = StreamId::parse(&stored.stream_id).ok_or_else(|| {
+                        corrupt(
+                            &stored.stream_id,
+                            stored.version,
+                            "unknown stream kind".to_owned(),
+                        )
+                    })?;
+                    Aggregate::empty(stream)
+                }
+            };
+            let state = state
+                .apply(&event, stored.recorded_at)
+                .map_err(|error| corrupt(&stored.stream_id, stored.version, error.message))?;
+            current = Some((stored.stream_id.clone(), state));
+            report.events += 1;
+            report.last_position = report.last_position.max(stored.position);
+            if report.events % 10_000 == 0 {
+                progress(report.events);
+            }
+            Ok(())
+        })?;
+        if let Some((_, state)) = current {
+            tables::write_state(&tx, &state)?;
+            report.streams += 1;
+        }
+        tables::set_checkpoint(&tx, report.last_position)?;
+        tx.commit()?;
+        progress(report.events);
+        Ok(report)
     }
 
     /// Folds a stream as it is now.
@@ -299,8 +385,7 @@ impl Engine {
 
     /// The image as the caller in `ctx` may see it; 404 if it cannot.
     pub fn get_image(&self, ctx: &Context, image_id: Uuid) -> Result<Image, EngineError> {
-        self.profile
-            .authorize(&ctx.actor, imgshare_core::Operation::GetImage)?;
+        self.profile.authorize(&ctx.actor, Operation::GetImage)?;
         match self.image_state(image_id)? {
             Some(image) if access::can_see(&self.profile, &image, &ctx.actor, &ctx.region) => {
                 Ok(image)
@@ -314,8 +399,7 @@ impl Engine {
 
     /// The task as its owner may see it at `ctx.now`; 404 otherwise.
     pub fn get_task(&self, ctx: &Context, task_id: Uuid) -> Result<Task, EngineError> {
-        self.profile
-            .authorize(&ctx.actor, imgshare_core::Operation::ReadTasks)?;
+        self.profile.authorize(&ctx.actor, Operation::ReadTasks)?;
         let loaded = self.load(StreamId::Task(task_id))?;
         match loaded.state.as_task() {
             Some(task) if task.is_visible_to(&ctx.actor.tenant_id, &ctx.region, ctx.now) => {
@@ -326,6 +410,109 @@ impl Engine {
             }
             .into()),
         }
+    }
+
+    /// `GET /v2/images/{id}` as JSON.
+    pub fn image_view(
+        &self,
+        ctx: &Context,
+        image_id: Uuid,
+    ) -> Result<serde_json::Value, EngineError> {
+        Ok(views::image(&self.profile, &self.get_image(ctx, image_id)?))
+    }
+
+    /// `GET /v2/images/{id}/members` as JSON.
+    pub fn members_view(
+        &self,
+        ctx: &Context,
+        image_id: Uuid,
+    ) -> Result<serde_json::Value, EngineError> {
+        let image = self.get_image(ctx, image_id)?;
+        let rows: Vec<_> = queries::readable_members(&self.profile, &image, &ctx.actor)?
+            .into_iter()
+            .cloned()
+            .collect();
+        Ok(views::members(&image_id.to_string(), &rows))
+    }
+
+    /// `GET /v2/images/{id}/members/{member_id}` as JSON.
+    pub fn member_view(
+        &self,
+        ctx: &Context,
+        image_id: Uuid,
+        member_id: &str,
+    ) -> Result<serde_json::Value, EngineError> {
+        let image = self.get_image(ctx, image_id)?;
+        let member = queries::readable_member(&self.profile, &image, &ctx.actor, member_id)?;
+        Ok(views::member(&image_id.to_string(), member))
+    }
+
+    /// `GET /v2/tasks/{id}` as JSON.
+    pub fn task_view(
+        &self,
+        ctx: &Context,
+        task_id: Uuid,
+    ) -> Result<serde_json::Value, EngineError> {
+        Ok(views::task(&self.profile, &self.get_task(ctx, task_id)?))
+    }
+
+    fn dialect(&self) -> QueryDialect {
+        match self.profile.kind {
+            ProfileKind::Rackspace => QueryDialect::RACKSPACE,
+            ProfileKind::Glance => QueryDialect::GLANCE,
+        }
+    }
+
+    fn viewer<'a>(&self, ctx: &'a Context) -> Viewer<'a> {
+        Viewer {
+            tenant_id: &ctx.actor.tenant_id,
+            region: &ctx.region,
+            is_admin: self.profile.is_cloud_admin(&ctx.actor),
+        }
+    }
+
+    /// `GET /v2/images?{raw_query}` as JSON: one page, served from the read models.
+    pub fn list_images(
+        &self,
+        ctx: &Context,
+        raw_query: &str,
+    ) -> Result<serde_json::Value, EngineError> {
+        self.profile.authorize(&ctx.actor, Operation::ListImages)?;
+        let query = parse_image_list_query(raw_query, &self.dialect())
+            .map_err(|error| ProjectionError::BadQuery(error.message))?;
+        let viewer = self.viewer(ctx);
+        self.read(|conn| {
+            Ok(listing::list_images(
+                conn,
+                &self.profile,
+                &viewer,
+                &query,
+                raw_query,
+            )?)
+        })
+    }
+
+    /// `GET /v2/tasks?{raw_query}` as JSON: the caller's unexpired tasks in this region.
+    pub fn list_tasks(
+        &self,
+        ctx: &Context,
+        raw_query: &str,
+    ) -> Result<serde_json::Value, EngineError> {
+        self.profile.authorize(&ctx.actor, Operation::ReadTasks)?;
+        let types: Vec<&str> = self
+            .profile
+            .task_types()
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        let query = parse_task_list_query(raw_query, &self.dialect(), &types)
+            .map_err(|error| ProjectionError::BadQuery(error.message))?;
+        let viewer = self.viewer(ctx);
+        self.read(|conn| {
+            Ok(listing::list_tasks(
+                conn, &viewer, ctx.now, &query, raw_query,
+            )?)
+        })
     }
 
     /// May `tenant_id` boot a new server from `image_id` in `region`? For compute backends.
@@ -448,4 +635,177 @@ fn event_metadata(ctx: &Context, command_id: Uuid) -> serde_json::Value {
         "correlation_id": ctx.request_id,
         "causation_id": command_id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone, Utc};
+    use imgshare_core::{Actor, ImageActivated, ImageCommand, ImageOrigin, NewImage};
+
+    fn at(minutes: i64) -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(minutes)
+    }
+
+    fn ctx(tenant: &str, minutes: i64) -> Context {
+        Context::new(
+            Actor::tenant(tenant, "user", &["cloudImages:admin"]),
+            Region::parse("DFW").unwrap(),
+            at(minutes),
+        )
+    }
+
+    fn snapshot(engine: &Engine, tenant: &str, name: &str, minutes: i64) -> Uuid {
+        let image_id = Uuid::new_v4();
+        let image = NewImage {
+            name: Some(name.into()),
+            container_format: Some("ovf".into()),
+            disk_format: Some("vhd".into()),
+            tags: vec!["web".into()],
+            data: Some(ImageActivated {
+                size: 10,
+                checksum: "0123456789abcdef0123456789abcdef".into(),
+                virtual_size: None,
+                os_hash_algo: None,
+                os_hash_value: None,
+            }),
+            ..NewImage::default()
+        };
+        let origin = ImageOrigin::Snapshot {
+            server_id: "srv".into(),
+        };
+        engine
+            .execute(
+                &ctx(tenant, minutes),
+                Command::Image {
+                    image_id,
+                    command: ImageCommand::Register { origin, image },
+                },
+            )
+            .unwrap();
+        image_id
+    }
+
+    fn member(engine: &Engine, caller: &str, image_id: Uuid, command: ImageCommand, minutes: i64) {
+        engine
+            .execute(&ctx(caller, minutes), Command::Image { image_id, command })
+            .unwrap();
+    }
+
+    fn dump(engine: &Engine) -> Vec<String> {
+        engine
+            .read(|conn| {
+                let mut rows = Vec::new();
+                for table in [
+                    "proj_images",
+                    "proj_image_properties",
+                    "proj_image_tags",
+                    "proj_members",
+                    "proj_tasks",
+                    "projection_checkpoints",
+                ] {
+                    let mut statement =
+                        conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))?;
+                    let columns = statement.column_count();
+                    let mut query = statement.query([])?;
+                    while let Some(row) = query.next()? {
+                        let values: Vec<String> = (0..columns)
+                            .map(|i| {
+                                format!("{:?}", row.get::<_, rusqlite::types::Value>(i).unwrap())
+                            })
+                            .collect();
+                        rows.push(format!("{table}: {}", values.join(" | ")));
+                    }
+                }
+                Ok(rows)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn consumer_lists_only_accepted_shares_and_rebuild_gives_the_same_rows() {
+        let engine = Engine::in_memory().unwrap();
+        let shared = snapshot(&engine, "111", "shared", 1);
+        let private = snapshot(&engine, "111", "private", 2);
+        let own = snapshot(&engine, "222", "own", 3);
+        member(
+            &engine,
+            "111",
+            shared,
+            ImageCommand::AddMember {
+                member_id: "222".into(),
+            },
+            4,
+        );
+        member(
+            &engine,
+            "111",
+            private,
+            ImageCommand::AddMember {
+                member_id: "333".into(),
+            },
+            5,
+        );
+
+        let names = |page: serde_json::Value| -> Vec<String> {
+            page["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(engine.list_images(&ctx("222", 6), "").unwrap()),
+            ["own"]
+        );
+        assert_eq!(
+            names(
+                engine
+                    .list_images(&ctx("222", 6), "member_status=pending")
+                    .unwrap()
+            ),
+            ["own", "shared"]
+        );
+        member(
+            &engine,
+            "222",
+            shared,
+            ImageCommand::SetMemberStatus {
+                member_id: "222".into(),
+                status: "accepted".into(),
+            },
+            7,
+        );
+        assert_eq!(
+            names(engine.list_images(&ctx("222", 8), "").unwrap()),
+            ["own", "shared"]
+        );
+        assert_eq!(
+            names(engine.list_images(&ctx("111", 8), "sort=name:asc").unwrap()),
+            ["private", "shared"]
+        );
+        let first_page = engine.list_images(&ctx("222", 8), "limit=1").unwrap();
+        assert_eq!(
+            first_page["next"],
+            format!("/v2/images?limit=1&marker={own}")
+        );
+        assert_eq!(
+            names(
+                engine
+                    .list_images(&ctx("222", 8), &format!("limit=1&marker={own}"))
+                    .unwrap()
+            ),
+            ["shared"]
+        );
+        let invisible_marker = engine
+            .list_images(&ctx("222", 8), &format!("marker={private}"))
+            .unwrap_err();
+        assert_eq!(invisible_marker.http_status(), 400);
+
+        let before = dump(&engine);
+        let report = engine.rebuild(|_| {}).unwrap();
+        assert_eq!(report.streams, 3);
+        assert_eq!(dump(&engine), before);
+    }
 }

@@ -1,0 +1,560 @@
+//! `GET /v2/images` and `GET /v2/tasks` over the read models.
+//!
+//! A caller's default image list is the union of three index ranges: images it owns, public
+//! images, and images shared with it in the asked member status. Filters, the sort and the
+//! marker then apply to that candidate set, so a page never scans the whole catalogue.
+//! This SQL restates the visibility rule of `imgshare_core::access`; the property tests check
+//! that the two agree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use imgshare_core::{Profile, ProfileKind, Region};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
+use serde_json::{json, Value};
+
+use crate::query::{
+    first_link, next_link, ImageListQuery, MemberStatusFilter, SortDir, SortKey, TaskListQuery,
+    TaskSortKey, TimeFilter, TimeOp, ValueFilter,
+};
+use crate::tables::{
+    api_time, image_from_row, into_image, into_task, task_from_row, ProjectionError, IMAGE_COLUMNS,
+    TASK_COLUMNS,
+};
+use crate::views;
+
+/// Who is listing, and where.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer<'a> {
+    /// The caller's account.
+    pub tenant_id: &'a str,
+    /// The region of the request.
+    pub region: &'a Region,
+    /// A Glance admin or the provider: sees every image of the region.
+    pub is_admin: bool,
+}
+
+/// SQL text plus its positional parameters, built together so they cannot drift apart.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    params: Vec<SqlValue>,
+}
+
+impl Sql {
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    fn bind(&mut self, value: impl Into<SqlValue>) -> &mut Self {
+        self.text.push('?');
+        self.params.push(value.into());
+        self
+    }
+
+    fn bind_list(&mut self, values: &[String]) -> &mut Self {
+        self.text.push('(');
+        for (index, value) in values.iter().enumerate() {
+            if index > 0 {
+                self.text.push_str(", ");
+            }
+            self.bind(value.clone());
+        }
+        self.text.push(')');
+        self
+    }
+}
+
+fn member_status_clause(filter: MemberStatusFilter) -> Option<&'static str> {
+    match filter {
+        MemberStatusFilter::All => None,
+        other => Some(other.as_str()),
+    }
+}
+
+/// Appends the candidate-id subquery for the caller's visibility.
+fn push_candidates(sql: &mut Sql, profile: &Profile, viewer: &Viewer<'_>, query: &ImageListQuery) {
+    let region = viewer.region.as_str().to_owned();
+    let own = |sql: &mut Sql, extra: &str| {
+        sql.push("SELECT image_id FROM proj_images WHERE owner = ")
+            .bind(viewer.tenant_id.to_owned())
+            .push(" AND region = ")
+            .bind(region.clone())
+            .push(extra);
+    };
+    let public = |sql: &mut Sql| {
+        sql.push("SELECT image_id FROM proj_images WHERE visibility = 'public' AND region = ")
+            .bind(region.clone())
+            .push(" UNION SELECT image_id FROM proj_images WHERE owner IS NULL AND region = ")
+            .bind(region.clone());
+    };
+    let community = |sql: &mut Sql| {
+        sql.push("SELECT image_id FROM proj_images WHERE visibility = 'community' AND region = ")
+            .bind(region.clone());
+    };
+    let shared_with_me = |sql: &mut Sql| {
+        let visibility_rule = match profile.kind {
+            ProfileKind::Rackspace => "s.visibility <> 'public'",
+            ProfileKind::Glance => "s.visibility = 'shared'",
+        };
+        sql.push("SELECT m.image_id FROM proj_members m JOIN proj_images s ON s.image_id = m.image_id WHERE m.member_id = ")
+            .bind(viewer.tenant_id.to_owned());
+        if let Some(status) = member_status_clause(query.member_status) {
+            sql.push(" AND m.status = ").bind(status.to_owned());
+        }
+        sql.push(" AND s.region = ")
+            .bind(region.clone())
+            .push(" AND ")
+            .push(visibility_rule);
+    };
+    if viewer.is_admin {
+        sql.push("SELECT image_id FROM proj_images WHERE region = ")
+            .bind(region.clone());
+        match query.visibility.as_deref() {
+            Some("all") => {}
+            Some(visibility) => {
+                sql.push(" AND visibility = ").bind(visibility.to_owned());
+            }
+            // Admins still do not get other accounts' community images by default.
+            None => {
+                sql.push(" AND (visibility <> 'community' OR owner = ")
+                    .bind(viewer.tenant_id.to_owned())
+                    .push(")");
+            }
+        }
+        return;
+    }
+    match (profile.kind, query.visibility.as_deref()) {
+        (_, Some("public")) => public(sql),
+        (ProfileKind::Rackspace, Some("private")) => {
+            // Icehouse: `private` means "not public" within the caller's set.
+            own(sql, " AND visibility <> 'public'");
+            sql.push(" UNION ");
+            shared_with_me(sql);
+        }
+        (ProfileKind::Rackspace, Some("shared")) => shared_with_me(sql),
+        (ProfileKind::Glance, Some("private")) => own(sql, " AND visibility = 'private'"),
+        (ProfileKind::Glance, Some("shared")) => {
+            own(sql, " AND visibility = 'shared'");
+            sql.push(" UNION ");
+            shared_with_me(sql);
+        }
+        (ProfileKind::Glance, Some("community")) => community(sql),
+        (ProfileKind::Glance, Some("all")) => {
+            own(sql, "");
+            sql.push(" UNION ");
+            public(sql);
+            sql.push(" UNION ");
+            community(sql);
+            sql.push(" UNION ");
+            shared_with_me(sql);
+        }
+        _ => {
+            own(sql, "");
+            sql.push(" UNION ");
+            public(sql);
+            sql.push(" UNION ");
+            shared_with_me(sql);
+        }
+    }
+}
+
+fn sort_expression(key: SortKey) -> &'static str {
+    // NULLs compare as '' or 0, as Glance coalesces them in marker comparisons.
+    match key {
+        SortKey::Name => "COALESCE(i.name, '')",
+        SortKey::Status => "i.status",
+        SortKey::ContainerFormat => "COALESCE(i.container_format, '')",
+        SortKey::DiskFormat => "COALESCE(i.disk_format, '')",
+        SortKey::Size => "COALESCE(i.size, 0)",
+        SortKey::Id => "i.image_id",
+        SortKey::CreatedAt => "i.created_at",
+        SortKey::UpdatedAt => "i.updated_at",
+    }
+}
+
+fn push_value_filter(sql: &mut Sql, column: &str, filter: &ValueFilter) {
+    sql.push(" AND ").push(column);
+    match filter {
+        ValueFilter::Eq(value) => {
+            sql.push(" = ").bind(value.clone());
+        }
+        ValueFilter::In(values) => {
+            sql.push(" IN ").bind_list(values);
+        }
+    }
+}
+
+fn push_time_filters(sql: &mut Sql, column: &str, filters: &[TimeFilter]) {
+    for filter in filters {
+        let op = match filter.op {
+            TimeOp::Gt => " > ",
+            TimeOp::Gte => " >= ",
+            TimeOp::Lt => " < ",
+            TimeOp::Lte => " <= ",
+            TimeOp::Eq => " = ",
+            TimeOp::Neq => " <> ",
+        };
+        sql.push(" AND ")
+            .push(column)
+            .push(op)
+            .bind(api_time(filter.at));
+    }
+}
+
+fn sql_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn push_property_filter(sql: &mut Sql, key: &str, value: &str) -> Result<(), ProjectionError> {
+    let integer_column = match key {
+        "min_ram" => Some("i.min_ram"),
+        "min_disk" => Some("i.min_disk"),
+        "virtual_size" => Some("i.virtual_size"),
+        _ => None,
+    };
+    if let Some(column) = integer_column {
+        match value.parse::<u64>() {
+            Ok(number) => sql
+                .push(" AND ")
+                .push(column)
+                .push(" = ")
+                .bind(sql_int(number)),
+            // A non-number can equal no integer column: an empty result, as in Glance.
+            Err(_) => sql.push(" AND 0"),
+        };
+        return Ok(());
+    }
+    let range = match key {
+        "virtual_size_min" => Some(" >= "),
+        "virtual_size_max" => Some(" <= "),
+        _ => None,
+    };
+    if let Some(op) = range {
+        let number = value.parse::<u64>().map_err(|_| {
+            ProjectionError::BadQuery(
+                "Unable to filter on a range with a non-numeric value.".to_owned(),
+            )
+        })?;
+        sql.push(" AND i.virtual_size")
+            .push(op)
+            .bind(sql_int(number));
+        return Ok(());
+    }
+    if matches!(key, "os_hash_value" | "os_hash_algo") {
+        sql.push(" AND i.")
+            .push(key)
+            .push(" = ")
+            .bind(value.to_owned());
+        return Ok(());
+    }
+    sql.push(" AND EXISTS (SELECT 1 FROM proj_image_properties p WHERE p.image_id = i.image_id AND p.key = ")
+        .bind(key.to_owned())
+        .push(" AND p.value = ")
+        .bind(value.to_owned())
+        .push(")");
+    Ok(())
+}
+
+/// Appends `AND (rows strictly after the marker in the sort order)`.
+fn push_keyset(sql: &mut Sql, sort: &[(SortKey, SortDir)], marker_values: &[SqlValue]) {
+    sql.push(" AND (");
+    for (index, (key, dir)) in sort.iter().enumerate() {
+        if index > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(");
+        for (equal_key, _) in &sort[..index] {
+            let position = sort.iter().position(|(k, _)| k == equal_key).unwrap_or(0);
+            sql.push(sort_expression(*equal_key))
+                .push(" = ")
+                .bind(marker_values[position].clone())
+                .push(" AND ");
+        }
+        let op = match dir {
+            SortDir::Asc => " > ",
+            SortDir::Desc => " < ",
+        };
+        sql.push(sort_expression(*key))
+            .push(op)
+            .bind(marker_values[index].clone())
+            .push(")");
+    }
+    sql.push(")");
+}
+
+/// True if the caller may see `image_id` at all (any member status): a usable marker.
+fn marker_visible(
+    conn: &Connection,
+    profile: &Profile,
+    viewer: &Viewer<'_>,
+    image_id: &str,
+) -> Result<bool, ProjectionError> {
+    let membership_rule = match profile.kind {
+        ProfileKind::Rackspace => "i.visibility <> 'public'",
+        ProfileKind::Glance => "i.visibility = 'shared'",
+    };
+    let sql = format!(
+        "SELECT 1 FROM proj_images i WHERE i.image_id = ?1 AND i.region = ?2 AND (?3 OR i.owner = ?4
+           OR i.owner IS NULL OR i.visibility IN ('public', 'community')
+           OR ({membership_rule} AND EXISTS (SELECT 1 FROM proj_members m
+                 WHERE m.image_id = i.image_id AND m.member_id = ?4)))"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(
+            rusqlite::params![
+                image_id,
+                viewer.region.as_str(),
+                viewer.is_admin,
+                viewer.tenant_id
+            ],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// One page of `GET /v2/images` as the API returns it.
+pub fn list_images(
+    conn: &Connection,
+    profile: &Profile,
+    viewer: &Viewer<'_>,
+    query: &ImageListQuery,
+    raw_query: &str,
+) -> Result<Value, ProjectionError> {
+    let mut sql = Sql::default();
+    sql.push("SELECT ")
+        .push(
+            &IMAGE_COLUMNS
+                .split(", ")
+                .map(|c| format!("i.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+        .push(" FROM proj_images i WHERE i.image_id IN (");
+    push_candidates(&mut sql, profile, viewer, query);
+    sql.push(") AND i.status <> 'killed'");
+    match query.os_hidden {
+        Some(true) => sql.push(" AND i.os_hidden = 1"),
+        Some(false) | None => sql.push(" AND i.os_hidden = 0"),
+    };
+    if let Some(owner) = &query.owner {
+        sql.push(" AND i.owner = ").bind(owner.clone());
+    }
+    for (column, filter) in [
+        ("i.status", &query.status),
+        ("i.name", &query.name),
+        ("i.image_id", &query.id),
+        ("i.container_format", &query.container_format),
+        ("i.disk_format", &query.disk_format),
+    ] {
+        if let Some(filter) = filter {
+            push_value_filter(&mut sql, column, filter);
+        }
+    }
+    if let Some(checksum) = &query.checksum {
+        sql.push(" AND i.checksum = ").bind(checksum.clone());
+    }
+    for tag in &query.tags {
+        sql.push(" AND EXISTS (SELECT 1 FROM proj_image_tags t WHERE t.image_id = i.image_id AND t.tag = ")
+            .bind(tag.clone())
+            .push(")");
+    }
+    if let Some(size_min) = query.size_min {
+        sql.push(" AND i.size >= ").bind(sql_int(size_min));
+    }
+    if let Some(size_max) = query.size_max {
+        sql.push(" AND i.size <= ").bind(sql_int(size_max));
+    }
+    if let Some(protected) = query.protected {
+        sql.push(" AND i.protected = ").bind(i64::from(protected));
+    }
+    push_time_filters(&mut sql, "i.created_at", &query.created_at);
+    push_time_filters(&mut sql, "i.updated_at", &query.updated_at);
+    for (key, value) in &query.properties {
+        push_property_filter(&mut sql, key, value)?;
+    }
+    if let Some(marker) = &query.marker {
+        if !marker_visible(conn, profile, viewer, marker)? {
+            return Err(ProjectionError::BadQuery(format!(
+                "Invalid marker. Image {marker} could not be found."
+            )));
+        }
+        let columns: Vec<&str> = query
+            .sort
+            .iter()
+            .map(|(key, _)| sort_expression(*key))
+            .collect();
+        let marker_sql = format!(
+            "SELECT {} FROM proj_images i WHERE i.image_id = ?1",
+            columns.join(", ")
+        );
+        let values: Vec<SqlValue> = conn.query_row(&marker_sql, [marker], |row| {
+            (0..columns.len())
+                .map(|index| row.get::<_, SqlValue>(index))
+                .collect()
+        })?;
+        push_keyset(&mut sql, &query.sort, &values);
+    }
+    sql.push(" ORDER BY ");
+    for (index, (key, dir)) in query.sort.iter().enumerate() {
+        if index > 0 {
+            sql.push(", ");
+        }
+        sql.push(sort_expression(*key)).push(match dir {
+            SortDir::Asc => " ASC",
+            SortDir::Desc => " DESC",
+        });
+    }
+    sql.push(" LIMIT ").bind(i64::from(query.limit));
+
+    let rows = conn
+        .prepare_cached(&sql.text)?
+        .query_map(params_from_iter(sql.params.iter()), image_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let page_full = query.limit > 0 && rows.len() == query.limit as usize;
+    let ids: Vec<String> = rows.iter().map(|row| row.id().to_owned()).collect();
+    let (mut tags, mut properties) = page_extras(conn, &ids)?;
+    let mut images = Vec::with_capacity(rows.len());
+    for (row, id) in rows.into_iter().zip(&ids) {
+        let image = into_image(
+            row,
+            tags.remove(id).unwrap_or_default(),
+            properties.remove(id).unwrap_or_default(),
+        )?;
+        images.push(views::image(profile, &image));
+    }
+    let mut page = json!({
+        "images": images,
+        "first": first_link("/v2/images", raw_query),
+        "schema": "/v2/schemas/images",
+    });
+    if let (true, Some(last)) = (page_full, ids.last()) {
+        page["next"] = json!(next_link("/v2/images", raw_query, last));
+    }
+    Ok(page)
+}
+
+type Extras = (
+    BTreeMap<String, BTreeSet<String>>,
+    BTreeMap<String, BTreeMap<String, String>>,
+);
+
+/// Tags and properties of a whole page in two queries.
+fn page_extras(conn: &Connection, ids: &[String]) -> Result<Extras, ProjectionError> {
+    let mut tags: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut properties: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    if ids.is_empty() {
+        return Ok((tags, properties));
+    }
+    let placeholders = vec!["?"; ids.len()].join(", ");
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT image_id, tag FROM proj_image_tags WHERE image_id IN ({placeholders})"
+    ))?;
+    let mut rows = statement.query(params_from_iter(ids.iter()))?;
+    while let Some(row) = rows.next()? {
+        tags.entry(row.get(0)?).or_default().insert(row.get(1)?);
+    }
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT image_id, key, value FROM proj_image_properties WHERE image_id IN ({placeholders})"
+    ))?;
+    let mut rows = statement.query(params_from_iter(ids.iter()))?;
+    while let Some(row) = rows.next()? {
+        properties
+            .entry(row.get(0)?)
+            .or_default()
+            .insert(row.get(1)?, row.get(2)?);
+    }
+    Ok((tags, properties))
+}
+
+fn task_sort_expression(key: TaskSortKey) -> &'static str {
+    match key {
+        TaskSortKey::CreatedAt => "created_at",
+        TaskSortKey::UpdatedAt => "updated_at",
+        TaskSortKey::Id => "task_id",
+        TaskSortKey::Type => "task_type",
+        TaskSortKey::Status => "status",
+    }
+}
+
+/// One page of `GET /v2/tasks`: the caller's unexpired tasks in this region.
+pub fn list_tasks(
+    conn: &Connection,
+    viewer: &Viewer<'_>,
+    now: DateTime<Utc>,
+    query: &TaskListQuery,
+    raw_query: &str,
+) -> Result<Value, ProjectionError> {
+    let mut sql = Sql::default();
+    sql.push("SELECT ")
+        .push(TASK_COLUMNS)
+        .push(" FROM proj_tasks WHERE owner = ")
+        .bind(viewer.tenant_id.to_owned())
+        .push(" AND region = ")
+        .bind(viewer.region.as_str().to_owned())
+        .push(" AND (expires_at IS NULL OR expires_at > ")
+        .bind(api_time(now))
+        .push(")");
+    if let Some(status) = query.status {
+        sql.push(" AND status = ").bind(status.as_str().to_owned());
+    }
+    if let Some(task_type) = &query.type_ {
+        sql.push(" AND task_type = ").bind(task_type.clone());
+    }
+    let key = task_sort_expression(query.sort_key);
+    let (op, dir) = match query.sort_dir {
+        SortDir::Asc => (" > ", " ASC"),
+        SortDir::Desc => (" < ", " DESC"),
+    };
+    if let Some(marker) = &query.marker {
+        let marker_row: Option<SqlValue> = conn
+            .query_row(
+                &format!("SELECT {key} FROM proj_tasks WHERE task_id = ?1 AND owner = ?2 AND region = ?3"),
+                rusqlite::params![marker, viewer.tenant_id, viewer.region.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(marker_value) = marker_row else {
+            return Err(ProjectionError::BadQuery(format!(
+                "Invalid marker. Task {marker} could not be found."
+            )));
+        };
+        sql.push(" AND (")
+            .push(key)
+            .push(op)
+            .bind(marker_value.clone());
+        sql.push(" OR (").push(key).push(" = ").bind(marker_value);
+        sql.push(" AND task_id")
+            .push(op)
+            .bind(marker.clone())
+            .push("))");
+    }
+    sql.push(" ORDER BY ")
+        .push(key)
+        .push(dir)
+        .push(", task_id")
+        .push(dir);
+    sql.push(" LIMIT ").bind(i64::from(query.limit));
+    let rows = conn
+        .prepare_cached(&sql.text)?
+        .query_map(params_from_iter(sql.params.iter()), task_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let page_full = query.limit > 0 && rows.len() == query.limit as usize;
+    let tasks = rows
+        .into_iter()
+        .map(into_task)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut page = json!({
+        "tasks": tasks.iter().map(views::task_stub).collect::<Vec<_>>(),
+        "first": first_link("/v2/tasks", raw_query),
+        "schema": "/v2/schemas/tasks",
+    });
+    if let (true, Some(last)) = (page_full, tasks.last()) {
+        page["next"] = json!(next_link("/v2/tasks", raw_query, &last.id.to_string()));
+    }
+    Ok(page)
+}

@@ -1,0 +1,511 @@
+//! The read-model tables: written from the difference between a stream's state before and
+//! after a command, and read back into domain values for rendering.
+//!
+//! Writing from states rather than from each event means the incremental path and
+//! [`crate::tables::write_state`] during a rebuild run the same code, so a rebuild gives the
+//! same rows by construction; only rows that changed are touched.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use imgshare_core::{
+    Aggregate, Image, ImageStatus, Member, MemberStatus, Region, Task, TaskStatus, TaskType,
+    Visibility,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use thiserror::Error;
+
+/// Why a projection read or write failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ProjectionError {
+    /// SQLite failed.
+    #[error("projection storage error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A row holds a value the domain does not know; the tables need a rebuild.
+    #[error("projection row for {id} is unreadable: {reason}")]
+    Corrupt {
+        /// The image or task id.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The query string is invalid, or names a marker the caller cannot use (400).
+    #[error("{0}")]
+    BadQuery(String),
+}
+
+impl ProjectionError {
+    /// The HTTP status this error answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ProjectionError::BadQuery(_) => 400,
+            ProjectionError::Sqlite(_) | ProjectionError::Corrupt { .. } => 500,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProjectionError::BadQuery(_) => "bad_query",
+            ProjectionError::Sqlite(_) => "projection_storage_error",
+            ProjectionError::Corrupt { .. } => "projection_corrupt",
+        }
+    }
+}
+
+/// The checkpoint row's name.
+pub const CATALOGUE: &str = "catalogue";
+
+/// Formats a time the way the API shows it: `YYYY-MM-DDThh:mm:ssZ`.
+pub fn api_time(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn parse_api_time(id: &str, text: &str) -> Result<DateTime<Utc>, ProjectionError> {
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ")
+        .map(|naive| naive.and_utc())
+        .map_err(|error| corrupt(id, format!("bad time '{text}': {error}")))
+}
+
+fn corrupt(id: &str, reason: impl Into<String>) -> ProjectionError {
+    ProjectionError::Corrupt {
+        id: id.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The last log position the tables reflect.
+pub fn checkpoint(conn: &Connection) -> Result<i64, ProjectionError> {
+    Ok(conn
+        .query_row(
+            "SELECT position FROM projection_checkpoints WHERE name = ?1",
+            [CATALOGUE],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Records that the tables reflect the log up to `position`.
+pub fn set_checkpoint(conn: &Connection, position: i64) -> Result<(), ProjectionError> {
+    conn.prepare_cached(
+        "INSERT INTO projection_checkpoints (name, position) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+    )?
+    .execute(params![CATALOGUE, position])?;
+    Ok(())
+}
+
+/// Empties every read model and resets the checkpoint, before a rebuild.
+pub fn reset(conn: &Connection) -> Result<(), ProjectionError> {
+    conn.execute_batch(
+        "DELETE FROM proj_images; DELETE FROM proj_image_properties; DELETE FROM proj_image_tags;
+         DELETE FROM proj_members; DELETE FROM proj_tasks;",
+    )?;
+    set_checkpoint(conn, 0)
+}
+
+/// Writes the rows that differ between `before` and `after` (the same stream's states).
+pub fn write_diff(
+    conn: &Connection,
+    before: &Aggregate,
+    after: &Aggregate,
+) -> Result<(), ProjectionError> {
+    match (before, after) {
+        (Aggregate::Image(before), Aggregate::Image(after)) => {
+            write_image_diff(conn, before.as_ref(), after.as_ref())
+        }
+        (Aggregate::Task(_), Aggregate::Task(Some(after))) => write_task(conn, after),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a stream's whole state as if it were new (rebuilds).
+pub fn write_state(conn: &Connection, state: &Aggregate) -> Result<(), ProjectionError> {
+    write_diff(conn, &empty_like(state), state)
+}
+
+fn empty_like(state: &Aggregate) -> Aggregate {
+    match state {
+        Aggregate::Image(_) => Aggregate::Image(None),
+        Aggregate::Task(_) => Aggregate::Task(None),
+    }
+}
+
+/// Deleted images leave the read models: they no longer exist for anyone.
+fn live(image: Option<&Image>) -> Option<&Image> {
+    image.filter(|image| image.status != ImageStatus::Deleted)
+}
+
+fn write_image_diff(
+    conn: &Connection,
+    before: Option<&Image>,
+    after: Option<&Image>,
+) -> Result<(), ProjectionError> {
+    let (before, after) = (live(before), live(after));
+    let Some(after) = after else {
+        if let Some(before) = before {
+            delete_image(conn, &before.id.to_string())?;
+        }
+        return Ok(());
+    };
+    let id = after.id.to_string();
+    if before.is_none_or(|before| image_columns_differ(before, after)) {
+        upsert_image_row(conn, &id, after)?;
+    }
+    let empty_properties = BTreeMap::new();
+    let empty_tags = BTreeSet::new();
+    let empty_members = BTreeMap::new();
+    let (old_properties, old_tags, old_members) = match before {
+        Some(before) => (&before.properties, &before.tags, &before.members),
+        None => (&empty_properties, &empty_tags, &empty_members),
+    };
+    for (key, value) in &after.properties {
+        if old_properties.get(key) != Some(value) {
+            conn.prepare_cached(
+                "INSERT INTO proj_image_properties (image_id, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (image_id, key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![id, key, value])?;
+        }
+    }
+    for key in old_properties
+        .keys()
+        .filter(|key| !after.properties.contains_key(*key))
+    {
+        conn.prepare_cached("DELETE FROM proj_image_properties WHERE image_id = ?1 AND key = ?2")?
+            .execute(params![id, key])?;
+    }
+    for tag in after.tags.difference(old_tags) {
+        conn.prepare_cached("INSERT INTO proj_image_tags (image_id, tag) VALUES (?1, ?2)")?
+            .execute(params![id, tag])?;
+    }
+    for tag in old_tags.difference(&after.tags) {
+        conn.prepare_cached("DELETE FROM proj_image_tags WHERE image_id = ?1 AND tag = ?2")?
+            .execute(params![id, tag])?;
+    }
+    for (member_id, member) in &after.members {
+        if old_members.get(member_id) != Some(member) {
+            conn.prepare_cached(
+                "INSERT INTO proj_members (image_id, member_id, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (image_id, member_id) DO UPDATE SET status = excluded.status,
+                   created_at = excluded.created_at, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                id,
+                member_id,
+                member.status.as_str(),
+                api_time(member.created_at),
+                api_time(member.updated_at)
+            ])?;
+        }
+    }
+    for member_id in old_members
+        .keys()
+        .filter(|key| !after.members.contains_key(*key))
+    {
+        conn.prepare_cached("DELETE FROM proj_members WHERE image_id = ?1 AND member_id = ?2")?
+            .execute(params![id, member_id])?;
+    }
+    Ok(())
+}
+
+fn image_columns_differ(before: &Image, after: &Image) -> bool {
+    // Everything but the collections, which have their own tables.
+    let strip = |image: &Image| Image {
+        tags: BTreeSet::new(),
+        properties: BTreeMap::new(),
+        members: BTreeMap::new(),
+        ..image.clone()
+    };
+    strip(before) != strip(after)
+}
+
+fn delete_image(conn: &Connection, id: &str) -> Result<(), ProjectionError> {
+    for sql in [
+        "DELETE FROM proj_images WHERE image_id = ?1",
+        "DELETE FROM proj_image_properties WHERE image_id = ?1",
+        "DELETE FROM proj_image_tags WHERE image_id = ?1",
+        "DELETE FROM proj_members WHERE image_id = ?1",
+    ] {
+        conn.prepare_cached(sql)?.execute([id])?;
+    }
+    Ok(())
+}
+
+fn to_sql_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn upsert_image_row(conn: &Connection, id: &str, image: &Image) -> Result<(), ProjectionError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO proj_images (image_id, region, owner, name, status, visibility,
+           protected, os_hidden, checksum, size, virtual_size, os_hash_algo, os_hash_value,
+           container_format, disk_format, min_disk, min_ram, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    )?
+    .execute(params![
+        id,
+        image.region.as_str(),
+        image.owner,
+        image.name,
+        image.status.as_str(),
+        image.visibility.as_str(),
+        image.protected,
+        image.os_hidden,
+        image.checksum,
+        image.size.map(to_sql_int),
+        image.virtual_size.map(to_sql_int),
+        image.os_hash_algo,
+        image.os_hash_value,
+        image.container_format,
+        image.disk_format,
+        to_sql_int(image.min_disk),
+        to_sql_int(image.min_ram),
+        api_time(image.created_at),
+        api_time(image.updated_at),
+    ])?;
+    Ok(())
+}
+
+fn write_task(conn: &Connection, task: &Task) -> Result<(), ProjectionError> {
+    let json = |value: &serde_json::Value| value.to_string();
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO proj_tasks (task_id, region, owner, user_id, task_type, status,
+           input, result, message, created_at, updated_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        task.id.to_string(),
+        task.region.as_str(),
+        task.owner,
+        task.user_id,
+        task.task_type.as_str(),
+        task.status.as_str(),
+        json(&task.input),
+        task.result.as_ref().map(json),
+        task.message,
+        api_time(task.created_at),
+        api_time(task.updated_at),
+        task.expires_at.map(api_time),
+    ])?;
+    Ok(())
+}
+
+/// The columns [`image_from_row`] reads, in order.
+pub const IMAGE_COLUMNS: &str =
+    "image_id, region, owner, name, status, visibility, protected, os_hidden, \
+     checksum, size, virtual_size, os_hash_algo, os_hash_value, container_format, disk_format, \
+     min_disk, min_ram, created_at, updated_at";
+
+/// Raw image columns, converted to domain values by [`into_image`].
+pub struct ImageRow {
+    values: [rusqlite::types::Value; 19],
+}
+
+impl ImageRow {
+    /// The image id column.
+    pub fn id(&self) -> &str {
+        match &self.values[0] {
+            rusqlite::types::Value::Text(text) => text,
+            _ => "",
+        }
+    }
+}
+
+/// Reads one row selected with [`IMAGE_COLUMNS`].
+pub fn image_from_row(row: &Row<'_>) -> rusqlite::Result<ImageRow> {
+    let mut values: [rusqlite::types::Value; 19] =
+        std::array::from_fn(|_| rusqlite::types::Value::Null);
+    for (index, slot) in values.iter_mut().enumerate() {
+        *slot = row.get(index)?;
+    }
+    Ok(ImageRow { values })
+}
+
+fn text(value: &rusqlite::types::Value) -> Option<String> {
+    match value {
+        rusqlite::types::Value::Text(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+fn integer(value: &rusqlite::types::Value) -> Option<u64> {
+    match value {
+        rusqlite::types::Value::Integer(number) => u64::try_from(*number).ok(),
+        _ => None,
+    }
+}
+
+/// Turns a row into an [`Image`] without members; tags and properties are loaded separately.
+pub fn into_image(
+    row: ImageRow,
+    tags: BTreeSet<String>,
+    properties: BTreeMap<String, String>,
+) -> Result<Image, ProjectionError> {
+    let v = &row.values;
+    let id_text = text(&v[0]).unwrap_or_default();
+    let id =
+        uuid::Uuid::parse_str(&id_text).map_err(|error| corrupt(&id_text, error.to_string()))?;
+    let required = |index: usize, what: &str| {
+        text(&v[index]).ok_or_else(|| corrupt(&id_text, format!("{what} missing")))
+    };
+    let region = Region::parse(&required(1, "region")?)
+        .map_err(|error| corrupt(&id_text, error.to_string()))?;
+    let status_text = required(4, "status")?;
+    let status = ImageStatus::parse(&status_text)
+        .ok_or_else(|| corrupt(&id_text, format!("status {status_text}")))?;
+    let visibility_text = required(5, "visibility")?;
+    let visibility = Visibility::parse(&visibility_text)
+        .ok_or_else(|| corrupt(&id_text, format!("visibility {visibility_text}")))?;
+    Ok(Image {
+        id,
+        region,
+        owner: text(&v[2]),
+        name: text(&v[3]),
+        status,
+        visibility,
+        protected: integer(&v[6]).unwrap_or(0) != 0,
+        os_hidden: integer(&v[7]).unwrap_or(0) != 0,
+        checksum: text(&v[8]),
+        size: integer(&v[9]),
+        virtual_size: integer(&v[10]),
+        os_hash_algo: text(&v[11]),
+        os_hash_value: text(&v[12]),
+        container_format: text(&v[13]),
+        disk_format: text(&v[14]),
+        min_disk: integer(&v[15]).unwrap_or(0),
+        min_ram: integer(&v[16]).unwrap_or(0),
+        tags,
+        properties,
+        members: BTreeMap::new(),
+        created_at: parse_api_time(&id_text, &required(17, "created_at")?)?,
+        updated_at: parse_api_time(&id_text, &required(18, "updated_at")?)?,
+    })
+}
+
+/// Loads one image's tags and properties.
+pub fn image_extras(
+    conn: &Connection,
+    image_id: &str,
+) -> Result<(BTreeSet<String>, BTreeMap<String, String>), ProjectionError> {
+    let tags = conn
+        .prepare_cached("SELECT tag FROM proj_image_tags WHERE image_id = ?1")?
+        .query_map([image_id], |row| row.get(0))?
+        .collect::<Result<BTreeSet<String>, _>>()?;
+    let properties = conn
+        .prepare_cached("SELECT key, value FROM proj_image_properties WHERE image_id = ?1")?
+        .query_map([image_id], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<BTreeMap<String, String>, _>>()?;
+    Ok((tags, properties))
+}
+
+/// Reads one image (with its members) from the read models; `None` if absent or deleted.
+pub fn read_image(conn: &Connection, image_id: &str) -> Result<Option<Image>, ProjectionError> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {IMAGE_COLUMNS} FROM proj_images WHERE image_id = ?1"
+        ))?
+        .query_row([image_id], image_from_row)
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let (tags, properties) = image_extras(conn, image_id)?;
+    let mut image = into_image(row, tags, properties)?;
+    image.members = read_members(conn, image_id)?
+        .into_iter()
+        .map(|member| (member.member_id.clone(), member))
+        .collect();
+    Ok(Some(image))
+}
+
+/// An image's member rows, by member id.
+pub fn read_members(conn: &Connection, image_id: &str) -> Result<Vec<Member>, ProjectionError> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT member_id, status, created_at, updated_at FROM proj_members
+             WHERE image_id = ?1 ORDER BY member_id",
+        )?
+        .query_map([image_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(member_id, status, created_at, updated_at)| {
+            Ok(Member {
+                status: MemberStatus::parse(&status)
+                    .ok_or_else(|| corrupt(image_id, format!("member status {status}")))?,
+                created_at: parse_api_time(image_id, &created_at)?,
+                updated_at: parse_api_time(image_id, &updated_at)?,
+                member_id,
+            })
+        })
+        .collect()
+}
+
+/// The columns [`task_from_row`] reads, in order.
+pub const TASK_COLUMNS: &str =
+    "task_id, region, owner, user_id, task_type, status, input, result, message, created_at, updated_at, expires_at";
+
+/// Reads one row selected with [`TASK_COLUMNS`].
+pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<[Option<String>; 12]> {
+    let mut values: [Option<String>; 12] = Default::default();
+    for (index, slot) in values.iter_mut().enumerate() {
+        *slot = row.get(index)?;
+    }
+    Ok(values)
+}
+
+/// Turns a task row into a [`Task`].
+pub fn into_task(values: [Option<String>; 12]) -> Result<Task, ProjectionError> {
+    let [id, region, owner, user_id, task_type, status, input, result, message, created_at, updated_at, expires_at] =
+        values;
+    let id_text = id.unwrap_or_default();
+    let need = |value: Option<String>, what: &str| {
+        value.ok_or_else(|| corrupt(&id_text, format!("{what} missing")))
+    };
+    let json = |text: String| {
+        serde_json::from_str::<serde_json::Value>(&text)
+            .map_err(|error| corrupt(&id_text, error.to_string()))
+    };
+    let task_type_text = need(task_type, "type")?;
+    let status_text = need(status, "status")?;
+    Ok(Task {
+        id: uuid::Uuid::parse_str(&id_text)
+            .map_err(|error| corrupt(&id_text, error.to_string()))?,
+        region: Region::parse(&need(region, "region")?)
+            .map_err(|error| corrupt(&id_text, error.to_string()))?,
+        owner: need(owner, "owner")?,
+        user_id: need(user_id, "user_id")?,
+        task_type: TaskType::parse(&task_type_text)
+            .ok_or_else(|| corrupt(&id_text, "task type"))?,
+        status: TaskStatus::parse(&status_text).ok_or_else(|| corrupt(&id_text, "task status"))?,
+        input: json(need(input, "input")?)?,
+        result: result.map(json).transpose()?,
+        message,
+        created_at: parse_api_time(&id_text, &need(created_at, "created_at")?)?,
+        updated_at: parse_api_time(&id_text, &need(updated_at, "updated_at")?)?,
+        expires_at: expires_at
+            .map(|text| parse_api_time(&id_text, &text))
+            .transpose()?,
+    })
+}
+
+/// Reads one task from the read models.
+pub fn read_task(conn: &Connection, task_id: &str) -> Result<Option<Task>, ProjectionError> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {TASK_COLUMNS} FROM proj_tasks WHERE task_id = ?1"
+        ))?
+        .query_row([task_id], task_from_row)
+        .optional()?;
+    row.map(into_task).transpose()
+}
