@@ -1,1 +1,280 @@
-fn main() {}
+//! The `imgshare` command.
+//!
+//! `imgshare demo` walks the producer/consumer scenario of the Rackspace how-to (share, accept,
+//! boot, reject, unshare) against a SQLite database and prints each API response.
+//! `imgshare rebuild` replays the log into fresh read models.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use imgshare_core::{
+    patch, Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Profile,
+    Region,
+};
+use imgshare_store::{DbOptions, Durability, Engine, EngineError, EngineOptions};
+use serde_json::Value;
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(
+    name = "imgshare",
+    version,
+    about = "Event-sourced image sharing (Cloud Images v2)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(clap::Args)]
+struct DbArgs {
+    /// The SQLite database file (created if missing).
+    #[arg(long, default_value = "imgshare.db")]
+    db: PathBuf,
+    /// Sync the WAL only at checkpoints: faster, but the last commits may be lost on power loss.
+    #[arg(long)]
+    durability_normal: bool,
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// Run the seed walkthrough (producer shares an image, consumer accepts, boots, rejects).
+    Demo {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The region to run in.
+        #[arg(long, default_value = "DFW")]
+        region: String,
+    },
+    /// Empty the read models and rebuild them from the event log.
+    Rebuild {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn open(args: &DbArgs) -> anyhow::Result<Engine> {
+    let durability = if args.durability_normal {
+        Durability::Normal
+    } else {
+        Durability::Full
+    };
+    let options = EngineOptions {
+        profile: Profile::rackspace(),
+        db: DbOptions {
+            durability,
+            ..DbOptions::default()
+        },
+    };
+    Engine::open(&args.db, options).with_context(|| format!("opening {}", args.db.display()))
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Sub::Demo { db, region } => {
+            let engine = open(&db)?;
+            let region = Region::parse(&region)?;
+            demo(&engine, &region, &db.db)
+        }
+        Sub::Rebuild { db } => {
+            let engine = open(&db)?;
+            let started = Instant::now();
+            let report = engine.rebuild(|done| eprint!("\rrebuilding: {done} events"))?;
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!();
+            println!(
+                "rebuilt {} streams from {} events in {seconds:.2} s ({:.0} events/s); checkpoint at position {}",
+                report.streams,
+                report.events,
+                report.events as f64 / seconds.max(1e-9),
+                report.last_position
+            );
+            Ok(())
+        }
+    }
+}
+
+/// One step of the walkthrough: a title, the HTTP request it stands for, and the response.
+fn show(title: &str, request: &str, response: Result<Value, EngineError>) {
+    println!("\n## {title}\n$ {request}");
+    match response {
+        Ok(body) => println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string())
+        ),
+        Err(error) => println!("{} {}: {error}", error.http_status(), error.code()),
+    }
+}
+
+fn status(title: &str, request: &str, result: Result<u16, EngineError>) {
+    let response = result.map(|code| serde_json::json!({ "status": code }));
+    show(title, request, response);
+}
+
+fn demo(engine: &Engine, region: &Region, path: &Path) -> anyhow::Result<()> {
+    let producer = "111111";
+    let consumer = "222222";
+    let ctx = |tenant: &str| {
+        Context::new(
+            Actor::tenant(tenant, &format!("user-{tenant}"), &["cloudImages:admin"]),
+            region.clone(),
+            Utc::now(),
+        )
+    };
+    let run = |tenant: &str, image_id: Uuid, command: ImageCommand| {
+        engine.execute(&ctx(tenant), Command::Image { image_id, command })
+    };
+    println!(
+        "imgshare demo: producer {producer} shares an image with consumer {consumer} in {region}"
+    );
+    println!("database: {}", path.display());
+
+    let image_id = Uuid::new_v4();
+    let snapshot = NewImage {
+        name: Some("my-saved-image-name".into()),
+        container_format: Some("ovf".into()),
+        disk_format: Some("vhd".into()),
+        min_disk: 20,
+        min_ram: 512,
+        properties: [("com.rackspace__1__options".to_owned(), "0".to_owned())].into(),
+        data: Some(ImageActivated {
+            size: 647_449_489,
+            checksum: "acd9be13a17af33ec8f66ac5b1afc44a".into(),
+            virtual_size: None,
+            os_hash_algo: None,
+            os_hash_value: None,
+        }),
+        ..NewImage::default()
+    };
+    let origin = ImageOrigin::Snapshot {
+        server_id: Uuid::new_v4().to_string(),
+    };
+    run(
+        producer,
+        image_id,
+        ImageCommand::Register {
+            origin,
+            image: snapshot,
+        },
+    )?;
+    let images = format!("/v2/images/{image_id}");
+
+    show(
+        "Producer: the saved image",
+        &format!("GET {images}"),
+        engine.image_view(&ctx(producer), image_id),
+    );
+    show(
+        "Producer: its members (never shared yet)",
+        &format!("GET {images}/members"),
+        engine.members_view(&ctx(producer), image_id),
+    );
+    show(
+        "Producer: share the image",
+        &format!("POST {images}/members {{\"member\": \"{consumer}\"}}"),
+        run(
+            producer,
+            image_id,
+            ImageCommand::AddMember {
+                member_id: consumer.into(),
+            },
+        )
+        .and_then(|_| engine.member_view(&ctx(producer), image_id, consumer)),
+    );
+    show(
+        "Consumer: the pending share is not in the default list",
+        "GET /v2/images",
+        engine.list_images(&ctx(consumer), ""),
+    );
+    show(
+        "Consumer: but the image is there by id",
+        &format!("GET {images}"),
+        engine.image_view(&ctx(consumer), image_id),
+    );
+    show(
+        "Consumer: the share's status",
+        &format!("GET {images}/members"),
+        engine.members_view(&ctx(consumer), image_id),
+    );
+    show(
+        "Consumer: accept",
+        &format!("PUT {images}/members/{consumer} {{\"status\": \"accepted\"}}"),
+        run(
+            consumer,
+            image_id,
+            ImageCommand::SetMemberStatus {
+                member_id: consumer.into(),
+                status: "accepted".into(),
+            },
+        )
+        .and_then(|_| engine.member_view(&ctx(consumer), image_id, consumer)),
+    );
+    show(
+        "Consumer: now listed",
+        "GET /v2/images",
+        engine.list_images(&ctx(consumer), ""),
+    );
+    let other_region = if region.as_str() == "ORD" {
+        "DFW"
+    } else {
+        "ORD"
+    };
+    let other_region = Region::parse(other_region)?;
+    println!(
+        "\n## Compute: may the consumer boot it?\n{region}: {}\n{other_region}: {}",
+        engine.can_boot(consumer, image_id, region)?,
+        engine.can_boot(consumer, image_id, &other_region)?
+    );
+    show(
+        "Consumer: reject",
+        &format!("PUT {images}/members/{consumer} {{\"status\": \"rejected\"}}"),
+        run(
+            consumer,
+            image_id,
+            ImageCommand::SetMemberStatus {
+                member_id: consumer.into(),
+                status: "rejected".into(),
+            },
+        )
+        .and_then(|_| engine.member_view(&ctx(consumer), image_id, consumer)),
+    );
+    status(
+        "Consumer: try to delete the shared image",
+        &format!("DELETE {images}"),
+        run(consumer, image_id, ImageCommand::Delete).map(|_| 204),
+    );
+    let body = br#"[{"op": "add", "path": "/someAttribute", "value": "someValue"}]"#;
+    let document =
+        patch::parse_patch_bytes(Some("application/openstack-images-v2.1-json-patch"), body)?;
+    show(
+        "Producer: update the image",
+        &format!("PATCH {images} {}", String::from_utf8_lossy(body)),
+        run(producer, image_id, ImageCommand::Update(document))
+            .and_then(|_| engine.image_view(&ctx(producer), image_id)),
+    );
+    status(
+        "Producer: remove the consumer",
+        &format!("DELETE {images}/members/{consumer}"),
+        run(
+            producer,
+            image_id,
+            ImageCommand::RemoveMember {
+                member_id: consumer.into(),
+            },
+        )
+        .map(|_| 204),
+    );
+    show(
+        "Consumer: the image is gone",
+        &format!("GET {images}"),
+        engine.image_view(&ctx(consumer), image_id),
+    );
+    println!(
+        "\n## Compute: may the consumer boot it now?\n{region}: {}",
+        engine.can_boot(consumer, image_id, region)?
+    );
+    Ok(())
+}
