@@ -280,6 +280,12 @@ impl Engine {
             .iter()
             .map(|(stream, loaded)| (*stream, loaded.state.clone()))
             .collect();
+        // Decide at the time the log will record, so that times the domain computes (a task's
+        // expiry) agree with the recorded time even when this request's clock lags the log.
+        let ctx = &Context {
+            now: log::effective_time(&tx, ctx.now)?,
+            ..ctx.clone()
+        };
         let decided = decide(&self.profile, &states, &command, ctx)?;
         let appends = group_appends(&decided, &loaded, ctx, command_id);
         let recorded = if appends.is_empty() {

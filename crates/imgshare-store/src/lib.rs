@@ -9,9 +9,10 @@ pub mod log;
 
 pub use db::{migrations, open_file, open_in_memory, DbOptions, Durability, StoreError};
 pub use log::{
-    append, event_hash, find_by_event_ids, for_each_event, for_each_event_by_stream, head,
-    read_stream, read_stream_until, stream_version, verify_chain, AppendResult, ChainReport,
-    ExpectedVersion, NewEvent, RecordedEvent, RowForHash, StreamAppend, GENESIS_HASH,
+    append, effective_time, event_hash, find_by_event_ids, for_each_event,
+    for_each_event_by_stream, head, read_stream, read_stream_until, stream_version, verify_chain,
+    AppendResult, ChainReport, ExpectedVersion, NewEvent, RecordedEvent, RowForHash, StreamAppend,
+    GENESIS_HASH,
 };
 
 pub mod engine;

@@ -414,6 +414,17 @@ fn to_json_text(value: &serde_json::Value, field: &str, id: Uuid) -> Result<Stri
         .map_err(|e| StoreError::InvalidAppend(format!("{field} of event {id}: {e}")))
 }
 
+/// The `recorded_at` the next append will use for a clock reading of `now`: `now` truncated to
+/// microseconds, or the last event's time if the clock is behind it. Deciding with this time
+/// keeps times computed in events (task expiry) consistent with the recorded time.
+pub fn effective_time(conn: &Connection, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+    let now = now.trunc_subsecs(6);
+    Ok(match last_event(conn)? {
+        Some((_, _, last)) if last > now => last,
+        _ => now,
+    })
+}
+
 /// Position, hash and recorded_at of the last event.
 fn last_event(conn: &Connection) -> Result<Option<(i64, String, DateTime<Utc>)>, StoreError> {
     let mut stmt = conn.prepare_cached(
