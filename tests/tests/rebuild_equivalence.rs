@@ -910,33 +910,7 @@ fn checkpoint_of(engine: &Engine) -> Result<i64, TestCaseError> {
 /// Every read-model row, as text, table by table in primary-key order.
 fn dump(engine: &Engine) -> Result<Vec<String>, TestCaseError> {
     engine
-        .read(|conn| {
-            let mut rows = Vec::new();
-            for table in [
-                "proj_images",
-                "proj_image_properties",
-                "proj_image_tags",
-                "proj_members",
-                "proj_tasks",
-                "projection_checkpoints",
-            ] {
-                let mut statement =
-                    conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))?;
-                let columns = statement.column_count();
-                let mut query = statement.query([])?;
-                while let Some(row) = query.next()? {
-                    let mut values = Vec::with_capacity(columns);
-                    for index in 0..columns {
-                        values.push(format!(
-                            "{:?}",
-                            row.get::<_, rusqlite::types::Value>(index)?
-                        ));
-                    }
-                    rows.push(format!("{table}: {}", values.join(" | ")));
-                }
-            }
-            Ok(rows)
-        })
+        .read(|conn| Ok(tables::dump(conn)?))
         .map_err(|error: EngineError| TestCaseError::fail(format!("dump: {error}")))
 }
 

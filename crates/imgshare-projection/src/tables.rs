@@ -509,3 +509,35 @@ pub fn read_task(conn: &Connection, task_id: &str) -> Result<Option<Task>, Proje
         .optional()?;
     row.map(into_task).transpose()
 }
+
+/// The read-model tables, in a fixed order.
+pub const TABLES: [&str; 6] = [
+    "proj_images",
+    "proj_image_properties",
+    "proj_image_tags",
+    "proj_members",
+    "proj_tasks",
+    "projection_checkpoints",
+];
+
+/// Every read-model row as text (`table: v1 | v2 | …`), table by table in key order: for
+/// comparing two states of the read models, such as a rebuild against the live tables.
+pub fn dump(conn: &Connection) -> Result<Vec<String>, ProjectionError> {
+    let mut rows = Vec::new();
+    for table in TABLES {
+        let mut statement = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))?;
+        let columns = statement.column_count();
+        let mut query = statement.query([])?;
+        while let Some(row) = query.next()? {
+            let mut values = Vec::with_capacity(columns);
+            for index in 0..columns {
+                values.push(format!(
+                    "{:?}",
+                    row.get::<_, rusqlite::types::Value>(index)?
+                ));
+            }
+            rows.push(format!("{table}: {}", values.join(" | ")));
+        }
+    }
+    Ok(rows)
+}

@@ -699,33 +699,7 @@ mod tests {
     }
 
     fn dump(engine: &Engine) -> Vec<String> {
-        engine
-            .read(|conn| {
-                let mut rows = Vec::new();
-                for table in [
-                    "proj_images",
-                    "proj_image_properties",
-                    "proj_image_tags",
-                    "proj_members",
-                    "proj_tasks",
-                    "projection_checkpoints",
-                ] {
-                    let mut statement =
-                        conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))?;
-                    let columns = statement.column_count();
-                    let mut query = statement.query([])?;
-                    while let Some(row) = query.next()? {
-                        let values: Vec<String> = (0..columns)
-                            .map(|i| {
-                                format!("{:?}", row.get::<_, rusqlite::types::Value>(i).unwrap())
-                            })
-                            .collect();
-                        rows.push(format!("{table}: {}", values.join(" | ")));
-                    }
-                }
-                Ok(rows)
-            })
-            .unwrap()
+        engine.read(|conn| Ok(tables::dump(conn)?)).unwrap()
     }
 
     #[test]
