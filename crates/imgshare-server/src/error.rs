@@ -1,0 +1,186 @@
+//! Error responses: JSON nested by kind, e.g.
+//! `{"itemNotFound": {"code": 404, "message": "...", "error_code": "image_not_found"}}`.
+
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use imgshare_core::patch::{PatchError, PatchErrorKind, ACCEPT_PATCH};
+use imgshare_store::EngineError;
+use serde_json::json;
+
+/// Message of a 500: internal details stay in the server.
+const INTERNAL_MESSAGE: &str =
+    "The server has either erred or is incapable of performing the requested operation.";
+
+/// An error answer: status, message, stable code and extra headers.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The text for the client.
+    pub message: String,
+    /// A stable machine-readable code ([`EngineError::code`] for engine errors).
+    pub error_code: &'static str,
+    /// Headers to add (`Allow`, `Accept-Patch`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    /// An error with the given status, code and message.
+    pub fn new(status: StatusCode, error_code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            error_code,
+            headers: Vec::new(),
+        }
+    }
+
+    /// 400.
+    pub fn bad_request(error_code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error_code, message)
+    }
+
+    /// 400 for a body that is not JSON.
+    pub fn malformed_json() -> Self {
+        Self::bad_request("malformed_json", "Malformed JSON in request body.")
+    }
+
+    /// 401.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "The request you have made requires authentication.",
+        )
+    }
+
+    /// 404 for a path that names nothing.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 404 for an image id that is not a UUID (the engine's wording for a missing image).
+    pub fn image_not_found(image_id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "image_not_found",
+            format!("No image found with ID {}", echo(image_id)),
+        )
+    }
+
+    /// 404 for a task id that is not a UUID.
+    pub fn task_not_found(task_id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "task_not_found",
+            format!("No task found with ID {}", echo(task_id)),
+        )
+    }
+
+    /// 405 with `Allow`.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut error = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "The method is not allowed for the requested URL.",
+        );
+        error
+            .headers
+            .push((header::ALLOW, HeaderValue::from_static(allow)));
+        error
+    }
+
+    /// 413 for a body over the configured limit.
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("Request body is larger than the limit of {limit} bytes."),
+        )
+    }
+
+    /// 500 without details.
+    pub fn internal(error_code: &'static str) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error_code,
+            INTERNAL_MESSAGE,
+        )
+    }
+
+    /// The kind key of the body.
+    pub fn kind(&self) -> &'static str {
+        match self.status.as_u16() {
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "itemNotFound",
+            405 => "badMethod",
+            409 => "conflict",
+            413 => "overLimit",
+            415 => "badMediaType",
+            503 => "serviceUnavailable",
+            status if status >= 500 => "computeFault",
+            _ => "badRequest",
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        json!({
+            self.kind(): {
+                "code": self.status.as_u16(),
+                "message": self.message,
+                "error_code": self.error_code,
+            }
+        })
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        let status =
+            StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            return ApiError::internal(error.code());
+        }
+        let mut api = ApiError::new(status, error.code(), error.to_string());
+        if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            api.headers.push((
+                HeaderName::from_static("accept-patch"),
+                HeaderValue::from_static(ACCEPT_PATCH),
+            ));
+        }
+        api
+    }
+}
+
+impl From<PatchError> for ApiError {
+    fn from(error: PatchError) -> Self {
+        match error.kind {
+            PatchErrorKind::UnsupportedMediaType => {
+                let mut api = ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    error.message,
+                );
+                api.headers.push((
+                    HeaderName::from_static("accept-patch"),
+                    HeaderValue::from_static(ACCEPT_PATCH),
+                ));
+                api
+            }
+            PatchErrorKind::BadRequest => ApiError::bad_request("invalid_patch", error.message),
+        }
+    }
+}
+
+/// Client text echoed in a message, capped so a huge path is not copied back whole.
+fn echo(text: &str) -> String {
+    const MAX: usize = 128;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let mut short: String = text.chars().take(MAX).collect();
+        short.push('…');
+        short
+    }
+}

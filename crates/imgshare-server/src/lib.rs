@@ -1,0 +1,634 @@
+//! The HTTP adapter of imgshare: serves the Rackspace Cloud Images 2.0 / OpenStack Glance v2 API
+//! over an [`Engine`].
+//!
+//! Build a [`Router`](axum::Router) with [`router`] and serve it with [`serve`] (or drive it with
+//! `tower::ServiceExt::oneshot` in tests). Every route exists both as `/v2/...` and as
+//! `/v2/{tenant_id}/...`; in the second form the tenant must be the caller's, otherwise 404.
+//! `GET /` and `GET /versions` answer 300 with the version list and need no token.
+//!
+//! # Identity: the tokens file
+//!
+//! There is no identity service: each request's `X-Auth-Token` is looked up in a tokens file
+//! loaded with [`TokenStore::load`]. A request without a known token gets 401. The format is
+//! chosen by the file's extension. JSON (`tokens.json`):
+//!
+//! ```json
+//! {
+//!   "tokens": {
+//!     "tok-producer": {"tenant_id": "111111", "user_id": "alice", "roles": ["cloudImages:admin"]},
+//!     "tok-consumer": {"tenant_id": "222222", "user_id": "bob", "roles": ["cloudImages:admin"]}
+//!   }
+//! }
+//! ```
+//!
+//! TOML (`tokens.toml`), the same table:
+//!
+//! ```toml
+//! [tokens.tok-producer]
+//! tenant_id = "111111"
+//! user_id = "alice"
+//! roles = ["cloudImages:admin"]
+//! ```
+//!
+//! `roles` may be omitted (no roles); unknown fields are refused. Role names are the profile's
+//! (`cloudImages:observer|creator|admin`, `admin`, ... for Rackspace; `reader|member|admin` for
+//! Glance), compared case-insensitively by the engine.
+//!
+//! # Responses
+//!
+//! Every response carries `X-Openstack-Request-Id: req-<uuid>`; the same id goes into the
+//! metadata of the events the request appends. Errors are JSON nested by kind, e.g.
+//! `{"itemNotFound": {"code": 404, "message": "No image found with ID ...", "error_code":
+//! "image_not_found"}}` (see [`ApiError`]).
+//!
+//! # Check order
+//!
+//! Where the spec is silent the adapter follows Glance's middleware order:
+//! 1. `GET /` and `GET /versions` (no token);
+//! 2. token → 401 (before routing, as keystone middleware does: unknown paths need a token too);
+//! 3. unknown path → 404; a `/v2/{tenant_id}/` prefix naming another account → 404;
+//! 4. method → 405 with `Allow` (`HEAD` is not served);
+//! 5. body over `max_body_bytes` (declared `Content-Length` or actual) → 413; a body on a `GET`,
+//!    `DELETE` or tag `PUT` → 400 "A body is not expected with this request.";
+//! 6. PATCH media type → 415 with `Accept-Patch`, then the patch document → 400, then the id;
+//! 7. an id that is not a hyphenated UUID → 404 with the engine's wording; then the engine.
+//!
+//! Path segments are percent-decoded (a bad escape or non-UTF-8 text is 404). Engine calls run
+//! in `spawn_blocking`; 500s carry a generic message and the engine's `error_code` only.
+
+pub mod error;
+pub mod identity;
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use imgshare_core::patch::parse_patch_bytes;
+use imgshare_core::{Command, Context, ImageCommand, ProfileKind, Region, TaskCommand};
+use imgshare_projection::schemas::{schema_document, SchemaKind, SchemaProfile};
+use imgshare_projection::views;
+use imgshare_store::Engine;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+pub use error::ApiError;
+pub use identity::{Identity, TokenStore, TokenStoreError};
+
+/// The header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+/// The header carrying the caller's token.
+pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
+/// Default limit on request bodies.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every request handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The engine (blocking: called through `spawn_blocking`).
+    pub engine: Arc<Engine>,
+    /// Known tokens.
+    pub tokens: Arc<TokenStore>,
+    /// The region this endpoint serves.
+    pub region: Region,
+    /// Bodies larger than this are refused with 413.
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    /// A state with the default body limit ([`DEFAULT_MAX_BODY_BYTES`]).
+    pub fn new(engine: Arc<Engine>, tokens: Arc<TokenStore>, region: Region) -> Self {
+        AppState {
+            engine,
+            tokens,
+            region,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// The API as an axum router.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new().fallback(dispatch).with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until Ctrl-C (or SIGTERM on Unix).
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        // If the handler cannot be installed, wait forever rather than stop at once.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// A known path, with its path parameters (percent-decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Versions,
+    Images,
+    Image(String),
+    Members(String),
+    Member(String, String),
+    Tag(String, String),
+    Tasks,
+    Task(String),
+    Schema(String),
+}
+
+impl Route {
+    /// The methods the route answers, as the `Allow` header lists them.
+    fn allow(&self) -> &'static str {
+        match self {
+            Route::Versions | Route::Images | Route::Task(_) | Route::Schema(_) => "GET",
+            Route::Image(_) => "GET, PATCH, DELETE",
+            Route::Members(_) | Route::Tasks => "GET, POST",
+            Route::Member(..) => "GET, PUT, DELETE",
+            Route::Tag(..) => "PUT, DELETE",
+        }
+    }
+
+    fn allows(&self, method: &Method) -> bool {
+        self.allow()
+            .split(", ")
+            .any(|allowed| allowed == method.as_str())
+    }
+}
+
+fn match_v2(segments: &[String]) -> Option<Route> {
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let route = match segments.as_slice() {
+        ["images"] => Route::Images,
+        ["images", id] => Route::Image((*id).to_owned()),
+        ["images", id, "members"] => Route::Members((*id).to_owned()),
+        ["images", id, "members", member] => Route::Member((*id).to_owned(), (*member).to_owned()),
+        ["images", id, "tags", tag] => Route::Tag((*id).to_owned(), (*tag).to_owned()),
+        ["tasks"] => Route::Tasks,
+        ["tasks", id] => Route::Task((*id).to_owned()),
+        ["schemas", name] => Route::Schema((*name).to_owned()),
+        _ => return None,
+    };
+    Some(route)
+}
+
+/// The route of a path, and the tenant of a `/v2/{tenant_id}/...` prefix if there is one.
+fn parse_path(path: &str) -> Option<(Option<String>, Route)> {
+    let rest = path.strip_prefix('/')?;
+    if rest.is_empty() || rest == "versions" {
+        return Some((None, Route::Versions));
+    }
+    let segments: Vec<String> = rest.split('/').map(percent_decode).collect::<Option<_>>()?;
+    let (first, segments) = segments.split_first()?;
+    if first != "v2" {
+        return None;
+    }
+    if let Some(route) = match_v2(segments) {
+        return Some((None, route));
+    }
+    let (tenant, segments) = segments.split_first()?;
+    if tenant.is_empty() {
+        return None;
+    }
+    match_v2(segments).map(|route| (Some(tenant.clone()), route))
+}
+
+/// Decodes `%XX` escapes; `None` for a bad escape or text that is not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        if byte == b'%' {
+            let high = hex_value(*bytes.get(index + 1)?)?;
+            let low = hex_value(*bytes.get(index + 2)?)?;
+            out.push(high << 4 | low);
+            index += 3;
+        } else {
+            out.push(byte);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    char::from(byte)
+        .to_digit(16)
+        .and_then(|digit| u8::try_from(digit).ok())
+}
+
+/// Parses a path id strictly: only the hyphenated 36-character form is an id.
+fn parse_id(text: &str) -> Option<Uuid> {
+    if text.len() != 36 {
+        return None;
+    }
+    Uuid::try_parse(text).ok()
+}
+
+fn image_id(text: &str) -> Result<Uuid, ApiError> {
+    parse_id(text).ok_or_else(|| ApiError::image_not_found(text))
+}
+
+async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    let request_id = format!("req-{}", Uuid::new_v4());
+    let mut response = match handle(&state, request, &request_id).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    response
+}
+
+fn error_response(error: &ApiError) -> Response {
+    let mut response = json_response(error.status, &error.body());
+    for (name, value) in &error.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=UTF-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn versions(headers: &HeaderMap) -> Response {
+    let base = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .map(|host| format!("http://{host}"))
+        .unwrap_or_default();
+    json_response(
+        StatusCode::MULTIPLE_CHOICES,
+        &json!({"versions": [{
+            "id": "v2.0",
+            "status": "CURRENT",
+            "links": [{"rel": "self", "href": format!("{base}/v2/")}],
+        }]}),
+    )
+}
+
+fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a Identity, ApiError> {
+    headers
+        .get(AUTH_TOKEN_HEADER)
+        .and_then(|token| token.to_str().ok())
+        .and_then(|token| state.tokens.identify(token.trim()))
+        .ok_or_else(ApiError::unauthorized)
+}
+
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let limit = state.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok())
+        .and_then(|length| length.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::body_too_large(limit));
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::body_too_large(limit))
+}
+
+/// A JSON request body: an object or an array (anything else is 400, as in Glance).
+fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "body_expected",
+            "Body expected in request.",
+        ));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|_| ApiError::malformed_json())?;
+    if value.is_object() || value.is_array() {
+        Ok(value)
+    } else {
+        Err(ApiError::bad_request(
+            "unexpected_body_type",
+            "Unexpected body type. Expected list/dict.",
+        ))
+    }
+}
+
+/// Runs a blocking engine call off the async workers.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|_| ApiError::internal("worker_failed"))?
+}
+
+async fn handle(
+    state: &AppState,
+    request: Request,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let parsed = parse_path(parts.uri.path());
+    if let Some((None, Route::Versions)) = parsed {
+        return if parts.method == Method::GET {
+            Ok(versions(&parts.headers))
+        } else {
+            Err(ApiError::method_not_allowed(Route::Versions.allow()))
+        };
+    }
+    let identity = authenticate(state, &parts.headers)?;
+    let Some((tenant, route)) = parsed else {
+        return Err(ApiError::not_found("The resource could not be found."));
+    };
+    if tenant.is_some_and(|tenant| tenant != identity.tenant_id) {
+        return Err(ApiError::not_found("The resource could not be found."));
+    }
+    if !route.allows(&parts.method) {
+        return Err(ApiError::method_not_allowed(route.allow()));
+    }
+    let body = read_body(state, &parts.headers, body).await?;
+    let body_rejected = parts.method == Method::GET
+        || parts.method == Method::DELETE
+        || matches!(route, Route::Tag(..));
+    if body_rejected && !body.is_empty() {
+        return Err(ApiError::bad_request(
+            "body_not_expected",
+            "A body is not expected with this request.",
+        ));
+    }
+    let ctx = Context {
+        now: Utc::now(),
+        actor: identity.actor(),
+        region: state.region.clone(),
+        request_id: Some(request_id.to_owned()),
+    };
+    let engine = Arc::clone(&state.engine);
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let method = parts.method;
+    match route {
+        Route::Versions => Ok(versions(&parts.headers)),
+        Route::Images => {
+            let page = blocking(move || Ok(engine.list_images(&ctx, &query)?)).await?;
+            Ok(json_response(StatusCode::OK, &page))
+        }
+        Route::Image(id) => {
+            if method == Method::PATCH {
+                let content_type = parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|value| value.to_str().ok());
+                let document = parse_patch_bytes(content_type, &body)?;
+                let image_id = image_id(&id)?;
+                let view = blocking(move || {
+                    let command = Command::Image {
+                        image_id,
+                        command: ImageCommand::Update(document),
+                    };
+                    let outcome = engine.execute(&ctx, command)?;
+                    let image = outcome
+                        .image()
+                        .ok_or_else(|| ApiError::internal("missing_state"))?;
+                    Ok(views::image(engine.profile(), image))
+                })
+                .await?;
+                return Ok(json_response(StatusCode::OK, &view));
+            }
+            let image_id = image_id(&id)?;
+            if method == Method::DELETE {
+                execute_image(engine, ctx, image_id, ImageCommand::Delete).await?;
+                return Ok(no_content());
+            }
+            let view = blocking(move || Ok(engine.image_view(&ctx, image_id)?)).await?;
+            Ok(json_response(StatusCode::OK, &view))
+        }
+        Route::Members(id) => {
+            let image_id = image_id(&id)?;
+            if method == Method::POST {
+                let body = json_body(&body)?;
+                let member_id = match body.get("member") {
+                    None => {
+                        return Err(ApiError::bad_request(
+                            "member_not_specified",
+                            "Member to be added not specified",
+                        ))
+                    }
+                    Some(Value::String(member)) => member.clone(),
+                    Some(_) => {
+                        return Err(ApiError::bad_request(
+                            "invalid_member",
+                            "Member must be a string",
+                        ))
+                    }
+                };
+                let command = ImageCommand::AddMember {
+                    member_id: member_id.clone(),
+                };
+                let view = member_command(engine, ctx, image_id, member_id, command).await?;
+                return Ok(json_response(StatusCode::OK, &view));
+            }
+            let view = blocking(move || Ok(engine.members_view(&ctx, image_id)?)).await?;
+            Ok(json_response(StatusCode::OK, &view))
+        }
+        Route::Member(id, member_id) => {
+            let image_id = image_id(&id)?;
+            if method == Method::PUT {
+                let body = json_body(&body)?;
+                let status = match body.get("status") {
+                    None => {
+                        return Err(ApiError::bad_request(
+                            "status_not_specified",
+                            "Status not specified",
+                        ))
+                    }
+                    Some(Value::String(status)) => status.clone(),
+                    Some(other) => other.to_string(),
+                };
+                let command = ImageCommand::SetMemberStatus {
+                    member_id: member_id.clone(),
+                    status,
+                };
+                let view = member_command(engine, ctx, image_id, member_id, command).await?;
+                return Ok(json_response(StatusCode::OK, &view));
+            }
+            if method == Method::DELETE {
+                let command = ImageCommand::RemoveMember { member_id };
+                execute_image(engine, ctx, image_id, command).await?;
+                return Ok(no_content());
+            }
+            let view =
+                blocking(move || Ok(engine.member_view(&ctx, image_id, &member_id)?)).await?;
+            Ok(json_response(StatusCode::OK, &view))
+        }
+        Route::Tag(id, tag) => {
+            let image_id = image_id(&id)?;
+            let command = if method == Method::PUT {
+                ImageCommand::AddTag { tag }
+            } else {
+                ImageCommand::RemoveTag { tag }
+            };
+            execute_image(engine, ctx, image_id, command).await?;
+            Ok(no_content())
+        }
+        Route::Tasks => {
+            if method == Method::POST {
+                return create_task(engine, ctx, &body).await;
+            }
+            let page = blocking(move || Ok(engine.list_tasks(&ctx, &query)?)).await?;
+            Ok(json_response(StatusCode::OK, &page))
+        }
+        Route::Task(id) => {
+            let task_id = parse_id(&id).ok_or_else(|| ApiError::task_not_found(&id))?;
+            let view = blocking(move || Ok(engine.task_view(&ctx, task_id)?)).await?;
+            Ok(json_response(StatusCode::OK, &view))
+        }
+        Route::Schema(name) => {
+            let kind = SchemaKind::from_path_segment(&name)
+                .ok_or_else(|| ApiError::not_found("The resource could not be found."))?;
+            let profile = match engine.profile().kind {
+                ProfileKind::Rackspace => SchemaProfile::Rackspace,
+                ProfileKind::Glance => SchemaProfile::Glance,
+            };
+            Ok(json_response(
+                StatusCode::OK,
+                &schema_document(kind, profile),
+            ))
+        }
+    }
+}
+
+async fn execute_image(
+    engine: Arc<Engine>,
+    ctx: Context,
+    image_id: Uuid,
+    command: ImageCommand,
+) -> Result<(), ApiError> {
+    blocking(move || {
+        engine.execute(&ctx, Command::Image { image_id, command })?;
+        Ok(())
+    })
+    .await
+}
+
+/// Executes a member command and answers with that member as it is after the command.
+async fn member_command(
+    engine: Arc<Engine>,
+    ctx: Context,
+    image_id: Uuid,
+    member_id: String,
+    command: ImageCommand,
+) -> Result<Value, ApiError> {
+    blocking(move || {
+        let outcome = engine.execute(&ctx, Command::Image { image_id, command })?;
+        let member = outcome
+            .image()
+            .and_then(|image| image.members.get(&member_id))
+            .ok_or_else(|| ApiError::internal("missing_state"))?;
+        Ok(views::member(&image_id.to_string(), member))
+    })
+    .await
+}
+
+async fn create_task(engine: Arc<Engine>, ctx: Context, body: &[u8]) -> Result<Response, ApiError> {
+    let body = json_body(body)?;
+    let task_type = match body.get("type") {
+        Some(Value::String(task_type)) => task_type.clone(),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_task_type",
+                "Task 'type' must be a string",
+            ))
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "task_type_not_specified",
+                "Task 'type' not specified",
+            ))
+        }
+    };
+    let input = body.get("input").cloned().unwrap_or(Value::Null);
+    let task_id = Uuid::new_v4();
+    let view = blocking(move || {
+        let command = Command::Task {
+            task_id,
+            command: TaskCommand::Create { task_type, input },
+        };
+        let outcome = engine.execute(&ctx, command)?;
+        let task = outcome
+            .task()
+            .ok_or_else(|| ApiError::internal("missing_state"))?;
+        Ok(views::task(engine.profile(), task))
+    })
+    .await?;
+    let mut response = json_response(StatusCode::CREATED, &view);
+    if let Ok(location) = HeaderValue::from_str(&format!("/v2/tasks/{task_id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_routes_with_or_without_a_tenant() {
+        assert_eq!(parse_path("/"), Some((None, Route::Versions)));
+        assert_eq!(parse_path("/v2/images"), Some((None, Route::Images)));
+        assert_eq!(
+            parse_path("/v2/123/images/x/tags/a%20b"),
+            Some((
+                Some("123".to_owned()),
+                Route::Tag("x".to_owned(), "a b".to_owned())
+            ))
+        );
+        assert_eq!(parse_path("/v2/images/x/members/y/z"), None);
+        assert_eq!(parse_path("/v2//images"), None);
+        assert_eq!(parse_path("/v2/images/%zz"), None);
+        assert_eq!(parse_path("/v2/images/%ff"), None);
+        assert_eq!(parse_path("/v1/images"), None);
+        assert_eq!(parse_path(""), None);
+    }
+
+    #[test]
+    fn ids_must_be_hyphenated_uuids() {
+        assert!(parse_id("0000000f-0000-0000-0000-000000000000").is_some());
+        assert!(parse_id("0000000f000000000000000000000000").is_none());
+        assert!(parse_id("not-a-uuid").is_none());
+        assert!(parse_id("ééééééééééééééééééé").is_none());
+    }
+}

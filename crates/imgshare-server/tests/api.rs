@@ -1,0 +1,804 @@
+//! The HTTP API driven through the `Router` with `oneshot` (no network), over an in-memory engine.
+//! Accounts follow seed 000: the producer is 111111, the consumer 222222, 333333 a stranger.
+
+// Test helpers panic on purpose: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use imgshare_core::{
+    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Region, StreamId,
+};
+use imgshare_server::{router, AppState, Identity, TokenStore};
+use imgshare_store::Engine;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+const PRODUCER: &str = "111111";
+const CONSUMER: &str = "222222";
+const STRANGER: &str = "333333";
+const PRODUCER_TOKEN: &str = "tok-producer";
+const CONSUMER_TOKEN: &str = "tok-consumer";
+const STRANGER_TOKEN: &str = "tok-stranger";
+const PATCH_V21: &str = "application/openstack-images-v2.1-json-patch";
+
+struct Api {
+    app: Router,
+    engine: Arc<Engine>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .to_str()
+            .unwrap()
+    }
+}
+
+fn identity(tenant: &str) -> Identity {
+    Identity {
+        tenant_id: tenant.to_owned(),
+        user_id: format!("admin-{tenant}"),
+        roles: vec!["cloudImages:admin".to_owned()],
+    }
+}
+
+impl Api {
+    fn new() -> Self {
+        Self::with_limit(64 * 1024)
+    }
+
+    fn with_limit(max_body_bytes: usize) -> Self {
+        Self::with_engine(Engine::in_memory().unwrap(), max_body_bytes)
+    }
+
+    fn with_engine(engine: Engine, max_body_bytes: usize) -> Self {
+        let engine = Arc::new(engine);
+        let mut tokens = TokenStore::new();
+        tokens.insert(PRODUCER_TOKEN, identity(PRODUCER));
+        tokens.insert(CONSUMER_TOKEN, identity(CONSUMER));
+        tokens.insert(STRANGER_TOKEN, identity(STRANGER));
+        let state = AppState {
+            engine: Arc::clone(&engine),
+            tokens: Arc::new(tokens),
+            region: Region::parse("DFW").unwrap(),
+            max_body_bytes,
+        };
+        Api {
+            app: router(state),
+            engine,
+        }
+    }
+
+    /// The producer's saved server image, registered through the engine (the Rackspace API has
+    /// no image create).
+    fn snapshot(&self, name: &str) -> Uuid {
+        let image_id = Uuid::new_v4();
+        let actor = Actor::tenant(PRODUCER, "admin-111111", &["cloudImages:admin"]);
+        let ctx = Context::new(actor, Region::parse("DFW").unwrap(), chrono::Utc::now());
+        let image = NewImage {
+            name: Some(name.to_owned()),
+            container_format: Some("ovf".to_owned()),
+            disk_format: Some("vhd".to_owned()),
+            data: Some(ImageActivated {
+                size: 1024,
+                checksum: "0123456789abcdef0123456789abcdef".to_owned(),
+                virtual_size: None,
+                os_hash_algo: None,
+                os_hash_value: None,
+            }),
+            ..NewImage::default()
+        };
+        let command = ImageCommand::Register {
+            origin: ImageOrigin::Snapshot {
+                server_id: "srv-1".to_owned(),
+            },
+            image,
+        };
+        self.engine
+            .execute(&ctx, Command::Image { image_id, command })
+            .unwrap();
+        image_id
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "dfw.images.example");
+        if let Some(token) = token {
+            request = request.header("X-Auth-Token", token);
+        }
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON body")
+        };
+        let reply = Reply {
+            status,
+            headers,
+            body,
+        };
+        assert!(reply.header("x-openstack-request-id").starts_with("req-"));
+        reply
+    }
+
+    async fn get(&self, uri: &str, token: &str) -> Reply {
+        self.send(Method::GET, uri, Some(token), None, Vec::new())
+            .await
+    }
+
+    async fn delete(&self, uri: &str, token: &str) -> Reply {
+        self.send(Method::DELETE, uri, Some(token), None, Vec::new())
+            .await
+    }
+
+    async fn json(&self, method: Method, uri: &str, token: &str, body: Value) -> Reply {
+        self.send(
+            method,
+            uri,
+            Some(token),
+            Some("application/json"),
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+}
+
+fn image_names(page: &Value) -> Vec<&str> {
+    page["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["name"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn seed_000_producer_consumer_flow_over_http() {
+    let api = Api::new();
+    let id = api.snapshot("my-saved-image-name");
+    let image = format!("/v2/images/{id}");
+    let members = format!("{image}/members");
+    let member = format!("{members}/{CONSUMER}");
+
+    // Producer: the saved image's details; it has no members yet.
+    let reply = api.get(&image, PRODUCER_TOKEN).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["id"], id.to_string());
+    assert_eq!(reply.body["name"], "my-saved-image-name");
+    assert_eq!(reply.body["owner"], PRODUCER);
+    assert_eq!(reply.body["status"], "active");
+    let reply = api.get(&members, PRODUCER_TOKEN).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["members"], json!([]));
+
+    // Before the share the consumer does not know the image exists.
+    assert_eq!(
+        api.get(&image, CONSUMER_TOKEN).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Producer shares: 200 (not 201), pending.
+    let reply = api
+        .json(
+            Method::POST,
+            &members,
+            PRODUCER_TOKEN,
+            json!({"member": CONSUMER}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["member_id"], CONSUMER);
+    assert_eq!(reply.body["status"], "pending");
+    assert_eq!(reply.body["image_id"], id.to_string());
+
+    // Consumer: sees the image and its pending share; it is not in the default list yet.
+    let reply = api.get(&image, CONSUMER_TOKEN).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["owner"], PRODUCER);
+    let reply = api.get(&member, CONSUMER_TOKEN).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["status"], "pending");
+    let list = api.get("/v2/images", CONSUMER_TOKEN).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(image_names(&list.body).is_empty(), "{}", list.body);
+    let list = api
+        .get("/v2/images?member_status=pending", CONSUMER_TOKEN)
+        .await;
+    assert_eq!(image_names(&list.body), ["my-saved-image-name"]);
+
+    // Consumer accepts: now listed by default.
+    let reply = api
+        .json(
+            Method::PUT,
+            &member,
+            CONSUMER_TOKEN,
+            json!({"status": "accepted"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["status"], "accepted");
+    let list = api.get("/v2/images", CONSUMER_TOKEN).await;
+    assert_eq!(image_names(&list.body), ["my-saved-image-name"]);
+
+    // The producer may not answer for the consumer.
+    let reply = api
+        .json(
+            Method::PUT,
+            &member,
+            PRODUCER_TOKEN,
+            json!({"status": "rejected"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.body["forbidden"]["code"], 403);
+
+    // Consumer rejects; it can still read the image by id.
+    let reply = api
+        .json(
+            Method::PUT,
+            &member,
+            CONSUMER_TOKEN,
+            json!({"status": "rejected"}),
+        )
+        .await;
+    assert_eq!(reply.body["status"], "rejected");
+    assert_eq!(api.get(&image, CONSUMER_TOKEN).await.status, StatusCode::OK);
+
+    // Consumer cannot delete the shared image.
+    let reply = api.delete(&image, CONSUMER_TOKEN).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        reply.body["forbidden"]["message"],
+        "You are not permitted to delete this image."
+    );
+    assert_eq!(reply.body["forbidden"]["error_code"], "forbidden");
+    assert_eq!(
+        reply.header("content-type"),
+        "application/json; charset=UTF-8"
+    );
+
+    // Producer unshares: 204; the consumer loses access.
+    let reply = api.delete(&member, PRODUCER_TOKEN).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(reply.body, Value::Null);
+    let reply = api.get(&image, CONSUMER_TOKEN).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.body["itemNotFound"]["code"], 404);
+    assert_eq!(reply.body["itemNotFound"]["error_code"], "image_not_found");
+
+    // Producer deletes the image: 204, then 404.
+    assert_eq!(
+        api.delete(&image, PRODUCER_TOKEN).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api.get(&image, PRODUCER_TOKEN).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn requests_without_a_known_token_are_401() {
+    let api = Api::new();
+    let id = api.snapshot("img");
+    for token in [None, Some("nope")] {
+        let reply = api
+            .send(
+                Method::GET,
+                &format!("/v2/images/{id}"),
+                token,
+                None,
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(reply.body["unauthorized"]["code"], 401);
+        assert_eq!(reply.body["unauthorized"]["error_code"], "unauthorized");
+    }
+    let reply = api
+        .send(Method::GET, "/v2/images", None, None, Vec::new())
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_stranger_and_bad_ids_get_404() {
+    let api = Api::new();
+    let id = api.snapshot("img");
+    for uri in [
+        format!("/v2/images/{id}"),
+        format!("/v2/images/{id}/members"),
+        format!("/v2/images/{id}/members/{STRANGER}"),
+    ] {
+        let reply = api.get(&uri, STRANGER_TOKEN).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(reply.body["itemNotFound"]["code"], 404);
+    }
+    let reply = api
+        .delete(&format!("/v2/images/{id}"), STRANGER_TOKEN)
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert!(image_names(&api.get("/v2/images", STRANGER_TOKEN).await.body).is_empty());
+
+    for uri in [
+        "/v2/images/not-a-uuid",
+        "/v2/images/not-a-uuid/members",
+        "/v2/images/%E2%82%AC/tags/x",
+        "/v2/tasks/42",
+        "/v2/schemas/nothing",
+        "/v2/nothing",
+    ] {
+        let method = if uri.contains("/tags/") {
+            Method::PUT
+        } else {
+            Method::GET
+        };
+        let reply = api
+            .send(method, uri, Some(PRODUCER_TOKEN), None, Vec::new())
+            .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(reply.body["itemNotFound"]["code"], 404, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn patch_needs_a_patch_media_type() {
+    let api = Api::new();
+    let id = api.snapshot("img");
+    let uri = format!("/v2/images/{id}");
+    let body = json!([{"op": "replace", "path": "/name", "value": "renamed"}]).to_string();
+    for content_type in [Some("application/json"), None] {
+        let reply = api
+            .send(
+                Method::PATCH,
+                &uri,
+                Some(PRODUCER_TOKEN),
+                content_type,
+                body.clone().into_bytes(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(
+            reply.header("accept-patch"),
+            "application/openstack-images-v2.0-json-patch, \
+             application/openstack-images-v2.1-json-patch"
+        );
+        assert_eq!(reply.body["badMediaType"]["code"], 415);
+    }
+    let reply = api
+        .send(
+            Method::PATCH,
+            &uri,
+            Some(PRODUCER_TOKEN),
+            Some(PATCH_V21),
+            body.into_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["name"], "renamed");
+    assert_eq!(reply.body["id"], id.to_string());
+
+    let reply = api
+        .send(
+            Method::PATCH,
+            &uri,
+            Some(PRODUCER_TOKEN),
+            Some(PATCH_V21),
+            b"[{".to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body["badRequest"]["message"],
+        "Malformed JSON in request body."
+    );
+}
+
+#[tokio::test]
+async fn unknown_methods_are_405_with_allow() {
+    let api = Api::new();
+    let id = api.snapshot("img");
+    let task = Uuid::new_v4();
+    let cases = [
+        (Method::DELETE, format!("/v2/tasks/{task}"), "GET"),
+        (
+            Method::POST,
+            format!("/v2/images/{id}"),
+            "GET, PATCH, DELETE",
+        ),
+        (Method::POST, "/v2/images".to_owned(), "GET"),
+        (
+            Method::GET,
+            format!("/v2/images/{id}/tags/web"),
+            "PUT, DELETE",
+        ),
+        (Method::DELETE, "/v2/schemas/image".to_owned(), "GET"),
+    ];
+    for (method, uri, allow) in cases {
+        let reply = api
+            .send(method, &uri, Some(PRODUCER_TOKEN), None, Vec::new())
+            .await;
+        assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{uri}");
+        assert_eq!(reply.header("allow"), allow, "{uri}");
+        assert_eq!(reply.body["badMethod"]["code"], 405);
+    }
+}
+
+#[tokio::test]
+async fn versions_answer_300_without_a_token() {
+    let api = Api::new();
+    for uri in ["/", "/versions"] {
+        let reply = api.send(Method::GET, uri, None, None, Vec::new()).await;
+        assert_eq!(reply.status, StatusCode::MULTIPLE_CHOICES);
+        assert_eq!(
+            reply.body,
+            json!({"versions": [{"id": "v2.0", "status": "CURRENT",
+                "links": [{"rel": "self", "href": "http://dfw.images.example/v2/"}]}]})
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_tenant_prefix_must_be_the_callers() {
+    let api = Api::new();
+    let id = api.snapshot("img");
+    let reply = api
+        .get(&format!("/v2/{PRODUCER}/images/{id}"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["self"], format!("/v2/images/{id}"));
+    let reply = api
+        .json(
+            Method::POST,
+            &format!("/v2/{PRODUCER}/images/{id}/members"),
+            PRODUCER_TOKEN,
+            json!({"member": CONSUMER}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = api
+        .get(&format!("/v2/{CONSUMER}/images/{id}"), CONSUMER_TOKEN)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // Someone else's tenant in the path: 404, even for the owner's image.
+    for token in [PRODUCER_TOKEN, STRANGER_TOKEN] {
+        let reply = api.get(&format!("/v2/{CONSUMER}/images/{id}"), token).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND);
+        assert_eq!(reply.body["itemNotFound"]["code"], 404);
+    }
+    let reply = api
+        .get(&format!("/v2/{PRODUCER}/images"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(image_names(&reply.body), ["img"]);
+    let reply = api
+        .get(&format!("/v2/{PRODUCER}/schemas/members"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bodies_are_checked() {
+    let api = Api::with_limit(256);
+    let id = api.snapshot("img");
+    let members = format!("/v2/images/{id}/members");
+
+    let reply = api
+        .send(
+            Method::GET,
+            &format!("/v2/images/{id}"),
+            Some(PRODUCER_TOKEN),
+            Some("application/json"),
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body["badRequest"]["message"],
+        "A body is not expected with this request."
+    );
+
+    let reply = api
+        .send(
+            Method::POST,
+            &members,
+            Some(PRODUCER_TOKEN),
+            Some("application/json"),
+            b"{\"member\":".to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body["badRequest"]["message"],
+        "Malformed JSON in request body."
+    );
+
+    let reply = api
+        .json(Method::POST, &members, PRODUCER_TOKEN, json!("222222"))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    let reply = api
+        .json(Method::POST, &members, PRODUCER_TOKEN, json!({"who": "x"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body["badRequest"]["message"],
+        "Member to be added not specified"
+    );
+
+    let reply = api
+        .json(
+            Method::PUT,
+            &format!("{members}/{CONSUMER}"),
+            CONSUMER_TOKEN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["badRequest"]["message"], "Status not specified");
+
+    let big = json!({"member": "x".repeat(1000)});
+    let reply = api.json(Method::POST, &members, PRODUCER_TOKEN, big).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(reply.body["overLimit"]["code"], 413);
+
+    // Duplicate member: 409.
+    for expected in [StatusCode::OK, StatusCode::CONFLICT] {
+        let reply = api
+            .json(
+                Method::POST,
+                &members,
+                PRODUCER_TOKEN,
+                json!({"member": CONSUMER}),
+            )
+            .await;
+        assert_eq!(reply.status, expected);
+    }
+}
+
+#[tokio::test]
+async fn tags_tasks_and_schemas() {
+    let api = Api::new();
+    let id = api.snapshot("img");
+    let tag = format!("/v2/images/{id}/tags/blue%20sky");
+    let reply = api
+        .send(Method::PUT, &tag, Some(PRODUCER_TOKEN), None, Vec::new())
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let reply = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    assert_eq!(reply.body["tags"], json!(["blue sky"]));
+    assert_eq!(
+        api.delete(&tag, PRODUCER_TOKEN).await.status,
+        StatusCode::NO_CONTENT
+    );
+
+    let reply = api
+        .json(
+            Method::POST,
+            "/v2/tasks",
+            PRODUCER_TOKEN,
+            json!({"type": "export", "input": {"image_uuid": id.to_string(),
+                "receiving_swift_container": "exports"}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let task_id = reply.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(reply.header("location"), format!("/v2/tasks/{task_id}"));
+    assert_eq!(reply.body["status"], "pending");
+
+    let reply = api
+        .get(&format!("/v2/tasks/{task_id}"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["type"], "export");
+    let reply = api.get("/v2/tasks", PRODUCER_TOKEN).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["tasks"].as_array().unwrap().len(), 1);
+    // Tasks are visible only to their owner.
+    let reply = api
+        .get(&format!("/v2/tasks/{task_id}"), CONSUMER_TOKEN)
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+
+    let reply = api
+        .json(
+            Method::POST,
+            "/v2/tasks",
+            PRODUCER_TOKEN,
+            json!({"type": "copy"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    let reply = api.get("/v2/schemas/image", PRODUCER_TOKEN).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["name"], "image");
+}
+
+#[tokio::test]
+async fn odd_inputs_never_crash() {
+    let api = Api::new();
+    let id = api.snapshot("img");
+    let uris = [
+        "/v2".to_owned(),
+        "/v2/".to_owned(),
+        "/v2/images/".to_owned(),
+        format!("/v2/images/{id}/members/"),
+        format!("/v2/images/{id}/tags/"),
+        format!("/v2/images/{id}/tags/%"),
+        "/v2/images?limit=abc".to_owned(),
+        "/v2/images?sort_key=nope".to_owned(),
+        "/v2/tasks?status=bogus".to_owned(),
+    ];
+    for uri in uris {
+        for method in [Method::GET, Method::PUT, Method::DELETE, Method::PATCH] {
+            let reply = api
+                .send(
+                    method.clone(),
+                    &uri,
+                    Some(PRODUCER_TOKEN),
+                    Some("application/json"),
+                    Vec::new(),
+                )
+                .await;
+            assert!(
+                reply.status.is_client_error() || reply.status.is_success(),
+                "{method} {uri}: {}",
+                reply.status
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_request_id_is_kept_in_the_event_metadata() {
+    let api = Api::new();
+    let id = api.snapshot("img");
+    let reply = api
+        .send(
+            Method::PUT,
+            &format!("/v2/images/{id}/tags/web"),
+            Some(PRODUCER_TOKEN),
+            None,
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let request_id = reply.header("x-openstack-request-id").to_owned();
+    let events = api
+        .engine
+        .read(|conn| {
+            Ok(imgshare_store::log::read_stream(
+                conn,
+                &StreamId::Image(id).to_string(),
+            )?)
+        })
+        .unwrap();
+    let last = events.last().expect("the tag event");
+    assert_eq!(last.metadata["request_id"], request_id.as_str());
+    assert_eq!(last.metadata["actor"]["tenant_id"], PRODUCER);
+}
+
+#[tokio::test]
+async fn schemas_follow_the_engine_profile() {
+    let visibilities = |reply: &Reply| -> Vec<String> {
+        reply.body["properties"]["visibility"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|value| value.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let rackspace = Api::new();
+    let reply = rackspace.get("/v2/schemas/image", PRODUCER_TOKEN).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(!visibilities(&reply).contains(&"community".to_owned()));
+
+    let glance = Api::with_engine(
+        Engine::in_memory_with(imgshare_core::Profile::glance()).unwrap(),
+        1024,
+    );
+    let reply = glance.get("/v2/schemas/image", PRODUCER_TOKEN).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(visibilities(&reply).contains(&"community".to_owned()));
+}
+
+#[tokio::test]
+async fn hostile_bodies_and_headers_are_client_errors() {
+    let api = Api::new();
+    let id = api.snapshot("img");
+    let members = format!("/v2/images/{id}/members");
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let bodies: Vec<Vec<u8>> = vec![
+        deep.clone().into_bytes(),
+        vec![0xff, 0xfe, 0x00],
+        b"null".to_vec(),
+        b"[]".to_vec(),
+        b"{\"member\": 12}".to_vec(),
+        b"{\"member\": \"\"}".to_vec(),
+        b"{\"status\": [1]}".to_vec(),
+        b"{\"type\": \"import\", \"input\": 3}".to_vec(),
+    ];
+    for body in bodies {
+        for (method, uri) in [
+            (Method::POST, members.clone()),
+            (Method::PUT, format!("{members}/{CONSUMER}")),
+            (Method::POST, "/v2/tasks".to_owned()),
+            (Method::PATCH, format!("/v2/images/{id}")),
+        ] {
+            let content_type = if method == Method::PATCH {
+                PATCH_V21
+            } else {
+                "application/json"
+            };
+            let reply = api
+                .send(
+                    method.clone(),
+                    &uri,
+                    Some(PRODUCER_TOKEN),
+                    Some(content_type),
+                    body.clone(),
+                )
+                .await;
+            // An empty patch document is a valid no-op (200), as in Glance.
+            let empty_patch = method == Method::PATCH && body == b"[]";
+            assert!(
+                reply.status.is_client_error() || empty_patch,
+                "{method} {uri}: {}",
+                reply.status
+            );
+        }
+    }
+    // A declared length over the limit is refused before reading.
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(&members)
+        .header("X-Auth-Token", PRODUCER_TOKEN)
+        .header(header::CONTENT_LENGTH, "999999999999")
+        .body(Body::empty())
+        .unwrap();
+    let response = api.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // A token that is not text is unknown.
+    let request = Request::builder()
+        .uri("/v2/images")
+        .header("X-Auth-Token", &[0xffu8, 0x41][..])
+        .body(Body::empty())
+        .unwrap();
+    let response = api.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
