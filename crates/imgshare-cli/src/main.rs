@@ -3,6 +3,9 @@
 //! `imgshare demo` walks the producer/consumer scenario of the Rackspace how-to (share, accept,
 //! boot, reject, unshare) against a SQLite database and prints each API response.
 //! `imgshare rebuild` replays the log into fresh read models.
+//! `imgshare serve` serves the HTTP API (see [`serve`]).
+
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -49,6 +52,29 @@ enum Sub {
         #[arg(long, default_value = "DFW")]
         region: String,
     },
+    /// Serve the Cloud Images 2.0 / Glance v2 API over HTTP until Ctrl-C or SIGTERM.
+    ///
+    /// Without `--tokens`, creates `imgshare-tokens.json` next to the database (a producer,
+    /// account 111111, and a consumer, 222222) and prints their tokens. In an empty database it
+    /// registers the producer's saved image "my-saved-image-name" for the seed walkthrough.
+    Serve {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The address to listen on (port 0: any free port; the bound address is printed as
+        /// `listening on http://ADDR`).
+        #[arg(long, default_value = "127.0.0.1:9292")]
+        listen: String,
+        /// The region this endpoint serves.
+        #[arg(long, default_value = "DFW")]
+        region: String,
+        /// The tokens file (.json or .toml); default: imgshare-tokens.json next to the database,
+        /// created if missing.
+        #[arg(long)]
+        tokens: Option<PathBuf>,
+        /// Do not register the demo image in an empty database.
+        #[arg(long)]
+        no_seed_demo_image: bool,
+    },
     /// Empty the read models and rebuild them from the event log.
     Rebuild {
         #[command(flatten)]
@@ -78,6 +104,22 @@ fn main() -> anyhow::Result<()> {
             let engine = open(&db)?;
             let region = Region::parse(&region)?;
             demo(&engine, &region, &db.db)
+        }
+        Sub::Serve {
+            db,
+            listen,
+            region,
+            tokens,
+            no_seed_demo_image,
+        } => {
+            let engine = open(&db)?;
+            let options = serve::ServeOptions {
+                listen,
+                region,
+                tokens,
+                seed_demo_image: !no_seed_demo_image,
+            };
+            serve::serve(engine, &db.db, options)
         }
         Sub::Rebuild { db } => {
             let engine = open(&db)?;

@@ -4,7 +4,10 @@
 //! Build a [`Router`](axum::Router) with [`router`] and serve it with [`serve`] (or drive it with
 //! `tower::ServiceExt::oneshot` in tests). Every route exists both as `/v2/...` and as
 //! `/v2/{tenant_id}/...`; in the second form the tenant must be the caller's, otherwise 404.
-//! `GET /` and `GET /versions` answer 300 with the version list and need no token.
+//! `GET /` and `GET /versions` answer 300 with the version list and need no token. `GET /v2`
+//! (no token) and `GET /v2/{tenant_id}` (the tenant's token) answer 200 with the v2 version
+//! document whose self link is that endpoint, for clients that run version discovery on an
+//! image endpoint (keystoneauth, openstacksdk).
 //!
 //! # Identity: the tokens file
 //!
@@ -149,6 +152,9 @@ async fn shutdown_signal() {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
     Versions,
+    /// `/v2` or `/v2/{tenant_id}` (with or without a trailing slash): the v2 version document,
+    /// which version discovery (keystoneauth, openstacksdk) fetches from an image endpoint.
+    Version,
     Images,
     Image(String),
     Members(String),
@@ -163,7 +169,11 @@ impl Route {
     /// The methods the route answers, as the `Allow` header lists them.
     fn allow(&self) -> &'static str {
         match self {
-            Route::Versions | Route::Images | Route::Task(_) | Route::Schema(_) => "GET",
+            Route::Versions
+            | Route::Version
+            | Route::Images
+            | Route::Task(_)
+            | Route::Schema(_) => "GET",
             Route::Image(_) => "GET, PATCH, DELETE",
             Route::Members(_) | Route::Tasks => "GET, POST",
             Route::Member(..) => "GET, PUT, DELETE",
@@ -205,12 +215,18 @@ fn parse_path(path: &str) -> Option<(Option<String>, Route)> {
     if first != "v2" {
         return None;
     }
+    if matches!(segments, [] | [_]) && segments.iter().all(String::is_empty) {
+        return Some((None, Route::Version));
+    }
     if let Some(route) = match_v2(segments) {
         return Some((None, route));
     }
     let (tenant, segments) = segments.split_first()?;
     if tenant.is_empty() {
         return None;
+    }
+    if matches!(segments, [] | [_]) && segments.iter().all(String::is_empty) {
+        return Some((Some(tenant.clone()), Route::Version));
     }
     match_v2(segments).map(|route| (Some(tenant.clone()), route))
 }
@@ -291,18 +307,40 @@ fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-fn versions(headers: &HeaderMap) -> Response {
-    let base = headers
+fn base_url(headers: &HeaderMap) -> String {
+    headers
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())
         .map(|host| format!("http://{host}"))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn versions(headers: &HeaderMap) -> Response {
+    let base = base_url(headers);
     json_response(
         StatusCode::MULTIPLE_CHOICES,
         &json!({"versions": [{
             "id": "v2.0",
             "status": "CURRENT",
             "links": [{"rel": "self", "href": format!("{base}/v2/")}],
+        }]}),
+    )
+}
+
+/// The version document of `/v2` (or `/v2/{tenant_id}`), 200: its self link is the versioned
+/// endpoint a discovering client then appends `images`, `tasks`, ... to.
+fn version(headers: &HeaderMap, tenant: Option<&str>) -> Response {
+    let base = base_url(headers);
+    let href = match tenant {
+        Some(tenant) => format!("{base}/v2/{tenant}/"),
+        None => format!("{base}/v2/"),
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({"versions": [{
+            "id": "v2.0",
+            "status": "CURRENT",
+            "links": [{"rel": "self", "href": href}],
         }]}),
     )
 }
@@ -371,11 +409,21 @@ async fn handle(
             Err(ApiError::method_not_allowed(Route::Versions.allow()))
         };
     }
+    if let Some((None, Route::Version)) = parsed {
+        return if parts.method == Method::GET {
+            Ok(version(&parts.headers, None))
+        } else {
+            Err(ApiError::method_not_allowed(Route::Version.allow()))
+        };
+    }
     let identity = authenticate(state, &parts.headers)?;
     let Some((tenant, route)) = parsed else {
         return Err(ApiError::not_found("The resource could not be found."));
     };
-    if tenant.is_some_and(|tenant| tenant != identity.tenant_id) {
+    if tenant
+        .as_ref()
+        .is_some_and(|tenant| *tenant != identity.tenant_id)
+    {
         return Err(ApiError::not_found("The resource could not be found."));
     }
     if !route.allows(&parts.method) {
@@ -402,6 +450,7 @@ async fn handle(
     let method = parts.method;
     match route {
         Route::Versions => Ok(versions(&parts.headers)),
+        Route::Version => Ok(version(&parts.headers, tenant.as_deref())),
         Route::Images => {
             let page = blocking(move || Ok(engine.list_images(&ctx, &query)?)).await?;
             Ok(json_response(StatusCode::OK, &page))
@@ -617,6 +666,13 @@ mod tests {
             ))
         );
         assert_eq!(parse_path("/v2/images/x/members/y/z"), None);
+        assert_eq!(parse_path("/v2"), Some((None, Route::Version)));
+        assert_eq!(parse_path("/v2/"), Some((None, Route::Version)));
+        assert_eq!(
+            parse_path("/v2/123/"),
+            Some((Some("123".to_owned()), Route::Version))
+        );
+        assert_eq!(parse_path("/v2/123//"), None);
         assert_eq!(parse_path("/v2//images"), None);
         assert_eq!(parse_path("/v2/images/%zz"), None);
         assert_eq!(parse_path("/v2/images/%ff"), None);

@@ -473,6 +473,31 @@ async fn versions_answer_300_without_a_token() {
 }
 
 #[tokio::test]
+async fn the_v2_endpoint_answers_version_discovery() {
+    let api = Api::new();
+    let document = |href: &str| {
+        json!({"versions": [{"id": "v2.0", "status": "CURRENT",
+            "links": [{"rel": "self", "href": href}]}]})
+    };
+    for uri in ["/v2", "/v2/"] {
+        let reply = api.send(Method::GET, uri, None, None, Vec::new()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{uri}");
+        assert_eq!(reply.body, document("http://dfw.images.example/v2/"));
+    }
+    for uri in ["/v2/111111", "/v2/111111/"] {
+        let reply = api.get(uri, PRODUCER_TOKEN).await;
+        assert_eq!(reply.status, StatusCode::OK, "{uri}");
+        assert_eq!(reply.body, document("http://dfw.images.example/v2/111111/"));
+        let reply = api.send(Method::GET, uri, None, None, Vec::new()).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{uri}");
+        let reply = api.get(uri, CONSUMER_TOKEN).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+    }
+    let reply = api.send(Method::POST, "/v2", None, None, Vec::new()).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
 async fn the_tenant_prefix_must_be_the_callers() {
     let api = Api::new();
     let id = api.snapshot("img");

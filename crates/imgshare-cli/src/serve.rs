@@ -1,0 +1,207 @@
+//! `imgshare serve`: the HTTP API over a database file, with a tokens file.
+//!
+//! With no arguments it opens `imgshare.db`, creates `imgshare-tokens.json` next to it (a
+//! producer, account 111111, and a consumer, account 222222, both `cloudImages:admin`, with random
+//! tokens), registers the producer's saved image `my-saved-image-name` when the log is empty, and
+//! prints the shell variables and a `curl` line for the seed walkthrough.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use imgshare_core::{
+    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Region,
+};
+use imgshare_server::{AppState, TokenStore};
+use imgshare_store::Engine;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The producer account of the seed walkthrough.
+pub(crate) const PRODUCER: &str = "111111";
+/// The consumer account of the seed walkthrough.
+pub(crate) const CONSUMER: &str = "222222";
+/// The name of the producer's saved image registered in an empty database.
+const DEMO_IMAGE_NAME: &str = "my-saved-image-name";
+/// The tokens file created next to the database when `--tokens` is not given.
+const DEFAULT_TOKENS_FILE: &str = "imgshare-tokens.json";
+
+/// What `serve` was asked to do.
+pub(crate) struct ServeOptions {
+    pub(crate) listen: String,
+    pub(crate) region: String,
+    pub(crate) tokens: Option<PathBuf>,
+    pub(crate) seed_demo_image: bool,
+}
+
+/// The tokens file to use: the given one, or `imgshare-tokens.json` next to the database, which is
+/// created with a producer and a consumer account if it does not exist yet.
+fn tokens_file(db: &Path, given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path);
+    }
+    let dir = db
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let path = dir.join(DEFAULT_TOKENS_FILE);
+    if !path.exists() {
+        let account = |tenant: &str, user: &str| json!({"tenant_id": tenant, "user_id": user, "roles": ["cloudImages:admin"]});
+        let file = json!({"tokens": {
+            Uuid::new_v4().to_string(): account(PRODUCER, "producer"),
+            Uuid::new_v4().to_string(): account(CONSUMER, "consumer"),
+        }});
+        let text = serde_json::to_string_pretty(&file)?;
+        write_private(&path, &(text + "\n"))
+            .with_context(|| format!("creating tokens file {}", path.display()))?;
+        eprintln!("created tokens file {}", path.display());
+    }
+    Ok(path)
+}
+
+/// Creates `path` (which must not exist) readable by its owner only: it holds credentials.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
+}
+
+/// The first token of a JSON tokens file that belongs to `tenant` (for printing).
+fn token_of(path: &Path, tenant: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let file: Value = serde_json::from_str(&text).ok()?;
+    file.get("tokens")?
+        .as_object()?
+        .iter()
+        .find(|(_, identity)| identity.get("tenant_id").and_then(Value::as_str) == Some(tenant))
+        .map(|(token, _)| token.clone())
+}
+
+/// Registers the producer's saved image of seed 000 (a snapshot, active, ovf/vhd).
+fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Result<Uuid> {
+    let ctx = Context::new(
+        Actor::tenant(PRODUCER, "producer", &["cloudImages:admin"]),
+        region.clone(),
+        Utc::now(),
+    );
+    let image_id = Uuid::new_v4();
+    let image = NewImage {
+        name: Some(DEMO_IMAGE_NAME.into()),
+        container_format: Some("ovf".into()),
+        disk_format: Some("vhd".into()),
+        min_disk: 20,
+        min_ram: 512,
+        properties: [("com.rackspace__1__options".to_owned(), "0".to_owned())].into(),
+        data: Some(ImageActivated {
+            size: 647_449_489,
+            checksum: "acd9be13a17af33ec8f66ac5b1afc44a".into(),
+            virtual_size: None,
+            os_hash_algo: None,
+            os_hash_value: None,
+        }),
+        ..NewImage::default()
+    };
+    let origin = ImageOrigin::Snapshot {
+        server_id: Uuid::new_v4().to_string(),
+    };
+    engine.execute(
+        &ctx,
+        Command::Image {
+            image_id,
+            command: ImageCommand::Register { origin, image },
+        },
+    )?;
+    Ok(image_id)
+}
+
+/// The id of the producer's saved image in an existing database, if it is there.
+fn find_demo_image(engine: &Engine, region: &Region) -> Option<Uuid> {
+    let ctx = Context::new(
+        Actor::tenant(PRODUCER, "producer", &["cloudImages:admin"]),
+        region.clone(),
+        Utc::now(),
+    );
+    let page = engine
+        .list_images(&ctx, &format!("name={DEMO_IMAGE_NAME}"))
+        .ok()?;
+    let id = page.get("images")?.get(0)?.get("id")?.as_str()?;
+    Uuid::try_parse(id).ok()
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow::Result<()> {
+    let region = Region::parse(&options.region)?;
+    let tokens_path = tokens_file(db, options.tokens)?;
+    let tokens = TokenStore::load(&tokens_path)?;
+    let empty = engine
+        .read(|conn| Ok(imgshare_store::head(conn)?))?
+        .is_none();
+    let seeded = if empty && options.seed_demo_image {
+        Some(seed_demo_image(&engine, &region)?)
+    } else {
+        find_demo_image(&engine, &region)
+    };
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&options.listen)
+            .await
+            .with_context(|| format!("listening on {}", options.listen))?;
+        let addr: SocketAddr = listener.local_addr()?;
+        print_banner(addr, &region, db, &tokens_path, seeded);
+        let state = AppState::new(Arc::new(engine), Arc::new(tokens), region);
+        imgshare_server::serve(listener, state).await?;
+        eprintln!("imgshare: shut down");
+        anyhow::Ok(())
+    })
+}
+
+fn print_banner(
+    addr: SocketAddr,
+    region: &Region,
+    db: &Path,
+    tokens_path: &Path,
+    seeded: Option<Uuid>,
+) {
+    let base = format!("http://{addr}");
+    println!("imgshare: region {region}, database {}", db.display());
+    println!("tokens file: {}", tokens_path.display());
+    let producer = token_of(tokens_path, PRODUCER);
+    let consumer = token_of(tokens_path, CONSUMER);
+    if let Some(token) = &producer {
+        println!("producer ({PRODUCER}) token: {token}");
+    }
+    if let Some(token) = &consumer {
+        println!("consumer ({CONSUMER}) token: {token}");
+    }
+    if let Some(image_id) = seeded {
+        println!("the producer's saved image \"{DEMO_IMAGE_NAME}\": {image_id}");
+    }
+    println!();
+    println!("# paste into a shell:");
+    println!(
+        "export TOKEN_PRODUCER={} TOKEN_CONSUMER={}",
+        producer.as_deref().unwrap_or("<token>"),
+        consumer.as_deref().unwrap_or("<token>")
+    );
+    println!("export ACCOUNT_PRODUCER={PRODUCER} ACCOUNT_CONSUMER={CONSUMER}");
+    println!(
+        "export ENDPOINT_IMAGES_PRODUCER={base}/v2/{PRODUCER} ENDPOINT_IMAGES_CONSUMER={base}/v2/{CONSUMER}"
+    );
+    if let Some(image_id) = seeded {
+        println!("export IMAGE_ID_PRODUCER={image_id}");
+    }
+    println!(
+        "curl -s -H \"X-Auth-Token: $TOKEN_PRODUCER\" \"$ENDPOINT_IMAGES_PRODUCER/images\" | python -mjson.tool"
+    );
+    println!();
+    println!("listening on {base}");
+}

@@ -1,0 +1,141 @@
+//! `imgshare serve` as a user runs it: the real binary on an ephemeral port, with the tokens file
+//! and the demo image it creates itself, answering one HTTP request over a plain TCP socket.
+
+// Test helpers panic on purpose: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Kills the server when the test ends, passed or not.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The value after `prefix` on the first line of `lines` that starts with it.
+fn find<'a>(lines: &'a [String], prefix: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|line| line.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in {lines:#?}"))
+}
+
+fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    (status, response)
+}
+
+/// Starts `imgshare serve` on an ephemeral port and reads its banner up to the
+/// `listening on http://ADDR` line.
+fn start(db: &Path) -> (Server, Vec<String>) {
+    let child = Command::new(env!("CARGO_BIN_EXE_imgshare"))
+        .arg("serve")
+        .arg("--db")
+        .arg(db)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let stdout = server.0.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("listening on http://");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    (server, lines)
+}
+
+#[test]
+fn serve_creates_tokens_seeds_the_demo_image_and_answers_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("imgshare.db");
+    let (mut server, lines) = start(&db);
+    let addr = find(&lines, "listening on http://").to_owned();
+    let exports = find(&lines, "export TOKEN_PRODUCER=");
+    let producer_token = exports.split(' ').next().unwrap().to_owned();
+    let image_id = find(&lines, "export IMAGE_ID_PRODUCER=").to_owned();
+    assert!(find(&lines, "export ENDPOINT_IMAGES_PRODUCER=")
+        .starts_with(&format!("http://{addr}/v2/111111 ")));
+    assert!(lines.iter().any(|line| line.starts_with("curl -s")));
+
+    let tokens_path = dir.path().join("imgshare-tokens.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&tokens_path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the tokens file is readable by others: {mode:o}"
+        );
+    }
+    let tokens = std::fs::read_to_string(&tokens_path).unwrap();
+    assert!(tokens.contains(&producer_token));
+    assert!(tokens.contains("\"222222\""));
+
+    let (status, response) = get(&addr, "/v2/images", &producer_token);
+    assert_eq!(status, 200, "{response}");
+    assert!(response.contains("my-saved-image-name"), "{response}");
+    assert!(response.contains(&image_id), "{response}");
+
+    let (status, _) = get(&addr, "/v2/111111/images", "not-a-token");
+    assert_eq!(status, 401);
+
+    // SIGTERM shuts the server down gracefully (exit status 0).
+    #[cfg(unix)]
+    {
+        let term = Command::new("kill")
+            .args(["-TERM", &server.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        assert!(server.0.wait().unwrap().success());
+    }
+    #[cfg(not(unix))]
+    let _ = server.0.kill();
+
+    // A restart keeps the tokens file and the image, and does not seed a second one.
+    let (_server, lines) = start(&db);
+    let addr = find(&lines, "listening on http://").to_owned();
+    assert!(find(&lines, "export TOKEN_PRODUCER=").starts_with(&producer_token));
+    assert_eq!(find(&lines, "export IMAGE_ID_PRODUCER="), image_id);
+    let (status, response) = get(&addr, "/v2/images", &producer_token);
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(
+        response.matches("my-saved-image-name").count(),
+        1,
+        "{response}"
+    );
+}
