@@ -67,6 +67,14 @@ impl Sql {
     }
 }
 
+impl Sql {
+    fn append(&mut self, other: &Sql) -> &mut Self {
+        self.text.push_str(&other.text);
+        self.params.extend(other.params.iter().cloned());
+        self
+    }
+}
+
 fn member_status_clause(filter: MemberStatusFilter) -> Option<&'static str> {
     match filter {
         MemberStatusFilter::All => None,
@@ -74,89 +82,126 @@ fn member_status_clause(filter: MemberStatusFilter) -> Option<&'static str> {
     }
 }
 
-/// Appends the candidate-id subquery for the caller's visibility.
-fn push_candidates(sql: &mut Sql, profile: &Profile, viewer: &Viewer<'_>, query: &ImageListQuery) {
+/// Appends the candidate ids: a UNION of branches, one per way the caller may see an image
+/// (own, public, unowned, community, shared with it). `tail` (the filters, the marker, the order
+/// and the limit) is applied inside every branch, so each branch reads at most one page along
+/// its index and the union holds at most a few pages, however many images the caller can see.
+fn push_candidates(
+    sql: &mut Sql,
+    profile: &Profile,
+    viewer: &Viewer<'_>,
+    query: &ImageListQuery,
+    tail: &Sql,
+) {
     let region = viewer.region.as_str().to_owned();
-    let own = |sql: &mut Sql, extra: &str| {
-        sql.push("SELECT image_id FROM proj_images WHERE owner = ")
-            .bind(viewer.tenant_id.to_owned())
-            .push(" AND region = ")
-            .bind(region.clone())
-            .push(extra);
-    };
-    let public = |sql: &mut Sql| {
-        sql.push("SELECT image_id FROM proj_images WHERE visibility = 'public' AND region = ")
-            .bind(region.clone())
-            .push(" UNION SELECT image_id FROM proj_images WHERE owner IS NULL AND region = ")
-            .bind(region.clone());
-    };
-    let community = |sql: &mut Sql| {
-        sql.push("SELECT image_id FROM proj_images WHERE visibility = 'community' AND region = ")
-            .bind(region.clone());
-    };
-    let shared_with_me = |sql: &mut Sql| {
-        let visibility_rule = match profile.kind {
-            ProfileKind::Rackspace => "s.visibility <> 'public'",
-            ProfileKind::Glance => "s.visibility = 'shared'",
-        };
-        sql.push("SELECT m.image_id FROM proj_members m JOIN proj_images s ON s.image_id = m.image_id WHERE m.member_id = ")
-            .bind(viewer.tenant_id.to_owned());
-        if let Some(status) = member_status_clause(query.member_status) {
-            sql.push(" AND m.status = ").bind(status.to_owned());
+    let mut first = true;
+    let mut branch = |sql: &mut Sql, head: &mut dyn FnMut(&mut Sql)| {
+        if !first {
+            sql.push(" UNION ");
         }
-        sql.push(" AND s.region = ")
-            .bind(region.clone())
-            .push(" AND ")
-            .push(visibility_rule);
+        first = false;
+        sql.push("SELECT image_id FROM (");
+        head(sql);
+        sql.append(tail).push(")");
+    };
+    let images = "SELECT i.image_id FROM proj_images i WHERE ";
+    let own = |extra: &'static str| {
+        let region = region.clone();
+        move |sql: &mut Sql| {
+            sql.push(images)
+                .push("i.owner = ")
+                .bind(viewer.tenant_id.to_owned())
+                .push(" AND i.region = ")
+                .bind(region.clone())
+                .push(extra);
+        }
+    };
+    let with_visibility = |visibility: &'static str| {
+        let region = region.clone();
+        move |sql: &mut Sql| {
+            sql.push(images)
+                .push("i.visibility = ")
+                .bind(visibility.to_owned())
+                .push(" AND i.region = ")
+                .bind(region.clone());
+        }
+    };
+    let unowned = {
+        let region = region.clone();
+        move |sql: &mut Sql| {
+            sql.push(images)
+                .push("i.owner IS NULL AND i.region = ")
+                .bind(region.clone());
+        }
+    };
+    let shared_with_me = {
+        let region = region.clone();
+        move |sql: &mut Sql| {
+            let visibility_rule = match profile.kind {
+                ProfileKind::Rackspace => "i.visibility <> 'public'",
+                ProfileKind::Glance => "i.visibility = 'shared'",
+            };
+            sql.push("SELECT i.image_id FROM proj_members m JOIN proj_images i ON i.image_id = m.image_id WHERE m.member_id = ")
+                .bind(viewer.tenant_id.to_owned());
+            if let Some(status) = member_status_clause(query.member_status) {
+                sql.push(" AND m.status = ").bind(status.to_owned());
+            }
+            sql.push(" AND i.region = ")
+                .bind(region.clone())
+                .push(" AND ")
+                .push(visibility_rule);
+        }
     };
     if viewer.is_admin {
-        sql.push("SELECT image_id FROM proj_images WHERE region = ")
-            .bind(region.clone());
-        match query.visibility.as_deref() {
-            Some("all") => {}
-            Some(visibility) => {
-                sql.push(" AND visibility = ").bind(visibility.to_owned());
+        let mut admin = |sql: &mut Sql| {
+            sql.push(images).push("i.region = ").bind(region.clone());
+            match query.visibility.as_deref() {
+                Some("all") => {}
+                Some(visibility) => {
+                    sql.push(" AND i.visibility = ").bind(visibility.to_owned());
+                }
+                // Admins still do not get other accounts' community images by default.
+                None => {
+                    sql.push(" AND (i.visibility <> 'community' OR i.owner = ")
+                        .bind(viewer.tenant_id.to_owned())
+                        .push(")");
+                }
             }
-            // Admins still do not get other accounts' community images by default.
-            None => {
-                sql.push(" AND (visibility <> 'community' OR owner = ")
-                    .bind(viewer.tenant_id.to_owned())
-                    .push(")");
-            }
-        }
+        };
+        branch(sql, &mut admin);
         return;
     }
     match (profile.kind, query.visibility.as_deref()) {
-        (_, Some("public")) => public(sql),
+        (_, Some("public")) => {
+            branch(sql, &mut with_visibility("public"));
+            branch(sql, &mut unowned.clone());
+        }
         (ProfileKind::Rackspace, Some("private")) => {
             // Icehouse: `private` means "not public" within the caller's set.
-            own(sql, " AND visibility <> 'public'");
-            sql.push(" UNION ");
-            shared_with_me(sql);
+            branch(sql, &mut own(" AND i.visibility <> 'public'"));
+            branch(sql, &mut shared_with_me.clone());
         }
-        (ProfileKind::Rackspace, Some("shared")) => shared_with_me(sql),
-        (ProfileKind::Glance, Some("private")) => own(sql, " AND visibility = 'private'"),
+        (ProfileKind::Rackspace, Some("shared")) => branch(sql, &mut shared_with_me.clone()),
+        (ProfileKind::Glance, Some("private")) => {
+            branch(sql, &mut own(" AND i.visibility = 'private'"));
+        }
         (ProfileKind::Glance, Some("shared")) => {
-            own(sql, " AND visibility = 'shared'");
-            sql.push(" UNION ");
-            shared_with_me(sql);
+            branch(sql, &mut own(" AND i.visibility = 'shared'"));
+            branch(sql, &mut shared_with_me.clone());
         }
-        (ProfileKind::Glance, Some("community")) => community(sql),
+        (ProfileKind::Glance, Some("community")) => branch(sql, &mut with_visibility("community")),
         (ProfileKind::Glance, Some("all")) => {
-            own(sql, "");
-            sql.push(" UNION ");
-            public(sql);
-            sql.push(" UNION ");
-            community(sql);
-            sql.push(" UNION ");
-            shared_with_me(sql);
+            branch(sql, &mut own(""));
+            branch(sql, &mut with_visibility("public"));
+            branch(sql, &mut unowned.clone());
+            branch(sql, &mut with_visibility("community"));
+            branch(sql, &mut shared_with_me.clone());
         }
         _ => {
-            own(sql, "");
-            sql.push(" UNION ");
-            public(sql);
-            sql.push(" UNION ");
-            shared_with_me(sql);
+            branch(sql, &mut own(""));
+            branch(sql, &mut with_visibility("public"));
+            branch(sql, &mut unowned.clone());
+            branch(sql, &mut shared_with_me.clone());
         }
     }
 }
@@ -325,18 +370,9 @@ pub fn list_images(
     query: &ImageListQuery,
     raw_query: &str,
 ) -> Result<Value, ProjectionError> {
+    // The filters, marker, order and limit, applied inside each candidate branch.
     let mut sql = Sql::default();
-    sql.push("SELECT ")
-        .push(
-            &IMAGE_COLUMNS
-                .split(", ")
-                .map(|c| format!("i.{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
-        .push(" FROM proj_images i WHERE i.image_id IN (");
-    push_candidates(&mut sql, profile, viewer, query);
-    sql.push(") AND i.status <> 'killed'");
+    sql.push(" AND i.status <> 'killed'");
     match query.os_hidden {
         Some(true) => sql.push(" AND i.os_hidden = 1"),
         Some(false) | None => sql.push(" AND i.os_hidden = 0"),
@@ -399,17 +435,34 @@ pub fn list_images(
         })?;
         push_keyset(&mut sql, &query.sort, &values);
     }
-    sql.push(" ORDER BY ");
+    let mut order = String::from(" ORDER BY ");
     for (index, (key, dir)) in query.sort.iter().enumerate() {
         if index > 0 {
-            sql.push(", ");
+            order.push_str(", ");
         }
-        sql.push(sort_expression(*key)).push(match dir {
+        order.push_str(sort_expression(*key));
+        order.push_str(match dir {
             SortDir::Asc => " ASC",
             SortDir::Desc => " DESC",
         });
     }
-    sql.push(" LIMIT ").bind(i64::from(query.limit));
+    // A literal limit: a bound LIMIT makes SQLite re-prepare the statement on every call.
+    let order_and_limit = format!("{order} LIMIT {}", query.limit);
+    sql.push(&order_and_limit);
+    let tail = sql;
+
+    let mut sql = Sql::default();
+    sql.push("SELECT ")
+        .push(
+            &IMAGE_COLUMNS
+                .split(", ")
+                .map(|c| format!("i.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+        .push(" FROM proj_images i WHERE i.image_id IN (");
+    push_candidates(&mut sql, profile, viewer, query, &tail);
+    sql.push(")").push(&order_and_limit);
 
     let rows = conn
         .prepare_cached(&sql.text)?

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use imgshare_core::{
     Aggregate, Image, ImageStatus, Member, MemberStatus, Region, Task, TaskStatus, TaskType,
     Visibility,
@@ -59,13 +59,46 @@ pub const CATALOGUE: &str = "catalogue";
 
 /// Formats a time the way the API shows it: `YYYY-MM-DDThh:mm:ssZ`.
 pub fn api_time(time: DateTime<Utc>) -> String {
-    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    // Written by hand: chrono's format-string path costs about a microsecond per call, and a page
+    // of 25 images formats and parses 100 of these.
+    use chrono::{Datelike, Timelike};
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    )
 }
 
 fn parse_api_time(id: &str, text: &str) -> Result<DateTime<Utc>, ProjectionError> {
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ")
-        .map(|naive| naive.and_utc())
-        .map_err(|error| corrupt(id, format!("bad time '{text}': {error}")))
+    fast_api_time(text).ok_or_else(|| corrupt(id, format!("bad time '{text}'")))
+}
+
+/// Parses exactly `YYYY-MM-DDThh:mm:ssZ`, the only form [`api_time`] writes.
+fn fast_api_time(text: &str) -> Option<DateTime<Utc>> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 20
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || bytes[10] != b'T'
+        || bytes[19] != b'Z'
+    {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> { text.get(range)?.parse().ok() };
+    let date = NaiveDate::from_ymd_opt(
+        i32::try_from(number(0..4)?).ok()?,
+        number(5..7)?,
+        number(8..10)?,
+    )?;
+    if bytes[13] != b':' || bytes[16] != b':' {
+        return None;
+    }
+    let naive = date.and_hms_opt(number(11..13)?, number(14..16)?, number(17..19)?)?;
+    Some(naive.and_utc())
 }
 
 fn corrupt(id: &str, reason: impl Into<String>) -> ProjectionError {
@@ -540,4 +573,26 @@ pub fn dump(conn: &Connection) -> Result<Vec<String>, ProjectionError> {
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn api_times_round_trip_and_bad_ones_are_refused() {
+        let time = Utc.with_ymd_and_hms(2014, 3, 9, 7, 5, 3).unwrap();
+        assert_eq!(api_time(time), "2014-03-09T07:05:03Z");
+        assert_eq!(fast_api_time("2014-03-09T07:05:03Z"), Some(time));
+        for bad in [
+            "2014-03-09T07:05:03",
+            "2014-13-09T07:05:03Z",
+            "2014-03-09 07:05:03Z",
+            "x",
+            "2014-03-09T07:05:63Z",
+        ] {
+            assert_eq!(fast_api_time(bad), None, "{bad}");
+        }
+    }
 }
