@@ -37,6 +37,8 @@ CREATE TABLE proj_images (
 -- and (through proj_members) images shared with the caller.
 CREATE INDEX proj_images_by_owner ON proj_images (owner, region, created_at);
 CREATE INDEX proj_images_by_visibility ON proj_images (visibility, region, created_at);
+-- Admins (Glance profile) list a whole region.
+CREATE INDEX proj_images_by_region ON proj_images (region, created_at);
 
 CREATE TABLE proj_image_properties (
     image_id TEXT NOT NULL,

@@ -14,5 +14,5 @@ pub mod schemas;
 pub mod tables;
 pub mod views;
 
-pub use listing::{list_images, list_tasks, Viewer};
+pub use listing::{explain_image_list, list_images, list_tasks, Viewer};
 pub use tables::ProjectionError;

@@ -370,6 +370,39 @@ pub fn list_images(
     query: &ImageListQuery,
     raw_query: &str,
 ) -> Result<Value, ProjectionError> {
+    let sql = image_list_sql(conn, profile, viewer, query)?;
+    let rows = conn
+        .prepare_cached(&sql.text)?
+        .query_map(params_from_iter(sql.params.iter()), image_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    render_image_page(conn, profile, query, raw_query, rows)
+}
+
+/// `EXPLAIN QUERY PLAN` of the SQL that [`list_images`] runs for this query, one line per
+/// plan step: for tests and benchmarks that check a page is served by indexes.
+pub fn explain_image_list(
+    conn: &Connection,
+    profile: &Profile,
+    viewer: &Viewer<'_>,
+    query: &ImageListQuery,
+) -> Result<Vec<String>, ProjectionError> {
+    let sql = image_list_sql(conn, profile, viewer, query)?;
+    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))?;
+    let lines = statement
+        .query_map(params_from_iter(sql.params.iter()), |row| {
+            row.get::<_, String>(3)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(lines)
+}
+
+/// The page query: candidate branches, each already filtered, ordered and limited.
+fn image_list_sql(
+    conn: &Connection,
+    profile: &Profile,
+    viewer: &Viewer<'_>,
+    query: &ImageListQuery,
+) -> Result<Sql, ProjectionError> {
     // The filters, marker, order and limit, applied inside each candidate branch.
     let mut sql = Sql::default();
     sql.push(" AND i.status <> 'killed'");
@@ -463,11 +496,16 @@ pub fn list_images(
         .push(" FROM proj_images i WHERE i.image_id IN (");
     push_candidates(&mut sql, profile, viewer, query, &tail);
     sql.push(")").push(&order_and_limit);
+    Ok(sql)
+}
 
-    let rows = conn
-        .prepare_cached(&sql.text)?
-        .query_map(params_from_iter(sql.params.iter()), image_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
+fn render_image_page(
+    conn: &Connection,
+    profile: &Profile,
+    query: &ImageListQuery,
+    raw_query: &str,
+    rows: Vec<crate::tables::ImageRow>,
+) -> Result<Value, ProjectionError> {
     let page_full = query.limit > 0 && rows.len() == query.limit as usize;
     let ids: Vec<String> = rows.iter().map(|row| row.id().to_owned()).collect();
     let (mut tags, mut properties) = page_extras(conn, &ids)?;
