@@ -34,6 +34,19 @@ pub(crate) struct ServeOptions {
     pub(crate) region: String,
     pub(crate) tokens: Option<PathBuf>,
     pub(crate) seed_demo_image: bool,
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+/// The image data directory: the given one, or `<db file name>.data` next to the database.
+fn data_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        let mut name = db
+            .file_name()
+            .map(std::ffi::OsStr::to_os_string)
+            .unwrap_or_else(|| "imgshare.db".into());
+        name.push(".data");
+        db.with_file_name(name)
+    })
 }
 
 /// The tokens file to use: the given one, or `imgshare-tokens.json` next to the database, which is
@@ -86,7 +99,7 @@ fn token_of(path: &Path, tenant: &str) -> Option<String> {
 }
 
 /// Registers the producer's saved image of seed 000 (a snapshot, active, ovf/vhd).
-fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Result<Uuid> {
+pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Result<Uuid> {
     let ctx = Context::new(
         Actor::tenant(PRODUCER, "producer", &["cloudImages:admin"]),
         region.clone(),
@@ -141,6 +154,9 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
     let region = Region::parse(&options.region)?;
     let tokens_path = tokens_file(db, options.tokens)?;
     let tokens = TokenStore::load(&tokens_path)?;
+    let data_dir = data_dir(db, options.data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let empty = engine
         .read(|conn| Ok(imgshare_store::head(conn)?))?
         .is_none();
@@ -157,7 +173,8 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
             .with_context(|| format!("listening on {}", options.listen))?;
         let addr: SocketAddr = listener.local_addr()?;
         print_banner(addr, &region, db, &tokens_path, seeded);
-        let state = AppState::new(Arc::new(engine), Arc::new(tokens), region);
+        let mut state = AppState::new(Arc::new(engine), Arc::new(tokens), region);
+        state.data_dir = Some(data_dir);
         imgshare_server::serve(listener, state).await?;
         eprintln!("imgshare: shut down");
         anyhow::Ok(())
@@ -204,4 +221,25 @@ fn print_banner(
     );
     println!();
     println!("listening on {base}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_dir_defaults_to_the_db_name_with_data() {
+        assert_eq!(
+            data_dir(Path::new("/srv/x/images.db"), None),
+            PathBuf::from("/srv/x/images.db.data")
+        );
+        assert_eq!(
+            data_dir(Path::new("imgshare.db"), None),
+            PathBuf::from("imgshare.db.data")
+        );
+        assert_eq!(
+            data_dir(Path::new("a.db"), Some(PathBuf::from("/d"))),
+            PathBuf::from("/d")
+        );
+    }
 }

@@ -87,6 +87,7 @@ fn serve_creates_tokens_seeds_the_demo_image_and_answers_http() {
         .starts_with(&format!("http://{addr}/v2/111111 ")));
     assert!(lines.iter().any(|line| line.starts_with("curl -s")));
 
+    assert!(dir.path().join("imgshare.db.data").is_dir());
     let tokens_path = dir.path().join("imgshare-tokens.json");
     #[cfg(unix)]
     {

@@ -692,7 +692,10 @@ fn decide_register(
     Ok(events)
 }
 
-fn validate_property_key(key: &str) -> Result<(), DomainError> {
+/// Checks a property name a client wants to write: non-empty, at most 255 characters, no 4-byte
+/// UTF-8, and not a read-only (`status`, `checksum`, …) or reserved (`location`, `os_glance*`)
+/// name (403). Adapters that parse bodies call it before building a command.
+pub fn validate_property_key(key: &str) -> Result<(), DomainError> {
     if key.is_empty() {
         return Err(DomainError::invalid("Property names can't be empty"));
     }

@@ -44,6 +44,15 @@
 //! `{"itemNotFound": {"code": 404, "message": "No image found with ID ...", "error_code":
 //! "image_not_found"}}` (see [`ApiError`]).
 //!
+//! # Image data
+//!
+//! `PUT /v2/images/{id}/file` stores the data in [`AppState::data_dir`] as `<data_dir>/<id>`,
+//! with md5 (`checksum`) and sha512 (`os_hash_value`) computed while streaming;
+//! `GET /v2/images/{id}/file` streams it back with `Content-Length` and `Content-MD5` (204 when
+//! there is no data; 403 for a deactivated image unless the caller is a cloud admin).
+//! `GET /v2/images/{id}/tasks` lists the caller's tasks whose `input.image_uuid` or
+//! `result.image_id` is the image.
+//!
 //! # Check order
 //!
 //! Where the spec is silent the adapter follows Glance's middleware order:
@@ -52,7 +61,11 @@
 //! 3. unknown path → 404; a `/v2/{tenant_id}/` prefix naming another account → 404;
 //! 4. method → 405 with `Allow` (`HEAD` is not served);
 //! 5. body over `max_body_bytes` (declared `Content-Length` or actual) → 413; a body on a `GET`,
-//!    `DELETE` or tag `PUT` → 400 "A body is not expected with this request.";
+//!    `DELETE`, tag `PUT` or image action `POST` → 400 "A body is not expected with this
+//!    request.". Image data (`PUT /v2/images/{id}/file`) is not read whole: after the id (404),
+//!    the media type (`application/octet-stream`, else 415), the data directory (none: 501), the
+//!    declared length against `max_image_bytes` (413) and the image's visibility (404), it is
+//!    streamed to disk, and the engine decides (see the `images` module);
 //! 6. PATCH media type → 415 with `Accept-Patch`, then the patch document → 400, then the id;
 //! 7. an id that is not a hyphenated UUID → 404 with the engine's wording; then the engine.
 //!
@@ -61,7 +74,9 @@
 
 pub mod error;
 pub mod identity;
+mod images;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -77,6 +92,8 @@ use imgshare_store::Engine;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use images::{create_image, download, upload};
+
 pub use error::ApiError;
 pub use identity::{Identity, TokenStore, TokenStoreError};
 
@@ -86,6 +103,8 @@ pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 /// Default limit on request bodies.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default limit on uploaded image data: 40 GiB.
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 40 * 1024 * 1024 * 1024;
 
 /// What every request handler shares.
 #[derive(Debug, Clone)]
@@ -96,8 +115,12 @@ pub struct AppState {
     pub tokens: Arc<TokenStore>,
     /// The region this endpoint serves.
     pub region: Region,
-    /// Bodies larger than this are refused with 413.
+    /// Bodies larger than this are refused with 413 (image data has its own limit).
     pub max_body_bytes: usize,
+    /// Image data (`PUT /v2/images/{id}/file`) larger than this is refused with 413.
+    pub max_image_bytes: u64,
+    /// Where image data is kept, one file per image named by its id; `None`: uploads are 501.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl AppState {
@@ -108,6 +131,8 @@ impl AppState {
             tokens,
             region,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
+            data_dir: None,
         }
     }
 }
@@ -157,6 +182,10 @@ enum Route {
     Version,
     Images,
     Image(String),
+    /// `/images/{id}/actions/{deactivate|reactivate}`: the id and whether it deactivates.
+    ImageAction(String, bool),
+    ImageFile(String),
+    ImageTasks(String),
     Members(String),
     Member(String, String),
     Tag(String, String),
@@ -169,13 +198,12 @@ impl Route {
     /// The methods the route answers, as the `Allow` header lists them.
     fn allow(&self) -> &'static str {
         match self {
-            Route::Versions
-            | Route::Version
-            | Route::Images
-            | Route::Task(_)
-            | Route::Schema(_) => "GET",
+            Route::Versions | Route::Version | Route::Task(_) | Route::Schema(_) => "GET",
             Route::Image(_) => "GET, PATCH, DELETE",
-            Route::Members(_) | Route::Tasks => "GET, POST",
+            Route::Images | Route::Members(_) | Route::Tasks => "GET, POST",
+            Route::ImageAction(..) => "POST",
+            Route::ImageFile(_) => "GET, PUT",
+            Route::ImageTasks(_) => "GET",
             Route::Member(..) => "GET, PUT, DELETE",
             Route::Tag(..) => "PUT, DELETE",
         }
@@ -193,6 +221,10 @@ fn match_v2(segments: &[String]) -> Option<Route> {
     let route = match segments.as_slice() {
         ["images"] => Route::Images,
         ["images", id] => Route::Image((*id).to_owned()),
+        ["images", id, "actions", "deactivate"] => Route::ImageAction((*id).to_owned(), true),
+        ["images", id, "actions", "reactivate"] => Route::ImageAction((*id).to_owned(), false),
+        ["images", id, "file"] => Route::ImageFile((*id).to_owned()),
+        ["images", id, "tasks"] => Route::ImageTasks((*id).to_owned()),
         ["images", id, "members"] => Route::Members((*id).to_owned()),
         ["images", id, "members", member] => Route::Member((*id).to_owned(), (*member).to_owned()),
         ["images", id, "tags", tag] => Route::Tag((*id).to_owned(), (*tag).to_owned()),
@@ -429,22 +461,25 @@ async fn handle(
     if !route.allows(&parts.method) {
         return Err(ApiError::method_not_allowed(route.allow()));
     }
-    let body = read_body(state, &parts.headers, body).await?;
-    let body_rejected = parts.method == Method::GET
-        || parts.method == Method::DELETE
-        || matches!(route, Route::Tag(..));
-    if body_rejected && !body.is_empty() {
-        return Err(ApiError::bad_request(
-            "body_not_expected",
-            "A body is not expected with this request.",
-        ));
-    }
     let ctx = Context {
         now: Utc::now(),
         actor: identity.actor(),
         region: state.region.clone(),
         request_id: Some(request_id.to_owned()),
     };
+    if let (Route::ImageFile(id), &Method::PUT) = (&route, &parts.method) {
+        return upload(state, ctx, id, &parts.headers, body).await;
+    }
+    let body = read_body(state, &parts.headers, body).await?;
+    let body_rejected = parts.method == Method::GET
+        || parts.method == Method::DELETE
+        || matches!(route, Route::Tag(..) | Route::ImageAction(..));
+    if body_rejected && !body.is_empty() {
+        return Err(ApiError::bad_request(
+            "body_not_expected",
+            "A body is not expected with this request.",
+        ));
+    }
     let engine = Arc::clone(&state.engine);
     let query = parts.uri.query().unwrap_or_default().to_owned();
     let method = parts.method;
@@ -452,6 +487,9 @@ async fn handle(
         Route::Versions => Ok(versions(&parts.headers)),
         Route::Version => Ok(version(&parts.headers, tenant.as_deref())),
         Route::Images => {
+            if method == Method::POST {
+                return create_image(engine, ctx, &body).await;
+            }
             let page = blocking(move || Ok(engine.list_images(&ctx, &query)?)).await?;
             Ok(json_response(StatusCode::OK, &page))
         }
@@ -484,6 +522,22 @@ async fn handle(
             }
             let view = blocking(move || Ok(engine.image_view(&ctx, image_id)?)).await?;
             Ok(json_response(StatusCode::OK, &view))
+        }
+        Route::ImageAction(id, deactivate) => {
+            let image_id = image_id(&id)?;
+            let command = if deactivate {
+                ImageCommand::Deactivate
+            } else {
+                ImageCommand::Reactivate
+            };
+            execute_image(engine, ctx, image_id, command).await?;
+            Ok(no_content())
+        }
+        Route::ImageFile(id) => download(state, engine, ctx, &id).await,
+        Route::ImageTasks(id) => {
+            let image_id = image_id(&id)?;
+            let tasks = blocking(move || image_tasks(&engine, &ctx, image_id)).await?;
+            Ok(json_response(StatusCode::OK, &json!({"tasks": tasks})))
         }
         Route::Members(id) => {
             let image_id = image_id(&id)?;
@@ -578,6 +632,41 @@ async fn handle(
             ))
         }
     }
+}
+
+/// The caller's visible tasks about an image (`input.image_uuid` or `result.image_id`), in the
+/// order `GET /v2/tasks` lists them; 404 if the image is not visible.
+fn image_tasks(engine: &Engine, ctx: &Context, image_id: Uuid) -> Result<Vec<Value>, ApiError> {
+    engine.get_image(ctx, image_id)?;
+    let wanted = image_id.to_string();
+    let mut tasks = Vec::new();
+    let mut query = String::new();
+    loop {
+        let page = engine.list_tasks(ctx, &query)?;
+        let stubs = page["tasks"].as_array().cloned().unwrap_or_default();
+        for stub in &stubs {
+            let Some(task_id) = stub["id"].as_str().and_then(parse_id) else {
+                continue;
+            };
+            let Ok(view) = engine.task_view(ctx, task_id) else {
+                continue;
+            };
+            if view["input"]["image_uuid"] == wanted.as_str()
+                || view["result"]["image_id"] == wanted.as_str()
+            {
+                tasks.push(view);
+            }
+        }
+        let next = page["next"]
+            .as_str()
+            .and_then(|next| next.split_once('?'))
+            .map(|(_, next_query)| next_query.to_owned());
+        match next {
+            Some(next) if !stubs.is_empty() && next != query => query = next,
+            _ => break,
+        }
+    }
+    Ok(tasks)
 }
 
 async fn execute_image(

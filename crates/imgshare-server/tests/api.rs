@@ -11,7 +11,8 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use imgshare_core::{
-    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Region, StreamId,
+    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Profile, Region,
+    StreamId,
 };
 use imgshare_server::{router, AppState, Identity, TokenStore};
 use imgshare_store::Engine;
@@ -30,12 +31,14 @@ const PATCH_V21: &str = "application/openstack-images-v2.1-json-patch";
 struct Api {
     app: Router,
     engine: Arc<Engine>,
+    data_dir: tempfile::TempDir,
 }
 
 struct Reply {
     status: StatusCode,
     headers: HeaderMap,
     body: Value,
+    raw: Vec<u8>,
 }
 
 impl Reply {
@@ -66,21 +69,66 @@ impl Api {
     }
 
     fn with_engine(engine: Engine, max_body_bytes: usize) -> Self {
-        let engine = Arc::new(engine);
         let mut tokens = TokenStore::new();
         tokens.insert(PRODUCER_TOKEN, identity(PRODUCER));
         tokens.insert(CONSUMER_TOKEN, identity(CONSUMER));
         tokens.insert(STRANGER_TOKEN, identity(STRANGER));
-        let state = AppState {
-            engine: Arc::clone(&engine),
-            tokens: Arc::new(tokens),
-            region: Region::parse("DFW").unwrap(),
-            max_body_bytes,
-        };
+        Self::build(engine, tokens, |state| {
+            state.max_body_bytes = max_body_bytes
+        })
+    }
+
+    /// A Glance-profile endpoint: every account has role `member`.
+    fn glance() -> Self {
+        Self::glance_with(|_| {})
+    }
+
+    fn glance_with(configure: impl FnOnce(&mut AppState)) -> Self {
+        let engine = Engine::in_memory_with(Profile::glance()).unwrap();
+        let mut tokens = TokenStore::new();
+        for (token, tenant) in [
+            (PRODUCER_TOKEN, PRODUCER),
+            (CONSUMER_TOKEN, CONSUMER),
+            (STRANGER_TOKEN, STRANGER),
+        ] {
+            tokens.insert(
+                token,
+                Identity {
+                    tenant_id: tenant.to_owned(),
+                    user_id: format!("user-{tenant}"),
+                    roles: vec!["member".to_owned()],
+                },
+            );
+        }
+        Self::build(engine, tokens, configure)
+    }
+
+    fn build(engine: Engine, tokens: TokenStore, configure: impl FnOnce(&mut AppState)) -> Self {
+        let engine = Arc::new(engine);
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut state = AppState::new(
+            Arc::clone(&engine),
+            Arc::new(tokens),
+            Region::parse("DFW").unwrap(),
+        );
+        state.max_body_bytes = 64 * 1024;
+        state.data_dir = Some(data_dir.path().to_owned());
+        configure(&mut state);
         Api {
             app: router(state),
             engine,
+            data_dir,
         }
+    }
+
+    /// The names of the files in the data directory.
+    fn data_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.data_dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     /// The producer's saved server image, registered through the engine (the Rackspace API has
@@ -141,7 +189,10 @@ impl Api {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() {
+        let binary = headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|value| value == "application/octet-stream");
+        let body = if bytes.is_empty() || binary {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).expect("JSON body")
@@ -150,6 +201,7 @@ impl Api {
             status,
             headers,
             body,
+            raw: bytes.to_vec(),
         };
         assert!(reply.header("x-openstack-request-id").starts_with("req-"));
         reply
@@ -440,7 +492,13 @@ async fn unknown_methods_are_405_with_allow() {
             format!("/v2/images/{id}"),
             "GET, PATCH, DELETE",
         ),
-        (Method::POST, "/v2/images".to_owned(), "GET"),
+        (Method::PUT, "/v2/images".to_owned(), "GET, POST"),
+        (Method::DELETE, format!("/v2/images/{id}/file"), "GET, PUT"),
+        (
+            Method::PUT,
+            format!("/v2/images/{id}/actions/deactivate"),
+            "POST",
+        ),
         (
             Method::GET,
             format!("/v2/images/{id}/tags/web"),
@@ -826,4 +884,315 @@ async fn hostile_bodies_and_headers_are_client_errors() {
         .unwrap();
     let response = api.app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+const OCTETS: &str = "application/octet-stream";
+
+impl Api {
+    async fn upload(&self, uri: &str, token: &str, data: &[u8]) -> Reply {
+        self.send(Method::PUT, uri, Some(token), Some(OCTETS), data.to_vec())
+            .await
+    }
+
+    async fn post_empty(&self, uri: &str, token: &str) -> Reply {
+        self.send(Method::POST, uri, Some(token), None, Vec::new())
+            .await
+    }
+
+    /// A queued Glance image of the producer, created over HTTP; its id.
+    async fn create_queued(&self) -> String {
+        let created = self
+            .json(
+                Method::POST,
+                "/v2/images",
+                PRODUCER_TOKEN,
+                json!({"name": "disk", "container_format": "bare", "disk_format": "raw"}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        created.body["id"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn creating_images_is_forbidden_in_the_rackspace_profile() {
+    let api = Api::new();
+    for uri in ["/v2/images", &format!("/v2/{PRODUCER}/images")] {
+        let reply = api
+            .json(Method::POST, uri, PRODUCER_TOKEN, json!({"name": "mine"}))
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{uri}: {}", reply.body);
+    }
+    let reply = api
+        .json(
+            Method::POST,
+            "/v2/images",
+            PRODUCER_TOKEN,
+            json!({"status": "active"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn glance_members_create_queued_shared_images() {
+    let api = Api::glance();
+    let id = Uuid::new_v4();
+    let reply = api
+        .json(
+            Method::POST,
+            &format!("/v2/{PRODUCER}/images"),
+            PRODUCER_TOKEN,
+            json!({"id": id.to_string(), "name": "disk", "container_format": "bare",
+                   "disk_format": "raw", "min_ram": 512, "tags": ["a", "b"], "color": "blue"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.header("location"), format!("/v2/images/{id}"));
+    assert_eq!(reply.body["id"], json!(id.to_string()));
+    assert_eq!(reply.body["status"], "queued");
+    assert_eq!(reply.body["visibility"], "shared");
+    assert_eq!(reply.body["owner"], PRODUCER);
+    assert_eq!(reply.body["min_ram"], 512);
+    assert_eq!(reply.body["color"], "blue");
+    let shown = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert_eq!(shown.body["name"], "disk");
+    // A new UUID when none is given.
+    let other = api.create_queued().await;
+    assert!(Uuid::try_parse(&other).is_ok());
+    assert_ne!(other, id.to_string());
+    // The same id again.
+    let again = api
+        .json(
+            Method::POST,
+            "/v2/images",
+            PRODUCER_TOKEN,
+            json!({"id": id.to_string()}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+}
+
+#[tokio::test]
+async fn bad_image_bodies_are_refused() {
+    let api = Api::glance();
+    let cases = [
+        (json!({"color": 5}), StatusCode::BAD_REQUEST),
+        (json!({"name": 5}), StatusCode::BAD_REQUEST),
+        (json!({"protected": "yes"}), StatusCode::BAD_REQUEST),
+        (json!({"min_disk": -1}), StatusCode::BAD_REQUEST),
+        (json!({"tags": [1]}), StatusCode::BAD_REQUEST),
+        (json!({"visibility": "everyone"}), StatusCode::BAD_REQUEST),
+        (json!({"id": "not-a-uuid"}), StatusCode::BAD_REQUEST),
+        (json!({"disk_format": "floppy"}), StatusCode::BAD_REQUEST),
+        (json!(["name"]), StatusCode::BAD_REQUEST),
+        (json!({"status": "active"}), StatusCode::FORBIDDEN),
+        (json!({"size": 5}), StatusCode::FORBIDDEN),
+        (json!({"checksum": "x"}), StatusCode::FORBIDDEN),
+        (json!({"locations": []}), StatusCode::FORBIDDEN),
+    ];
+    for (body, expected) in cases {
+        let reply = api
+            .json(Method::POST, "/v2/images", PRODUCER_TOKEN, body.clone())
+            .await;
+        assert_eq!(reply.status, expected, "{body}: {}", reply.body);
+    }
+    let empty = api.post_empty("/v2/images", PRODUCER_TOKEN).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    let listed = api.get("/v2/images", PRODUCER_TOKEN).await;
+    assert_eq!(listed.body["images"], json!([]));
+}
+
+#[tokio::test]
+async fn rackspace_tenants_cannot_deactivate_or_upload() {
+    let api = Api::new();
+    let id = api.snapshot("saved");
+    for action in ["deactivate", "reactivate"] {
+        let uri = format!("/v2/{PRODUCER}/images/{id}/actions/{action}");
+        let reply = api.post_empty(&uri, PRODUCER_TOKEN).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{action}: {}",
+            reply.body
+        );
+        let with_body = api
+            .json(Method::POST, &uri, PRODUCER_TOKEN, json!({}))
+            .await;
+        assert_eq!(with_body.status, StatusCode::BAD_REQUEST);
+        let get = api.get(&uri, PRODUCER_TOKEN).await;
+        assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let unknown = api
+        .post_empty(&format!("/v2/images/{id}/actions/explode"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let reply = api
+        .upload(&format!("/v2/images/{id}/file"), PRODUCER_TOKEN, b"data")
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    assert!(api.data_files().is_empty(), "{:?}", api.data_files());
+    // A snapshot registered without data in the store: nothing to download.
+    let reply = api
+        .get(&format!("/v2/images/{id}/file"), CONSUMER_TOKEN)
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = api
+        .get(&format!("/v2/images/{id}/file"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn glance_owners_upload_download_and_deactivate() {
+    let api = Api::glance();
+    let id = api.create_queued().await;
+    let data = b"hello image data".repeat(1000);
+    let file = format!("/v2/{PRODUCER}/images/{id}/file");
+    let none = api.get(&file, PRODUCER_TOKEN).await;
+    assert_eq!(none.status, StatusCode::NO_CONTENT);
+    let wrong_type = api
+        .send(
+            Method::PUT,
+            &file,
+            Some(PRODUCER_TOKEN),
+            Some("application/json"),
+            data.clone(),
+        )
+        .await;
+    assert_eq!(wrong_type.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let stranger = api
+        .upload(&file.replace(PRODUCER, STRANGER), STRANGER_TOKEN, &data)
+        .await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND);
+    let uploaded = api.upload(&file, PRODUCER_TOKEN, &data).await;
+    assert_eq!(uploaded.status, StatusCode::NO_CONTENT, "{}", uploaded.body);
+    assert_eq!(api.data_files(), vec![id.clone()]);
+    let shown = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    assert_eq!(shown.body["status"], "active");
+    assert_eq!(shown.body["size"], data.len());
+    let checksum = shown.body["checksum"].as_str().unwrap().to_owned();
+    assert_eq!(checksum.len(), 32);
+    assert_eq!(shown.body["os_hash_algo"], "sha512");
+    assert_eq!(shown.body["os_hash_value"].as_str().unwrap().len(), 128);
+    // Data is immutable: a second upload is 409 and leaves no file behind.
+    let again = api.upload(&file, PRODUCER_TOKEN, b"other").await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(api.data_files(), vec![id.clone()]);
+
+    let downloaded = api.get(&file, PRODUCER_TOKEN).await;
+    assert_eq!(downloaded.status, StatusCode::OK);
+    assert_eq!(downloaded.header("content-type"), OCTETS);
+    assert_eq!(downloaded.header("content-length"), data.len().to_string());
+    assert_eq!(downloaded.header("content-md5"), checksum);
+    assert_eq!(downloaded.raw, data);
+
+    let actions = format!("/v2/images/{id}/actions");
+    let reply = api
+        .post_empty(&format!("{actions}/deactivate"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let shown = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    assert_eq!(shown.body["status"], "deactivated");
+    let refused = api.get(&file, PRODUCER_TOKEN).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        refused.body["forbidden"]["message"],
+        "The requested image has been deactivated. Image data download is forbidden."
+    );
+    let reply = api
+        .post_empty(&format!("{actions}/reactivate"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let shown = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    assert_eq!(shown.body["status"], "active");
+    assert_eq!(api.get(&file, PRODUCER_TOKEN).await.raw, data);
+}
+
+#[tokio::test]
+async fn uploads_are_limited_and_need_storage() {
+    let api = Api::glance_with(|state| state.max_image_bytes = 10);
+    let id = api.create_queued().await;
+    let file = format!("/v2/images/{id}/file");
+    let reply = api.upload(&file, PRODUCER_TOKEN, &[7; 11]).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(api.data_files().is_empty());
+    let shown = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    assert_eq!(shown.body["status"], "queued");
+    // The body limit does not apply to image data.
+    let api = Api::glance_with(|state| state.max_body_bytes = 200);
+    let id = api.create_queued().await;
+    let reply = api
+        .upload(&format!("/v2/images/{id}/file"), PRODUCER_TOKEN, &[7; 1000])
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+
+    let api = Api::glance_with(|state| state.data_dir = None);
+    let id = api.create_queued().await;
+    let reply = api
+        .upload(&format!("/v2/images/{id}/file"), PRODUCER_TOKEN, b"data")
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(
+        reply.body["computeFault"]["message"],
+        "image data storage is not configured"
+    );
+}
+
+#[tokio::test]
+async fn an_images_tasks_are_listed() {
+    let api = Api::new();
+    let id = api.snapshot("saved");
+    let other = api.snapshot("other");
+    let mut expected = Vec::new();
+    // More tasks than one page of `GET /v2/tasks` (25) holds.
+    // The image's tasks are created first and last, so some are on a later page.
+    let mut images = vec![id];
+    images.extend([other; 30]);
+    images.push(id);
+    for image in images {
+        let reply = api
+            .json(
+                Method::POST,
+                "/v2/tasks",
+                PRODUCER_TOKEN,
+                json!({"type": "export", "input": {"image_uuid": image.to_string(),
+                    "receiving_swift_container": "exports"}}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        if image == id {
+            expected.push(reply.body["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let reply = api
+        .get(&format!("/v2/{PRODUCER}/images/{id}/tasks"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let mut ids: Vec<String> = reply.body["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert_eq!(
+        reply.body["tasks"][0]["input"]["image_uuid"],
+        id.to_string()
+    );
+    // The consumer cannot see the image; a stranger's tasks are not the producer's.
+    let reply = api
+        .get(&format!("/v2/images/{id}/tasks"), CONSUMER_TOKEN)
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = api
+        .get(
+            &format!("/v2/images/{}/tasks", Uuid::new_v4()),
+            PRODUCER_TOKEN,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }

@@ -1,0 +1,325 @@
+//! Image creation and image data: `POST /v2/images`, `PUT` and `GET /v2/images/{id}/file`.
+//!
+//! Image data is kept in [`AppState::data_dir`], one file per image named by its id. An upload
+//! streams into a temporary file there (`.upload-<uuid>`), hashing as it goes (md5 for
+//! `checksum`, sha512 for `os_hash_value`); the engine's `Upload` decides, and only on success is
+//! the file renamed to `<data_dir>/<image_id>`. On any error, or if the client goes away, the
+//! temporary file is removed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use imgshare_core::image::validate_property_key;
+use imgshare_core::{
+    Command, Context, ImageActivated, ImageCommand, ImageOrigin, ImageStatus, NewImage, Visibility,
+};
+use imgshare_projection::views;
+use imgshare_store::{Engine, EngineError};
+use md5::Md5;
+use serde_json::Value;
+use sha2::{Digest, Sha512};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+use super::{blocking, image_id, json_body, json_response, no_content, parse_id, ApiError};
+use crate::AppState;
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_image", message)
+}
+
+fn optional_string(key: &str, value: &Value) -> Result<Option<String>, ApiError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) => Ok(Some(text.clone())),
+        _ => Err(invalid(format!("'{key}' must be a string or null"))),
+    }
+}
+
+fn boolean(key: &str, value: &Value) -> Result<bool, ApiError> {
+    value
+        .as_bool()
+        .ok_or_else(|| invalid(format!("'{key}' must be a boolean")))
+}
+
+fn integer(key: &str, value: &Value) -> Result<u64, ApiError> {
+    value
+        .as_u64()
+        .ok_or_else(|| invalid(format!("'{key}' must be a non-negative integer")))
+}
+
+/// The body of `POST /v2/images` as an id (if given) and a [`NewImage`].
+fn parse_new_image(body: &Value) -> Result<(Option<Uuid>, NewImage), ApiError> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| invalid("Image body must be a JSON object"))?;
+    // Read-only and reserved names are refused (403) before any type is checked, as in Glance;
+    // `id` is the one read-only name a create may carry.
+    for key in object.keys().filter(|key| key.as_str() != "id") {
+        validate_property_key(key).map_err(|error| ApiError::from(EngineError::from(error)))?;
+    }
+    let mut id = None;
+    let mut image = NewImage::default();
+    for (key, value) in object {
+        match key.as_str() {
+            "id" => {
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| invalid("'id' must be a string"))?;
+                id = Some(parse_id(text).ok_or_else(|| invalid("'id' must be a UUID"))?);
+            }
+            "name" => image.name = optional_string(key, value)?,
+            "visibility" => {
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| invalid("'visibility' must be a string"))?;
+                image.visibility = Some(
+                    Visibility::parse(text)
+                        .ok_or_else(|| invalid(format!("Invalid visibility value: {text}")))?,
+                );
+            }
+            "protected" => image.protected = boolean(key, value)?,
+            "os_hidden" => image.os_hidden = boolean(key, value)?,
+            "container_format" => image.container_format = optional_string(key, value)?,
+            "disk_format" => image.disk_format = optional_string(key, value)?,
+            "min_disk" => image.min_disk = integer(key, value)?,
+            "min_ram" => image.min_ram = integer(key, value)?,
+            "tags" => {
+                let tags = value
+                    .as_array()
+                    .ok_or_else(|| invalid("'tags' must be an array of strings"))?;
+                image.tags = tags
+                    .iter()
+                    .map(|tag| tag.as_str().map(str::to_owned))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| invalid("'tags' must be an array of strings"))?;
+            }
+            _ => {
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| invalid(format!("Custom property '{key}' must be a string")))?;
+                image.properties.insert(key.clone(), text.to_owned());
+            }
+        }
+    }
+    Ok((id, image))
+}
+
+/// `POST /v2/images`: 201 with `Location` and the image.
+pub(crate) async fn create_image(
+    engine: Arc<Engine>,
+    ctx: Context,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let body = json_body(body)?;
+    let (id, image) = parse_new_image(&body)?;
+    let image_id = id.unwrap_or_else(Uuid::new_v4);
+    let view = blocking(move || {
+        let command = ImageCommand::Register {
+            origin: ImageOrigin::Api,
+            image,
+        };
+        let outcome = engine.execute(&ctx, Command::Image { image_id, command })?;
+        let image = outcome
+            .image()
+            .ok_or_else(|| ApiError::internal("missing_state"))?;
+        Ok(views::image(engine.profile(), image))
+    })
+    .await?;
+    let mut response = json_response(StatusCode::CREATED, &view);
+    if let Ok(location) = HeaderValue::from_str(&format!("/v2/images/{image_id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Removes a temporary upload file when dropped, unless it was kept.
+struct TempFile {
+    path: Option<PathBuf>,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            // Best effort: nothing more can be done about a file that will not go away.
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn storage_error() -> ApiError {
+    ApiError::internal("image_storage_failed")
+}
+
+fn not_configured() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "storage_not_configured",
+        "image data storage is not configured",
+    )
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "image_too_large",
+        format!("Image data is larger than the limit of {limit} bytes."),
+    )
+}
+
+/// `PUT /v2/images/{id}/file`: 204.
+pub(crate) async fn upload(
+    state: &AppState,
+    ctx: Context,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let image_id = image_id(id)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.split(';').next().unwrap_or_default().trim());
+    if !content_type.is_some_and(|value| value.eq_ignore_ascii_case("application/octet-stream")) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "The media type of the image data must be application/octet-stream.",
+        ));
+    }
+    let data_dir = state.data_dir.clone().ok_or_else(not_configured)?;
+    let limit = state.max_image_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok())
+        .and_then(|length| length.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
+    // A caller who cannot see the image learns nothing more, and sends no data for nothing.
+    let engine = Arc::clone(&state.engine);
+    let check_ctx = ctx.clone();
+    blocking(move || Ok(engine.get_image(&check_ctx, image_id).map(|_| ())?)).await?;
+
+    let temp_path = data_dir.join(format!(".upload-{}", Uuid::new_v4()));
+    let mut temp = TempFile {
+        path: Some(temp_path.clone()),
+    };
+    let mut file = tokio::fs::File::create(&temp_path)
+        .await
+        .map_err(|_| storage_error())?;
+    let mut md5 = Md5::new();
+    let mut sha512 = Sha512::new();
+    let mut size: u64 = 0;
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|_| ApiError::bad_request("body_read_failed", "Could not read body."))?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        size = size.saturating_add(chunk.len() as u64);
+        if size > limit {
+            return Err(too_large(limit));
+        }
+        md5.update(&chunk);
+        sha512.update(&chunk);
+        file.write_all(&chunk).await.map_err(|_| storage_error())?;
+    }
+    file.sync_all().await.map_err(|_| storage_error())?;
+    drop(file);
+    let data = ImageActivated {
+        size,
+        checksum: hex::encode(md5.finalize()),
+        virtual_size: None,
+        os_hash_algo: Some("sha512".to_owned()),
+        os_hash_value: Some(hex::encode(sha512.finalize())),
+    };
+    let engine = Arc::clone(&state.engine);
+    blocking(move || {
+        let command = ImageCommand::Upload(data);
+        engine.execute(&ctx, Command::Image { image_id, command })?;
+        Ok(())
+    })
+    .await?;
+    tokio::fs::rename(&temp_path, data_dir.join(image_id.to_string()))
+        .await
+        .map_err(|_| storage_error())?;
+    temp.path = None;
+    Ok(no_content())
+}
+
+fn data_path(state: &AppState, image_id: Uuid) -> Option<PathBuf> {
+    state
+        .data_dir
+        .as_deref()
+        .map(|dir: &Path| dir.join(image_id.to_string()))
+}
+
+/// `GET /v2/images/{id}/file`: 200 with the data, 204 when there is none.
+pub(crate) async fn download(
+    state: &AppState,
+    engine: Arc<Engine>,
+    ctx: Context,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let image_id = image_id(id)?;
+    let (image, privileged) = blocking(move || {
+        let image = engine.get_image(&ctx, image_id)?;
+        Ok((image, engine.profile().is_cloud_admin(&ctx.actor)))
+    })
+    .await?;
+    // As in Glance, a deactivated image is refused before its data is looked for.
+    if image.status == ImageStatus::Deactivated && !privileged {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "image_deactivated",
+            "The requested image has been deactivated. Image data download is forbidden.",
+        ));
+    }
+    let Some(path) = data_path(state, image_id) else {
+        return Ok(no_content());
+    };
+    let Ok(file) = tokio::fs::File::open(&path).await else {
+        return Ok(no_content());
+    };
+    let length = file.metadata().await.map_err(|_| storage_error())?.len();
+    let stream = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buffer = vec![0_u8; 64 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(read) => {
+                buffer.truncate(read);
+                Some((Ok::<_, std::io::Error>(buffer), Some(file)))
+            }
+            Err(error) => Some((Err(error), None)),
+        }
+    });
+    let mut response = (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        )],
+        Body::from_stream(stream),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    if let Some(checksum) = image
+        .checksum
+        .as_deref()
+        .and_then(|checksum| HeaderValue::from_str(checksum).ok())
+    {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("content-md5"), checksum);
+    }
+    Ok(response)
+}
