@@ -13,10 +13,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
-use imgshare_core::{
-    patch, Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Profile,
-    Region,
-};
+use imgshare_core::{patch, Actor, Command, Context, ImageCommand, Profile, Region};
 use imgshare_store::{DbOptions, Durability, Engine, EngineError, EngineOptions};
 use serde_json::Value;
 use uuid::Uuid;
@@ -74,6 +71,10 @@ enum Sub {
         /// Do not register the demo image in an empty database.
         #[arg(long)]
         no_seed_demo_image: bool,
+        /// Where uploaded image data is kept (created if missing); default: `<db file>.data`
+        /// next to the database.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Empty the read models and rebuild them from the event log.
     Rebuild {
@@ -111,6 +112,7 @@ fn main() -> anyhow::Result<()> {
             region,
             tokens,
             no_seed_demo_image,
+            data_dir,
         } => {
             let engine = open(&db)?;
             let options = serve::ServeOptions {
@@ -118,6 +120,7 @@ fn main() -> anyhow::Result<()> {
                 region,
                 tokens,
                 seed_demo_image: !no_seed_demo_image,
+                data_dir,
             };
             serve::serve(engine, &db.db, options)
         }
@@ -174,34 +177,7 @@ fn demo(engine: &Engine, region: &Region, path: &Path) -> anyhow::Result<()> {
     );
     println!("database: {}", path.display());
 
-    let image_id = Uuid::new_v4();
-    let snapshot = NewImage {
-        name: Some("my-saved-image-name".into()),
-        container_format: Some("ovf".into()),
-        disk_format: Some("vhd".into()),
-        min_disk: 20,
-        min_ram: 512,
-        properties: [("com.rackspace__1__options".to_owned(), "0".to_owned())].into(),
-        data: Some(ImageActivated {
-            size: 647_449_489,
-            checksum: "acd9be13a17af33ec8f66ac5b1afc44a".into(),
-            virtual_size: None,
-            os_hash_algo: None,
-            os_hash_value: None,
-        }),
-        ..NewImage::default()
-    };
-    let origin = ImageOrigin::Snapshot {
-        server_id: Uuid::new_v4().to_string(),
-    };
-    run(
-        producer,
-        image_id,
-        ImageCommand::Register {
-            origin,
-            image: snapshot,
-        },
-    )?;
+    let image_id = serve::seed_demo_image(engine, region)?;
     let images = format!("/v2/images/{image_id}");
 
     show(
