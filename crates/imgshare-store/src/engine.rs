@@ -702,6 +702,44 @@ mod tests {
         engine.read(|conn| Ok(tables::dump(conn)?)).unwrap()
     }
 
+    /// Several servers may share one database file: each opens its own engine, and writes from
+    /// both, interleaved from threads on the same image, are all kept.
+    #[test]
+    fn two_engines_on_one_file_lose_no_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.db");
+        let first = Engine::open(&path, EngineOptions::default()).unwrap();
+        let second = Engine::open(&path, EngineOptions::default()).unwrap();
+        let image_id = snapshot(&first, "111", "shared", 1);
+        std::thread::scope(|scope| {
+            for (engine, prefix) in [(&first, "a"), (&second, "b")] {
+                scope.spawn(move || {
+                    for index in 0..25 {
+                        let member_id = format!("{prefix}{index}");
+                        member(
+                            engine,
+                            "111",
+                            image_id,
+                            ImageCommand::AddMember { member_id },
+                            2,
+                        );
+                    }
+                });
+            }
+        });
+        for engine in [&first, &second] {
+            let image = engine.image_state(image_id).unwrap().unwrap();
+            assert_eq!(image.members.len(), 50);
+            let page = engine
+                .list_images(&ctx("a7", 3), "member_status=pending")
+                .unwrap();
+            assert_eq!(page["images"].as_array().unwrap().len(), 1);
+        }
+        let live = dump(&first);
+        second.rebuild(|_| {}).unwrap();
+        assert_eq!(dump(&first), live);
+    }
+
     #[test]
     fn consumer_lists_only_accepted_shares_and_rebuild_gives_the_same_rows() {
         let engine = Engine::in_memory().unwrap();
