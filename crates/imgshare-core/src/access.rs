@@ -1,6 +1,7 @@
 //! Who can see and who can boot an image. One place, used by decisions, the engine and tests.
 
 use crate::actor::Actor;
+use crate::error::DomainError;
 use crate::image::Image;
 use crate::model::{ImageStatus, MemberStatus, Region, Visibility};
 use crate::profile::Profile;
@@ -45,6 +46,22 @@ pub fn can_see(profile: &Profile, image: &Image, actor: &Actor, region: &Region)
         return false;
     }
     profile.is_cloud_admin(actor) || relation(profile, image, &actor.tenant_id).is_some()
+}
+
+/// True if the caller may manage the image: its owner, or a cloud admin / the provider.
+pub fn administers(profile: &Profile, image: &Image, actor: &Actor) -> bool {
+    profile.is_cloud_admin(actor) || image.owner.as_deref() == Some(actor.tenant_id.as_str())
+}
+
+/// May a caller who can see `image` download its data? Not while it is deactivated, unless the
+/// caller is a cloud admin or the provider (`glance-behaviour.md` §2.2).
+pub fn may_download(profile: &Profile, image: &Image, actor: &Actor) -> Result<(), DomainError> {
+    if image.status == ImageStatus::Deactivated && !profile.is_cloud_admin(actor) {
+        return Err(DomainError::forbidden(
+            "The requested image has been deactivated. Image data download is forbidden.",
+        ));
+    }
+    Ok(())
 }
 
 /// True if `tenant_id` may boot a new server from `image` in `region`.
@@ -234,6 +251,41 @@ mod tests {
             &Actor::tenant(STRANGER, "u", &["reader"]),
             &dfw
         ));
+    }
+
+    #[test]
+    fn only_the_owner_or_a_cloud_admin_administers_an_image() {
+        let profile = Profile::rackspace();
+        let shared = private(ImageStatus::Active, Some(MemberStatus::Accepted));
+        assert!(administers(
+            &profile,
+            &shared,
+            &Actor::tenant(OWNER, "u", &[])
+        ));
+        assert!(!administers(
+            &profile,
+            &shared,
+            &Actor::tenant(MEMBER, "u", &["admin"])
+        ));
+        assert!(administers(&profile, &shared, &Actor::operator("ops")));
+        assert!(!administers(
+            &profile,
+            &base(ImageStatus::Active),
+            &Actor::tenant(OWNER, "u", &[])
+        ));
+    }
+
+    #[test]
+    fn a_deactivated_image_cannot_be_downloaded_except_by_a_cloud_admin() {
+        let glance = Profile::glance();
+        let owner = Actor::tenant(OWNER, "u", &["member"]);
+        assert!(may_download(&glance, &private(ImageStatus::Active, None), &owner).is_ok());
+        let refused =
+            may_download(&glance, &private(ImageStatus::Deactivated, None), &owner).unwrap_err();
+        assert_eq!(refused.http_status(), 403);
+        assert!(refused.to_string().contains("deactivated"));
+        let admin = Actor::tenant("999", "u", &["admin"]);
+        assert!(may_download(&glance, &private(ImageStatus::Deactivated, None), &admin).is_ok());
     }
 
     #[test]

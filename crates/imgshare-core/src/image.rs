@@ -280,8 +280,7 @@ fn visible<'a>(
 }
 
 fn is_owner_or_admin(profile: &Profile, image: &Image, ctx: &Context) -> bool {
-    profile.is_cloud_admin(&ctx.actor)
-        || image.owner.as_deref() == Some(ctx.actor.tenant_id.as_str())
+    access::administers(profile, image, &ctx.actor)
 }
 
 /// Decides a command against an image's state.

@@ -1,13 +1,10 @@
 //! Read rules for member rows: who may list or fetch which rows of an image it can see.
 
+use crate::access::administers;
 use crate::actor::Actor;
 use crate::error::DomainError;
 use crate::image::{Image, Member};
 use crate::profile::{Operation, Profile};
-
-fn is_owner_or_admin(profile: &Profile, image: &Image, actor: &Actor) -> bool {
-    profile.is_cloud_admin(actor) || image.owner.as_deref() == Some(actor.tenant_id.as_str())
-}
 
 /// `GET /v2/images/{id}/members` for a caller who can see the image: the owner gets every row,
 /// a member only its own (`rackspace-behaviour.md` §4.2).
@@ -18,7 +15,7 @@ pub fn readable_members<'a>(
 ) -> Result<Vec<&'a Member>, DomainError> {
     profile.members_allowed(image.visibility)?;
     profile.authorize(actor, Operation::ReadMembers)?;
-    if is_owner_or_admin(profile, image, actor) {
+    if administers(profile, image, actor) {
         return Ok(image.members.values().collect());
     }
     Ok(image.members.get(&actor.tenant_id).into_iter().collect())

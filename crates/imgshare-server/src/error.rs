@@ -153,6 +153,12 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<imgshare_core::DomainError> for ApiError {
+    fn from(error: imgshare_core::DomainError) -> Self {
+        ApiError::from(EngineError::from(error))
+    }
+}
+
 impl From<PatchError> for ApiError {
     fn from(error: PatchError) -> Self {
         match error.kind {

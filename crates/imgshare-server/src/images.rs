@@ -13,12 +13,13 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use imgshare_core::access;
 use imgshare_core::image::validate_property_key;
 use imgshare_core::{
-    Command, Context, ImageActivated, ImageCommand, ImageOrigin, ImageStatus, NewImage, Visibility,
+    Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Visibility,
 };
 use imgshare_projection::views;
-use imgshare_store::{Engine, EngineError};
+use imgshare_store::Engine;
 use md5::Md5;
 use serde_json::Value;
 use sha2::{Digest, Sha512};
@@ -60,7 +61,7 @@ fn parse_new_image(body: &Value) -> Result<(Option<Uuid>, NewImage), ApiError> {
     // Read-only and reserved names are refused (403) before any type is checked, as in Glance;
     // `id` is the one read-only name a create may carry.
     for key in object.keys().filter(|key| key.as_str() != "id") {
-        validate_property_key(key).map_err(|error| ApiError::from(EngineError::from(error)))?;
+        validate_property_key(key)?;
     }
     let mut id = None;
     let mut image = NewImage::default();
@@ -268,19 +269,13 @@ pub(crate) async fn download(
     id: &str,
 ) -> Result<Response, ApiError> {
     let image_id = image_id(id)?;
-    let (image, privileged) = blocking(move || {
+    // As in Glance, a deactivated image is refused before its data is looked for.
+    let image = blocking(move || {
         let image = engine.get_image(&ctx, image_id)?;
-        Ok((image, engine.profile().is_cloud_admin(&ctx.actor)))
+        access::may_download(engine.profile(), &image, &ctx.actor)?;
+        Ok(image)
     })
     .await?;
-    // As in Glance, a deactivated image is refused before its data is looked for.
-    if image.status == ImageStatus::Deactivated && !privileged {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "image_deactivated",
-            "The requested image has been deactivated. Image data download is forbidden.",
-        ));
-    }
     let Some(path) = data_path(state, image_id) else {
         return Ok(no_content());
     };
