@@ -279,10 +279,6 @@ fn visible<'a>(
     }
 }
 
-fn is_owner_or_admin(profile: &Profile, image: &Image, ctx: &Context) -> bool {
-    access::administers(profile, image, &ctx.actor)
-}
-
 /// Decides a command against an image's state.
 pub fn decide(
     profile: &Profile,
@@ -373,7 +369,7 @@ pub fn decide(
         ImageCommand::Delete => {
             let image = visible(profile, state, image_id, ctx)?;
             profile.authorize(&ctx.actor, Operation::DeleteImage)?;
-            if !is_owner_or_admin(profile, image, ctx) {
+            if !access::administers(profile, image, &ctx.actor) {
                 return Err(DomainError::forbidden(
                     "You are not permitted to delete this image.",
                 ));
@@ -391,7 +387,7 @@ pub fn decide(
         ImageCommand::RemoveMember { member_id } => {
             let image = member_target(profile, state, image_id, member_id, ctx)?;
             profile.authorize(&ctx.actor, Operation::DeleteMember)?;
-            if !is_owner_or_admin(profile, image, ctx) {
+            if !access::administers(profile, image, &ctx.actor) {
                 return Err(DomainError::forbidden(
                     "You are not permitted to delete members of this image.",
                 ));
@@ -432,7 +428,7 @@ fn owned_for<'a>(
 ) -> Result<&'a Image, DomainError> {
     let image = visible(profile, state, image_id, ctx)?;
     profile.authorize(&ctx.actor, operation)?;
-    if !is_owner_or_admin(profile, image, ctx) {
+    if !access::administers(profile, image, &ctx.actor) {
         return Err(DomainError::forbidden(
             "You are not permitted to modify this image.",
         ));
@@ -448,7 +444,7 @@ fn tag_target<'a>(
 ) -> Result<&'a Image, DomainError> {
     let image = visible(profile, state, image_id, ctx)?;
     profile.authorize(&ctx.actor, Operation::ChangeTag)?;
-    if !is_owner_or_admin(profile, image, ctx) {
+    if !access::administers(profile, image, &ctx.actor) {
         return Err(DomainError::forbidden(
             "You are not permitted to modify tags on this image.",
         ));
@@ -470,7 +466,8 @@ fn member_target<'a>(
     }
     let image = visible(profile, state, image_id, ctx)?;
     profile.members_allowed(image.visibility)?;
-    let may_address = is_owner_or_admin(profile, image, ctx) || ctx.actor.tenant_id == member_id;
+    let may_address =
+        access::administers(profile, image, &ctx.actor) || ctx.actor.tenant_id == member_id;
     if !may_address || !image.members.contains_key(member_id) {
         return Err(DomainError::MemberNotFound {
             image_id: image_id.to_string(),
@@ -494,7 +491,7 @@ fn decide_add_member(
     let image = visible(profile, state, image_id, ctx)?;
     profile.members_allowed(image.visibility)?;
     profile.authorize(&ctx.actor, Operation::AddMember)?;
-    if !is_owner_or_admin(profile, image, ctx) {
+    if !access::administers(profile, image, &ctx.actor) {
         return Err(DomainError::forbidden(
             "You are not permitted to create image members for the image.",
         ));
@@ -902,7 +899,7 @@ fn check_core_value(
     }
 }
 
-/// Sets a core field from an already validated value.
+/// Sets a core field or a custom property from an already validated value.
 fn set_core(image: &mut Image, key: &str, value: &Value) -> Result<(), ApplyError> {
     let wrong = || ApplyError::new(format!("invalid stored value for '{key}': {value}"));
     let text = |value: &Value| -> Result<Option<String>, ApplyError> {
@@ -918,7 +915,8 @@ fn set_core(image: &mut Image, key: &str, value: &Value) -> Result<(), ApplyErro
         "disk_format" => image.disk_format = text(value)?,
         "owner" => image.owner = text(value)?,
         "protected" => image.protected = value.as_bool().ok_or_else(wrong)?,
-        "os_hidden" => image.os_hidden = value.as_bool().ok_or_else(wrong)?,
+        // On Rackspace `os_hidden` is an ordinary custom property, stored as a string.
+        "os_hidden" if value.is_boolean() => image.os_hidden = value.as_bool().ok_or_else(wrong)?,
         "min_disk" => image.min_disk = value.as_u64().ok_or_else(wrong)?,
         "min_ram" => image.min_ram = value.as_u64().ok_or_else(wrong)?,
         "visibility" => {
@@ -940,31 +938,6 @@ fn set_core(image: &mut Image, key: &str, value: &Value) -> Result<(), ApplyErro
         }
     }
     Ok(())
-}
-
-fn set_property(image: &mut Image, key: &str, value: &Value) -> Result<(), ApplyError> {
-    if matches!(
-        key,
-        "name"
-            | "container_format"
-            | "disk_format"
-            | "owner"
-            | "protected"
-            | "os_hidden"
-            | "min_disk"
-            | "min_ram"
-            | "visibility"
-            | "tags"
-    ) && !(key == "os_hidden" && value.is_string())
-    {
-        set_core(image, key, value)
-    } else {
-        let text = value
-            .as_str()
-            .ok_or_else(|| ApplyError::new(format!("custom property '{key}' is not a string")))?;
-        image.properties.insert(key.to_owned(), text.to_owned());
-        Ok(())
-    }
 }
 
 /// Folds one event into an image's state. `at` is the event's recorded time.
@@ -1023,7 +996,7 @@ pub fn apply(
         Event::ImageUpdated { changes } => {
             for change in changes {
                 match change {
-                    PropertyChange::Set { key, value } => set_property(&mut image, key, value)?,
+                    PropertyChange::Set { key, value } => set_core(&mut image, key, value)?,
                     PropertyChange::Removed { key } => {
                         image.properties.remove(key);
                     }
