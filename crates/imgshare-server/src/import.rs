@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use imgshare_core::image::IMPORT_METHODS;
-use imgshare_core::{Command, Context, ImageActivated, ImageCommand};
+use imgshare_core::{Actor, Command, Context, ImageActivated, ImageCommand, ImageStatus};
 use imgshare_store::Engine;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -75,6 +75,26 @@ pub(crate) fn info() -> Response {
             "value": IMPORT_METHODS,
         }}),
     )
+}
+
+/// Finishes the imports a stopped server left `importing` in this region: the staged data is
+/// still there (the import goes on) or it is not (the image goes back to `queued`). Returns how
+/// many it finished.
+pub fn resume_imports(state: &AppState) -> Result<usize, ApiError> {
+    let Some(data_dir) = state.data_dir.as_deref() else {
+        return Ok(0);
+    };
+    let engine = &state.engine;
+    let ids = engine.image_ids_in_status(&state.region, ImageStatus::Importing)?;
+    for &image_id in &ids {
+        let ctx = Context::new(
+            Actor::operator("imgshare-import"),
+            state.region.clone(),
+            Utc::now(),
+        );
+        finish_import(engine, ctx, image_id, data_dir);
+    }
+    Ok(ids.len())
 }
 
 /// Moves the staged data into place and activates the image; on failure, reverts it to

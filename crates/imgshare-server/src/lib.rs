@@ -97,6 +97,7 @@ use images::{create_image, download, remove_data, stage, upload};
 
 pub use error::ApiError;
 pub use identity::{Identity, TokenStore, TokenStoreError};
+pub use import::resume_imports;
 
 /// The header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
@@ -145,8 +146,16 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new().fallback(dispatch).with_state(state)
 }
 
-/// Serves `router(state)` on `listener` until Ctrl-C (or SIGTERM on Unix).
+/// Serves `router(state)` on `listener` until Ctrl-C (or SIGTERM on Unix), after finishing the
+/// imports a previous run left `importing` (see [`resume_imports`]).
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let resume_state = state.clone();
+    let resumed = tokio::task::spawn_blocking(move || resume_imports(&resume_state)).await;
+    if let Ok(Err(error)) = resumed {
+        return Err(std::io::Error::other(format!(
+            "could not resume interrupted imports: {error:?}"
+        )));
+    }
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await

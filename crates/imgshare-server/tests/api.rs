@@ -1353,3 +1353,48 @@ async fn rackspace_tenants_cannot_stage() {
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
     assert!(api.data_files().is_empty());
 }
+
+#[tokio::test]
+async fn imports_left_importing_by_a_stopped_server_are_finished_on_start() {
+    let api = Api::glance();
+    let finished = api.create_queued().await;
+    let lost = api.create_queued().await;
+    for id in [&finished, &lost] {
+        let staged = api
+            .upload(&format!("/v2/images/{id}/stage"), PRODUCER_TOKEN, b"abc")
+            .await;
+        assert_eq!(staged.status, StatusCode::NO_CONTENT);
+        // The server accepted the import and stopped before moving the data.
+        let actor = Actor::tenant(PRODUCER, "user-111111", &["member"]);
+        let ctx = Context::new(actor, Region::parse("DFW").unwrap(), chrono::Utc::now());
+        let command = ImageCommand::StartImport {
+            method: "glance-direct".to_owned(),
+        };
+        let image_id = Uuid::parse_str(id).unwrap();
+        api.engine
+            .execute(&ctx, Command::Image { image_id, command })
+            .unwrap();
+    }
+    std::fs::remove_file(api.data_dir.path().join(format!(".staged-{lost}"))).unwrap();
+
+    let mut state = AppState::new(
+        Arc::clone(&api.engine),
+        Arc::new(TokenStore::new()),
+        Region::parse("DFW").unwrap(),
+    );
+    state.data_dir = Some(api.data_dir.path().to_owned());
+    let resumed = tokio::task::spawn_blocking(move || imgshare_server::resume_imports(&state))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resumed, 2);
+    let image = api
+        .get(&format!("/v2/images/{finished}"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(image.body["status"], "active");
+    assert_eq!(image.body["checksum"], "900150983cd24fb0d6963f7d28e17f72");
+    let image = api.get(&format!("/v2/images/{lost}"), PRODUCER_TOKEN).await;
+    assert_eq!(image.body["status"], "queued");
+    assert_eq!(image.body["size"], Value::Null);
+    assert_eq!(api.data_files(), vec![finished.clone()]);
+}
