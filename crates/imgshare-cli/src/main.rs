@@ -37,6 +37,27 @@ struct DbArgs {
     /// Sync the WAL only at checkpoints: faster, but the last commits may be lost on power loss.
     #[arg(long)]
     durability_normal: bool,
+    /// The rule set: `rackspace` (Cloud Images 2.0, the default) or `glance` (modern OpenStack
+    /// Glance: shared/community visibility, reader/member/admin roles). Every process sharing a
+    /// database should use the same one.
+    #[arg(long, value_enum, default_value_t = ProfileArg::Rackspace)]
+    profile: ProfileArg,
+}
+
+/// The `--profile` values.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ProfileArg {
+    Rackspace,
+    Glance,
+}
+
+impl ProfileArg {
+    fn profile(self) -> Profile {
+        match self {
+            ProfileArg::Rackspace => Profile::rackspace(),
+            ProfileArg::Glance => Profile::glance(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -90,7 +111,7 @@ fn open(args: &DbArgs) -> anyhow::Result<Engine> {
         Durability::Full
     };
     let options = EngineOptions {
-        profile: Profile::rackspace(),
+        profile: args.profile.profile(),
         db: DbOptions {
             durability,
             ..DbOptions::default()
@@ -164,7 +185,11 @@ fn demo(engine: &Engine, region: &Region, path: &Path) -> anyhow::Result<()> {
     let consumer = "222222";
     let ctx = |tenant: &str| {
         Context::new(
-            Actor::tenant(tenant, &format!("user-{tenant}"), &["cloudImages:admin"]),
+            Actor::tenant(
+                tenant,
+                &format!("user-{tenant}"),
+                &[serve::account_role(engine.profile().kind)],
+            ),
             region.clone(),
             Utc::now(),
         )

@@ -1,7 +1,8 @@
 //! `imgshare serve`: the HTTP API over a database file, with a tokens file.
 //!
 //! With no arguments it opens `imgshare.db`, creates `imgshare-tokens.json` next to it (a
-//! producer, account 111111, and a consumer, account 222222, both `cloudImages:admin`, with random
+//! producer, account 111111, and a consumer, account 222222, both `cloudImages:admin` (`member` on
+//! the Glance profile), with random
 //! tokens), registers the producer's saved image `my-saved-image-name` when the log is empty, and
 //! prints the shell variables and a `curl` line for the seed walkthrough.
 
@@ -12,7 +13,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use chrono::Utc;
 use imgshare_core::{
-    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Region,
+    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, ProfileKind,
+    Region, Visibility,
 };
 use imgshare_server::{AppState, TokenStore};
 use imgshare_store::Engine;
@@ -37,6 +39,14 @@ pub(crate) struct ServeOptions {
     pub(crate) data_dir: Option<PathBuf>,
 }
 
+/// The role the walkthrough's accounts get: full image rights in each profile.
+pub(crate) fn account_role(profile: ProfileKind) -> &'static str {
+    match profile {
+        ProfileKind::Rackspace => "cloudImages:admin",
+        ProfileKind::Glance => "member",
+    }
+}
+
 /// The image data directory: the given one, or `<db file name>.data` next to the database.
 fn data_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
     given.unwrap_or_else(|| {
@@ -51,7 +61,7 @@ fn data_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
 
 /// The tokens file to use: the given one, or `imgshare-tokens.json` next to the database, which is
 /// created with a producer and a consumer account if it does not exist yet.
-fn tokens_file(db: &Path, given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+fn tokens_file(db: &Path, given: Option<PathBuf>, profile: ProfileKind) -> anyhow::Result<PathBuf> {
     if let Some(path) = given {
         return Ok(path);
     }
@@ -61,7 +71,8 @@ fn tokens_file(db: &Path, given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         .unwrap_or_else(|| Path::new("."));
     let path = dir.join(DEFAULT_TOKENS_FILE);
     if !path.exists() {
-        let account = |tenant: &str, user: &str| json!({"tenant_id": tenant, "user_id": user, "roles": ["cloudImages:admin"]});
+        let role = account_role(profile);
+        let account = |tenant: &str, user: &str| json!({"tenant_id": tenant, "user_id": user, "roles": [role]});
         let file = json!({"tokens": {
             Uuid::new_v4().to_string(): account(PRODUCER, "producer"),
             Uuid::new_v4().to_string(): account(CONSUMER, "consumer"),
@@ -98,10 +109,12 @@ fn token_of(path: &Path, tenant: &str) -> Option<String> {
         .map(|(token, _)| token.clone())
 }
 
-/// Registers the producer's saved image of seed 000 (a snapshot, active, ovf/vhd).
+/// Registers the producer's saved image of seed 000 (a snapshot, active, ovf/vhd). On the
+/// Glance profile it is `shared`, since only shared images have members there.
 pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Result<Uuid> {
+    let profile = engine.profile().kind;
     let ctx = Context::new(
-        Actor::tenant(PRODUCER, "producer", &["cloudImages:admin"]),
+        Actor::tenant(PRODUCER, "producer", &[account_role(profile)]),
         region.clone(),
         Utc::now(),
     );
@@ -113,6 +126,7 @@ pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Resul
         min_disk: 20,
         min_ram: 512,
         properties: [("com.rackspace__1__options".to_owned(), "0".to_owned())].into(),
+        visibility: (profile == ProfileKind::Glance).then_some(Visibility::Shared),
         data: Some(ImageActivated {
             size: 647_449_489,
             checksum: "acd9be13a17af33ec8f66ac5b1afc44a".into(),
@@ -138,7 +152,7 @@ pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Resul
 /// The id of the producer's saved image in an existing database, if it is there.
 fn find_demo_image(engine: &Engine, region: &Region) -> Option<Uuid> {
     let ctx = Context::new(
-        Actor::tenant(PRODUCER, "producer", &["cloudImages:admin"]),
+        Actor::tenant(PRODUCER, "producer", &[account_role(engine.profile().kind)]),
         region.clone(),
         Utc::now(),
     );
@@ -152,7 +166,7 @@ fn find_demo_image(engine: &Engine, region: &Region) -> Option<Uuid> {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow::Result<()> {
     let region = Region::parse(&options.region)?;
-    let tokens_path = tokens_file(db, options.tokens)?;
+    let tokens_path = tokens_file(db, options.tokens, engine.profile().kind)?;
     let tokens = TokenStore::load(&tokens_path)?;
     let data_dir = data_dir(db, options.data_dir);
     std::fs::create_dir_all(&data_dir)
