@@ -111,7 +111,9 @@ pub fn parse_import_input(input: &Value) -> Result<ImportRequest, String> {
         None | Some(Value::Null) => {}
         Some(Value::String(format)) if format.eq_ignore_ascii_case("vhd") => {}
         Some(other) => {
-            let shown = other.as_str().map_or_else(|| other.to_string(), str::to_owned);
+            let shown = other
+                .as_str()
+                .map_or_else(|| other.to_string(), str::to_owned);
             return Err(format!(
                 "Unsupported import_from_format '{shown}': only 'vhd' images can be imported."
             ));
@@ -288,7 +290,10 @@ mod tests {
         let input = json!({"import_from": "c/o", "import_from_format": "qcow2"});
         assert_eq!(
             parse_import_input(&input),
-            Err("Unsupported import_from_format 'qcow2': only 'vhd' images can be imported.".to_owned())
+            Err(
+                "Unsupported import_from_format 'qcow2': only 'vhd' images can be imported."
+                    .to_owned()
+            )
         );
         let upper = json!({"import_from": "c/o", "import_from_format": "VHD"});
         assert!(parse_import_input(&upper).is_ok());
@@ -323,7 +328,8 @@ mod tests {
 
     #[test]
     fn an_export_input_names_an_image_and_a_container() {
-        let input = json!({"image_uuid": IMAGE.to_string(), "receiving_swift_container": "exports"});
+        let input =
+            json!({"image_uuid": IMAGE.to_string(), "receiving_swift_container": "exports"});
         let request = parse_export_input(&input).unwrap();
         assert_eq!(request.image_id, IMAGE);
         assert_eq!(request.location(), format!("exports/{IMAGE}.vhd"));
@@ -344,7 +350,10 @@ mod tests {
 
     #[test]
     fn only_the_owner_exports_an_active_unlicensed_image_of_the_region() {
-        assert_eq!(check_export(&task("111"), Some(&image("111", None, &[]))), Ok(()));
+        assert_eq!(
+            check_export(&task("111"), Some(&image("111", None, &[]))),
+            Ok(())
+        );
         assert_eq!(
             check_export(&task("111"), Some(&image("111", Some("0"), &[]))),
             Ok(())

@@ -158,7 +158,10 @@ pub fn parse_footer(footer: &[u8]) -> Result<Footer, VhdProblem> {
         Some(4) => return Err(VhdProblem::HasParent),
         _ => return Err(VhdProblem::UnsupportedDiskType),
     };
-    if footer.get(68..84).is_none_or(|id| id.iter().all(|b| *b == 0)) {
+    if footer
+        .get(68..84)
+        .is_none_or(|id| id.iter().all(|b| *b == 0))
+    {
         return Err(VhdProblem::ZeroUuid);
     }
     let data_offset = be_u64(footer, 16).ok_or(VhdProblem::NotVhd)?;
@@ -207,7 +210,10 @@ pub fn check_dynamic(footer: &[u8], head: &[u8], header: &[u8]) -> Result<(), Vh
         return Err(VhdProblem::NotVhd);
     }
     // The parent's unique id: only differencing disks name one.
-    if header.get(40..56).is_some_and(|id| id.iter().any(|b| *b != 0)) {
+    if header
+        .get(40..56)
+        .is_some_and(|id| id.iter().any(|b| *b != 0))
+    {
         return Err(VhdProblem::HasParent);
     }
     Ok(())
@@ -335,7 +341,10 @@ mod tests {
     #[test]
     fn the_dynamic_header_and_the_footer_copy_are_checked() {
         let foot = footer(3, 512, 64 << 20);
-        assert_eq!(check_dynamic(&foot, &foot, &dynamic_header([0; 16])), Ok(()));
+        assert_eq!(
+            check_dynamic(&foot, &foot, &dynamic_header([0; 16])),
+            Ok(())
+        );
         assert_eq!(
             check_dynamic(&foot, &foot, &dynamic_header([1; 16])),
             Err(VhdProblem::HasParent)
