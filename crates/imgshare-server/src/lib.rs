@@ -53,6 +53,13 @@
 //! `GET /v2/images/{id}/tasks` lists the caller's tasks whose `input.image_uuid` or
 //! `result.image_id` is the image.
 //!
+//! # Tasks
+//!
+//! `POST /v2/tasks` answers 201 with a `pending` task whatever its input; the task worker
+//! ([`spawn_task_worker`], started by [`serve`] when [`AppState::tasks`] is set) then runs it
+//! against the region's object store and the image data store, and `GET /v2/tasks/{id}` shows
+//! `success` with a `result` or `failure` with a `message` (see `docs/tasks.md`).
+//!
 //! # Check order
 //!
 //! Where the spec is silent the adapter follows Glance's middleware order:
@@ -75,6 +82,7 @@
 pub mod error;
 pub mod identity;
 mod images;
+pub mod tasks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,14 +96,16 @@ use imgshare_core::patch::parse_patch_bytes;
 use imgshare_core::{Command, Context, ImageCommand, ProfileKind, Region, TaskCommand};
 use imgshare_projection::schemas::{schema_document, SchemaKind, SchemaProfile};
 use imgshare_projection::views;
-use imgshare_store::Engine;
+use imgshare_store::{Engine, TaskEnvironment};
 use serde_json::{json, Value};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use images::{create_image, download, upload};
 
 pub use error::ApiError;
 pub use identity::{Identity, TokenStore, TokenStoreError};
+pub use tasks::{spawn_task_worker, DEFAULT_POLL_INTERVAL};
 
 /// The header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
@@ -121,6 +131,10 @@ pub struct AppState {
     pub max_image_bytes: u64,
     /// Where image data is kept, one file per image named by its id; `None`: uploads are 501.
     pub data_dir: Option<PathBuf>,
+    /// What the task worker runs tasks with; `None`: tasks stay pending (no worker).
+    pub tasks: Option<Arc<TaskEnvironment>>,
+    /// Wakes the task worker when a task is created.
+    pub task_wakeup: Arc<Notify>,
 }
 
 impl AppState {
@@ -133,6 +147,8 @@ impl AppState {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
             data_dir: None,
+            tasks: None,
+            task_wakeup: Arc::new(Notify::new()),
         }
     }
 }
@@ -142,11 +158,17 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new().fallback(dispatch).with_state(state)
 }
 
-/// Serves `router(state)` on `listener` until Ctrl-C (or SIGTERM on Unix).
+/// Serves `router(state)` on `listener` until Ctrl-C (or SIGTERM on Unix), with the task worker
+/// ([`spawn_task_worker`]) running beside it if the state has a task environment.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let worker = spawn_task_worker(&state, DEFAULT_POLL_INTERVAL);
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
-        .await
+        .await;
+    if let Some(worker) = worker {
+        worker.abort();
+    }
+    served
 }
 
 async fn shutdown_signal() {
@@ -609,7 +631,9 @@ async fn handle(
         }
         Route::Tasks => {
             if method == Method::POST {
-                return create_task(engine, ctx, &body).await;
+                let created = create_task(engine, ctx, &body).await?;
+                state.task_wakeup.notify_one();
+                return Ok(created);
             }
             let page = blocking(move || Ok(engine.list_tasks(&ctx, &query)?)).await?;
             Ok(json_response(StatusCode::OK, &page))
