@@ -17,7 +17,7 @@ use imgshare_core::{
     Region, Visibility,
 };
 use imgshare_server::{AppState, TokenStore};
-use imgshare_store::Engine;
+use imgshare_store::{Engine, FsObjectStore, TaskEnvironment};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -37,6 +37,7 @@ pub(crate) struct ServeOptions {
     pub(crate) tokens: Option<PathBuf>,
     pub(crate) seed_demo_image: bool,
     pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) objects_dir: Option<PathBuf>,
 }
 
 /// The role the walkthrough's accounts get: full image rights in each profile.
@@ -47,16 +48,27 @@ pub(crate) fn account_role(profile: ProfileKind) -> &'static str {
     }
 }
 
-/// The image data directory: the given one, or `<db file name>.data` next to the database.
-fn data_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
+/// The given directory, or `<db file name><suffix>` next to the database.
+fn beside_db(db: &Path, given: Option<PathBuf>, suffix: &str) -> PathBuf {
     given.unwrap_or_else(|| {
         let mut name = db
             .file_name()
             .map(std::ffi::OsStr::to_os_string)
             .unwrap_or_else(|| "imgshare.db".into());
-        name.push(".data");
+        name.push(suffix);
         db.with_file_name(name)
     })
+}
+
+/// The image data directory: the given one, or `<db file name>.data` next to the database.
+fn data_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
+    beside_db(db, given, ".data")
+}
+
+/// The object store directory (one subdirectory per region): the given one, or
+/// `<db file name>.objects` next to the database.
+fn objects_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
+    beside_db(db, given, ".objects")
 }
 
 /// The tokens file to use: the given one, or `imgshare-tokens.json` next to the database, which is
@@ -171,6 +183,13 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
     let data_dir = data_dir(db, options.data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let objects_dir = objects_dir(db, options.objects_dir);
+    let objects_root = FsObjectStore::for_region(&objects_dir, &region)
+        .root()
+        .to_owned();
+    std::fs::create_dir_all(&objects_root)
+        .with_context(|| format!("creating object store {}", objects_root.display()))?;
+    let tasks = TaskEnvironment::filesystem(&objects_dir, &data_dir, std::slice::from_ref(&region));
     let empty = engine
         .read(|conn| Ok(imgshare_store::head(conn)?))?
         .is_none();
@@ -186,13 +205,29 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
             .await
             .with_context(|| format!("listening on {}", options.listen))?;
         let addr: SocketAddr = listener.local_addr()?;
+        // Before the banner, whose last line (`listening on`) is what scripts wait for.
+        print_object_store(&objects_root, engine.profile().import_size_limit);
         print_banner(addr, &region, db, &tokens_path, seeded);
         let mut state = AppState::new(Arc::new(engine), Arc::new(tokens), region);
         state.data_dir = Some(data_dir);
+        state.tasks = Some(Arc::new(tasks));
         imgshare_server::serve(listener, state).await?;
         eprintln!("imgshare: shut down");
         anyhow::Ok(())
     })
+}
+
+/// Where import and export tasks find and put objects, and how to give an import its VHD.
+fn print_object_store(root: &Path, import_size_limit: u64) {
+    println!(
+        "object store: {}/<account>/<container>/<object> (import limit {})",
+        root.display(),
+        imgshare_core::vhd::format_limit(import_size_limit)
+    );
+    println!(
+        "# to import: mkdir -p {root}/{PRODUCER}/exports && cp my-image.vhd {root}/{PRODUCER}/exports/",
+        root = root.display()
+    );
 }
 
 fn print_banner(
@@ -254,6 +289,10 @@ mod tests {
         assert_eq!(
             data_dir(Path::new("a.db"), Some(PathBuf::from("/d"))),
             PathBuf::from("/d")
+        );
+        assert_eq!(
+            objects_dir(Path::new("/srv/x/images.db"), None),
+            PathBuf::from("/srv/x/images.db.objects")
         );
     }
 }
