@@ -22,7 +22,7 @@ pub mod image_data;
 pub mod objects;
 pub mod tasks;
 
-pub use engine::{Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
+pub use engine::{BatchItem, Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
 pub use image_data::{FsImageDataStore, ImageDataStore};
 pub use objects::{FsObjectStore, ObjectStore};
 pub use tasks::{imported_image_id, TaskEnvironment, TaskRunReport};
