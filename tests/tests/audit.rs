@@ -383,6 +383,13 @@ fn verify_finds_one_tampered_event_at_exactly_its_position() {
     );
     assert!(!report.is_ok());
     assert_eq!(report.events_checked, 7);
+    // The rewritten share no longer matches the later answers of 222222: the replay stops there.
+    assert_eq!(
+        report
+            .replay_error
+            .and_then(|difference| difference.position()),
+        Some(steps.accepted)
+    );
 }
 
 #[test]
@@ -398,9 +405,19 @@ fn verify_finds_a_tampered_event_whose_replay_also_breaks() {
     .unwrap();
     let report = world.engine.verify().unwrap();
     assert_eq!(
-        report.first_difference.unwrap().position(),
-        Some(steps.rejected)
+        report.first_difference,
+        Some(Difference::Chain {
+            position: steps.rejected
+        })
     );
+    match report.replay_error {
+        Some(Difference::Replay { position, reason }) => {
+            assert_eq!(position, steps.rejected);
+            assert!(reason.contains("data"), "{reason}");
+        }
+        other => panic!("expected the replay to stop at the bad event, got {other:?}"),
+    }
+    assert_eq!(report.rows_differing, None);
 }
 
 #[test]
@@ -431,7 +448,7 @@ fn verify_finds_a_hand_edited_read_model_row() {
     )
     .unwrap();
     let report = world.engine.verify().unwrap();
-    assert_eq!(report.rows_differing, 1);
+    assert_eq!(report.rows_differing, Some(1));
     match report.first_difference.unwrap() {
         Difference::Row {
             position,
@@ -457,7 +474,7 @@ fn verify_finds_a_hand_edited_read_model_row() {
     assert!(world.engine.verify().unwrap().is_ok());
     raw.execute("DELETE FROM proj_images", []).unwrap();
     let report = world.engine.verify().unwrap();
-    assert_eq!(report.rows_differing, 1);
+    assert_eq!(report.rows_differing, Some(1));
     match report.first_difference.unwrap() {
         Difference::Row {
             table,
@@ -480,7 +497,7 @@ fn verify_finds_a_hand_edited_read_model_row() {
     )
     .unwrap();
     let report = world.engine.verify().unwrap();
-    assert_eq!(report.rows_differing, 1);
+    assert_eq!(report.rows_differing, Some(1));
     match report.first_difference.unwrap() {
         Difference::Row {
             table,

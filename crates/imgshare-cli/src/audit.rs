@@ -277,8 +277,11 @@ pub(crate) fn verify(db: &ExistingDb) -> anyhow::Result<()> {
     match &report.first_difference {
         None => Ok(()),
         Some(difference) => bail!(
-            "verify failed: {} differing read-model rows; first difference at position {}: {}",
-            report.rows_differing,
+            "verify failed: {}; first difference at position {}: {}",
+            report.rows_differing.map_or_else(
+                || "the replay stopped, read models not compared".to_owned(),
+                |rows| format!("{rows} differing read-model rows")
+            ),
             difference
                 .position()
                 .map_or_else(|| "none".to_owned(), |position| position.to_string()),

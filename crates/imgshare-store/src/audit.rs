@@ -545,8 +545,12 @@ pub struct VerifyReport {
     pub events_checked: u64,
     /// The last position.
     pub head: i64,
-    /// Read-model rows that differ from the replay (missing, extra or changed).
-    pub rows_differing: u64,
+    /// Where the replay stopped, if an event could not be read or folded (a tampered event
+    /// often also breaks the fold of its stream).
+    pub replay_error: Option<Difference>,
+    /// Read-model rows that differ from the replay (missing, extra or changed); `None` if the
+    /// replay failed, so that nothing was compared.
+    pub rows_differing: Option<u64>,
     /// The first difference: a broken chain first, then an unreadable event, then the
     /// differing row with the lowest position.
     pub first_difference: Option<Difference>,
@@ -570,7 +574,8 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
     let mut report = VerifyReport {
         events_checked: chain.events_checked,
         head,
-        rows_differing: 0,
+        replay_error: None,
+        rows_differing: None,
         first_difference: chain
             .first_mismatch
             .map(|position| Difference::Chain { position }),
@@ -602,7 +607,8 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
             },
             _ => return Err(error),
         };
-        report.first_difference.get_or_insert(failure);
+        report.first_difference.get_or_insert(failure.clone());
+        report.replay_error = Some(failure);
         return Ok(report);
     }
     tables::set_checkpoint(&fresh, head)?;
@@ -610,6 +616,7 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
     let stored = rows_by_key(&snapshot)?;
     let replayed = rows_by_key(&fresh)?;
     let mut first: Option<(DifferenceRank, Difference)> = None;
+    let mut rows_differing = 0;
     let keys: std::collections::BTreeSet<_> = stored.keys().chain(replayed.keys()).collect();
     for key in keys {
         let (table_index, table, row_key) = key;
@@ -618,7 +625,7 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
         if stored_row.map(|(_, values)| values) == replayed_row.map(|(_, values)| values) {
             continue;
         }
-        report.rows_differing += 1;
+        rows_differing += 1;
         let owner = stored_row.or(replayed_row).map(|(owner, _)| owner.as_str());
         let position = if *table == "projection_checkpoints" {
             Some(head)
@@ -638,6 +645,7 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
             first = Some((rank, difference));
         }
     }
+    report.rows_differing = Some(rows_differing);
     if report.first_difference.is_none() {
         report.first_difference = first.map(|(_, difference)| difference);
     }
