@@ -13,8 +13,7 @@ use clap::{Args, Subcommand};
 use imgshare_core::{Aggregate, Profile, StreamId};
 use imgshare_projection::views;
 use imgshare_store::audit::{self, AsOf, LogFilter, LogLine};
-use imgshare_store::{open_read_only, Engine, EngineOptions};
-use rusqlite::Connection;
+use imgshare_store::{Engine, EngineOptions};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -34,9 +33,10 @@ impl ExistingDb {
         Ok(&self.db)
     }
 
-    fn open_read_only(&self) -> anyhow::Result<Connection> {
+    fn open_read_only(&self, profile: &Profile) -> anyhow::Result<Engine> {
         let path = self.check()?;
-        open_read_only(path).with_context(|| format!("opening {} read-only", path.display()))
+        Engine::open_read_only(path, profile.clone())
+            .with_context(|| format!("opening {} read-only", path.display()))
     }
 }
 
@@ -112,7 +112,7 @@ fn flush(out: &mut impl Write) -> anyhow::Result<()> {
 }
 
 pub(crate) fn log(args: &LogArgs) -> anyhow::Result<()> {
-    let conn = args.db.open_read_only()?;
+    let engine = args.db.open_read_only(&Profile::default())?;
     let filter = LogFilter {
         stream: args.stream.clone(),
         event_type: args.event_type.clone(),
@@ -123,23 +123,25 @@ pub(crate) fn log(args: &LogArgs) -> anyhow::Result<()> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut open = true;
     let mut failure: Option<io::Error> = None;
-    audit::for_each_logged(&conn, &filter, |stored| {
-        if open {
-            match serde_json::to_string(&LogLine::from(stored)) {
-                Ok(line) => match emit(&mut out, &line) {
-                    Ok(still_open) => open = still_open,
+    engine.read(|conn| {
+        audit::for_each_logged(conn, &filter, |stored| {
+            if open {
+                match serde_json::to_string(&LogLine::from(stored)) {
+                    Ok(line) => match emit(&mut out, &line) {
+                        Ok(still_open) => open = still_open,
+                        Err(error) => {
+                            failure = Some(error);
+                            open = false;
+                        }
+                    },
                     Err(error) => {
-                        failure = Some(error);
+                        failure = Some(error.into());
                         open = false;
                     }
-                },
-                Err(error) => {
-                    failure = Some(error.into());
-                    open = false;
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     })?;
     if let Some(error) = failure {
         return Err(error.into());
@@ -187,8 +189,8 @@ fn rebuild(path: &Path, options: EngineOptions) -> anyhow::Result<()> {
 }
 
 fn replay_to(args: &ReplayArgs, as_of: &AsOf, profile: &Profile) -> anyhow::Result<()> {
-    let conn = args.db.open_read_only()?;
-    let position = audit::resolve(&conn, *as_of)?;
+    let engine = args.db.open_read_only(profile)?;
+    let position = engine.read(|conn| Ok(audit::resolve(conn, *as_of)?))?;
     let as_of = match as_of {
         AsOf::Position(_) => format!("position {position}"),
         AsOf::Time(_) => format!("{as_of} (position {position})"),
@@ -200,40 +202,42 @@ fn replay_to(args: &ReplayArgs, as_of: &AsOf, profile: &Profile) -> anyhow::Resu
     let mut failure: Option<io::Error> = None;
     let mut done = 0_u64;
     let mut streams = 0_u64;
-    audit::for_each_state_as_of(&conn, position, |state, last_position| {
-        let line = match &state {
-            Aggregate::Image(Some(image)) => {
-                let members: Vec<_> = image.members.values().cloned().collect();
-                json!({
-                    "stream": StreamId::Image(image.id).to_string(),
+    engine.read(|conn| {
+        audit::for_each_state_as_of(conn, position, |state, last_position| {
+            let line = match &state {
+                Aggregate::Image(Some(image)) => {
+                    let members: Vec<_> = image.members.values().cloned().collect();
+                    json!({
+                        "stream": StreamId::Image(image.id).to_string(),
+                        "last_position": last_position,
+                        "image": views::image(profile, image),
+                        "members": views::members(&image.id.to_string(), &members)["members"],
+                    })
+                }
+                Aggregate::Task(Some(task)) => json!({
+                    "stream": StreamId::Task(task.id).to_string(),
                     "last_position": last_position,
-                    "image": views::image(profile, image),
-                    "members": views::members(&image.id.to_string(), &members)["members"],
-                })
-            }
-            Aggregate::Task(Some(task)) => json!({
-                "stream": StreamId::Task(task.id).to_string(),
-                "last_position": last_position,
-                "task": views::task(profile, task),
-            }),
-            Aggregate::Image(None) | Aggregate::Task(None) => return Ok(()),
-        };
-        streams += 1;
-        if open {
-            match emit(&mut out, &line.to_string()) {
-                Ok(still_open) => open = still_open,
-                Err(error) => {
-                    failure = Some(error);
-                    open = false;
+                    "task": views::task(profile, task),
+                }),
+                Aggregate::Image(None) | Aggregate::Task(None) => return Ok(()),
+            };
+            streams += 1;
+            if open {
+                match emit(&mut out, &line.to_string()) {
+                    Ok(still_open) => open = still_open,
+                    Err(error) => {
+                        failure = Some(error);
+                        open = false;
+                    }
                 }
             }
-        }
-        let before = done;
-        done = done.max(u64::try_from(last_position).unwrap_or(0));
-        if done / 10_000 != before / 10_000 {
-            progress_bar(done, total);
-        }
-        Ok(())
+            let before = done;
+            done = done.max(u64::try_from(last_position).unwrap_or(0));
+            if done / 10_000 != before / 10_000 {
+                progress_bar(done, total);
+            }
+            Ok(())
+        })
     })?;
     if let Some(error) = failure {
         return Err(error.into());
@@ -252,14 +256,14 @@ fn replay_to(args: &ReplayArgs, as_of: &AsOf, profile: &Profile) -> anyhow::Resu
 pub(crate) fn audit(command: &AuditCommand, profile: &Profile) -> anyhow::Result<()> {
     match command {
         AuditCommand::Access { image, at, db } => {
-            let conn = db.open_read_only()?;
-            let report = audit::access_at(&conn, profile, *image, AsOf::parse(at)?)?;
+            let engine = db.open_read_only(profile)?;
+            let report = engine.access_at(*image, AsOf::parse(at)?)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         AuditCommand::History { image, db } => {
-            let conn = db.open_read_only()?;
+            let engine = db.open_read_only(profile)?;
             let mut out = io::BufWriter::new(io::stdout().lock());
-            for entry in audit::history(&conn, *image)? {
+            for entry in engine.history(*image)? {
                 if !emit(&mut out, &serde_json::to_string(&entry)?)? {
                     break;
                 }
@@ -271,8 +275,8 @@ pub(crate) fn audit(command: &AuditCommand, profile: &Profile) -> anyhow::Result
 }
 
 pub(crate) fn verify(db: &ExistingDb) -> anyhow::Result<()> {
-    let conn = db.open_read_only()?;
-    let report = audit::verify(&conn)?;
+    let engine = db.open_read_only(&Profile::default())?;
+    let report = engine.verify()?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     match &report.first_difference {
         None => Ok(()),

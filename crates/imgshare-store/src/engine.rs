@@ -202,6 +202,17 @@ impl Engine {
         })
     }
 
+    /// Opens an existing database file read-only, for audits: nothing is created, migrated or
+    /// written, and commands fail. See [`db::open_read_only`].
+    pub fn open_read_only(path: &Path, profile: Profile) -> Result<Self, EngineError> {
+        Ok(Engine {
+            profile,
+            writer: Mutex::new(db::open_read_only(path)?),
+            reader: None,
+            path: Some(path.to_owned()),
+        })
+    }
+
     /// A private in-memory engine with the Rackspace profile (tests, demos).
     pub fn in_memory() -> Result<Self, EngineError> {
         Self::in_memory_with(Profile::default())
