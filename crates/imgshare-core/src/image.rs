@@ -146,6 +146,23 @@ pub enum ImageCommand {
     },
     /// `PUT /file`: `queued → saving → active` in one step.
     Upload(ImageActivated),
+    /// `PUT /stage`: `queued → uploading`, data staged for an interoperable import.
+    Stage {
+        /// Bytes staged.
+        size: u64,
+    },
+    /// `POST /import`: `uploading → importing` (`glance-direct` is the one method served).
+    StartImport {
+        /// Body field `method.name`, as given.
+        method: String,
+    },
+    /// The import finished: `importing → active` with the data facts.
+    FinishImport(ImageActivated),
+    /// The import failed: `importing → queued`, as Glance reverts it.
+    FailImport {
+        /// Why.
+        reason: String,
+    },
     /// `active → deactivated` (idempotent).
     Deactivate,
     /// `deactivated → active` (idempotent).
@@ -185,6 +202,9 @@ pub enum ImageCommand {
 }
 
 const MAX_TEXT: usize = 255;
+/// The interoperable-import methods served: only `glance-direct` (the data comes from `/stage`),
+/// since `web-download` would fetch from arbitrary URLs and `copy-image` needs several stores.
+pub const IMPORT_METHODS: &[&str] = &["glance-direct"];
 const MAX_INT: u64 = i32::MAX as u64;
 const CONTAINER_FORMATS: &[&str] = &[
     "ami",
@@ -324,6 +344,38 @@ pub fn decide(
                 Event::ImageSavingStarted {},
                 Event::ImageActivated(data.clone()),
             ])
+        }
+        ImageCommand::Stage { size } => {
+            let image = owned_for(profile, state, image_id, ctx, Operation::UploadImage)?;
+            require_status(image, &[ImageStatus::Queued], "stage data for")?;
+            Ok(vec![Event::ImageDataStaged { size: *size }])
+        }
+        ImageCommand::StartImport { method } => {
+            let image = owned_for(profile, state, image_id, ctx, Operation::UploadImage)?;
+            if !IMPORT_METHODS.contains(&method.as_str()) {
+                return Err(DomainError::invalid(format!(
+                    "Import method {method} is not supported: supported methods are {}",
+                    IMPORT_METHODS.join(", ")
+                )));
+            }
+            require_status(image, &[ImageStatus::Uploading], "import")?;
+            require_formats(image)?;
+            Ok(vec![Event::ImageImportStarted {
+                method: method.clone(),
+            }])
+        }
+        ImageCommand::FinishImport(data) => {
+            let image = owned_for(profile, state, image_id, ctx, Operation::UploadImage)?;
+            require_status(image, &[ImageStatus::Importing], "finish importing")?;
+            validate_data(data)?;
+            Ok(vec![Event::ImageActivated(data.clone())])
+        }
+        ImageCommand::FailImport { reason } => {
+            let image = owned_for(profile, state, image_id, ctx, Operation::UploadImage)?;
+            require_status(image, &[ImageStatus::Importing], "fail the import of")?;
+            Ok(vec![Event::ImageImportFailed {
+                reason: reason.clone(),
+            }])
         }
         ImageCommand::Deactivate => {
             let image = owned_for(profile, state, image_id, ctx, Operation::ChangeActivation)?;
@@ -844,7 +896,8 @@ fn check_core_value(
             _ => Err(bad("an integer from 0 to 2147483647")),
         },
         "container_format" | "disk_format" => {
-            if !matches!(image.status, ImageStatus::Queued) && !profile.is_cloud_admin(&ctx.actor) {
+            let replaceable = matches!(image.status, ImageStatus::Queued | ImageStatus::Importing);
+            if !replaceable && !profile.is_cloud_admin(&ctx.actor) {
                 return Err(DomainError::forbidden(format!(
                     "Attribute {key} can be only replaced for a queued image."
                 )));
@@ -990,6 +1043,16 @@ pub fn apply(
             image.virtual_size = data.virtual_size;
             image.os_hash_algo = data.os_hash_algo.clone();
             image.os_hash_value = data.os_hash_value.clone();
+        }
+        Event::ImageDataStaged { size } => {
+            image.status = ImageStatus::Uploading;
+            image.size = Some(*size);
+        }
+        Event::ImageImportStarted { .. } => image.status = ImageStatus::Importing,
+        Event::ImageImportFailed { .. } => {
+            image.status = ImageStatus::Queued;
+            image.size = None;
+            image.virtual_size = None;
         }
         Event::ImageKilled { .. } => image.status = ImageStatus::Killed,
         Event::ImageDeactivated {} => image.status = ImageStatus::Deactivated,
@@ -1172,6 +1235,13 @@ mod tests {
             ],
             ImageStatus::Deactivated => vec![activated, Event::ImageDeactivated {}],
             ImageStatus::Deleted => vec![activated, Event::ImageDeleted {}],
+            ImageStatus::Uploading => vec![Event::ImageDataStaged { size: 1024 }],
+            ImageStatus::Importing => vec![
+                Event::ImageDataStaged { size: 1024 },
+                Event::ImageImportStarted {
+                    method: "glance-direct".to_owned(),
+                },
+            ],
         };
         let mut events = vec![registered(Some(OWNER), Visibility::Private)];
         events.extend(history);
@@ -1246,6 +1316,22 @@ mod tests {
     fn kill() -> ImageCommand {
         ImageCommand::Kill {
             reason: "upload failed".to_owned(),
+        }
+    }
+
+    fn stage() -> ImageCommand {
+        ImageCommand::Stage { size: 1024 }
+    }
+
+    fn import() -> ImageCommand {
+        ImageCommand::StartImport {
+            method: "glance-direct".to_owned(),
+        }
+    }
+
+    fn fail_import() -> ImageCommand {
+        ImageCommand::FailImport {
+            reason: "staged data vanished".to_owned(),
         }
     }
 
@@ -1325,6 +1411,143 @@ mod tests {
         deleted_deactivate_is_404: Deleted, ImageCommand::Deactivate => GONE_404;
         deleted_reactivate_is_404: Deleted, ImageCommand::Reactivate => GONE_404;
         deleted_delete_is_404: Deleted, ImageCommand::Delete => GONE_404;
+
+        uploading_start_saving_is_409: Uploading, ImageCommand::StartSaving => CONFLICT;
+        uploading_activate_is_409: Uploading, ImageCommand::Activate(data()) => CONFLICT;
+        uploading_kill_is_409: Uploading, kill() => CONFLICT;
+        uploading_upload_is_409: Uploading, ImageCommand::Upload(data()) => CONFLICT;
+        uploading_deactivate_is_403: Uploading, ImageCommand::Deactivate => WRONG_STATUS_403;
+        uploading_reactivate_is_403: Uploading, ImageCommand::Reactivate => WRONG_STATUS_403;
+        uploading_delete_goes_to_deleted: Uploading, ImageCommand::Delete => Expect::To(ImageStatus::Deleted);
+
+        importing_start_saving_is_409: Importing, ImageCommand::StartSaving => CONFLICT;
+        importing_activate_is_409: Importing, ImageCommand::Activate(data()) => CONFLICT;
+        importing_kill_is_409: Importing, kill() => CONFLICT;
+        importing_upload_is_409: Importing, ImageCommand::Upload(data()) => CONFLICT;
+        importing_deactivate_is_403: Importing, ImageCommand::Deactivate => WRONG_STATUS_403;
+        importing_reactivate_is_403: Importing, ImageCommand::Reactivate => WRONG_STATUS_403;
+        importing_delete_goes_to_deleted: Importing, ImageCommand::Delete => Expect::To(ImageStatus::Deleted);
+
+        queued_stage_goes_to_uploading: Queued, stage() => Expect::To(ImageStatus::Uploading);
+        saving_stage_is_409: Saving, stage() => CONFLICT;
+        active_stage_is_409: Active, stage() => CONFLICT;
+        killed_stage_is_409: Killed, stage() => CONFLICT;
+        deactivated_stage_is_409: Deactivated, stage() => CONFLICT;
+        uploading_stage_is_409: Uploading, stage() => CONFLICT;
+        importing_stage_is_409: Importing, stage() => CONFLICT;
+        deleted_stage_is_404: Deleted, stage() => GONE_404;
+
+        queued_import_is_409_nothing_staged: Queued, import() => CONFLICT;
+        saving_import_is_409: Saving, import() => CONFLICT;
+        active_import_is_409: Active, import() => CONFLICT;
+        killed_import_is_409: Killed, import() => CONFLICT;
+        deactivated_import_is_409: Deactivated, import() => CONFLICT;
+        uploading_import_goes_to_importing: Uploading, import() => Expect::To(ImageStatus::Importing);
+        importing_import_is_409: Importing, import() => CONFLICT;
+        deleted_import_is_404: Deleted, import() => GONE_404;
+
+        queued_finish_import_is_409: Queued, ImageCommand::FinishImport(data()) => CONFLICT;
+        saving_finish_import_is_409: Saving, ImageCommand::FinishImport(data()) => CONFLICT;
+        active_finish_import_is_409: Active, ImageCommand::FinishImport(data()) => CONFLICT;
+        killed_finish_import_is_409: Killed, ImageCommand::FinishImport(data()) => CONFLICT;
+        deactivated_finish_import_is_409: Deactivated, ImageCommand::FinishImport(data()) => CONFLICT;
+        uploading_finish_import_is_409: Uploading, ImageCommand::FinishImport(data()) => CONFLICT;
+        importing_finish_import_goes_to_active: Importing, ImageCommand::FinishImport(data()) => Expect::To(ImageStatus::Active);
+        deleted_finish_import_is_404: Deleted, ImageCommand::FinishImport(data()) => GONE_404;
+
+        queued_fail_import_is_409: Queued, fail_import() => CONFLICT;
+        saving_fail_import_is_409: Saving, fail_import() => CONFLICT;
+        active_fail_import_is_409: Active, fail_import() => CONFLICT;
+        killed_fail_import_is_409: Killed, fail_import() => CONFLICT;
+        deactivated_fail_import_is_409: Deactivated, fail_import() => CONFLICT;
+        uploading_fail_import_is_409: Uploading, fail_import() => CONFLICT;
+        importing_fail_import_goes_back_to_queued: Importing, fail_import() => Expect::To(ImageStatus::Queued);
+        deleted_fail_import_is_404: Deleted, fail_import() => GONE_404;
+    }
+
+    #[test]
+    fn staging_records_the_size_and_a_failed_import_clears_it() {
+        let staged = fold(
+            image_in(ImageStatus::Queued),
+            &[Event::ImageDataStaged { size: 12 }],
+        );
+        let staged_image = staged.clone().unwrap();
+        assert_eq!(
+            (
+                staged_image.status,
+                staged_image.size,
+                staged_image.checksum
+            ),
+            (ImageStatus::Uploading, Some(12), None)
+        );
+        let failed = fold(
+            staged,
+            &[
+                Event::ImageImportStarted {
+                    method: "glance-direct".to_owned(),
+                },
+                Event::ImageImportFailed {
+                    reason: "gone".to_owned(),
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!((failed.status, failed.size), (ImageStatus::Queued, None));
+    }
+
+    #[test]
+    fn only_glance_direct_is_an_import_method_and_the_method_is_checked_before_the_status() {
+        for method in ["web-download", "copy-image", "glance-download", ""] {
+            let command = ImageCommand::StartImport {
+                method: method.to_owned(),
+            };
+            let message = assert_fails(
+                run(&image_in(ImageStatus::Active), operator(), &command),
+                400,
+                "invalid_input",
+            );
+            assert!(message.contains("not supported"), "{message}");
+        }
+    }
+
+    #[test]
+    fn import_needs_both_formats_400() {
+        let mut state = image_in(ImageStatus::Uploading);
+        if let Some(image) = state.as_mut() {
+            image.container_format = None;
+        }
+        assert_fails(run(&state, operator(), &import()), 400, "invalid_input");
+    }
+
+    #[test]
+    fn only_the_owner_stages_and_imports_a_member_gets_403_a_stranger_404() {
+        let mut shared = shared_with_member(MemberStatus::Accepted);
+        if let Some(image) = shared.as_mut() {
+            image.status = ImageStatus::Queued;
+            image.visibility = Visibility::Shared;
+        }
+        let glance = Profile::glance();
+        let member = Actor::tenant(MEMBER, "member-user", &["member"]);
+        assert_fails(
+            run_with(&glance, &shared, member, &stage()),
+            403,
+            "forbidden",
+        );
+        let stranger = Actor::tenant("999999", "stranger-user", &["member"]);
+        assert_fails(
+            run_with(&glance, &shared, stranger, &stage()),
+            404,
+            "image_not_found",
+        );
+        let owner = Actor::tenant(OWNER, "owner-user", &["member"]);
+        assert!(run_with(&glance, &shared, owner, &stage()).is_ok());
+        // Rackspace reserves image data to the provider, staged or not.
+        let rackspace_owner = Actor::tenant(OWNER, "owner-user", &["cloudImages:admin"]);
+        assert_fails(
+            run(&shared, rackspace_owner, &stage()),
+            403,
+            "role_forbidden",
+        );
     }
 
     #[test]
