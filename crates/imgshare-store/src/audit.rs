@@ -681,3 +681,31 @@ fn event_position(
         .query_row(params![stream_id, version], |row| row.get(0))
         .optional()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn as_of_reads_positions_and_rfc3339_times_only() {
+        assert_eq!(AsOf::parse("42"), Ok(AsOf::Position(42)));
+        assert_eq!(
+            AsOf::parse("2026-11-23T10:00:00+01:00"),
+            Ok(AsOf::Time(
+                Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap()
+            ))
+        );
+        for bad in ["", "yesterday", "2026-11-23", "4.5"] {
+            assert!(AsOf::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_time_before_the_log_or_a_negative_position_is_position_zero() {
+        let conn = db::open_in_memory().unwrap();
+        let early = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(resolve(&conn, AsOf::Time(early)).unwrap(), 0);
+        assert_eq!(resolve(&conn, AsOf::Position(-5)).unwrap(), 0);
+    }
+}
