@@ -22,7 +22,7 @@ use imgshare_store::{AsOf, Engine, EngineOptions, Outcome};
 use rusqlite::{params, Connection};
 use uuid::Uuid;
 
-const IMAGE: Uuid = Uuid::from_u128(0x0a0d_17);
+const IMAGE: Uuid = Uuid::from_u128(0x000a_0d17);
 
 /// An engine on a database file, with a clock one minute per request from `start()`.
 struct FileWorld {
