@@ -48,8 +48,13 @@ impl FileWorld {
         }
     }
 
-    /// Runs an image command as `actor` at the next minute, with request id `req-<minute>`.
+    /// Runs an image command on [`IMAGE`] as `actor` at the next minute, with request id
+    /// `req-<minute>`.
     fn run(&self, actor: &Actor, command: ImageCommand) -> Outcome {
+        self.run_on(IMAGE, actor, command)
+    }
+
+    fn run_on(&self, image_id: Uuid, actor: &Actor, command: ImageCommand) -> Outcome {
         let minute = self.minutes.get();
         self.minutes.set(minute + 1);
         let mut ctx = Context::new(
@@ -59,13 +64,7 @@ impl FileWorld {
         );
         ctx.request_id = Some(format!("req-{minute}"));
         self.engine
-            .execute(
-                &ctx,
-                Command::Image {
-                    image_id: IMAGE,
-                    command,
-                },
-            )
+            .execute(&ctx, Command::Image { image_id, command })
             .unwrap()
     }
 
@@ -514,6 +513,42 @@ fn verify_finds_a_hand_edited_read_model_row() {
     }
     // Only the read models were edited: the chain is intact.
     assert_eq!(report.events_checked, 3);
+}
+
+#[test]
+fn verify_reports_the_edited_row_with_the_earliest_position_first() {
+    let world = FileWorld::new();
+    let producer = admin_of(PRODUCER);
+    let register = |image_id: Uuid, name: &str| {
+        FileWorld::position(&world.run_on(
+            image_id,
+            &producer,
+            ImageCommand::Register {
+                origin: ImageOrigin::Snapshot {
+                    server_id: name.to_owned(),
+                },
+                image: snapshot(name),
+            },
+        ))
+    };
+    // The older image sorts after the newer one by id, so key order alone would pick the newer.
+    let older = Uuid::from_u128(0xffff_0000);
+    let newer = Uuid::from_u128(0x0000_ffff);
+    let older_position = register(older, "older");
+    register(newer, "newer");
+    let raw = world.raw();
+    raw.execute("UPDATE proj_images SET name = 'edited'", [])
+        .unwrap();
+
+    let report = world.engine.verify().unwrap();
+    assert_eq!(report.rows_differing, Some(2));
+    match report.first_difference.unwrap() {
+        Difference::Row { position, key, .. } => {
+            assert_eq!(position, Some(older_position));
+            assert_eq!(key, older.to_string());
+        }
+        other => panic!("expected a row difference, got {other:?}"),
+    }
 }
 
 /// Inserts exported log lines as they were, with raw SQL.

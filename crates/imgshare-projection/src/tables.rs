@@ -568,30 +568,9 @@ pub const TABLES: [&str; 6] = [
     "projection_checkpoints",
 ];
 
-/// One read-model row, for comparing two states of the read models.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DumpRow {
-    /// The table, one of [`TABLES`].
-    pub table: &'static str,
-    /// The first column's value as text: the image id, task id or checkpoint name that owns
-    /// the row.
-    pub owner: String,
-    /// The row's primary key columns as text (`v1 | v2`); rows of one table are compared by it.
-    pub key: String,
-    /// The whole row as text (`v1 | v2 | …`).
-    pub values: String,
-}
-
-/// How many leading columns form a table's primary key.
-fn key_columns(table: &str) -> usize {
-    match table {
-        "proj_image_properties" | "proj_image_tags" | "proj_members" => 2,
-        _ => 1,
-    }
-}
-
-/// Every read-model row, table by table in key order.
-pub fn dump_rows(conn: &Connection) -> Result<Vec<DumpRow>, ProjectionError> {
+/// Every read-model row as text (`table: v1 | v2 | …`), table by table in key order: for
+/// comparing two states of the read models, such as a rebuild against the live tables.
+pub fn dump(conn: &Connection) -> Result<Vec<String>, ProjectionError> {
     let mut rows = Vec::new();
     for table in TABLES {
         let mut statement = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))?;
@@ -599,35 +578,16 @@ pub fn dump_rows(conn: &Connection) -> Result<Vec<DumpRow>, ProjectionError> {
         let mut query = statement.query([])?;
         while let Some(row) = query.next()? {
             let mut values = Vec::with_capacity(columns);
-            let mut owner = String::new();
             for index in 0..columns {
-                let value = row.get::<_, rusqlite::types::Value>(index)?;
-                if index == 0 {
-                    owner = match &value {
-                        rusqlite::types::Value::Text(text) => text.clone(),
-                        other => format!("{other:?}"),
-                    };
-                }
-                values.push(format!("{value:?}"));
+                values.push(format!(
+                    "{:?}",
+                    row.get::<_, rusqlite::types::Value>(index)?
+                ));
             }
-            rows.push(DumpRow {
-                table,
-                owner,
-                key: values[..key_columns(table).min(columns)].join(" | "),
-                values: values.join(" | "),
-            });
+            rows.push(format!("{table}: {}", values.join(" | ")));
         }
     }
     Ok(rows)
-}
-
-/// Every read-model row as text (`table: v1 | v2 | …`), table by table in key order: for
-/// comparing two states of the read models, such as a rebuild against the live tables.
-pub fn dump(conn: &Connection) -> Result<Vec<String>, ProjectionError> {
-    Ok(dump_rows(conn)?
-        .into_iter()
-        .map(|row| format!("{}: {}", row.table, row.values))
-        .collect())
 }
 
 #[cfg(test)]

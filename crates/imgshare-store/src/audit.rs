@@ -5,7 +5,6 @@
 //!
 //! Every function here only reads; [`verify`] replays into a private in-memory database.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -563,9 +562,18 @@ impl VerifyReport {
     }
 }
 
-/// Recomputes the hash chain, replays the log into fresh read models in a private in-memory
-/// database (through the same writer as the live path), and compares them row by row with the
-/// stored ones. Reads in one transaction, so a concurrent writer cannot make a consistent
+/// A private database with the current schema for replayed read models: SQLite keeps it in
+/// memory while it fits its page cache and spills it to a temporary file deleted on close, so
+/// verifying a large catalogue does not need that catalogue's size in memory.
+fn scratch_database() -> Result<Connection, StoreError> {
+    let mut conn = Connection::open("")?;
+    db::migrations().to_latest(&mut conn)?;
+    Ok(conn)
+}
+
+/// Recomputes the hash chain, replays the log into fresh read models in a private scratch
+/// database (through the same writer as a rebuild), and compares them row by row with the
+/// stored ones, table by table in key order. Reads in one transaction, so a concurrent writer cannot make a consistent
 /// database look inconsistent; never writes to `conn`.
 pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
     let snapshot = conn.unchecked_transaction()?;
@@ -581,17 +589,10 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
             .map(|position| Difference::Chain { position }),
     };
 
-    let fresh = db::open_in_memory()?;
-    let mut last_position: HashMap<String, i64> = HashMap::new();
-    let replayed = for_each_state_as_of(&snapshot, head, |state, last| {
-        tables::write_state(&fresh, &state)?;
-        let owner = match &state {
-            Aggregate::Image(Some(image)) => image.id.to_string(),
-            Aggregate::Task(Some(task)) => task.id.to_string(),
-            Aggregate::Image(None) | Aggregate::Task(None) => return Ok(()),
-        };
-        last_position.insert(owner, last);
-        Ok(())
+    let mut fresh = scratch_database()?;
+    let replay = fresh.transaction()?;
+    let replayed = for_each_state_as_of(&snapshot, head, |state, _| {
+        Ok(tables::write_state(&replay, &state)?)
     });
     if let Err(error) = replayed {
         let failure = match &error {
@@ -611,39 +612,32 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
         report.replay_error = Some(failure);
         return Ok(report);
     }
-    tables::set_checkpoint(&fresh, head)?;
+    tables::set_checkpoint(&replay, head)?;
+    replay.commit()?;
 
-    let stored = rows_by_key(&snapshot)?;
-    let replayed = rows_by_key(&fresh)?;
     let mut first: Option<(DifferenceRank, Difference)> = None;
     let mut rows_differing = 0;
-    let keys: std::collections::BTreeSet<_> = stored.keys().chain(replayed.keys()).collect();
-    for key in keys {
-        let (table_index, table, row_key) = key;
-        let stored_row = stored.get(key);
-        let replayed_row = replayed.get(key);
-        if stored_row.map(|(_, values)| values) == replayed_row.map(|(_, values)| values) {
-            continue;
-        }
-        rows_differing += 1;
-        let owner = stored_row.or(replayed_row).map(|(owner, _)| owner.as_str());
-        let position = if *table == "projection_checkpoints" {
-            Some(head)
-        } else {
-            owner.and_then(|owner| last_position.get(owner).copied())
-        };
-        // `None` positions (rows no stream owns) sort after every real position.
-        let rank = (position.unwrap_or(i64::MAX), *table_index, row_key.clone());
-        if first.as_ref().is_none_or(|(best, _)| rank < *best) {
-            let difference = Difference::Row {
-                position,
-                table: (*table).to_owned(),
-                key: row_key.clone(),
-                stored: stored_row.map(|(_, values)| values.clone()),
-                replayed: replayed_row.map(|(_, values)| values.clone()),
+    for (table_index, table) in tables::TABLES.iter().enumerate() {
+        compare_table(&snapshot, &fresh, table, |stored, replayed| {
+            rows_differing += 1;
+            let Some(row) = stored.as_ref().or(replayed.as_ref()) else {
+                return Ok(());
             };
-            first = Some((rank, difference));
-        }
+            let position = owner_position(&snapshot, table, &row.owner, head)?;
+            // Rows no stream owns sort after every real position.
+            let rank = (position.unwrap_or(i64::MAX), table_index, row.key.clone());
+            if first.as_ref().is_none_or(|(best, _)| rank < *best) {
+                let difference = Difference::Row {
+                    position,
+                    table: (*table).to_owned(),
+                    key: row.key.join(" | "),
+                    stored: stored.map(|row| row.values),
+                    replayed: replayed.map(|row| row.values),
+                };
+                first = Some((rank, difference));
+            }
+            Ok(())
+        })?;
     }
     report.rows_differing = Some(rows_differing);
     if report.first_difference.is_none() {
@@ -652,22 +646,115 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
     Ok(report)
 }
 
-type RowKey = (usize, &'static str, String);
-
 /// Orders row differences: by owning position, then table, then key.
-type DifferenceRank = (i64, usize, String);
+type DifferenceRank = (i64, usize, Vec<String>);
 
-/// Read-model rows keyed by (table order, table, primary key), with their owner and values.
-fn rows_by_key(conn: &Connection) -> Result<BTreeMap<RowKey, (String, String)>, EngineError> {
-    let mut rows = BTreeMap::new();
-    for row in tables::dump_rows(conn)? {
-        let table_index = tables::TABLES
-            .iter()
-            .position(|table| *table == row.table)
-            .unwrap_or(usize::MAX);
-        rows.insert((table_index, row.table, row.key), (row.owner, row.values));
+/// One read-model row as text: its key columns, the id of what owns it (first column), and
+/// the whole row in the format of `tables::dump`.
+struct TableRow {
+    key: Vec<String>,
+    owner: String,
+    values: String,
+}
+
+/// How many leading columns form a table's primary key.
+fn key_columns(table: &str) -> usize {
+    match table {
+        "proj_image_properties" | "proj_image_tags" | "proj_members" => 2,
+        _ => 1,
     }
-    Ok(rows)
+}
+
+fn next_row(rows: &mut rusqlite::Rows<'_>, table: &str) -> Result<Option<TableRow>, EngineError> {
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let columns = row.as_ref().column_count();
+    let mut key = Vec::new();
+    let mut values = Vec::with_capacity(columns);
+    for index in 0..columns {
+        let value = row.get::<_, rusqlite::types::Value>(index)?;
+        if index < key_columns(table) {
+            // Raw text, so that key order here is SQLite's BINARY order of the ORDER BY.
+            key.push(match &value {
+                rusqlite::types::Value::Text(text) => text.clone(),
+                other => format!("{other:?}"),
+            });
+        }
+        values.push(format!("{value:?}"));
+    }
+    Ok(Some(TableRow {
+        owner: key.first().cloned().unwrap_or_default(),
+        key,
+        values: values.join(" | "),
+    }))
+}
+
+/// Walks one table of both databases in key order side by side (so memory does not grow with
+/// the table) and calls `differ` with each pair of rows that is not the same: a changed row,
+/// or a row only one side has.
+fn compare_table(
+    stored: &Connection,
+    replayed: &Connection,
+    table: &str,
+    mut differ: impl FnMut(Option<TableRow>, Option<TableRow>) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    let sql = format!("SELECT * FROM {table} ORDER BY 1, 2");
+    let mut stored_statement = stored.prepare(&sql)?;
+    let mut replayed_statement = replayed.prepare(&sql)?;
+    let mut stored_rows = stored_statement.query([])?;
+    let mut replayed_rows = replayed_statement.query([])?;
+    let mut left = next_row(&mut stored_rows, table)?;
+    let mut right = next_row(&mut replayed_rows, table)?;
+    loop {
+        let order = match (&left, &right) {
+            (None, None) => return Ok(()),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(left), Some(right)) => left.key.cmp(&right.key),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                differ(left.take(), None)?;
+                left = next_row(&mut stored_rows, table)?;
+            }
+            std::cmp::Ordering::Greater => {
+                differ(None, right.take())?;
+                right = next_row(&mut replayed_rows, table)?;
+            }
+            std::cmp::Ordering::Equal => {
+                let (stored_row, replayed_row) = (left.take(), right.take());
+                if stored_row.as_ref().map(|row| &row.values)
+                    != replayed_row.as_ref().map(|row| &row.values)
+                {
+                    differ(stored_row, replayed_row)?;
+                }
+                left = next_row(&mut stored_rows, table)?;
+                right = next_row(&mut replayed_rows, table)?;
+            }
+        }
+    }
+}
+
+/// The position of the last event of the stream that owns a row of `table`; the log's head
+/// for the checkpoint row; `None` if no stream has that id.
+fn owner_position(
+    conn: &Connection,
+    table: &str,
+    owner: &str,
+    head: i64,
+) -> Result<Option<i64>, EngineError> {
+    let stream_id = match table {
+        "projection_checkpoints" => return Ok(Some(head)),
+        "proj_tasks" => format!("task-{owner}"),
+        _ => format!("image-{owner}"),
+    };
+    Ok(conn
+        .prepare_cached(
+            "SELECT position FROM events WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1",
+        )?
+        .query_row([stream_id], |row| row.get(0))
+        .optional()?)
 }
 
 fn event_position(
