@@ -3,7 +3,7 @@
 //! lines, and [`verify`], which checks the hash chain and that the stored read models are what
 //! a replay of the log produces.
 //!
-//! Every function here only reads; [`verify`] replays into a private in-memory database.
+//! Every function here only reads; [`verify`] replays into a private scratch database.
 
 use std::fmt;
 
