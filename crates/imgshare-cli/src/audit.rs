@@ -10,12 +10,14 @@ use std::time::Instant;
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use imgshare_core::{Aggregate, Profile, StreamId};
+use imgshare_core::{Aggregate, StreamId};
 use imgshare_projection::views;
 use imgshare_store::audit::{self, AsOf, LogFilter, LogLine};
 use imgshare_store::{Engine, EngineOptions};
 use serde_json::json;
 use uuid::Uuid;
+
+use crate::ProfileArg;
 
 /// The database an audit command reads.
 #[derive(Args)]
@@ -23,6 +25,10 @@ pub(crate) struct ExistingDb {
     /// The SQLite database file (must exist; it is never created).
     #[arg(long, default_value = "imgshare.db")]
     db: PathBuf,
+    /// The rule set the database was written with (`rackspace` or `glance`): it decides who
+    /// could access an image and how images are shown.
+    #[arg(long, value_enum, default_value_t = ProfileArg::Rackspace)]
+    profile: ProfileArg,
 }
 
 impl ExistingDb {
@@ -33,9 +39,9 @@ impl ExistingDb {
         Ok(&self.db)
     }
 
-    fn open_read_only(&self, profile: &Profile) -> anyhow::Result<Engine> {
+    fn open_read_only(&self) -> anyhow::Result<Engine> {
         let path = self.check()?;
-        Engine::open_read_only(path, profile.clone())
+        Engine::open_read_only(path, self.profile.profile())
             .with_context(|| format!("opening {} read-only", path.display()))
     }
 }
@@ -112,7 +118,7 @@ fn flush(out: &mut impl Write) -> anyhow::Result<()> {
 }
 
 pub(crate) fn log(args: &LogArgs) -> anyhow::Result<()> {
-    let engine = args.db.open_read_only(&Profile::default())?;
+    let engine = args.db.open_read_only()?;
     let filter = LogFilter {
         stream: args.stream.clone(),
         event_type: args.event_type.clone(),
@@ -162,10 +168,16 @@ fn progress_bar(done: u64, total: u64) {
     );
 }
 
-pub(crate) fn replay(args: &ReplayArgs, options: EngineOptions) -> anyhow::Result<()> {
+pub(crate) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     match &args.to {
-        None => rebuild(args.db.check()?, options),
-        Some(to) => replay_to(args, &AsOf::parse(to)?, &options.profile),
+        None => {
+            let options = EngineOptions {
+                profile: args.db.profile.profile(),
+                ..EngineOptions::default()
+            };
+            rebuild(args.db.check()?, options)
+        }
+        Some(to) => replay_to(args, &AsOf::parse(to)?),
     }
 }
 
@@ -188,8 +200,9 @@ fn rebuild(path: &Path, options: EngineOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn replay_to(args: &ReplayArgs, as_of: &AsOf, profile: &Profile) -> anyhow::Result<()> {
-    let engine = args.db.open_read_only(profile)?;
+fn replay_to(args: &ReplayArgs, as_of: &AsOf) -> anyhow::Result<()> {
+    let engine = args.db.open_read_only()?;
+    let profile = engine.profile();
     let position = engine.read(|conn| Ok(audit::resolve(conn, *as_of)?))?;
     let as_of = match as_of {
         AsOf::Position(_) => format!("position {position}"),
@@ -253,15 +266,15 @@ fn replay_to(args: &ReplayArgs, as_of: &AsOf, profile: &Profile) -> anyhow::Resu
     Ok(())
 }
 
-pub(crate) fn audit(command: &AuditCommand, profile: &Profile) -> anyhow::Result<()> {
+pub(crate) fn audit(command: &AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Access { image, at, db } => {
-            let engine = db.open_read_only(profile)?;
+            let engine = db.open_read_only()?;
             let report = engine.access_at(*image, AsOf::parse(at)?)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         AuditCommand::History { image, db } => {
-            let engine = db.open_read_only(profile)?;
+            let engine = db.open_read_only()?;
             let mut out = io::BufWriter::new(io::stdout().lock());
             for entry in engine.history(*image)? {
                 if !emit(&mut out, &serde_json::to_string(&entry)?)? {
@@ -275,7 +288,7 @@ pub(crate) fn audit(command: &AuditCommand, profile: &Profile) -> anyhow::Result
 }
 
 pub(crate) fn verify(db: &ExistingDb) -> anyhow::Result<()> {
-    let engine = db.open_read_only(&Profile::default())?;
+    let engine = db.open_read_only()?;
     let report = engine.verify()?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     match &report.first_difference {

@@ -171,6 +171,20 @@ fn replay_to_prints_the_past_catalogue_and_replay_rebuilds() {
     );
     assert!(String::from_utf8_lossy(&output.stderr).contains("events/s"));
     assert_eq!(
+        lines[0]["image"].get("virtual_size"),
+        None,
+        "Rackspace omits null keys"
+    );
+    let glance = json_lines(&stdout(&imgshare(
+        &["replay", "--to", "3", "--profile", "glance"],
+        &db,
+    )));
+    assert_eq!(
+        glance[0]["image"].get("virtual_size"),
+        Some(&Value::Null),
+        "Glance shows them"
+    );
+    assert_eq!(
         contents(&db),
         before,
         "replay --to leaves the database as it was"

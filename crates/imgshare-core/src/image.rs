@@ -123,6 +123,9 @@ pub struct NewImage {
     pub properties: BTreeMap<String, String>,
     /// Data already saved, for images registered complete (base images, finished snapshots).
     pub data: Option<ImageActivated>,
+    /// `POST /v2/images` body `owner`: the caller's own tenant, or any tenant for a cloud admin
+    /// (Glance); `None` is the caller's tenant.
+    pub owner: Option<String>,
 }
 
 /// What can be asked of an image.
@@ -636,13 +639,29 @@ fn decide_register(
                 ));
             }
             profile.authorize(actor, Operation::CreateImage)?;
-            (
-                Some(actor.tenant_id.clone()),
-                "",
-                profile.default_visibility(),
-            )
+            let owner = match &new.owner {
+                None => actor.tenant_id.clone(),
+                Some(owner) => {
+                    if owner.is_empty() {
+                        return Err(DomainError::invalid("Owner must be a non-empty string"));
+                    }
+                    validate_text("Owner", owner)?;
+                    if *owner != actor.tenant_id && !profile.is_cloud_admin(actor) {
+                        return Err(DomainError::forbidden(format!(
+                            "You are not permitted to create images owned by '{owner}'."
+                        )));
+                    }
+                    owner.clone()
+                }
+            };
+            (Some(owner), "", profile.default_visibility())
         }
     };
+    if new.owner.is_some() && *origin != ImageOrigin::Api {
+        return Err(DomainError::invalid(
+            "Only an image created through the API may name its owner",
+        ));
+    }
     if state.is_some() {
         return Err(DomainError::AlreadyExists {
             message: format!("Image ID {image_id} already exists!"),
@@ -1463,6 +1482,39 @@ mod tests {
         uploading_fail_import_is_409: Uploading, fail_import() => CONFLICT;
         importing_fail_import_goes_back_to_queued: Importing, fail_import() => Expect::To(ImageStatus::Queued);
         deleted_fail_import_is_404: Deleted, fail_import() => GONE_404;
+    }
+
+    #[test]
+    fn only_a_glance_admin_creates_images_for_another_owner() {
+        let glance = Profile::glance();
+        let create = |owner: &str| ImageCommand::Register {
+            origin: ImageOrigin::Api,
+            image: NewImage {
+                owner: Some(owner.to_owned()),
+                ..NewImage::default()
+            },
+        };
+        let member = Actor::tenant(OWNER, "u", &["member"]);
+        let message = assert_fails(
+            run_with(&glance, &None, member.clone(), &create("someone-else")),
+            403,
+            "forbidden",
+        );
+        assert!(message.contains("someone-else"), "{message}");
+        let own = run_with(&glance, &None, member, &create(OWNER)).unwrap();
+        let image = fold(None, &own).unwrap();
+        assert_eq!(image.owner.as_deref(), Some(OWNER));
+        let admin = Actor::tenant("admin-project", "a", &["admin"]);
+        let events = run_with(&glance, &None, admin.clone(), &create("someone-else")).unwrap();
+        assert_eq!(
+            fold(None, &events).unwrap().owner.as_deref(),
+            Some("someone-else")
+        );
+        assert_fails(
+            run_with(&glance, &None, admin, &create("")),
+            400,
+            "invalid_input",
+        );
     }
 
     #[test]

@@ -87,6 +87,7 @@ fn parse_new_image(body: &Value) -> Result<(Option<Uuid>, NewImage), ApiError> {
             "os_hidden" => image.os_hidden = boolean(key, value)?,
             "container_format" => image.container_format = optional_string(key, value)?,
             "disk_format" => image.disk_format = optional_string(key, value)?,
+            "owner" => image.owner = optional_string(key, value)?,
             "min_disk" => image.min_disk = integer(key, value)?,
             "min_ram" => image.min_ram = integer(key, value)?,
             "tags" => {

@@ -53,6 +53,13 @@
 //! `GET /v2/images/{id}/tasks` lists the caller's tasks whose `input.image_uuid` or
 //! `result.image_id` is the image.
 //!
+//! # Tasks
+//!
+//! `POST /v2/tasks` answers 201 with a `pending` task whatever its input; the task worker
+//! ([`spawn_task_worker`], started by [`serve`] when [`AppState::tasks`] is set) then runs it
+//! against the region's object store and the image data store, and `GET /v2/tasks/{id}` shows
+//! `success` with a `result` or `failure` with a `message` (see `docs/tasks.md`).
+//!
 //! # Check order
 //!
 //! Where the spec is silent the adapter follows Glance's middleware order:
@@ -76,6 +83,7 @@ pub mod error;
 pub mod identity;
 mod images;
 mod import;
+pub mod tasks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,8 +97,9 @@ use imgshare_core::patch::parse_patch_bytes;
 use imgshare_core::{Command, Context, ImageCommand, ProfileKind, Region, TaskCommand};
 use imgshare_projection::schemas::{schema_document, SchemaKind, SchemaProfile};
 use imgshare_projection::views;
-use imgshare_store::Engine;
+use imgshare_store::{Engine, TaskEnvironment};
 use serde_json::{json, Value};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use images::{create_image, download, remove_data, stage, upload};
@@ -98,6 +107,7 @@ use images::{create_image, download, remove_data, stage, upload};
 pub use error::ApiError;
 pub use identity::{Identity, TokenStore, TokenStoreError};
 pub use import::resume_imports;
+pub use tasks::{spawn_task_worker, DEFAULT_POLL_INTERVAL};
 
 /// The header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
@@ -125,6 +135,10 @@ pub struct AppState {
     pub max_image_bytes: u64,
     /// Where image data is kept, one file per image named by its id; `None`: uploads are 501.
     pub data_dir: Option<PathBuf>,
+    /// What the task worker runs tasks with; `None`: tasks stay pending (no worker).
+    pub tasks: Option<Arc<TaskEnvironment>>,
+    /// Wakes the task worker when a task is created.
+    pub task_wakeup: Arc<Notify>,
 }
 
 impl AppState {
@@ -137,6 +151,8 @@ impl AppState {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
             data_dir: None,
+            tasks: None,
+            task_wakeup: Arc::new(Notify::new()),
         }
     }
 }
@@ -147,7 +163,8 @@ pub fn router(state: AppState) -> axum::Router {
 }
 
 /// Serves `router(state)` on `listener` until Ctrl-C (or SIGTERM on Unix), after finishing the
-/// imports a previous run left `importing` (see [`resume_imports`]).
+/// imports a previous run left `importing` (see [`resume_imports`]), with the task worker
+/// ([`spawn_task_worker`]) running beside it if the state has a task environment.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     let resume_state = state.clone();
     let resumed = tokio::task::spawn_blocking(move || resume_imports(&resume_state)).await;
@@ -156,9 +173,14 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
             "could not resume interrupted imports: {error:?}"
         )));
     }
-    axum::serve(listener, router(state))
+    let worker = spawn_task_worker(&state, DEFAULT_POLL_INTERVAL);
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
-        .await
+        .await;
+    if let Some(worker) = worker {
+        worker.abort();
+    }
+    served
 }
 
 async fn shutdown_signal() {
@@ -648,7 +670,9 @@ async fn handle(
         }
         Route::Tasks => {
             if method == Method::POST {
-                return create_task(engine, ctx, &body).await;
+                let created = create_task(engine, ctx, &body).await?;
+                state.task_wakeup.notify_one();
+                return Ok(created);
             }
             let page = blocking(move || Ok(engine.list_tasks(&ctx, &query)?)).await?;
             Ok(json_response(StatusCode::OK, &page))

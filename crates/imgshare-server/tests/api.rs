@@ -1398,3 +1398,35 @@ async fn imports_left_importing_by_a_stopped_server_are_finished_on_start() {
     assert_eq!(image.body["size"], Value::Null);
     assert_eq!(api.data_files(), vec![finished.clone()]);
 }
+
+#[tokio::test]
+async fn core_integer_columns_filter_by_equality() {
+    let api = Api::glance();
+    let small = api.create_queued().await;
+    let large = api.create_queued().await;
+    for (id, size) in [(&small, 3), (&large, 5)] {
+        let reply = api
+            .upload(
+                &format!("/v2/images/{id}/file"),
+                PRODUCER_TOKEN,
+                &vec![1; size],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    }
+    let ids = |page: &Value| -> Vec<String> {
+        page["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|image| image["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let page = api.get("/v2/images?size=5", PRODUCER_TOKEN).await;
+    assert_eq!(ids(&page.body), vec![large.clone()]);
+    let page = api.get("/v2/images?size=4", PRODUCER_TOKEN).await;
+    assert!(ids(&page.body).is_empty());
+    let page = api.get("/v2/images?size=abc", PRODUCER_TOKEN).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(ids(&page.body).is_empty());
+}

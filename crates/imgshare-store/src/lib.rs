@@ -4,6 +4,8 @@
 //! [`db`] opens and migrates a database; [`log`] appends and reads events; [`audit`] answers
 //! what the catalogue was at a past point and checks the log and read models against each other;
 //! [`engine`] is what a backend embeds: [`Engine`] decides commands and appends their events.
+//! [`objects`] and [`image_data`] are the ports (with file-system adapters) that the task worker
+//! of [`tasks`] moves VHD images between.
 
 pub mod audit;
 pub mod db;
@@ -21,5 +23,11 @@ pub use log::{
 };
 
 pub mod engine;
+pub mod image_data;
+pub mod objects;
+pub mod tasks;
 
 pub use engine::{Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
+pub use image_data::{FsImageDataStore, ImageDataStore};
+pub use objects::{FsObjectStore, ObjectStore};
+pub use tasks::{imported_image_id, TaskEnvironment, TaskRunReport};
