@@ -17,6 +17,7 @@ use serde_json::json;
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::audit::{self, AsOf};
 use crate::db::{self, DbOptions, StoreError};
 use crate::log::{self, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend};
 
@@ -256,6 +257,17 @@ impl Engine {
             path: Some(path.to_owned()),
             queue: Mutex::new(Vec::new()),
             cache: Mutex::new(StateCache::default()),
+        })
+    }
+
+    /// Opens an existing database file read-only, for audits: nothing is created, migrated or
+    /// written, and commands fail. See [`db::open_read_only`].
+    pub fn open_read_only(path: &Path, profile: Profile) -> Result<Self, EngineError> {
+        Ok(Engine {
+            profile,
+            writer: Mutex::new(db::open_read_only(path)?),
+            reader: None,
+            path: Some(path.to_owned()),
         })
     }
 
@@ -607,6 +619,35 @@ impl Engine {
             }
             Ok(loaded)
         })
+    }
+
+    /// Folds a stream up to a position or time ([`audit::state_as_of`]).
+    pub fn state_as_of(&self, stream: StreamId, as_of: AsOf) -> Result<Loaded, EngineError> {
+        self.read(|conn| audit::state_as_of(conn, stream, as_of))
+    }
+
+    /// The whole catalogue at a position or time ([`audit::catalogue_as_of`]).
+    pub fn catalogue_as_of(&self, as_of: AsOf) -> Result<audit::Catalogue, EngineError> {
+        self.read(|conn| audit::catalogue_as_of(conn, as_of))
+    }
+
+    /// Every event of an image with who, where and when ([`audit::history`]).
+    pub fn history(&self, image_id: Uuid) -> Result<Vec<audit::HistoryEntry>, EngineError> {
+        self.read(|conn| audit::history(conn, image_id))
+    }
+
+    /// Who could see and boot an image at a position or time, and why ([`audit::access_at`]).
+    pub fn access_at(
+        &self,
+        image_id: Uuid,
+        as_of: AsOf,
+    ) -> Result<audit::AccessReport, EngineError> {
+        self.read(|conn| audit::access_at(conn, &self.profile, image_id, as_of))
+    }
+
+    /// Checks the hash chain and the read models against a replay ([`audit::verify`]).
+    pub fn verify(&self) -> Result<audit::VerifyReport, EngineError> {
+        self.read(audit::verify)
     }
 
     /// The image's state, whoever asks (no access check): for backends and auditors.
