@@ -246,29 +246,43 @@ pub fn event_id_for(command_id: Uuid, index: usize) -> Uuid {
 }
 
 impl Engine {
+    fn assemble(
+        profile: Profile,
+        writer: Connection,
+        reader: Option<Connection>,
+        path: Option<PathBuf>,
+    ) -> Self {
+        Engine {
+            profile,
+            writer: Mutex::new(writer),
+            reader: reader.map(Mutex::new),
+            path,
+            queue: Mutex::new(Vec::new()),
+            cache: Mutex::new(StateCache::default()),
+        }
+    }
+
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path, options: EngineOptions) -> Result<Self, EngineError> {
         let writer = db::open_file(path, &options.db)?;
         let reader = db::open_file(path, &options.db)?;
-        Ok(Engine {
-            profile: options.profile,
-            writer: Mutex::new(writer),
-            reader: Some(Mutex::new(reader)),
-            path: Some(path.to_owned()),
-            queue: Mutex::new(Vec::new()),
-            cache: Mutex::new(StateCache::default()),
-        })
+        Ok(Self::assemble(
+            options.profile,
+            writer,
+            Some(reader),
+            Some(path.to_owned()),
+        ))
     }
 
     /// Opens an existing database file read-only, for audits: nothing is created, migrated or
     /// written, and commands fail. See [`db::open_read_only`].
     pub fn open_read_only(path: &Path, profile: Profile) -> Result<Self, EngineError> {
-        Ok(Engine {
+        Ok(Self::assemble(
             profile,
-            writer: Mutex::new(db::open_read_only(path)?),
-            reader: None,
-            path: Some(path.to_owned()),
-        })
+            db::open_read_only(path)?,
+            None,
+            Some(path.to_owned()),
+        ))
     }
 
     /// A private in-memory engine with the Rackspace profile (tests, demos).
@@ -278,14 +292,7 @@ impl Engine {
 
     /// A private in-memory engine with the given profile.
     pub fn in_memory_with(profile: Profile) -> Result<Self, EngineError> {
-        Ok(Engine {
-            profile,
-            writer: Mutex::new(db::open_in_memory()?),
-            reader: None,
-            path: None,
-            queue: Mutex::new(Vec::new()),
-            cache: Mutex::new(StateCache::default()),
-        })
+        Ok(Self::assemble(profile, db::open_in_memory()?, None, None))
     }
 
     /// The profile the engine was opened with.
