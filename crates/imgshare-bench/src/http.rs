@@ -30,6 +30,9 @@ pub(crate) struct HttpArgs {
 
 const TOKEN: &str = "bench-token";
 
+/// Builds the `n`-th request of an operation.
+type MakeRequest = Arc<dyn Fn(usize) -> Request + Send + Sync>;
+
 struct Request {
     method: &'static str,
     path: String,
@@ -95,7 +98,7 @@ async fn load(
     address: std::net::SocketAddr,
     connections: usize,
     duration: Duration,
-    make: Arc<dyn Fn(usize) -> Request + Send + Sync>,
+    make: MakeRequest,
 ) -> Result<Figures> {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -231,7 +234,7 @@ async fn run(args: &HttpArgs) -> Result<()> {
         "  {:<28} {:>9} {:>10} {:>9} {:>9} {:>7}",
         "operation", "requests", "req/s", "p50 µs", "p99 µs", "non-2xx"
     );
-    let operations: [(&str, Arc<dyn Fn(usize) -> Request + Send + Sync>); 2] = [
+    let operations: [(&str, MakeRequest); 2] = [
         ("GET /v2/images/{id}", get),
         ("PATCH /v2/images/{id}", patch),
     ];
