@@ -15,6 +15,9 @@
 //! `PROPTEST_CASES` sets the number of cases (64 by default); failures are saved to
 //! `tests/proptest-regressions/invariants.txt`, which is checked in and replayed first.
 
+// Test helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
