@@ -285,7 +285,7 @@ fn command_rows() -> Vec<Row> {
         ("patch: min_ram null", 400, owner.clone(), set("min_ram", Value::Null)),
         ("patch: protected a string", 400, owner.clone(), set("protected", json!("yes"))),
         ("patch: container_format of an active image", 403, owner.clone(), set("container_format", json!("bogus"))),
-        ("patch: disk_format a number", 400, owner.clone(), set("disk_format", json!(3))),
+        ("patch: disk_format of an active image, a number", 403, owner.clone(), set("disk_format", json!(3))),
         ("patch: tags not an array", 400, owner.clone(), set("tags", json!("web"))),
         ("patch: tags of numbers", 400, owner.clone(), set("tags", json!([1, 2]))),
         ("patch: tags with an empty tag", 400, owner.clone(), set("tags", json!(["web", ""]))),
