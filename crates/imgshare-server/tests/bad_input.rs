@@ -26,6 +26,7 @@ const PRODUCER: &str = "111111";
 const CONSUMER: &str = "222222";
 const STRANGER: &str = "333333";
 const PATCH_V21: &str = "application/openstack-images-v2.1-json-patch";
+const OCTETS: &str = "application/octet-stream";
 const MAX_BODY: usize = 64 * 1024;
 
 fn identity(tenant: &str) -> Identity {
@@ -38,7 +39,7 @@ fn identity(tenant: &str) -> Identity {
 
 /// The router over an engine holding the producer's image, shared with the consumer (pending)
 /// and tagged `web`.
-fn api() -> (Router, Arc<Engine>, Uuid) {
+fn api() -> (Router, Arc<Engine>, Uuid, tempfile::TempDir) {
     let engine = Arc::new(Engine::in_memory().unwrap());
     let image_id = Uuid::from_u128(0x1000_0000_0000_4000_8000_0000_0000_0001);
     let ctx = Context::new(
@@ -85,7 +86,9 @@ fn api() -> (Router, Arc<Engine>, Uuid) {
         Region::parse("DFW").unwrap(),
     );
     state.max_body_bytes = MAX_BODY;
-    (router(state), engine, image_id)
+    let data_dir = tempfile::tempdir().unwrap();
+    state.data_dir = Some(data_dir.path().to_owned());
+    (router(state), engine, image_id, data_dir)
 }
 
 /// Who sends a row.
@@ -280,6 +283,15 @@ fn rows(image: Uuid) -> Vec<Row> {
         row("task: type a number", M::POST, "/v2/tasks", 400).json(json!({"type": 1}).to_string()),
         row("task: unknown type", M::POST, "/v2/tasks", 400).json(json!({"type": "bogus", "input": {}}).to_string()),
         row("task: input a string", M::POST, "/v2/tasks", 400).json(json!({"type": "import", "input": "x"}).to_string()),
+        // Image data.
+        row("upload: JSON content type", M::PUT, format!("{img}/file"), 415).json("{}"),
+        row("upload: no content type", M::PUT, format!("{img}/file"), 415),
+        row("upload: by a stranger", M::PUT, format!("{img}/file"), 404).by(Token::Stranger).typed(OCTETS, "data"),
+        row("upload: by the owner (the provider's job here)", M::PUT, format!("{img}/file"), 403).typed(OCTETS, "data"),
+        row("upload: declared length over the limit", M::PUT, format!("{img}/file"), 413).typed(OCTETS, "data").header("content-length", b"999999999999999".to_vec()),
+        row("upload: bad id", M::PUT, "/v2/images/123/file", 404).typed(OCTETS, "data"),
+        row("download: by a stranger", M::GET, format!("{img}/file"), 404).by(Token::Stranger),
+        row("image tasks: by a stranger", M::GET, format!("{img}/tasks"), 404).by(Token::Stranger),
         // Image creation (no such API on Rackspace; the body is checked first).
         row("create: malformed JSON", M::POST, "/v2/images", 400).json("{"),
         row("create: a JSON number", M::POST, "/v2/images", 400).json("1"),
@@ -343,7 +355,7 @@ fn problem(row: &Row, status: u16, body: &Value) -> Option<String> {
 
 #[tokio::test]
 async fn every_bad_request_is_a_4xx_with_a_message_and_changes_nothing() {
-    let (app, engine, image) = api();
+    let (app, engine, image, data_dir) = api();
     let log_head = || engine.read(|conn| Ok(head(conn)?)).unwrap();
     let state = || format!("{:?}", engine.image_state(image).unwrap());
     let rows = rows(image);
@@ -359,6 +371,8 @@ async fn every_bad_request_is_a_4xx_with_a_message_and_changes_nothing() {
             problems.push(format!("{}: refused but changed the state", row.name));
         }
     }
+    let left: Vec<_> = std::fs::read_dir(data_dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "refused uploads left files: {left:?}");
     assert!(
         problems.is_empty(),
         "{} of {count} rows failed:\n{}",
@@ -370,7 +384,7 @@ async fn every_bad_request_is_a_4xx_with_a_message_and_changes_nothing() {
 /// The inputs above are refused, not unreachable: the same requests, done right, succeed.
 #[tokio::test]
 async fn the_same_requests_done_right_succeed() {
-    let (app, engine, image) = api();
+    let (app, engine, image, _data_dir) = api();
     let img = format!("/v2/images/{image}");
     let ok = |name, method, uri: String, status| row(name, method, uri, status);
     let good = [
