@@ -1478,7 +1478,17 @@ fn stranger_gets_404_for_every_operation(
                     "GET member",
                     run.engine.member_view(&ctx, id, acct.tenant_id()).map(drop),
                 )?;
-                probes += 3;
+                // As a list marker it is refused like an id that never existed.
+                let marker = run.engine.list_images(&ctx, &format!("marker={id}"));
+                prop_assert!(
+                    marker
+                        .as_ref()
+                        .is_err_and(|error| error.http_status() == 400),
+                    "{}: marker gave {:?}, not 400",
+                    who,
+                    marker.map(|page| page["images"].as_array().map(Vec::len))
+                );
+                probes += 4;
                 for (what, command) in probe_commands(state.as_ref(), acct.tenant_id()) {
                     not_found(
                         what,
