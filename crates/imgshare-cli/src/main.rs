@@ -37,6 +37,27 @@ struct DbArgs {
     /// Sync the WAL only at checkpoints: faster, but the last commits may be lost on power loss.
     #[arg(long)]
     durability_normal: bool,
+    /// The rule set: `rackspace` (Cloud Images 2.0, the default) or `glance` (modern OpenStack
+    /// Glance: shared/community visibility, reader/member/admin roles). Every process sharing a
+    /// database should use the same one.
+    #[arg(long, value_enum, default_value_t = ProfileArg::Rackspace)]
+    profile: ProfileArg,
+}
+
+/// The `--profile` values.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ProfileArg {
+    Rackspace,
+    Glance,
+}
+
+impl ProfileArg {
+    fn profile(self) -> Profile {
+        match self {
+            ProfileArg::Rackspace => Profile::rackspace(),
+            ProfileArg::Glance => Profile::glance(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -75,6 +96,15 @@ enum Sub {
         /// next to the database.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The object store of import and export tasks (created if missing), one directory per
+        /// region: `<dir>/<REGION>/<account>/<container>/<object>`; default: `<db file>.objects`
+        /// next to the database.
+        #[arg(long)]
+        objects_dir: Option<PathBuf>,
+        /// The largest VHD an import accepts (file and virtual size), in bytes or with a K, M, G
+        /// or T suffix (powers of 1024).
+        #[arg(long, default_value = "40G", value_parser = parse_size)]
+        import_size_limit: u64,
     },
     /// Empty the read models and rebuild them from the event log.
     Rebuild {
@@ -83,14 +113,36 @@ enum Sub {
     },
 }
 
+/// A byte count: digits, optionally followed by K, M, G or T (powers of 1024, `B` optional).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let digits = upper.trim_end_matches('B');
+    let (number, shift) = match digits.chars().last() {
+        Some('K') => (&digits[..digits.len() - 1], 10),
+        Some('M') => (&digits[..digits.len() - 1], 20),
+        Some('G') => (&digits[..digits.len() - 1], 30),
+        Some('T') => (&digits[..digits.len() - 1], 40),
+        _ => (digits, 0),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|number| number.checked_mul(1 << shift))
+        .ok_or_else(|| format!("not a size: {text:?} (e.g. 40G, 512M, 1048576)"))
+}
+
 fn open(args: &DbArgs) -> anyhow::Result<Engine> {
+    open_with(args, args.profile.profile())
+}
+
+fn open_with(args: &DbArgs, profile: Profile) -> anyhow::Result<Engine> {
     let durability = if args.durability_normal {
         Durability::Normal
     } else {
         Durability::Full
     };
     let options = EngineOptions {
-        profile: Profile::rackspace(),
+        profile,
         db: DbOptions {
             durability,
             ..DbOptions::default()
@@ -113,14 +165,21 @@ fn main() -> anyhow::Result<()> {
             tokens,
             no_seed_demo_image,
             data_dir,
+            objects_dir,
+            import_size_limit,
         } => {
-            let engine = open(&db)?;
+            let profile = Profile {
+                import_size_limit,
+                ..db.profile.profile()
+            };
+            let engine = open_with(&db, profile)?;
             let options = serve::ServeOptions {
                 listen,
                 region,
                 tokens,
                 seed_demo_image: !no_seed_demo_image,
                 data_dir,
+                objects_dir,
             };
             serve::serve(engine, &db.db, options)
         }
@@ -164,7 +223,11 @@ fn demo(engine: &Engine, region: &Region, path: &Path) -> anyhow::Result<()> {
     let consumer = "222222";
     let ctx = |tenant: &str| {
         Context::new(
-            Actor::tenant(tenant, &format!("user-{tenant}"), &["cloudImages:admin"]),
+            Actor::tenant(
+                tenant,
+                &format!("user-{tenant}"),
+                &[serve::account_role(engine.profile().kind)],
+            ),
             region.clone(),
             Utc::now(),
         )
@@ -295,4 +358,22 @@ fn demo(engine: &Engine, region: &Region, path: &Path) -> anyhow::Result<()> {
         engine.can_boot(consumer, image_id, region)?
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("512mb"), Ok(512 << 20));
+        assert_eq!(parse_size("40G"), Ok(40 << 30));
+        assert_eq!(parse_size("160GB"), Ok(160 << 30));
+        assert_eq!(parse_size("2T"), Ok(2 << 40));
+        for bad in ["", "G", "1.5G", "-1", "12X", "99999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }

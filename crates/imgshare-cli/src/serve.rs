@@ -1,7 +1,8 @@
 //! `imgshare serve`: the HTTP API over a database file, with a tokens file.
 //!
 //! With no arguments it opens `imgshare.db`, creates `imgshare-tokens.json` next to it (a
-//! producer, account 111111, and a consumer, account 222222, both `cloudImages:admin`, with random
+//! producer, account 111111, and a consumer, account 222222, both `cloudImages:admin` (`member` on
+//! the Glance profile), with random
 //! tokens), registers the producer's saved image `my-saved-image-name` when the log is empty, and
 //! prints the shell variables and a `curl` line for the seed walkthrough.
 
@@ -12,10 +13,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use chrono::Utc;
 use imgshare_core::{
-    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Region,
+    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, ProfileKind,
+    Region, Visibility,
 };
 use imgshare_server::{AppState, TokenStore};
-use imgshare_store::Engine;
+use imgshare_store::{Engine, FsObjectStore, TaskEnvironment};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -35,23 +37,43 @@ pub(crate) struct ServeOptions {
     pub(crate) tokens: Option<PathBuf>,
     pub(crate) seed_demo_image: bool,
     pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) objects_dir: Option<PathBuf>,
 }
 
-/// The image data directory: the given one, or `<db file name>.data` next to the database.
-fn data_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
+/// The role the walkthrough's accounts get: full image rights in each profile.
+pub(crate) fn account_role(profile: ProfileKind) -> &'static str {
+    match profile {
+        ProfileKind::Rackspace => "cloudImages:admin",
+        ProfileKind::Glance => "member",
+    }
+}
+
+/// The given directory, or `<db file name><suffix>` next to the database.
+fn beside_db(db: &Path, given: Option<PathBuf>, suffix: &str) -> PathBuf {
     given.unwrap_or_else(|| {
         let mut name = db
             .file_name()
             .map(std::ffi::OsStr::to_os_string)
             .unwrap_or_else(|| "imgshare.db".into());
-        name.push(".data");
+        name.push(suffix);
         db.with_file_name(name)
     })
 }
 
+/// The image data directory: the given one, or `<db file name>.data` next to the database.
+fn data_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
+    beside_db(db, given, ".data")
+}
+
+/// The object store directory (one subdirectory per region): the given one, or
+/// `<db file name>.objects` next to the database.
+fn objects_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
+    beside_db(db, given, ".objects")
+}
+
 /// The tokens file to use: the given one, or `imgshare-tokens.json` next to the database, which is
 /// created with a producer and a consumer account if it does not exist yet.
-fn tokens_file(db: &Path, given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+fn tokens_file(db: &Path, given: Option<PathBuf>, profile: ProfileKind) -> anyhow::Result<PathBuf> {
     if let Some(path) = given {
         return Ok(path);
     }
@@ -61,7 +83,8 @@ fn tokens_file(db: &Path, given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         .unwrap_or_else(|| Path::new("."));
     let path = dir.join(DEFAULT_TOKENS_FILE);
     if !path.exists() {
-        let account = |tenant: &str, user: &str| json!({"tenant_id": tenant, "user_id": user, "roles": ["cloudImages:admin"]});
+        let role = account_role(profile);
+        let account = |tenant: &str, user: &str| json!({"tenant_id": tenant, "user_id": user, "roles": [role]});
         let file = json!({"tokens": {
             Uuid::new_v4().to_string(): account(PRODUCER, "producer"),
             Uuid::new_v4().to_string(): account(CONSUMER, "consumer"),
@@ -98,10 +121,12 @@ fn token_of(path: &Path, tenant: &str) -> Option<String> {
         .map(|(token, _)| token.clone())
 }
 
-/// Registers the producer's saved image of seed 000 (a snapshot, active, ovf/vhd).
+/// Registers the producer's saved image of seed 000 (a snapshot, active, ovf/vhd). On the
+/// Glance profile it is `shared`, since only shared images have members there.
 pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Result<Uuid> {
+    let profile = engine.profile().kind;
     let ctx = Context::new(
-        Actor::tenant(PRODUCER, "producer", &["cloudImages:admin"]),
+        Actor::tenant(PRODUCER, "producer", &[account_role(profile)]),
         region.clone(),
         Utc::now(),
     );
@@ -113,6 +138,7 @@ pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Resul
         min_disk: 20,
         min_ram: 512,
         properties: [("com.rackspace__1__options".to_owned(), "0".to_owned())].into(),
+        visibility: (profile == ProfileKind::Glance).then_some(Visibility::Shared),
         data: Some(ImageActivated {
             size: 647_449_489,
             checksum: "acd9be13a17af33ec8f66ac5b1afc44a".into(),
@@ -138,7 +164,7 @@ pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Resul
 /// The id of the producer's saved image in an existing database, if it is there.
 fn find_demo_image(engine: &Engine, region: &Region) -> Option<Uuid> {
     let ctx = Context::new(
-        Actor::tenant(PRODUCER, "producer", &["cloudImages:admin"]),
+        Actor::tenant(PRODUCER, "producer", &[account_role(engine.profile().kind)]),
         region.clone(),
         Utc::now(),
     );
@@ -152,11 +178,18 @@ fn find_demo_image(engine: &Engine, region: &Region) -> Option<Uuid> {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow::Result<()> {
     let region = Region::parse(&options.region)?;
-    let tokens_path = tokens_file(db, options.tokens)?;
+    let tokens_path = tokens_file(db, options.tokens, engine.profile().kind)?;
     let tokens = TokenStore::load(&tokens_path)?;
     let data_dir = data_dir(db, options.data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let objects_dir = objects_dir(db, options.objects_dir);
+    let objects_root = FsObjectStore::for_region(&objects_dir, &region)
+        .root()
+        .to_owned();
+    std::fs::create_dir_all(&objects_root)
+        .with_context(|| format!("creating object store {}", objects_root.display()))?;
+    let tasks = TaskEnvironment::filesystem(&objects_dir, &data_dir, std::slice::from_ref(&region));
     let empty = engine
         .read(|conn| Ok(imgshare_store::head(conn)?))?
         .is_none();
@@ -172,13 +205,29 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
             .await
             .with_context(|| format!("listening on {}", options.listen))?;
         let addr: SocketAddr = listener.local_addr()?;
+        // Before the banner, whose last line (`listening on`) is what scripts wait for.
+        print_object_store(&objects_root, engine.profile().import_size_limit);
         print_banner(addr, &region, db, &tokens_path, seeded);
         let mut state = AppState::new(Arc::new(engine), Arc::new(tokens), region);
         state.data_dir = Some(data_dir);
+        state.tasks = Some(Arc::new(tasks));
         imgshare_server::serve(listener, state).await?;
         eprintln!("imgshare: shut down");
         anyhow::Ok(())
     })
+}
+
+/// Where import and export tasks find and put objects, and how to give an import its VHD.
+fn print_object_store(root: &Path, import_size_limit: u64) {
+    println!(
+        "object store: {}/<account>/<container>/<object> (import limit {})",
+        root.display(),
+        imgshare_core::vhd::format_limit(import_size_limit)
+    );
+    println!(
+        "# to import: mkdir -p {root}/{PRODUCER}/exports && cp my-image.vhd {root}/{PRODUCER}/exports/",
+        root = root.display()
+    );
 }
 
 fn print_banner(
@@ -240,6 +289,10 @@ mod tests {
         assert_eq!(
             data_dir(Path::new("a.db"), Some(PathBuf::from("/d"))),
             PathBuf::from("/d")
+        );
+        assert_eq!(
+            objects_dir(Path::new("/srv/x/images.db"), None),
+            PathBuf::from("/srv/x/images.db.objects")
         );
     }
 }

@@ -105,6 +105,21 @@ pub enum Event {
     ImageSavingStarted {},
     /// `→ active` with its data facts.
     ImageActivated(ImageActivated),
+    /// `queued → uploading`: data was staged for an interoperable import (`PUT /stage`).
+    ImageDataStaged {
+        /// Bytes staged.
+        size: u64,
+    },
+    /// `uploading → importing`: `POST /import` accepted.
+    ImageImportStarted {
+        /// The import method, e.g. `glance-direct`.
+        method: String,
+    },
+    /// `importing → queued`: the import could not finish; staged data is gone.
+    ImageImportFailed {
+        /// Why.
+        reason: String,
+    },
     /// `saving → killed`: the data could not be saved.
     ImageKilled {
         /// Why.
@@ -187,6 +202,9 @@ impl Event {
             Event::ImageRegistered(_) => "image_registered",
             Event::ImageSavingStarted {} => "image_saving_started",
             Event::ImageActivated(_) => "image_activated",
+            Event::ImageDataStaged { .. } => "image_data_staged",
+            Event::ImageImportStarted { .. } => "image_import_started",
+            Event::ImageImportFailed { .. } => "image_import_failed",
             Event::ImageKilled { .. } => "image_killed",
             Event::ImageDeactivated {} => "image_deactivated",
             Event::ImageReactivated {} => "image_reactivated",

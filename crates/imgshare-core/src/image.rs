@@ -123,6 +123,9 @@ pub struct NewImage {
     pub properties: BTreeMap<String, String>,
     /// Data already saved, for images registered complete (base images, finished snapshots).
     pub data: Option<ImageActivated>,
+    /// `POST /v2/images` body `owner`: the caller's own tenant, or any tenant for a cloud admin
+    /// (Glance); `None` is the caller's tenant.
+    pub owner: Option<String>,
 }
 
 /// What can be asked of an image.
@@ -146,6 +149,23 @@ pub enum ImageCommand {
     },
     /// `PUT /file`: `queued → saving → active` in one step.
     Upload(ImageActivated),
+    /// `PUT /stage`: `queued → uploading`, data staged for an interoperable import.
+    Stage {
+        /// Bytes staged.
+        size: u64,
+    },
+    /// `POST /import`: `uploading → importing` (`glance-direct` is the one method served).
+    StartImport {
+        /// Body field `method.name`, as given.
+        method: String,
+    },
+    /// The import finished: `importing → active` with the data facts.
+    FinishImport(ImageActivated),
+    /// The import failed: `importing → queued`, as Glance reverts it.
+    FailImport {
+        /// Why.
+        reason: String,
+    },
     /// `active → deactivated` (idempotent).
     Deactivate,
     /// `deactivated → active` (idempotent).
@@ -185,6 +205,9 @@ pub enum ImageCommand {
 }
 
 const MAX_TEXT: usize = 255;
+/// The interoperable-import methods served: only `glance-direct` (the data comes from `/stage`),
+/// since `web-download` would fetch from arbitrary URLs and `copy-image` needs several stores.
+pub const IMPORT_METHODS: &[&str] = &["glance-direct"];
 const MAX_INT: u64 = i32::MAX as u64;
 const CONTAINER_FORMATS: &[&str] = &[
     "ami",
@@ -324,6 +347,38 @@ pub fn decide(
                 Event::ImageSavingStarted {},
                 Event::ImageActivated(data.clone()),
             ])
+        }
+        ImageCommand::Stage { size } => {
+            let image = owned_for(profile, state, image_id, ctx, Operation::UploadImage)?;
+            require_status(image, &[ImageStatus::Queued], "stage data for")?;
+            Ok(vec![Event::ImageDataStaged { size: *size }])
+        }
+        ImageCommand::StartImport { method } => {
+            let image = owned_for(profile, state, image_id, ctx, Operation::UploadImage)?;
+            if !IMPORT_METHODS.contains(&method.as_str()) {
+                return Err(DomainError::invalid(format!(
+                    "Import method {method} is not supported: supported methods are {}",
+                    IMPORT_METHODS.join(", ")
+                )));
+            }
+            require_status(image, &[ImageStatus::Uploading], "import")?;
+            require_formats(image)?;
+            Ok(vec![Event::ImageImportStarted {
+                method: method.clone(),
+            }])
+        }
+        ImageCommand::FinishImport(data) => {
+            let image = owned_for(profile, state, image_id, ctx, Operation::UploadImage)?;
+            require_status(image, &[ImageStatus::Importing], "finish importing")?;
+            validate_data(data)?;
+            Ok(vec![Event::ImageActivated(data.clone())])
+        }
+        ImageCommand::FailImport { reason } => {
+            let image = owned_for(profile, state, image_id, ctx, Operation::UploadImage)?;
+            require_status(image, &[ImageStatus::Importing], "fail the import of")?;
+            Ok(vec![Event::ImageImportFailed {
+                reason: reason.clone(),
+            }])
         }
         ImageCommand::Deactivate => {
             let image = owned_for(profile, state, image_id, ctx, Operation::ChangeActivation)?;
@@ -583,13 +638,29 @@ fn decide_register(
                 ));
             }
             profile.authorize(actor, Operation::CreateImage)?;
-            (
-                Some(actor.tenant_id.clone()),
-                "",
-                profile.default_visibility(),
-            )
+            let owner = match &new.owner {
+                None => actor.tenant_id.clone(),
+                Some(owner) => {
+                    if owner.is_empty() {
+                        return Err(DomainError::invalid("Owner must be a non-empty string"));
+                    }
+                    validate_text("Owner", owner)?;
+                    if *owner != actor.tenant_id && !profile.is_cloud_admin(actor) {
+                        return Err(DomainError::forbidden(format!(
+                            "You are not permitted to create images owned by '{owner}'."
+                        )));
+                    }
+                    owner.clone()
+                }
+            };
+            (Some(owner), "", profile.default_visibility())
         }
     };
+    if new.owner.is_some() && *origin != ImageOrigin::Api {
+        return Err(DomainError::invalid(
+            "Only an image created through the API may name its owner",
+        ));
+    }
     if state.is_some() {
         return Err(DomainError::AlreadyExists {
             message: format!("Image ID {image_id} already exists!"),
@@ -843,7 +914,8 @@ fn check_core_value(
             _ => Err(bad("an integer from 0 to 2147483647")),
         },
         "container_format" | "disk_format" => {
-            if !matches!(image.status, ImageStatus::Queued) && !profile.is_cloud_admin(&ctx.actor) {
+            let replaceable = matches!(image.status, ImageStatus::Queued | ImageStatus::Importing);
+            if !replaceable && !profile.is_cloud_admin(&ctx.actor) {
                 return Err(DomainError::forbidden(format!(
                     "Attribute {key} can be only replaced for a queued image."
                 )));
@@ -989,6 +1061,16 @@ pub fn apply(
             image.virtual_size = data.virtual_size;
             image.os_hash_algo = data.os_hash_algo.clone();
             image.os_hash_value = data.os_hash_value.clone();
+        }
+        Event::ImageDataStaged { size } => {
+            image.status = ImageStatus::Uploading;
+            image.size = Some(*size);
+        }
+        Event::ImageImportStarted { .. } => image.status = ImageStatus::Importing,
+        Event::ImageImportFailed { .. } => {
+            image.status = ImageStatus::Queued;
+            image.size = None;
+            image.virtual_size = None;
         }
         Event::ImageKilled { .. } => image.status = ImageStatus::Killed,
         Event::ImageDeactivated {} => image.status = ImageStatus::Deactivated,
@@ -1168,6 +1250,13 @@ mod tests {
             ],
             ImageStatus::Deactivated => vec![activated, Event::ImageDeactivated {}],
             ImageStatus::Deleted => vec![activated, Event::ImageDeleted {}],
+            ImageStatus::Uploading => vec![Event::ImageDataStaged { size: 1024 }],
+            ImageStatus::Importing => vec![
+                Event::ImageDataStaged { size: 1024 },
+                Event::ImageImportStarted {
+                    method: "glance-direct".to_owned(),
+                },
+            ],
         };
         let mut events = vec![registered(Some(OWNER), Visibility::Private)];
         events.extend(history);
@@ -1241,6 +1330,22 @@ mod tests {
     fn kill() -> ImageCommand {
         ImageCommand::Kill {
             reason: "upload failed".to_owned(),
+        }
+    }
+
+    fn stage() -> ImageCommand {
+        ImageCommand::Stage { size: 1024 }
+    }
+
+    fn import() -> ImageCommand {
+        ImageCommand::StartImport {
+            method: "glance-direct".to_owned(),
+        }
+    }
+
+    fn fail_import() -> ImageCommand {
+        ImageCommand::FailImport {
+            reason: "staged data vanished".to_owned(),
         }
     }
 
@@ -1320,6 +1425,176 @@ mod tests {
         deleted_deactivate_is_404: Deleted, ImageCommand::Deactivate => GONE_404;
         deleted_reactivate_is_404: Deleted, ImageCommand::Reactivate => GONE_404;
         deleted_delete_is_404: Deleted, ImageCommand::Delete => GONE_404;
+
+        uploading_start_saving_is_409: Uploading, ImageCommand::StartSaving => CONFLICT;
+        uploading_activate_is_409: Uploading, ImageCommand::Activate(data()) => CONFLICT;
+        uploading_kill_is_409: Uploading, kill() => CONFLICT;
+        uploading_upload_is_409: Uploading, ImageCommand::Upload(data()) => CONFLICT;
+        uploading_deactivate_is_403: Uploading, ImageCommand::Deactivate => WRONG_STATUS_403;
+        uploading_reactivate_is_403: Uploading, ImageCommand::Reactivate => WRONG_STATUS_403;
+        uploading_delete_goes_to_deleted: Uploading, ImageCommand::Delete => Expect::To(ImageStatus::Deleted);
+
+        importing_start_saving_is_409: Importing, ImageCommand::StartSaving => CONFLICT;
+        importing_activate_is_409: Importing, ImageCommand::Activate(data()) => CONFLICT;
+        importing_kill_is_409: Importing, kill() => CONFLICT;
+        importing_upload_is_409: Importing, ImageCommand::Upload(data()) => CONFLICT;
+        importing_deactivate_is_403: Importing, ImageCommand::Deactivate => WRONG_STATUS_403;
+        importing_reactivate_is_403: Importing, ImageCommand::Reactivate => WRONG_STATUS_403;
+        importing_delete_goes_to_deleted: Importing, ImageCommand::Delete => Expect::To(ImageStatus::Deleted);
+
+        queued_stage_goes_to_uploading: Queued, stage() => Expect::To(ImageStatus::Uploading);
+        saving_stage_is_409: Saving, stage() => CONFLICT;
+        active_stage_is_409: Active, stage() => CONFLICT;
+        killed_stage_is_409: Killed, stage() => CONFLICT;
+        deactivated_stage_is_409: Deactivated, stage() => CONFLICT;
+        uploading_stage_is_409: Uploading, stage() => CONFLICT;
+        importing_stage_is_409: Importing, stage() => CONFLICT;
+        deleted_stage_is_404: Deleted, stage() => GONE_404;
+
+        queued_import_is_409_nothing_staged: Queued, import() => CONFLICT;
+        saving_import_is_409: Saving, import() => CONFLICT;
+        active_import_is_409: Active, import() => CONFLICT;
+        killed_import_is_409: Killed, import() => CONFLICT;
+        deactivated_import_is_409: Deactivated, import() => CONFLICT;
+        uploading_import_goes_to_importing: Uploading, import() => Expect::To(ImageStatus::Importing);
+        importing_import_is_409: Importing, import() => CONFLICT;
+        deleted_import_is_404: Deleted, import() => GONE_404;
+
+        queued_finish_import_is_409: Queued, ImageCommand::FinishImport(data()) => CONFLICT;
+        saving_finish_import_is_409: Saving, ImageCommand::FinishImport(data()) => CONFLICT;
+        active_finish_import_is_409: Active, ImageCommand::FinishImport(data()) => CONFLICT;
+        killed_finish_import_is_409: Killed, ImageCommand::FinishImport(data()) => CONFLICT;
+        deactivated_finish_import_is_409: Deactivated, ImageCommand::FinishImport(data()) => CONFLICT;
+        uploading_finish_import_is_409: Uploading, ImageCommand::FinishImport(data()) => CONFLICT;
+        importing_finish_import_goes_to_active: Importing, ImageCommand::FinishImport(data()) => Expect::To(ImageStatus::Active);
+        deleted_finish_import_is_404: Deleted, ImageCommand::FinishImport(data()) => GONE_404;
+
+        queued_fail_import_is_409: Queued, fail_import() => CONFLICT;
+        saving_fail_import_is_409: Saving, fail_import() => CONFLICT;
+        active_fail_import_is_409: Active, fail_import() => CONFLICT;
+        killed_fail_import_is_409: Killed, fail_import() => CONFLICT;
+        deactivated_fail_import_is_409: Deactivated, fail_import() => CONFLICT;
+        uploading_fail_import_is_409: Uploading, fail_import() => CONFLICT;
+        importing_fail_import_goes_back_to_queued: Importing, fail_import() => Expect::To(ImageStatus::Queued);
+        deleted_fail_import_is_404: Deleted, fail_import() => GONE_404;
+    }
+
+    #[test]
+    fn only_a_glance_admin_creates_images_for_another_owner() {
+        let glance = Profile::glance();
+        let create = |owner: &str| ImageCommand::Register {
+            origin: ImageOrigin::Api,
+            image: NewImage {
+                owner: Some(owner.to_owned()),
+                ..NewImage::default()
+            },
+        };
+        let member = Actor::tenant(OWNER, "u", &["member"]);
+        let message = assert_fails(
+            run_with(&glance, &None, member.clone(), &create("someone-else")),
+            403,
+            "forbidden",
+        );
+        assert!(message.contains("someone-else"), "{message}");
+        let own = run_with(&glance, &None, member, &create(OWNER)).unwrap();
+        let image = fold(None, &own).unwrap();
+        assert_eq!(image.owner.as_deref(), Some(OWNER));
+        let admin = Actor::tenant("admin-project", "a", &["admin"]);
+        let events = run_with(&glance, &None, admin.clone(), &create("someone-else")).unwrap();
+        assert_eq!(
+            fold(None, &events).unwrap().owner.as_deref(),
+            Some("someone-else")
+        );
+        assert_fails(
+            run_with(&glance, &None, admin, &create("")),
+            400,
+            "invalid_input",
+        );
+    }
+
+    #[test]
+    fn staging_records_the_size_and_a_failed_import_clears_it() {
+        let staged = fold(
+            image_in(ImageStatus::Queued),
+            &[Event::ImageDataStaged { size: 12 }],
+        );
+        let staged_image = staged.clone().unwrap();
+        assert_eq!(
+            (
+                staged_image.status,
+                staged_image.size,
+                staged_image.checksum
+            ),
+            (ImageStatus::Uploading, Some(12), None)
+        );
+        let failed = fold(
+            staged,
+            &[
+                Event::ImageImportStarted {
+                    method: "glance-direct".to_owned(),
+                },
+                Event::ImageImportFailed {
+                    reason: "gone".to_owned(),
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!((failed.status, failed.size), (ImageStatus::Queued, None));
+    }
+
+    #[test]
+    fn only_glance_direct_is_an_import_method_and_the_method_is_checked_before_the_status() {
+        for method in ["web-download", "copy-image", "glance-download", ""] {
+            let command = ImageCommand::StartImport {
+                method: method.to_owned(),
+            };
+            let message = assert_fails(
+                run(&image_in(ImageStatus::Active), operator(), &command),
+                400,
+                "invalid_input",
+            );
+            assert!(message.contains("not supported"), "{message}");
+        }
+    }
+
+    #[test]
+    fn import_needs_both_formats_400() {
+        let mut state = image_in(ImageStatus::Uploading);
+        if let Some(image) = state.as_mut() {
+            image.container_format = None;
+        }
+        assert_fails(run(&state, operator(), &import()), 400, "invalid_input");
+    }
+
+    #[test]
+    fn only_the_owner_stages_and_imports_a_member_gets_403_a_stranger_404() {
+        let mut shared = shared_with_member(MemberStatus::Accepted);
+        if let Some(image) = shared.as_mut() {
+            image.status = ImageStatus::Queued;
+            image.visibility = Visibility::Shared;
+        }
+        let glance = Profile::glance();
+        let member = Actor::tenant(MEMBER, "member-user", &["member"]);
+        assert_fails(
+            run_with(&glance, &shared, member, &stage()),
+            403,
+            "forbidden",
+        );
+        let stranger = Actor::tenant("999999", "stranger-user", &["member"]);
+        assert_fails(
+            run_with(&glance, &shared, stranger, &stage()),
+            404,
+            "image_not_found",
+        );
+        let owner = Actor::tenant(OWNER, "owner-user", &["member"]);
+        assert!(run_with(&glance, &shared, owner, &stage()).is_ok());
+        // Rackspace reserves image data to the provider, staged or not.
+        let rackspace_owner = Actor::tenant(OWNER, "owner-user", &["cloudImages:admin"]);
+        assert_fails(
+            run(&shared, rackspace_owner, &stage()),
+            403,
+            "role_forbidden",
+        );
     }
 
     #[test]

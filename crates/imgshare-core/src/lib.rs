@@ -21,6 +21,8 @@ pub mod patch;
 pub mod profile;
 pub mod queries;
 pub mod task;
+pub mod transfer;
+pub mod vhd;
 
 use std::collections::BTreeMap;
 

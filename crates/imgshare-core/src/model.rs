@@ -83,6 +83,8 @@ api_enum!(
         Killed => "killed",
         Deactivated => "deactivated",
         Deleted => "deleted",
+        Uploading => "uploading",
+        Importing => "importing",
     }
 );
 
@@ -183,7 +185,7 @@ mod tests {
             Some(MemberStatus::Accepted)
         );
         assert_eq!(MemberStatus::parse("Accepted"), None);
-        assert_eq!(ImageStatus::ALL.len(), 6);
+        assert_eq!(ImageStatus::ALL.len(), 8);
         assert_eq!(Visibility::Shared.to_string(), "shared");
     }
 }

@@ -258,6 +258,7 @@ fn push_property_filter(sql: &mut Sql, key: &str, value: &str) -> Result<(), Pro
         "min_ram" => Some("i.min_ram"),
         "min_disk" => Some("i.min_disk"),
         "virtual_size" => Some("i.virtual_size"),
+        "size" => Some("i.size"),
         _ => None,
     };
     if let Some(column) = integer_column {

@@ -435,6 +435,21 @@ pub fn image_extras(
     Ok((tags, properties))
 }
 
+/// The ids of a region's images in `status` (for work left in that status by a stopped process).
+pub fn image_ids_in_status(
+    conn: &Connection,
+    region: &Region,
+    status: ImageStatus,
+) -> Result<Vec<String>, ProjectionError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT image_id FROM proj_images WHERE region = ?1 AND status = ?2 ORDER BY created_at",
+    )?;
+    let ids = statement
+        .query_map([region.as_str(), status.as_str()], |row| row.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(ids)
+}
+
 /// Reads one image (with its members) from the read models; `None` if absent or deleted.
 pub fn read_image(conn: &Connection, image_id: &str) -> Result<Option<Image>, ProjectionError> {
     let row = conn

@@ -87,6 +87,7 @@ fn parse_new_image(body: &Value) -> Result<(Option<Uuid>, NewImage), ApiError> {
             "os_hidden" => image.os_hidden = boolean(key, value)?,
             "container_format" => image.container_format = optional_string(key, value)?,
             "disk_format" => image.disk_format = optional_string(key, value)?,
+            "owner" => image.owner = optional_string(key, value)?,
             "min_disk" => image.min_disk = integer(key, value)?,
             "min_ram" => image.min_ram = integer(key, value)?,
             "tags" => {
@@ -156,7 +157,7 @@ fn storage_error() -> ApiError {
     ApiError::internal("image_storage_failed")
 }
 
-fn not_configured() -> ApiError {
+pub(crate) fn not_configured() -> ApiError {
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
         "storage_not_configured",
@@ -172,15 +173,102 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
-/// `PUT /v2/images/{id}/file`: 204.
-pub(crate) async fn upload(
+/// Data received into a temporary file in the data directory, with its facts.
+struct Received {
+    temp: TempFile,
+    path: PathBuf,
+    data: ImageActivated,
+}
+
+impl Received {
+    /// Moves the data to `target`; from then on it is no longer removed on drop.
+    async fn keep_as(mut self, target: &Path) -> Result<(), ApiError> {
+        tokio::fs::rename(&self.path, target)
+            .await
+            .map_err(|_| storage_error())?;
+        self.temp.path = None;
+        Ok(())
+    }
+}
+
+/// Streams a request body of image data (`application/octet-stream`, else 415) into a temporary
+/// file, hashing as it goes; 413 past the image size limit. The caller has checked visibility.
+async fn receive_data(
     state: &AppState,
-    ctx: Context,
-    id: &str,
+    data_dir: &Path,
+    mut body: Body,
+) -> Result<Received, ApiError> {
+    let limit = state.max_image_bytes;
+    let path = data_dir.join(format!(".upload-{}", Uuid::new_v4()));
+    let temp = TempFile {
+        path: Some(path.clone()),
+    };
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(|_| storage_error())?;
+    let mut hashes = DataHashes::default();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|_| ApiError::bad_request("body_read_failed", "Could not read body."))?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        hashes.update(&chunk);
+        if hashes.size > limit {
+            return Err(too_large(limit));
+        }
+        file.write_all(&chunk).await.map_err(|_| storage_error())?;
+    }
+    file.sync_all().await.map_err(|_| storage_error())?;
+    Ok(Received {
+        temp,
+        path,
+        data: hashes.finish(),
+    })
+}
+
+/// The running size and hashes of image data: md5 for `checksum`, sha512 for `os_hash_value`.
+#[derive(Default)]
+pub(crate) struct DataHashes {
+    size: u64,
+    md5: Md5,
+    sha512: Sha512,
+}
+
+impl DataHashes {
+    pub(crate) fn update(&mut self, chunk: &[u8]) {
+        self.size = self.size.saturating_add(chunk.len() as u64);
+        self.md5.update(chunk);
+        self.sha512.update(chunk);
+    }
+
+    pub(crate) fn finish(self) -> ImageActivated {
+        ImageActivated {
+            size: self.size,
+            checksum: hex::encode(self.md5.finalize()),
+            virtual_size: None,
+            os_hash_algo: Some("sha512".to_owned()),
+            os_hash_value: Some(hex::encode(self.sha512.finalize())),
+        }
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok())
+        .and_then(|length| length.trim().parse::<u64>().ok())
+}
+
+/// The checks before any image data is read: media type (415), storage configured (501), the
+/// declared length against the limit (413), and that the caller can see the image (404), so that
+/// a stranger learns nothing more and sends no data for nothing.
+async fn before_data(
+    state: &AppState,
+    ctx: &Context,
+    image_id: Uuid,
     headers: &HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let image_id = image_id(id)?;
+) -> Result<PathBuf, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -194,52 +282,28 @@ pub(crate) async fn upload(
     }
     let data_dir = state.data_dir.clone().ok_or_else(not_configured)?;
     let limit = state.max_image_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|length| length.to_str().ok())
-        .and_then(|length| length.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit) {
+    if declared_length(headers).is_some_and(|length| length > limit) {
         return Err(too_large(limit));
     }
-    // A caller who cannot see the image learns nothing more, and sends no data for nothing.
     let engine = Arc::clone(&state.engine);
     let check_ctx = ctx.clone();
     blocking(move || Ok(engine.get_image(&check_ctx, image_id).map(|_| ())?)).await?;
+    Ok(data_dir)
+}
 
-    let temp_path = data_dir.join(format!(".upload-{}", Uuid::new_v4()));
-    let mut temp = TempFile {
-        path: Some(temp_path.clone()),
-    };
-    let mut file = tokio::fs::File::create(&temp_path)
-        .await
-        .map_err(|_| storage_error())?;
-    let mut md5 = Md5::new();
-    let mut sha512 = Sha512::new();
-    let mut size: u64 = 0;
-    let mut body = body;
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|_| ApiError::bad_request("body_read_failed", "Could not read body."))?;
-        let Ok(chunk) = frame.into_data() else {
-            continue;
-        };
-        size = size.saturating_add(chunk.len() as u64);
-        if size > limit {
-            return Err(too_large(limit));
-        }
-        md5.update(&chunk);
-        sha512.update(&chunk);
-        file.write_all(&chunk).await.map_err(|_| storage_error())?;
-    }
-    file.sync_all().await.map_err(|_| storage_error())?;
-    drop(file);
-    let data = ImageActivated {
-        size,
-        checksum: hex::encode(md5.finalize()),
-        virtual_size: None,
-        os_hash_algo: Some("sha512".to_owned()),
-        os_hash_value: Some(hex::encode(sha512.finalize())),
-    };
+/// `PUT /v2/images/{id}/file`: 204. The engine's `Upload` decides; only on success is the file
+/// renamed to `<data_dir>/<image_id>`.
+pub(crate) async fn upload(
+    state: &AppState,
+    ctx: Context,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let image_id = image_id(id)?;
+    let data_dir = before_data(state, &ctx, image_id, headers).await?;
+    let received = receive_data(state, &data_dir, body).await?;
+    let data = received.data.clone();
     let engine = Arc::clone(&state.engine);
     blocking(move || {
         let command = ImageCommand::Upload(data);
@@ -247,11 +311,51 @@ pub(crate) async fn upload(
         Ok(())
     })
     .await?;
-    tokio::fs::rename(&temp_path, data_dir.join(image_id.to_string()))
-        .await
-        .map_err(|_| storage_error())?;
-    temp.path = None;
+    received
+        .keep_as(&data_dir.join(image_id.to_string()))
+        .await?;
     Ok(no_content())
+}
+
+/// Where `/stage` keeps an image's data until `/import` moves it to `<data_dir>/<image_id>`.
+pub(crate) fn staged_path(data_dir: &Path, image_id: Uuid) -> PathBuf {
+    data_dir.join(format!(".staged-{image_id}"))
+}
+
+/// `PUT /v2/images/{id}/stage`: 204; `queued → uploading`.
+pub(crate) async fn stage(
+    state: &AppState,
+    ctx: Context,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let image_id = image_id(id)?;
+    let data_dir = before_data(state, &ctx, image_id, headers).await?;
+    let received = receive_data(state, &data_dir, body).await?;
+    let size = received.data.size;
+    let engine = Arc::clone(&state.engine);
+    blocking(move || {
+        let command = ImageCommand::Stage { size };
+        engine.execute(&ctx, Command::Image { image_id, command })?;
+        Ok(())
+    })
+    .await?;
+    received.keep_as(&staged_path(&data_dir, image_id)).await?;
+    Ok(no_content())
+}
+
+/// Removes an image's data and staged data after it was deleted (Glance removes both).
+pub(crate) async fn remove_data(state: &AppState, image_id: Uuid) {
+    if let Some(data_dir) = state.data_dir.as_deref() {
+        for path in [
+            data_dir.join(image_id.to_string()),
+            staged_path(data_dir, image_id),
+        ] {
+            // Best effort: the image is already deleted; a leftover file is only disk space.
+            let _ = tokio::fs::remove_file(path).await;
+        }
+    }
 }
 
 fn data_path(state: &AppState, image_id: Uuid) -> Option<PathBuf> {

@@ -53,6 +53,13 @@
 //! `GET /v2/images/{id}/tasks` lists the caller's tasks whose `input.image_uuid` or
 //! `result.image_id` is the image.
 //!
+//! # Tasks
+//!
+//! `POST /v2/tasks` answers 201 with a `pending` task whatever its input; the task worker
+//! ([`spawn_task_worker`], started by [`serve`] when [`AppState::tasks`] is set) then runs it
+//! against the region's object store and the image data store, and `GET /v2/tasks/{id}` shows
+//! `success` with a `result` or `failure` with a `message` (see `docs/tasks.md`).
+//!
 //! # Check order
 //!
 //! Where the spec is silent the adapter follows Glance's middleware order:
@@ -75,6 +82,8 @@
 pub mod error;
 pub mod identity;
 mod images;
+mod import;
+pub mod tasks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,17 +97,22 @@ use imgshare_core::patch::parse_patch_bytes;
 use imgshare_core::{Command, Context, ImageCommand, ProfileKind, Region, TaskCommand};
 use imgshare_projection::schemas::{schema_document, SchemaKind, SchemaProfile};
 use imgshare_projection::views;
-use imgshare_store::Engine;
+use imgshare_store::{Engine, TaskEnvironment};
 use serde_json::{json, Value};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
-use images::{create_image, download, upload};
+use images::{create_image, download, remove_data, stage, upload};
 
 pub use error::ApiError;
 pub use identity::{Identity, TokenStore, TokenStoreError};
+pub use import::resume_imports;
+pub use tasks::{spawn_task_worker, DEFAULT_POLL_INTERVAL};
 
 /// The header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+/// The header listing the interoperable-import methods, sent on `POST /v2/images`.
+pub const IMPORT_METHODS_HEADER: &str = "openstack-image-import-methods";
 /// The header carrying the caller's token.
 pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 /// Default limit on request bodies.
@@ -121,6 +135,10 @@ pub struct AppState {
     pub max_image_bytes: u64,
     /// Where image data is kept, one file per image named by its id; `None`: uploads are 501.
     pub data_dir: Option<PathBuf>,
+    /// What the task worker runs tasks with; `None`: tasks stay pending (no worker).
+    pub tasks: Option<Arc<TaskEnvironment>>,
+    /// Wakes the task worker when a task is created.
+    pub task_wakeup: Arc<Notify>,
 }
 
 impl AppState {
@@ -133,6 +151,8 @@ impl AppState {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
             data_dir: None,
+            tasks: None,
+            task_wakeup: Arc::new(Notify::new()),
         }
     }
 }
@@ -142,11 +162,25 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new().fallback(dispatch).with_state(state)
 }
 
-/// Serves `router(state)` on `listener` until Ctrl-C (or SIGTERM on Unix).
+/// Serves `router(state)` on `listener` until Ctrl-C (or SIGTERM on Unix), after finishing the
+/// imports a previous run left `importing` (see [`resume_imports`]), with the task worker
+/// ([`spawn_task_worker`]) running beside it if the state has a task environment.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let resume_state = state.clone();
+    let resumed = tokio::task::spawn_blocking(move || resume_imports(&resume_state)).await;
+    if let Ok(Err(error)) = resumed {
+        return Err(std::io::Error::other(format!(
+            "could not resume interrupted imports: {error:?}"
+        )));
+    }
+    let worker = spawn_task_worker(&state, DEFAULT_POLL_INTERVAL);
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
-        .await
+        .await;
+    if let Some(worker) = worker {
+        worker.abort();
+    }
+    served
 }
 
 async fn shutdown_signal() {
@@ -185,6 +219,10 @@ enum Route {
     /// `/images/{id}/actions/{deactivate|reactivate}`: the id and whether it deactivates.
     ImageAction(String, bool),
     ImageFile(String),
+    ImageStage(String),
+    ImageImport(String),
+    /// `/v2/info/import`: the interoperable-import methods served.
+    InfoImport,
     ImageTasks(String),
     Members(String),
     Member(String, String),
@@ -198,7 +236,13 @@ impl Route {
     /// The methods the route answers, as the `Allow` header lists them.
     fn allow(&self) -> &'static str {
         match self {
-            Route::Versions | Route::Version | Route::Task(_) | Route::Schema(_) => "GET",
+            Route::Versions
+            | Route::Version
+            | Route::Task(_)
+            | Route::Schema(_)
+            | Route::InfoImport => "GET",
+            Route::ImageStage(_) => "PUT",
+            Route::ImageImport(_) => "POST",
             Route::Image(_) => "GET, PATCH, DELETE",
             Route::Images | Route::Members(_) | Route::Tasks => "GET, POST",
             Route::ImageAction(..) => "POST",
@@ -225,6 +269,9 @@ fn match_v2(segments: &[String]) -> Option<Route> {
         ["images", id, "actions", "reactivate"] => Route::ImageAction((*id).to_owned(), false),
         ["images", id, "file"] => Route::ImageFile((*id).to_owned()),
         ["images", id, "tasks"] => Route::ImageTasks((*id).to_owned()),
+        ["images", id, "stage"] => Route::ImageStage((*id).to_owned()),
+        ["images", id, "import"] => Route::ImageImport((*id).to_owned()),
+        ["info", "import"] => Route::InfoImport,
         ["images", id, "members"] => Route::Members((*id).to_owned()),
         ["images", id, "members", member] => Route::Member((*id).to_owned(), (*member).to_owned()),
         ["images", id, "tags", tag] => Route::Tag((*id).to_owned(), (*tag).to_owned()),
@@ -470,6 +517,9 @@ async fn handle(
     if let (Route::ImageFile(id), &Method::PUT) = (&route, &parts.method) {
         return upload(state, ctx, id, &parts.headers, body).await;
     }
+    if let Route::ImageStage(id) = &route {
+        return stage(state, ctx, id, &parts.headers, body).await;
+    }
     let body = read_body(state, &parts.headers, body).await?;
     let body_rejected = parts.method == Method::GET
         || parts.method == Method::DELETE
@@ -488,7 +538,14 @@ async fn handle(
         Route::Version => Ok(version(&parts.headers, tenant.as_deref())),
         Route::Images => {
             if method == Method::POST {
-                return create_image(engine, ctx, &body).await;
+                let mut response = create_image(engine, ctx, &body).await?;
+                if state.data_dir.is_some() {
+                    response.headers_mut().insert(
+                        HeaderName::from_static(IMPORT_METHODS_HEADER),
+                        HeaderValue::from_static("glance-direct"),
+                    );
+                }
+                return Ok(response);
             }
             let page = blocking(move || Ok(engine.list_images(&ctx, &query)?)).await?;
             Ok(json_response(StatusCode::OK, &page))
@@ -518,6 +575,7 @@ async fn handle(
             let image_id = image_id(&id)?;
             if method == Method::DELETE {
                 execute_image(engine, ctx, image_id, ImageCommand::Delete).await?;
+                remove_data(state, image_id).await;
                 return Ok(no_content());
             }
             let view = blocking(move || Ok(engine.image_view(&ctx, image_id)?)).await?;
@@ -534,6 +592,9 @@ async fn handle(
             Ok(no_content())
         }
         Route::ImageFile(id) => download(state, engine, ctx, &id).await,
+        Route::ImageStage(id) => stage(state, ctx, &id, &parts.headers, Body::from(body)).await,
+        Route::ImageImport(id) => import::import(state, ctx, &id, &body).await,
+        Route::InfoImport => Ok(import::info()),
         Route::ImageTasks(id) => {
             let image_id = image_id(&id)?;
             let tasks = blocking(move || image_tasks(&engine, &ctx, image_id)).await?;
@@ -609,7 +670,9 @@ async fn handle(
         }
         Route::Tasks => {
             if method == Method::POST {
-                return create_task(engine, ctx, &body).await;
+                let created = create_task(engine, ctx, &body).await?;
+                state.task_wakeup.notify_one();
+                return Ok(created);
             }
             let page = blocking(move || Ok(engine.list_tasks(&ctx, &query)?)).await?;
             Ok(json_response(StatusCode::OK, &page))

@@ -1196,3 +1196,237 @@ async fn an_images_tasks_are_listed() {
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }
+
+impl Api {
+    /// Polls the producer's image until its status leaves `importing`; the final image.
+    async fn after_import(&self, id: &str) -> Value {
+        for _ in 0..500 {
+            let shown = self.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+            if shown.body["status"] != "importing" {
+                return shown.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("image {id} is still importing");
+    }
+}
+
+#[tokio::test]
+async fn glance_direct_import_stages_then_activates() {
+    let api = Api::glance();
+    let created = api
+        .json(
+            Method::POST,
+            "/v2/images",
+            PRODUCER_TOKEN,
+            json!({"name": "img-staged", "disk_format": "raw", "container_format": "bare"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(
+        created.header("openstack-image-import-methods"),
+        "glance-direct"
+    );
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let stage = format!("/v2/images/{id}/stage");
+    let import = format!("/v2/images/{id}/import");
+    let glance_direct = json!({"method": {"name": "glance-direct"}});
+
+    let early = api
+        .json(Method::POST, &import, PRODUCER_TOKEN, glance_direct.clone())
+        .await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
+    let stranger = api.upload(&stage, STRANGER_TOKEN, b"x").await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND);
+    let wrong_type = api
+        .send(
+            Method::PUT,
+            &stage,
+            Some(PRODUCER_TOKEN),
+            Some("application/json"),
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(wrong_type.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let staged = api.upload(&stage, PRODUCER_TOKEN, b"staged bytes").await;
+    assert_eq!(staged.status, StatusCode::NO_CONTENT, "{}", staged.body);
+    let shown = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    assert_eq!(shown.body["status"], "uploading");
+    assert_eq!(shown.body["size"], 12);
+    assert_eq!(shown.body["checksum"], Value::Null);
+    let again = api.upload(&stage, PRODUCER_TOKEN, b"more").await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+
+    for (body, code) in [
+        (
+            json!({"method": {"name": "web-download", "uri": "http://x/y"}}),
+            "invalid_input",
+        ),
+        (json!({"method": {}}), "invalid_import_request"),
+        (json!({}), "invalid_import_request"),
+    ] {
+        let refused = api.json(Method::POST, &import, PRODUCER_TOKEN, body).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert_eq!(
+            refused.body["badRequest"]["error_code"], code,
+            "{}",
+            refused.body
+        );
+    }
+    let imported = api
+        .json(Method::POST, &import, PRODUCER_TOKEN, glance_direct)
+        .await;
+    assert_eq!(imported.status, StatusCode::ACCEPTED, "{}", imported.body);
+    assert!(imported.raw.is_empty());
+    let image = api.after_import(&id).await;
+    assert_eq!(image["status"], "active", "{image}");
+    assert_eq!(image["size"], 12);
+    // md5("staged bytes"), as Glance shows it after the same import.
+    assert_eq!(image["checksum"], "978e809fd6fb4ee8b08771f8249d2d8b");
+    assert_eq!(image["os_hash_algo"], "sha512");
+    assert_eq!(api.data_files(), vec![id.clone()]);
+    let file = api
+        .get(&format!("/v2/images/{id}/file"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(file.raw, b"staged bytes");
+
+    let info = api.get("/v2/info/import", PRODUCER_TOKEN).await;
+    assert_eq!(info.status, StatusCode::OK);
+    assert_eq!(
+        info.body["import-methods"]["value"],
+        json!(["glance-direct"])
+    );
+
+    let deleted = api
+        .delete(&format!("/v2/images/{id}"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(api.data_files().is_empty(), "{:?}", api.data_files());
+}
+
+#[tokio::test]
+async fn a_member_may_not_stage_and_deleting_a_staged_image_removes_its_data() {
+    let api = Api::glance();
+    let created = api
+        .json(
+            Method::POST,
+            "/v2/images",
+            PRODUCER_TOKEN,
+            json!({"name": "s", "disk_format": "raw", "container_format": "bare",
+                   "visibility": "shared"}),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let shared = api
+        .json(
+            Method::POST,
+            &format!("/v2/images/{id}/members"),
+            PRODUCER_TOKEN,
+            json!({"member": CONSUMER}),
+        )
+        .await;
+    assert_eq!(shared.status, StatusCode::OK, "{}", shared.body);
+    let stage = format!("/v2/images/{id}/stage");
+    let member = api.upload(&stage, CONSUMER_TOKEN, b"x").await;
+    assert_eq!(member.status, StatusCode::FORBIDDEN, "{}", member.body);
+    let staged = api.upload(&stage, PRODUCER_TOKEN, b"data").await;
+    assert_eq!(staged.status, StatusCode::NO_CONTENT);
+    assert_eq!(api.data_files(), vec![format!(".staged-{id}")]);
+    let wrong = api.get(&stage, PRODUCER_TOKEN).await;
+    assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong.header("allow"), "PUT");
+    let deleted = api
+        .delete(&format!("/v2/images/{id}"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(api.data_files().is_empty(), "{:?}", api.data_files());
+}
+
+#[tokio::test]
+async fn rackspace_tenants_cannot_stage() {
+    let api = Api::new();
+    let id = api.snapshot("saved");
+    let reply = api
+        .upload(&format!("/v2/images/{id}/stage"), PRODUCER_TOKEN, b"x")
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    assert!(api.data_files().is_empty());
+}
+
+#[tokio::test]
+async fn imports_left_importing_by_a_stopped_server_are_finished_on_start() {
+    let api = Api::glance();
+    let finished = api.create_queued().await;
+    let lost = api.create_queued().await;
+    for id in [&finished, &lost] {
+        let staged = api
+            .upload(&format!("/v2/images/{id}/stage"), PRODUCER_TOKEN, b"abc")
+            .await;
+        assert_eq!(staged.status, StatusCode::NO_CONTENT);
+        // The server accepted the import and stopped before moving the data.
+        let actor = Actor::tenant(PRODUCER, "user-111111", &["member"]);
+        let ctx = Context::new(actor, Region::parse("DFW").unwrap(), chrono::Utc::now());
+        let command = ImageCommand::StartImport {
+            method: "glance-direct".to_owned(),
+        };
+        let image_id = Uuid::parse_str(id).unwrap();
+        api.engine
+            .execute(&ctx, Command::Image { image_id, command })
+            .unwrap();
+    }
+    std::fs::remove_file(api.data_dir.path().join(format!(".staged-{lost}"))).unwrap();
+
+    let mut state = AppState::new(
+        Arc::clone(&api.engine),
+        Arc::new(TokenStore::new()),
+        Region::parse("DFW").unwrap(),
+    );
+    state.data_dir = Some(api.data_dir.path().to_owned());
+    let resumed = tokio::task::spawn_blocking(move || imgshare_server::resume_imports(&state))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resumed, 2);
+    let image = api
+        .get(&format!("/v2/images/{finished}"), PRODUCER_TOKEN)
+        .await;
+    assert_eq!(image.body["status"], "active");
+    assert_eq!(image.body["checksum"], "900150983cd24fb0d6963f7d28e17f72");
+    let image = api.get(&format!("/v2/images/{lost}"), PRODUCER_TOKEN).await;
+    assert_eq!(image.body["status"], "queued");
+    assert_eq!(image.body["size"], Value::Null);
+    assert_eq!(api.data_files(), vec![finished.clone()]);
+}
+
+#[tokio::test]
+async fn core_integer_columns_filter_by_equality() {
+    let api = Api::glance();
+    let small = api.create_queued().await;
+    let large = api.create_queued().await;
+    for (id, size) in [(&small, 3), (&large, 5)] {
+        let reply = api
+            .upload(
+                &format!("/v2/images/{id}/file"),
+                PRODUCER_TOKEN,
+                &vec![1; size],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    }
+    let ids = |page: &Value| -> Vec<String> {
+        page["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|image| image["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let page = api.get("/v2/images?size=5", PRODUCER_TOKEN).await;
+    assert_eq!(ids(&page.body), vec![large.clone()]);
+    let page = api.get("/v2/images?size=4", PRODUCER_TOKEN).await;
+    assert!(ids(&page.body).is_empty());
+    let page = api.get("/v2/images?size=abc", PRODUCER_TOKEN).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(ids(&page.body).is_empty());
+}

@@ -16,6 +16,7 @@ use crate::log::ExpectedVersion;
 const MIGRATION_STEPS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0001_event_log.sql")),
     M::up(include_str!("../../../migrations/0002_projections.sql")),
+    M::up(include_str!("../../../migrations/0003_task_queue.sql")),
 ];
 
 /// The schema migrations of the store, for [`Migrations::validate`] in tests

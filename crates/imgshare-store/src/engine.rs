@@ -389,6 +389,27 @@ impl Engine {
             .cloned())
     }
 
+    /// The ids of `region`'s images in `status`, oldest first, from the read model: how a
+    /// restarted server finds imports it left `importing`.
+    pub fn image_ids_in_status(
+        &self,
+        region: &Region,
+        status: imgshare_core::ImageStatus,
+    ) -> Result<Vec<Uuid>, EngineError> {
+        self.read(|conn| {
+            let ids = tables::image_ids_in_status(conn, region, status)?;
+            ids.iter()
+                .map(|id| {
+                    Uuid::try_parse(id).map_err(|error| EngineError::CorruptStream {
+                        stream: format!("image-{id}"),
+                        version: 0,
+                        reason: format!("read model holds a bad image id: {error}"),
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// The image as the caller in `ctx` may see it; 404 if it cannot.
     pub fn get_image(&self, ctx: &Context, image_id: Uuid) -> Result<Image, EngineError> {
         self.profile.authorize(&ctx.actor, Operation::GetImage)?;

@@ -3,6 +3,8 @@
 //!
 //! [`db`] opens and migrates a database; [`log`] appends and reads events;
 //! [`engine`] is what a backend embeds: [`Engine`] decides commands and appends their events.
+//! [`objects`] and [`image_data`] are the ports (with file-system adapters) that the task worker
+//! of [`tasks`] moves VHD images between.
 
 pub mod db;
 pub mod log;
@@ -16,5 +18,11 @@ pub use log::{
 };
 
 pub mod engine;
+pub mod image_data;
+pub mod objects;
+pub mod tasks;
 
 pub use engine::{Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
+pub use image_data::{FsImageDataStore, ImageDataStore};
+pub use objects::{FsObjectStore, ObjectStore};
+pub use tasks::{imported_image_id, TaskEnvironment, TaskRunReport};

@@ -1,0 +1,468 @@
+//! The task worker: runs pending import and export tasks against an object store and the image
+//! data store ([`Engine::run_pending_tasks`]), and finishes tasks a stopped process left in
+//! `processing` ([`Engine::recover_interrupted_tasks`]).
+//!
+//! Each task is three commands, each its own transaction: `Start`, then (outside any
+//! transaction) the copying, then `Succeed` or `Fail`. Command ids and the imported image's id
+//! are derived from the task id, so running a task again after a crash writes nothing twice:
+//! the same image id, the same data file, and a finish command the log recognises.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Utc;
+use imgshare_core::transfer::{self, ExportRequest, ImportRequest};
+use imgshare_core::vhd::{self, VhdProblem};
+use imgshare_core::{
+    Actor, Command, Context, DomainError, ImageActivated, ImportedImage, Region, StreamId, Task,
+    TaskCommand, TaskStatus, TaskType,
+};
+use md5::Md5;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha512};
+use uuid::Uuid;
+
+use crate::engine::{Engine, EngineError};
+use crate::image_data::{FsImageDataStore, ImageDataStore};
+use crate::objects::{FsObjectStore, ObjectStore};
+
+/// The user id the worker's commands carry in the log's metadata.
+pub const WORKER_USER: &str = "task-worker";
+
+/// The message of a task whose worker could not record its result.
+pub const NOT_COMPLETED: &str = "The task could not be completed.";
+
+/// What the worker works with: the image data store and one object store per region it serves.
+/// Tasks of other regions are left for the worker of their region.
+#[derive(Debug, Clone)]
+pub struct TaskEnvironment {
+    image_data: Arc<dyn ImageDataStore>,
+    object_stores: BTreeMap<Region, Arc<dyn ObjectStore>>,
+}
+
+impl TaskEnvironment {
+    /// An environment with no region yet (add them with [`TaskEnvironment::with_region`]).
+    pub fn new(image_data: Arc<dyn ImageDataStore>) -> Self {
+        TaskEnvironment {
+            image_data,
+            object_stores: BTreeMap::new(),
+        }
+    }
+
+    /// Serves `region` with `objects`.
+    pub fn with_region(mut self, region: Region, objects: Arc<dyn ObjectStore>) -> Self {
+        self.object_stores.insert(region, objects);
+        self
+    }
+
+    /// The embedded default: image data in `data_dir` (`<data_dir>/<image_id>`), and for each
+    /// region an [`FsObjectStore`] at `<objects_dir>/<REGION>`.
+    pub fn filesystem(objects_dir: &Path, data_dir: &Path, regions: &[Region]) -> Self {
+        regions.iter().fold(
+            Self::new(Arc::new(FsImageDataStore::new(data_dir))),
+            |env, region| {
+                let store = FsObjectStore::for_region(objects_dir, region);
+                env.with_region(region.clone(), Arc::new(store))
+            },
+        )
+    }
+
+    /// The regions served.
+    pub fn regions(&self) -> impl Iterator<Item = &Region> {
+        self.object_stores.keys()
+    }
+
+    /// The image data store.
+    pub fn image_data(&self) -> &dyn ImageDataStore {
+        self.image_data.as_ref()
+    }
+}
+
+/// What a worker run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskRunReport {
+    /// Tasks that ended in `success`.
+    pub succeeded: Vec<Uuid>,
+    /// Tasks that ended in `failure`.
+    pub failed: Vec<Uuid>,
+}
+
+impl TaskRunReport {
+    /// Tasks finished by this run.
+    pub fn finished(&self) -> usize {
+        self.succeeded.len() + self.failed.len()
+    }
+}
+
+/// The id of the image an import task creates: derived, so a retried import registers (and
+/// stores bytes for) the same image rather than a second one.
+pub fn imported_image_id(task_id: Uuid) -> Uuid {
+    Uuid::new_v5(&task_id, b"imported-image")
+}
+
+fn step_id(task_id: Uuid, step: &str) -> Uuid {
+    Uuid::new_v5(&task_id, step.as_bytes())
+}
+
+/// A finished piece of work, to be recorded with `Succeed`.
+struct Done {
+    result: Value,
+    imported: Option<ImportedImage>,
+}
+
+/// Why a task fails: the message its user reads.
+type Failure = String;
+
+/// Hashes and counts what passes through, as the upload endpoint does (md5 and sha512).
+struct Hashing<R> {
+    inner: R,
+    md5: Md5,
+    sha512: Sha512,
+    len: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        let chunk = buffer.get(..read).unwrap_or_default();
+        self.md5.update(chunk);
+        self.sha512.update(chunk);
+        self.len += read as u64;
+        Ok(read)
+    }
+}
+
+impl<R> Hashing<R> {
+    fn new(inner: R) -> Self {
+        Hashing {
+            inner,
+            md5: Md5::new(),
+            sha512: Sha512::new(),
+            len: 0,
+        }
+    }
+}
+
+fn problem(problem: VhdProblem) -> Failure {
+    problem.to_string()
+}
+
+impl Engine {
+    /// Runs every pending task of the environment's regions, oldest first, and returns what it
+    /// finished. A task another worker started first is left to it. Errors are the log's (the
+    /// database is busy or unusable); a task's own problems end it in `failure` instead.
+    pub fn run_pending_tasks(&self, env: &TaskEnvironment) -> Result<TaskRunReport, EngineError> {
+        let mut report = TaskRunReport::default();
+        for task_id in self.queued_tasks(env, TaskStatus::Pending)? {
+            let Some(task) = self.task_state(task_id)? else {
+                continue;
+            };
+            if task.status != TaskStatus::Pending {
+                continue;
+            }
+            let start = self.execute_idempotent(
+                &worker_context(&task),
+                step_id(task_id, "start"),
+                Command::Task {
+                    task_id,
+                    command: TaskCommand::Start,
+                },
+            );
+            match start {
+                Ok(outcome) if !outcome.already_applied => {}
+                // Another worker started it (same derived command, or a transition refused).
+                Ok(_) | Err(EngineError::Domain(DomainError::InvalidTransition { .. })) => continue,
+                Err(error) => return Err(error),
+            }
+            self.run_task(env, &task, false, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    /// Runs again every task of the environment's regions that is still `processing`: the
+    /// process that started it stopped before finishing it. Call it once when a worker starts
+    /// (the server does), before [`Engine::run_pending_tasks`]; with one worker per region no
+    /// other worker is running those tasks. Running a task again is safe (see the module docs);
+    /// an export finds its own object already written and accepts it if its md5 is the image's.
+    pub fn recover_interrupted_tasks(
+        &self,
+        env: &TaskEnvironment,
+    ) -> Result<TaskRunReport, EngineError> {
+        let mut report = TaskRunReport::default();
+        for task_id in self.queued_tasks(env, TaskStatus::Processing)? {
+            let Some(task) = self.task_state(task_id)? else {
+                continue;
+            };
+            if task.status == TaskStatus::Processing {
+                self.run_task(env, &task, true, &mut report)?;
+            }
+        }
+        Ok(report)
+    }
+
+    fn task_state(&self, task_id: Uuid) -> Result<Option<Task>, EngineError> {
+        Ok(self.load(StreamId::Task(task_id))?.state.as_task().cloned())
+    }
+
+    /// Task ids in `status` in the environment's regions, oldest first, from the read model.
+    fn queued_tasks(
+        &self,
+        env: &TaskEnvironment,
+        status: TaskStatus,
+    ) -> Result<Vec<Uuid>, EngineError> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT task_id FROM proj_tasks WHERE status = ?1 AND region = ?2
+                 ORDER BY created_at, task_id",
+            )?;
+            let mut ids = Vec::new();
+            for region in env.regions() {
+                let rows = statement.query_map([status.as_str(), region.as_str()], |row| {
+                    row.get::<_, String>(0)
+                })?;
+                for row in rows {
+                    // A row that is not a task id is not a task this worker can run.
+                    if let Ok(id) = Uuid::try_parse(&row?) {
+                        ids.push(id);
+                    }
+                }
+            }
+            Ok(ids)
+        })
+    }
+
+    /// Does a started task's work and records the result.
+    fn run_task(
+        &self,
+        env: &TaskEnvironment,
+        task: &Task,
+        recovering: bool,
+        report: &mut TaskRunReport,
+    ) -> Result<(), EngineError> {
+        let Some(objects) = env.object_stores.get(&task.region) else {
+            return Ok(());
+        };
+        let outcome = match task.task_type {
+            TaskType::Import => self.import(env, objects.as_ref(), task),
+            TaskType::Export => self.export(env, objects.as_ref(), task, recovering)?,
+        };
+        let task_id = task.id;
+        let ctx = worker_context(task);
+        match outcome {
+            Ok(done) => {
+                let imported = done.imported.as_ref().map(|image| image.image_id);
+                let succeed = Command::Task {
+                    task_id,
+                    command: TaskCommand::Succeed {
+                        result: done.result,
+                        imported_image: done.imported,
+                    },
+                };
+                match self.execute_idempotent(&ctx, step_id(task_id, "succeed"), succeed) {
+                    Ok(_) => report.succeeded.push(task_id),
+                    Err(EngineError::Domain(_)) => {
+                        // Finished meanwhile (by another worker), or refused: only in the second
+                        // case are the bytes nobody's.
+                        if self.task_state(task_id)?.map(|t| t.status) == Some(TaskStatus::Success)
+                        {
+                            return Ok(());
+                        }
+                        if let Some(image_id) = imported {
+                            // Best effort: an orphan data file harms nobody.
+                            let _ = env.image_data.remove(image_id);
+                        }
+                        self.fail(&ctx, task_id, NOT_COMPLETED.to_owned(), report)?;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            Err(message) => self.fail(&ctx, task_id, message, report)?,
+        }
+        Ok(())
+    }
+
+    fn fail(
+        &self,
+        ctx: &Context,
+        task_id: Uuid,
+        message: String,
+        report: &mut TaskRunReport,
+    ) -> Result<(), EngineError> {
+        let fail = Command::Task {
+            task_id,
+            command: TaskCommand::Fail { message },
+        };
+        match self.execute_idempotent(ctx, step_id(task_id, "fail"), fail) {
+            Ok(_) => report.failed.push(task_id),
+            // Another worker finished it first.
+            Err(EngineError::Domain(DomainError::InvalidTransition { .. })) => {}
+            Err(error) => return Err(error),
+        }
+        Ok(())
+    }
+
+    /// Checks the VHD in the caller's container and copies it into the image data store.
+    fn import(
+        &self,
+        env: &TaskEnvironment,
+        objects: &dyn ObjectStore,
+        task: &Task,
+    ) -> Result<Done, Failure> {
+        let request = transfer::parse_import_input(&task.input)?;
+        let limit = self.profile().import_size_limit;
+        let ImportRequest {
+            container,
+            object,
+            name,
+        } = &request;
+        let account = task.owner.as_str();
+        let not_found = || transfer::IMPORT_NOT_FOUND.to_owned();
+        let len = objects
+            .object_len(account, container, object)
+            .map_err(|_| not_found())?
+            .ok_or_else(not_found)?;
+        vhd::check_physical_size(len, limit).map_err(problem)?;
+        let footer_len = vhd::FOOTER_LEN as u64;
+        if len < footer_len {
+            return Err(problem(VhdProblem::NotVhd));
+        }
+        let read = |offset: u64, size: usize| {
+            objects
+                .read_range(account, container, object, offset, size)
+                .map_err(|_| problem(VhdProblem::Unspecified))
+        };
+        let footer_bytes = read(len - footer_len, vhd::FOOTER_LEN)?;
+        let footer = vhd::parse_footer(&footer_bytes).map_err(problem)?;
+        if let Some(offset) = vhd::dynamic_header_offset(&footer, len).map_err(problem)? {
+            let head = read(0, vhd::FOOTER_LEN)?;
+            let header = read(offset, vhd::DYNAMIC_HEADER_LEN)?;
+            vhd::check_dynamic(&footer_bytes, &head, &header).map_err(problem)?;
+        }
+        vhd::check_virtual_size(&footer, limit).map_err(problem)?;
+
+        let image_id = imported_image_id(task.id);
+        let source = objects
+            .open(account, container, object)
+            .map_err(|_| not_found())?;
+        let mut hashing = Hashing::new(source.take(limit.saturating_add(1)));
+        let stored = env.image_data.put(image_id, &mut hashing);
+        if stored.is_err() || hashing.len != len {
+            // The object changed under the import, or the data could not be stored.
+            let _ = env.image_data.remove(image_id);
+            return Err(problem(VhdProblem::Unspecified));
+        }
+        let data = ImageActivated {
+            size: len,
+            checksum: hex::encode(hashing.md5.finalize()),
+            virtual_size: Some(footer.current_size),
+            os_hash_algo: Some("sha512".to_owned()),
+            os_hash_value: Some(hex::encode(hashing.sha512.finalize())),
+        };
+        Ok(Done {
+            result: json!({"image_id": image_id.to_string()}),
+            imported: Some(ImportedImage {
+                image_id,
+                name: name.clone(),
+                data,
+            }),
+        })
+    }
+
+    /// Writes the owner's image as `<container>/<image_id>.vhd`. The outer error is the log's.
+    fn export(
+        &self,
+        env: &TaskEnvironment,
+        objects: &dyn ObjectStore,
+        task: &Task,
+        recovering: bool,
+    ) -> Result<Result<Done, Failure>, EngineError> {
+        let request = match transfer::parse_export_input(&task.input) {
+            Ok(request) => request,
+            Err(message) => return Ok(Err(message)),
+        };
+        let image = self.image_state(request.image_id)?;
+        if let Err(message) = transfer::check_export(task, image.as_ref()) {
+            return Ok(Err(message));
+        }
+        let checksum = image.and_then(|image| image.checksum);
+        Ok(write_export(
+            env,
+            objects,
+            &task.owner,
+            &request,
+            checksum.as_deref(),
+            recovering,
+        ))
+    }
+}
+
+fn write_export(
+    env: &TaskEnvironment,
+    objects: &dyn ObjectStore,
+    account: &str,
+    request: &ExportRequest,
+    checksum: Option<&str>,
+    recovering: bool,
+) -> Result<Done, Failure> {
+    let container = request.container.as_str();
+    let object = request.object();
+    let missing_container = || transfer::container_not_found(container);
+    let exists = || transfer::object_exists(container, &object);
+    let write_failed = || "The image could not be written to the container.".to_owned();
+    if !objects
+        .container_exists(account, container)
+        .map_err(|_| missing_container())?
+    {
+        return Err(missing_container());
+    }
+    let done = || Done {
+        result: json!({"export_location": request.location()}),
+        imported: None,
+    };
+    if objects
+        .object_len(account, container, &object)
+        .map_err(|_| write_failed())?
+        .is_some()
+    {
+        // After a restart, the object may be this task's own, written before it could finish.
+        if recovering
+            && checksum.is_some()
+            && md5_of(objects, account, container, &object) == checksum.map(str::to_owned)
+        {
+            return Ok(done());
+        }
+        return Err(exists());
+    }
+    let mut data = env
+        .image_data
+        .open(request.image_id)
+        .map_err(|_| write_failed())?
+        .ok_or_else(|| "The image has no data to export.".to_owned())?;
+    match objects.create(account, container, &object, &mut data) {
+        Ok(_) => Ok(done()),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Err(exists()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Err(missing_container()),
+        Err(_) => Err(write_failed()),
+    }
+}
+
+fn md5_of(
+    objects: &dyn ObjectStore,
+    account: &str,
+    container: &str,
+    object: &str,
+) -> Option<String> {
+    let mut hashing = Hashing::new(objects.open(account, container, object).ok()?);
+    io::copy(&mut hashing, &mut io::sink()).ok()?;
+    Some(hex::encode(hashing.md5.finalize()))
+}
+
+fn worker_context(task: &Task) -> Context {
+    Context::new(
+        Actor::operator(WORKER_USER),
+        task.region.clone(),
+        Utc::now(),
+    )
+}
