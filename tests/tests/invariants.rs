@@ -30,7 +30,9 @@ use imgshare_core::{
     MemberStatus, NewImage, Profile, Region, Visibility,
 };
 use imgshare_projection::tables;
-use imgshare_store::{head, verify_chain, Engine, EngineError, EngineOptions, Outcome};
+use imgshare_store::{
+    head, verify_chain, DbOptions, Durability, Engine, EngineError, EngineOptions, Outcome,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{
     Config as ProptestConfig, FileFailurePersistence, TestCaseError, TestRunner,
@@ -571,6 +573,8 @@ struct Stats {
     probes: u64,
     replays: u64,
     quota_reached: u64,
+    probe_time: std::time::Duration,
+    replay_time: std::time::Duration,
     accepted_by_kind: BTreeMap<&'static str, u64>,
     rejected_by_status: BTreeMap<u16, u64>,
     rejected_by_kind: BTreeMap<(&'static str, &'static str), u64>,
@@ -878,8 +882,10 @@ impl Run {
         only_the_owner_adds_or_removes_members(&self.profile, &change)?;
         self.check_state_invariants(&label, index, stats)?;
         if (index + 1) % REPLAY_EVERY == 0 {
+            let started = Instant::now();
             replay_gives_the_same_state_and_projections(self, &label)?;
             stats.replays += 1;
+            stats.replay_time += started.elapsed();
         }
         Ok(())
     }
@@ -893,11 +899,14 @@ impl Run {
     ) -> Result<(), TestCaseError> {
         hash_chain_verifies(self, label)?;
         member_count_within_quota(self, label)?;
-        no_unaccepted_image_in_default_list(self, label)?;
-        default_list_holds_everything_access_allows(self, label)?;
+        let lists = DefaultLists::read(self)?;
+        no_unaccepted_image_in_default_list(self, &lists, label)?;
+        default_list_holds_everything_access_allows(self, &lists, label)?;
         nothing_visible_or_bootable_outside_its_region(self, label)?;
         deleted_images_are_gone_for_everyone(self, label)?;
+        let started = Instant::now();
         stats.probes += stranger_gets_404_for_every_operation(self, label, Some(index))?;
+        stats.probe_time += started.elapsed();
         Ok(())
     }
 
@@ -1106,58 +1115,78 @@ fn viewer(run: &Run, acct: Acct, region: Reg) -> Context {
     run.ctx(acct, Role::Mid, region)
 }
 
+/// Every tenant account's default list in every region, read once per step for the two list
+/// invariants.
+struct DefaultLists(Vec<(Acct, Reg, Context, BTreeSet<Uuid>)>);
+
+impl DefaultLists {
+    fn read(run: &Run) -> Result<Self, TestCaseError> {
+        let mut lists = Vec::new();
+        for acct in TENANT_ACCOUNTS {
+            for region in REGIONS {
+                let ctx = viewer(run, acct, region);
+                let listed = default_list(run, &ctx)?;
+                lists.push((acct, region, ctx, listed));
+            }
+        }
+        Ok(DefaultLists(lists))
+    }
+}
+
 /// No account's default list holds an image unless, in that region, it owns it, it is public,
 /// or the account is an accepted member; and every listed image can be read by id.
-fn no_unaccepted_image_in_default_list(run: &Run, label: &str) -> Result<(), TestCaseError> {
-    for acct in TENANT_ACCOUNTS {
-        for region in REGIONS {
-            let ctx = viewer(run, acct, region);
-            for id in default_list(run, &ctx)? {
-                let image = run.state(id)?.ok_or_else(|| {
-                    TestCaseError::fail(format!("{label}: listed {id} has no stream"))
-                })?;
-                let tenant = acct.tenant_id();
-                let owns = image.owner.as_deref() == Some(tenant);
-                let public = image.owner.is_none() || image.visibility == Visibility::Public;
-                let accepted = run.profile.membership_grants_access(image.visibility)
-                    && image
-                        .members
-                        .get(tenant)
-                        .is_some_and(|member| member.status == MemberStatus::Accepted);
-                prop_assert!(
-                    owns || public || accepted,
-                    "{}: {:?} lists {} in {:?} (owner {:?}, {:?}, members {:?})",
-                    label,
-                    acct,
-                    id,
-                    region,
-                    image.owner,
-                    image.visibility,
-                    image
-                        .members
-                        .values()
-                        .map(|m| (&m.member_id, m.status))
-                        .collect::<Vec<_>>()
-                );
-                prop_assert!(
-                    image.status != ImageStatus::Deleted && image.region == region.region(),
-                    "{}: {:?} lists {} ({}, {}) in {:?}",
-                    label,
-                    acct,
-                    id,
-                    image.status,
-                    image.region,
-                    region
-                );
-                prop_assert!(
-                    run.engine.get_image(&ctx, id).is_ok(),
-                    "{}: {:?} lists {} in {:?} but cannot read it",
-                    label,
-                    acct,
-                    id,
-                    region
-                );
-            }
+fn no_unaccepted_image_in_default_list(
+    run: &Run,
+    lists: &DefaultLists,
+    label: &str,
+) -> Result<(), TestCaseError> {
+    for (acct, region, ctx, listed) in &lists.0 {
+        let (acct, region) = (*acct, *region);
+        for &id in listed {
+            let image = run.state(id)?.ok_or_else(|| {
+                TestCaseError::fail(format!("{label}: listed {id} has no stream"))
+            })?;
+            let tenant = acct.tenant_id();
+            let owns = image.owner.as_deref() == Some(tenant);
+            let public = image.owner.is_none() || image.visibility == Visibility::Public;
+            let accepted = run.profile.membership_grants_access(image.visibility)
+                && image
+                    .members
+                    .get(tenant)
+                    .is_some_and(|member| member.status == MemberStatus::Accepted);
+            prop_assert!(
+                owns || public || accepted,
+                "{}: {:?} lists {} in {:?} (owner {:?}, {:?}, members {:?})",
+                label,
+                acct,
+                id,
+                region,
+                image.owner,
+                image.visibility,
+                image
+                    .members
+                    .values()
+                    .map(|m| (&m.member_id, m.status))
+                    .collect::<Vec<_>>()
+            );
+            prop_assert!(
+                image.status != ImageStatus::Deleted && image.region == region.region(),
+                "{}: {:?} lists {} ({}, {}) in {:?}",
+                label,
+                acct,
+                id,
+                image.status,
+                image.region,
+                region
+            );
+            prop_assert!(
+                run.engine.get_image(ctx, id).is_ok(),
+                "{}: {:?} lists {} in {:?} but cannot read it",
+                label,
+                acct,
+                id,
+                region
+            );
         }
     }
     Ok(())
@@ -1167,39 +1196,36 @@ fn no_unaccepted_image_in_default_list(run: &Run, label: &str) -> Result<(), Tes
 /// hidden, not killed, in the region) is in its default list.
 fn default_list_holds_everything_access_allows(
     run: &Run,
+    lists: &DefaultLists,
     label: &str,
 ) -> Result<(), TestCaseError> {
     let images = run.states()?;
-    for acct in TENANT_ACCOUNTS {
-        for region in REGIONS {
-            let ctx = viewer(run, acct, region);
-            let listed = default_list(run, &ctx)?;
-            let expected: BTreeSet<Uuid> = images
-                .iter()
-                .filter(|image| {
-                    access::can_see(&run.profile, image, &ctx.actor, &ctx.region)
-                        && image.status != ImageStatus::Killed
-                        && !image.os_hidden
-                        && matches!(
-                            access::relation(&run.profile, image, acct.tenant_id()),
-                            Some(
-                                access::Relation::Owner
-                                    | access::Relation::Public
-                                    | access::Relation::Member(MemberStatus::Accepted)
-                            )
+    for (acct, region, ctx, listed) in &lists.0 {
+        let expected: BTreeSet<Uuid> = images
+            .iter()
+            .filter(|image| {
+                access::can_see(&run.profile, image, &ctx.actor, &ctx.region)
+                    && image.status != ImageStatus::Killed
+                    && !image.os_hidden
+                    && matches!(
+                        access::relation(&run.profile, image, acct.tenant_id()),
+                        Some(
+                            access::Relation::Owner
+                                | access::Relation::Public
+                                | access::Relation::Member(MemberStatus::Accepted)
                         )
-                })
-                .map(|image| image.id)
-                .collect();
-            prop_assert_eq!(
-                &listed,
-                &expected,
-                "{}: default list of {:?} in {:?}",
-                label,
-                acct,
-                region
-            );
-        }
+                    )
+            })
+            .map(|image| image.id)
+            .collect();
+        prop_assert_eq!(
+            listed,
+            &expected,
+            "{}: default list of {:?} in {:?}",
+            label,
+            acct,
+            region
+        );
     }
     Ok(())
 }
@@ -1210,10 +1236,28 @@ fn nothing_visible_or_bootable_outside_its_region(
     run: &Run,
     label: &str,
 ) -> Result<(), TestCaseError> {
-    for image in run.states()? {
-        for region in REGIONS.into_iter().filter(|r| r.region() != image.region) {
-            for acct in TENANT_ACCOUNTS.into_iter().chain([Acct::Provider]) {
-                let ctx = run.ctx(acct, Role::High, region);
+    let images = run.states()?;
+    for region in REGIONS {
+        let foreign: Vec<&Image> = images
+            .iter()
+            .filter(|image| image.region != region.region())
+            .collect();
+        if foreign.is_empty() {
+            continue;
+        }
+        for acct in TENANT_ACCOUNTS.into_iter().chain([Acct::Provider]) {
+            let ctx = run.ctx(acct, Role::High, region);
+            let page = run
+                .engine
+                .list_images(&ctx, "member_status=all&limit=1000")
+                .map_err(fail("list_images"))?;
+            let listed: BTreeSet<&str> = page["images"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|image| image["id"].as_str())
+                .collect();
+            for image in &foreign {
                 let read = run.engine.get_image(&ctx, image.id);
                 prop_assert!(
                     read.as_ref().is_err_and(|error| error.http_status() == 404),
@@ -1238,17 +1282,8 @@ fn nothing_visible_or_bootable_outside_its_region(
                     image.region,
                     region
                 );
-                let page = run
-                    .engine
-                    .list_images(&ctx, "member_status=all&limit=1000")
-                    .map_err(fail("list_images"))?;
-                let id = image.id.to_string();
                 prop_assert!(
-                    !page["images"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|listed| listed["id"] == id.as_str()),
+                    !listed.contains(image.id.to_string().as_str()),
                     "{}: {:?} lists {} of {} in {:?}",
                     label,
                     acct,
@@ -1409,6 +1444,26 @@ fn probe_commands(image: Option<&Image>, caller: &str) -> Vec<(&'static str, Ima
         ("deactivate", ImageCommand::Deactivate),
         ("reactivate", ImageCommand::Reactivate),
         ("PUT file", ImageCommand::Upload(data(0))),
+        ("PUT stage", ImageCommand::Stage { size: 1024 }),
+        (
+            "POST import",
+            ImageCommand::StartImport {
+                method: "glance-direct".to_owned(),
+            },
+        ),
+        (
+            "POST import (unknown method)",
+            ImageCommand::StartImport {
+                method: "web-download".to_owned(),
+            },
+        ),
+        ("finish import", ImageCommand::FinishImport(data(0))),
+        (
+            "fail import",
+            ImageCommand::FailImport {
+                reason: "probe".to_owned(),
+            },
+        ),
         ("start saving", ImageCommand::StartSaving),
         ("activate", ImageCommand::Activate(data(0))),
         (
@@ -1550,11 +1605,15 @@ fn replay_gives_the_same_state_and_projections(
             Ok(())
         })
         .map_err(fail("copy"))?;
+    // A throw-away copy: no need to sync it to disk at every commit.
     let fresh = Engine::open(
         &path,
         EngineOptions {
             profile: run.profile.clone(),
-            ..EngineOptions::default()
+            db: DbOptions {
+                durability: Durability::Normal,
+                ..DbOptions::default()
+            },
         },
     )
     .map_err(fail("open copy"))?;
@@ -1598,9 +1657,13 @@ fn run_case(case: &Case, stats: &mut Stats) -> Result<(), TestCaseError> {
     for (index, step) in case.steps.iter().enumerate() {
         run.run_step(step, index, stats)?;
     }
+    let started = Instant::now();
     stats.probes += stranger_gets_404_for_every_operation(&run, "after the last step", None)?;
+    stats.probe_time += started.elapsed();
+    let started = Instant::now();
     replay_gives_the_same_state_and_projections(&run, "after the last step")?;
     stats.replays += 1;
+    stats.replay_time += started.elapsed();
     Ok(())
 }
 
@@ -1630,7 +1693,7 @@ fn sharing_invariants_hold_after_every_step() {
     }
     let stats = stats.into_inner();
     eprintln!(
-        "sharing invariants: {} cases, {} steps ({} appended, {} no-ops, {} refused; member quota reached {} times), {} stranger probes, {} replays, in {:.2?}\n  appended by kind: {:?}\n  refused by status: {:?}\n  refused by kind: {:?}",
+        "sharing invariants: {} cases, {} steps ({} appended, {} no-ops, {} refused; member quota reached {} times), {} stranger probes ({:.1?}), {} replays ({:.1?}), in {:.2?}\n  appended by kind: {:?}\n  refused by status: {:?}\n  refused by kind: {:?}",
         stats.cases,
         stats.steps,
         stats.accepted,
@@ -1638,7 +1701,9 @@ fn sharing_invariants_hold_after_every_step() {
         stats.rejected,
         stats.quota_reached,
         stats.probes,
+        stats.probe_time,
         stats.replays,
+        stats.replay_time,
         started.elapsed(),
         stats.accepted_by_kind,
         stats.rejected_by_status,
