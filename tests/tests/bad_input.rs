@@ -291,6 +291,8 @@ fn command_rows() -> Vec<Row> {
         ("patch: tags with an empty tag", 400, owner.clone(), set("tags", json!(["web", ""]))),
         ("patch: tags with 4-byte UTF-8", 400, owner.clone(), set("tags", json!(["\u{1F600}"]))),
         ("patch: visibility unknown", 403, owner.clone(), set("visibility", json!("bogus"))),
+        ("patch: community on Rackspace, by the provider", 400, Actor::operator("provider"), set("visibility", json!("community"))),
+        ("patch: shared on Rackspace, by the provider", 400, Actor::operator("provider"), set("visibility", json!("shared"))),
         ("patch: owner by a tenant", 403, owner.clone(), set("owner", json!(STRANGER))),
         ("patch: remove a core field", 403, owner.clone(), patch(json!([{"op": "remove", "path": "/name"}]))),
         // PATCH: property keys and values.

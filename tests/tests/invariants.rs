@@ -4,7 +4,9 @@
 //! admin role; reader, member or admin under the Glance profile, which a quarter of the cases
 //! use) and the `provider` register images in DFW or ORD, share them, answer shares, tag, patch,
 //! deactivate and delete them, including commands that must be refused. Images are named by
-//! their index among the images registered so far, so a shrunk failure reads as a short story.
+//! their index among the images registered so far and callers by account or relative to the
+//! image (`owner`, `a-member`), so a shrunk failure reads as a short story; the failure message
+//! adds the account and region each step resolved to.
 //! The member quota is 2 and the tag quota 3, so the limits are actually reached.
 //!
 //! After every step each invariant of `docs/invariants.md` is checked by the function of the
