@@ -44,6 +44,8 @@ enum BenchCommand {
     /// Command throughput (one per transaction, batched, group commit) against bare inserts of
     /// the same event rows.
     Throughput(write::ThroughputArgs),
+    /// Replay of an existing log: in-memory fold against a bare scan, full rebuild, peak RSS.
+    Replay(write::ReplayArgs),
 }
 
 #[derive(Args)]
@@ -89,6 +91,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         BenchCommand::List(args) => list(&args),
         BenchCommand::Throughput(args) => write::throughput(&args),
+        BenchCommand::Replay(args) => write::replay(&args),
     }
 }
 
