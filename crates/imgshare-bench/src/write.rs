@@ -401,27 +401,18 @@ pub(crate) fn replay(args: &ReplayArgs) -> Result<()> {
     print_rss("the bare scan");
 
     let started = Instant::now();
-    let mut folded = 0_usize;
     let mut streams = 0_usize;
-    let mut current: Option<(String, imgshare_core::Aggregate)> = None;
-    imgshare_store::for_each_event_by_stream(&conn, None, |stored| -> Result<()> {
-        let event = imgshare_store::engine::decode(&stored)?;
-        let state = match current.take() {
-            Some((stream, state)) if stream == stored.stream_id => state,
-            _ => {
-                streams += 1;
-                let stream = imgshare_core::StreamId::parse(&stored.stream_id)
-                    .ok_or_else(|| anyhow::anyhow!("bad stream {}", stored.stream_id))?;
-                imgshare_core::Aggregate::empty(stream)
-            }
-        };
-        let state = state
-            .apply(&event, stored.recorded_at)
-            .map_err(|error| anyhow::anyhow!("{}", error.message))?;
-        current = Some((stored.stream_id, state));
-        folded += 1;
-        Ok(())
-    })?;
+    let report = imgshare_store::engine::fold_streams(
+        &conn,
+        None,
+        |state| {
+            std::hint::black_box(state);
+            streams += 1;
+            Ok(())
+        },
+        &mut |_| {},
+    )?;
+    let folded = usize::try_from(report.events)?;
     let fold = started.elapsed();
     print_rss("the fold");
     ensure!(

@@ -618,42 +618,12 @@ impl Engine {
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tables::reset(&tx)?;
         let indexes = tables::drop_secondary_indexes(&tx)?;
-        let mut current: Option<(String, Aggregate)> = None;
-        let mut report = RebuildReport::default();
-        log::for_each_event_by_stream(&tx, None, |stored| -> Result<(), EngineError> {
-            let event = decode(&stored)?;
-            let state = match current.take() {
-                Some((stream_id, state)) if stream_id == stored.stream_id => state,
-                finished => {
-                    if let Some((_, state)) = finished {
-                        tables::write_state(&tx, &state)?;
-                        report.streams += 1;
-                    }
-                    let stream = StreamId::parse(&stored.stream_id).ok_or_else(|| {
-                        corrupt(
-                            &stored.stream_id,
-                            stored.version,
-                            "unknown stream kind".to_owned(),
-                        )
-                    })?;
-                    Aggregate::empty(stream)
-                }
-            };
-            let state = state
-                .apply(&event, stored.recorded_at)
-                .map_err(|error| corrupt(&stored.stream_id, stored.version, error.message))?;
-            current = Some((stored.stream_id.clone(), state));
-            report.events += 1;
-            report.last_position = report.last_position.max(stored.position);
-            if report.events % 10_000 == 0 {
-                progress(report.events);
-            }
-            Ok(())
-        })?;
-        if let Some((_, state)) = current {
-            tables::write_state(&tx, &state)?;
-            report.streams += 1;
-        }
+        let report = fold_streams(
+            &tx,
+            None,
+            |state| tables::write_state(&tx, state).map_err(Into::into),
+            progress,
+        )?;
         tables::recreate_indexes(&tx, &indexes)?;
         tables::set_checkpoint(&tx, report.last_position)?;
         tx.commit()?;
@@ -908,6 +878,64 @@ pub fn load_stream(conn: &Connection, stream: StreamId) -> Result<Loaded, Engine
         version = stored.version;
     }
     Ok(Loaded { state, version })
+}
+
+/// Folds every stream of the log up to `to_position` (all of it if `None`), one stream at a time,
+/// calling `done` with each stream's final state: memory holds one aggregate, whatever the
+/// log's length. `progress` gets the number of events folded, every 10 000.
+pub fn fold_streams(
+    conn: &Connection,
+    to_position: Option<i64>,
+    mut done: impl FnMut(&Aggregate) -> Result<(), EngineError>,
+    progress: &mut impl FnMut(u64),
+) -> Result<RebuildReport, EngineError> {
+    let mut current: Option<(String, Aggregate)> = None;
+    let mut report = RebuildReport::default();
+    log::for_each_stream_event(conn, to_position, |stored| -> Result<(), EngineError> {
+        let state = match current.take() {
+            Some((stream_id, state)) if stream_id == stored.stream_id => state,
+            finished => {
+                if let Some((_, state)) = finished {
+                    done(&state)?;
+                    report.streams += 1;
+                }
+                let stream = StreamId::parse(&stored.stream_id).ok_or_else(|| {
+                    corrupt(
+                        &stored.stream_id,
+                        stored.version,
+                        "unknown stream kind".to_owned(),
+                    )
+                })?;
+                Aggregate::empty(stream)
+            }
+        };
+        let log::StreamEvent {
+            position,
+            stream_id,
+            version,
+            event_type,
+            schema_version,
+            data,
+            recorded_at,
+        } = stored;
+        let event = Event::from_stored_value(&event_type, schema_version, data)
+            .map_err(|error| corrupt(&stream_id, version, error.to_string()))?;
+        let state = state
+            .apply(&event, recorded_at)
+            .map_err(|error| corrupt(&stream_id, version, error.message))?;
+        current = Some((stream_id, state));
+        report.events += 1;
+        report.last_position = report.last_position.max(position);
+        if report.events % 10_000 == 0 {
+            progress(report.events);
+        }
+        Ok(())
+    })?;
+    if let Some((_, state)) = current {
+        done(&state)?;
+        report.streams += 1;
+    }
+    Ok(report)
 }
 
 /// Reads a stored event as the current domain event (upcasting old versions).

@@ -568,6 +568,66 @@ where
     Ok(())
 }
 
+/// An event as a replay needs it: no metadata, no hashes, `data` parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEvent {
+    /// Global position.
+    pub position: i64,
+    /// The stream.
+    pub stream_id: String,
+    /// Version within the stream (1-based).
+    pub version: u64,
+    /// The stored type.
+    pub event_type: String,
+    /// The stored schema version.
+    pub schema_version: u32,
+    /// The stored fields.
+    pub data: serde_json::Value,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Calls `f` with every event up to `to_position_inclusive`, stream by stream and by version
+/// within a stream, reading only what a fold needs (replays and rebuilds).
+pub fn for_each_stream_event<E, F>(
+    conn: &Connection,
+    to_position_inclusive: Option<i64>,
+    mut f: F,
+) -> Result<(), E>
+where
+    E: From<StoreError>,
+    F: FnMut(StreamEvent) -> Result<(), E>,
+{
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT position, stream_id, version, event_type, schema_version, data, recorded_at \
+             FROM events WHERE position <= ?1 ORDER BY stream_id, version",
+        )
+        .map_err(StoreError::from)?;
+    let mut rows = stmt
+        .query(params![to_position_inclusive.unwrap_or(i64::MAX)])
+        .map_err(StoreError::from)?;
+    while let Some(row) = rows.next().map_err(StoreError::from)? {
+        let position: i64 = row.get(0).map_err(StoreError::from)?;
+        let version: i64 = column(row, 2, position, "version")?;
+        let schema_version: i64 = column(row, 4, position, "schema_version")?;
+        let data: String = column(row, 5, position, "data")?;
+        let recorded_at: String = column(row, 6, position, "recorded_at")?;
+        f(StreamEvent {
+            position,
+            stream_id: column(row, 1, position, "stream_id")?,
+            version: to_u64(version, position, "version")?,
+            event_type: column(row, 3, position, "event_type")?,
+            schema_version: u32::try_from(schema_version)
+                .map_err(|_| corrupt(position, "schema_version out of range"))?,
+            data: serde_json::from_str(&data)
+                .map_err(|e| corrupt(position, format!("data: {e}")))?,
+            recorded_at: parse_recorded_at(&recorded_at, position)?,
+        })?;
+    }
+    Ok(())
+}
+
 /// The stored events with these ids, in position order; ids that are not
 /// stored are skipped.
 pub fn find_by_event_ids(
