@@ -118,6 +118,7 @@ impl ApiError {
             413 => "overLimit",
             415 => "badMediaType",
             503 => "serviceUnavailable",
+            507 => "overLimit",
             status if status >= 500 => "computeFault",
             _ => "badRequest",
         }
@@ -139,7 +140,13 @@ impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         let status =
             StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        // 503 and 507 say what the operator must do (wait, make the database writable, free
+        // space) and reveal nothing internal; other 5xx keep their details in the server.
+        let actionable = matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE
+        );
+        if status.is_server_error() && !actionable {
             return ApiError::internal(error.code());
         }
         let mut api = ApiError::new(status, error.code(), error.to_string());

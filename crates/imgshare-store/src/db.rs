@@ -57,6 +57,10 @@ pub struct DbOptions {
     /// How long a statement waits for another connection's lock before failing
     /// with [`StoreError::Busy`]; defaults to 5 seconds.
     pub busy_timeout: Duration,
+    /// A cap on the database file's size in pages (`PRAGMA max_page_count`); a write that
+    /// needs more fails with [`StoreError::Full`] and changes nothing. `None` (the default)
+    /// leaves SQLite's own limit, so only the file system bounds the file.
+    pub max_page_count: Option<u32>,
 }
 
 impl Default for DbOptions {
@@ -64,6 +68,7 @@ impl Default for DbOptions {
         Self {
             durability: Durability::default(),
             busy_timeout: Duration::from_secs(5),
+            max_page_count: None,
         }
     }
 }
@@ -103,6 +108,9 @@ fn configure(conn: &Connection, opts: &DbOptions, require_wal: bool) -> Result<(
     }
     conn.pragma_update(None, "synchronous", opts.durability.pragma_value())?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    if let Some(pages) = opts.max_page_count {
+        conn.pragma_update(None, "max_page_count", pages)?;
+    }
     Ok(())
 }
 
@@ -162,6 +170,17 @@ pub enum StoreError {
     /// version overflow); retrying it cannot succeed.
     #[error("invalid append: {0}")]
     InvalidAppend(String),
+    /// The disk (or the database's `max_page_count`) is full; the write was rolled back.
+    #[error("storage full: the database cannot grow, the write was not applied")]
+    Full,
+    /// The database file or its directory cannot be written (read-only file system or
+    /// permissions); the write was not applied.
+    #[error("the database is read-only: the write was not applied")]
+    ReadOnly,
+    /// SQLite found the file malformed or not a database at all; it needs an operator
+    /// (restore from a copy), not a retry.
+    #[error("the database file is corrupt or not a database: {0}")]
+    DatabaseCorrupt(String),
     /// SQLite refused WAL journal mode for a database file.
     #[error("database file does not support WAL (journal_mode is {journal_mode:?})")]
     WalUnavailable {
@@ -184,24 +203,37 @@ fn is_busy(err: &rusqlite::Error) -> bool {
     )
 }
 
+/// The store's own variant for SQLite failures an operator or caller acts on differently from
+/// a generic error: wait and retry, free space, fix permissions, restore the file.
+fn classify(err: &rusqlite::Error) -> Option<StoreError> {
+    if is_busy(err) {
+        return Some(StoreError::Busy);
+    }
+    match err.sqlite_error_code()? {
+        ErrorCode::DiskFull => Some(StoreError::Full),
+        ErrorCode::ReadOnly => Some(StoreError::ReadOnly),
+        ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
+            Some(StoreError::DatabaseCorrupt(err.to_string()))
+        }
+        _ => None,
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
-        if is_busy(&err) {
-            StoreError::Busy
-        } else {
-            StoreError::Sqlite(err)
-        }
+        classify(&err).unwrap_or(StoreError::Sqlite(err))
     }
 }
 
 impl From<rusqlite_migration::Error> for StoreError {
     fn from(err: rusqlite_migration::Error) -> Self {
-        match &err {
-            rusqlite_migration::Error::RusqliteError { err: sqlite, .. } if is_busy(sqlite) => {
-                StoreError::Busy
-            }
-            _ => StoreError::Migration(err),
-        }
+        // Opening a full, read-only or damaged file fails in the migration step; the cause
+        // matters to the operator more than the step.
+        let typed = match &err {
+            rusqlite_migration::Error::RusqliteError { err: sqlite, .. } => classify(sqlite),
+            _ => None,
+        };
+        typed.unwrap_or(StoreError::Migration(err))
     }
 }
 
@@ -218,6 +250,9 @@ impl StoreError {
             StoreError::Busy => "database_busy",
             StoreError::InvalidAppend(_) => "invalid_append",
             StoreError::WalUnavailable { .. } => "wal_unavailable",
+            StoreError::Full => "storage_full",
+            StoreError::ReadOnly => "database_read_only",
+            StoreError::DatabaseCorrupt(_) => "database_corrupt",
         }
     }
 
@@ -225,9 +260,11 @@ impl StoreError {
     pub fn http_status(&self) -> u16 {
         match self {
             StoreError::Conflict { .. } | StoreError::PartialRetry { .. } => 409,
-            StoreError::Busy => 503,
+            StoreError::Busy | StoreError::ReadOnly => 503,
+            StoreError::Full => 507,
             StoreError::InvalidAppend(_) => 400,
-            StoreError::Sqlite(_)
+            StoreError::DatabaseCorrupt(_)
+            | StoreError::Sqlite(_)
             | StoreError::Migration(_)
             | StoreError::Corrupt { .. }
             | StoreError::WalUnavailable { .. } => 500,
@@ -238,7 +275,7 @@ impl StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::{append, read_stream, AppendResult, NewEvent, StreamAppend};
+    use crate::log::{append, head, read_stream, AppendResult, NewEvent, StreamAppend};
     use chrono::{TimeZone, Utc};
     use serde_json::json;
 
@@ -307,6 +344,33 @@ mod tests {
     }
 
     #[test]
+    fn max_page_count_caps_the_file_and_a_full_write_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sqlite");
+        let pages: u32 = open_file(&path, &DbOptions::default())
+            .unwrap()
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .unwrap();
+        let opts = DbOptions {
+            max_page_count: Some(pages + 40),
+            ..DbOptions::default()
+        };
+        let conn = open_file(&path, &opts).unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+        let big = |version| {
+            let mut append = one_event("s", version);
+            append[0].events[0].data = json!({"blob": "x".repeat(100 * 1024)});
+            append
+        };
+        append(&conn, &big(ExpectedVersion::NoStream), at).unwrap();
+        let before = head(&conn).unwrap();
+        let err = append(&conn, &big(ExpectedVersion::Exact(1)), at).unwrap_err();
+        assert!(matches!(err, StoreError::Full), "{err:?}");
+        assert_eq!(head(&conn).unwrap(), before);
+        assert!(conn.is_autocommit());
+    }
+
+    #[test]
     fn locked_database_maps_to_busy() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.sqlite");
@@ -348,6 +412,28 @@ mod tests {
         };
         assert_eq!(corrupt.code(), "corrupt_event");
         assert_eq!(corrupt.http_status(), 500);
+        let full = StoreError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ));
+        assert!(matches!(full, StoreError::Full), "{full:?}");
+        assert_eq!((full.code(), full.http_status()), ("storage_full", 507));
+        let read_only = StoreError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            None,
+        ));
+        assert_eq!(
+            (read_only.code(), read_only.http_status()),
+            ("database_read_only", 503)
+        );
+        let not_a_db = StoreError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+            None,
+        ));
+        assert_eq!(
+            (not_a_db.code(), not_a_db.http_status()),
+            ("database_corrupt", 500)
+        );
         let sqlite = StoreError::from(rusqlite::Error::QueryReturnedNoRows);
         assert_eq!(sqlite.code(), "sqlite_error");
         assert_eq!(sqlite.http_status(), 500);
