@@ -80,10 +80,35 @@ impl Default for DbOptions {
 /// file (some network file systems): readers running beside the writer and the
 /// meaning of [`Durability`] both depend on it.
 pub fn open_file(path: &Path, opts: &DbOptions) -> Result<Connection, StoreError> {
-    let mut conn = Connection::open(path)?;
-    configure(&conn, opts, true)?;
-    migrate(&mut conn)?;
-    Ok(conn)
+    let open = || -> Result<Connection, StoreError> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn, opts, true)?;
+        migrate(&mut conn)?;
+        Ok(conn)
+    };
+    open().map_err(|error| explain_open_failure(path, error))
+}
+
+/// On a file the process cannot write, WAL's `-shm` cannot be created and SQLite says only
+/// "unable to open database file"; the operator needs to hear that the database is read-only.
+fn explain_open_failure(path: &Path, error: StoreError) -> StoreError {
+    let cannot_open = matches!(
+        &error,
+        StoreError::Sqlite(sqlite) if sqlite.sqlite_error_code() == Some(ErrorCode::CannotOpen)
+    );
+    // Opening for append writes nothing; it only asks the OS whether writing is allowed.
+    let read_only = || match std::fs::OpenOptions::new().append(true).open(path) {
+        Ok(_) => false,
+        Err(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        ),
+    };
+    if cannot_open && read_only() {
+        StoreError::ReadOnly
+    } else {
+        error
+    }
 }
 
 /// Opens a fresh in-memory database with the latest schema, for tests and
@@ -174,8 +199,8 @@ pub enum StoreError {
     #[error("storage full: the database cannot grow, the write was not applied")]
     Full,
     /// The database file or its directory cannot be written (read-only file system or
-    /// permissions); the write was not applied.
-    #[error("the database is read-only: the write was not applied")]
+    /// permissions); nothing was written.
+    #[error("the database is read-only (file system or permissions): nothing was written")]
     ReadOnly,
     /// SQLite found the file malformed or not a database at all; it needs an operator
     /// (restore from a copy), not a retry.
