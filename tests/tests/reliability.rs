@@ -2,8 +2,10 @@
 //! writing one image in one database file, and a full, read-only or damaged database.
 //! What each test promises is written down in `docs/RELIABILITY.md`.
 //!
-//! `IMGSHARE_CRASH_TRIALS` (default 24) and `IMGSHARE_CRASH_SEED` (default: from the clock,
-//! printed) control the crash test; the long run documented in `docs/RELIABILITY.md` uses 500.
+//! `IMGSHARE_CRASH_TRIALS` (default 24), `IMGSHARE_CRASH_SEED` (default: from the clock,
+//! printed), `IMGSHARE_CRASH_MAX_DELAY_MS` (default 60) and `IMGSHARE_CRASH_DURABILITY`
+//! (`normal`; default full) control the crash test; the long runs documented in
+//! `docs/RELIABILITY.md` use 500 trials.
 
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -105,10 +107,12 @@ struct Trial {
 }
 
 fn run_killed_child(path: &Path, seed: u64, start: u64, delay: Duration) -> Trial {
+    let durability = std::env::var("IMGSHARE_CRASH_DURABILITY").unwrap_or_default();
     let child = Process::new(CHILD)
         .args(["work", path.to_str().unwrap()])
         .arg(seed.to_string())
         .arg(start.to_string())
+        .arg(if durability == "normal" { "normal" } else { "full" })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -264,10 +264,13 @@ fn serve_under_bounded_load_answers_without_5xx_and_keeps_memory_flat() {
     let percentile = |p: usize| latencies[(total * p / 100).min(total - 1)];
     let (first, last) = (samples[0], samples[samples.len() - 1]);
     let peak = samples.iter().copied().max().unwrap();
+    let step = samples.len().div_ceil(10).max(1);
+    let trajectory: Vec<u64> = samples.iter().step_by(step).map(|kib| kib / 1024).collect();
     println!(
         "load: {total} requests in {elapsed:.1} s over {connections} connections \
          ({:.0} req/s); statuses {statuses:?}; latency p50 {} us, p99 {} us, max {} us; \
-         RSS after warm-up {first} KiB, at end {last} KiB, peak {peak} KiB",
+         RSS after warm-up {first} KiB, at end {last} KiB, peak {peak} KiB \
+         (MiB over the run: {trajectory:?})",
         total as f64 / elapsed,
         percentile(50),
         percentile(99),
