@@ -112,7 +112,11 @@ pub fn command_at(seed: u64, index: u64) -> (Context, Uuid, Command) {
         let member = MEMBERS[((r >> 8) % MEMBERS.len() as u64) as usize].to_owned();
         let tag = TAGS[((r >> 16) % TAGS.len() as u64) as usize].to_owned();
         match (r >> 24) % 8 {
-            0 | 1 => (admin(OWNER), k, ImageCommand::AddMember { member_id: member }),
+            0 | 1 => (
+                admin(OWNER),
+                k,
+                ImageCommand::AddMember { member_id: member },
+            ),
             2 => (
                 admin(&member),
                 k,

@@ -112,7 +112,11 @@ fn run_killed_child(path: &Path, seed: u64, start: u64, delay: Duration) -> Tria
         .args(["work", path.to_str().unwrap()])
         .arg(seed.to_string())
         .arg(start.to_string())
-        .arg(if durability == "normal" { "normal" } else { "full" })
+        .arg(if durability == "normal" {
+            "normal"
+        } else {
+            "full"
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -242,7 +246,10 @@ fn writer_killed_at_random_moments_loses_nothing_it_acknowledged() {
          {retried} resumed commands found already applied",
         started.elapsed().as_secs_f64()
     );
-    assert!(acknowledged > 0, "no child ever committed: delays too short?");
+    assert!(
+        acknowledged > 0,
+        "no child ever committed: delays too short?"
+    );
 }
 
 /// One line a contending worker printed.
@@ -385,9 +392,7 @@ fn processes_and_threads_writing_one_image_lose_no_update() {
         }
     }
     for j in 0..COUNT {
-        assert!(image
-            .members
-            .contains_key(&contention::shared_member(j)));
+        assert!(image.members.contains_key(&contention::shared_member(j)));
     }
     assert_eq!(image.members.len() as u64, 5 * COUNT);
     let live = dump(&engine);

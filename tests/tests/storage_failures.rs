@@ -104,7 +104,9 @@ fn a_database_at_its_page_limit_refuses_with_storage_full_and_changes_nothing() 
 
     // With room again, the same command id is a first execution: nothing of it was stored.
     let engine = open_with(&path, DbOptions::default()).unwrap();
-    let outcome = engine.execute_idempotent(&ctx(), command_id, command).unwrap();
+    let outcome = engine
+        .execute_idempotent(&ctx(), command_id, command)
+        .unwrap();
     assert!(!outcome.already_applied);
     chain_is_intact(&engine);
 }
@@ -242,7 +244,10 @@ fn a_read_only_database_refuses_writes_with_a_typed_error() {
         matches!(error, EngineError::Store(StoreError::ReadOnly)),
         "{error:?}"
     );
-    assert_eq!((error.code(), error.http_status()), ("database_read_only", 503));
+    assert_eq!(
+        (error.code(), error.http_status()),
+        ("database_read_only", 503)
+    );
     if tmpfs.is_none() {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -267,8 +272,15 @@ fn a_damaged_header_is_reported_as_a_corrupt_database_and_the_file_is_not_touche
         matches!(error, EngineError::Store(StoreError::DatabaseCorrupt(_))),
         "{error:?}"
     );
-    assert_eq!((error.code(), error.http_status()), ("database_corrupt", 500));
-    assert_eq!(std::fs::read(&path).unwrap(), bytes, "opening changed the file");
+    assert_eq!(
+        (error.code(), error.http_status()),
+        ("database_corrupt", 500)
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "opening changed the file"
+    );
 }
 
 #[test]

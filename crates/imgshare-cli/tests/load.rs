@@ -279,7 +279,9 @@ fn serve_under_bounded_load_answers_without_5xx_and_keeps_memory_flat() {
     assert!(server_errors.is_empty(), "5xx answers: {server_errors:#?}");
     assert!(total > 0);
     assert!(
-        statuses.keys().all(|status| matches!(status, 200 | 201 | 204)),
+        statuses
+            .keys()
+            .all(|status| matches!(status, 200 | 201 | 204)),
         "unexpected statuses: {statuses:?}"
     );
     // Flat: growth after warm-up within a quarter of the warm size or 16 MiB, whichever is
