@@ -505,8 +505,9 @@ fn every_step_is_an_event_with_who_and_where_in_its_metadata() {
     assert_eq!(event.metadata["region"], "DFW");
     assert_eq!(
         event.data,
-        serde_json::json!({"member_id": CONSUMER, "status": "accepted"})
+        serde_json::json!({"member_id": CONSUMER, "status": "accepted", "previous_status": "pending"})
     );
+    assert_eq!(event.schema_version, 2);
     // Registration (2 events: registered + activated), share, accept.
     let loaded = world
         .engine

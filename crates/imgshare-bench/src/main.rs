@@ -8,6 +8,8 @@
 //! with a skew (a few large accounts hold thousands of shares, most hold a handful), a fraction
 //! of shares accepted, public base images, and most images in DFW with some in ORD.
 
+mod write;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,6 +41,9 @@ struct Cli {
 enum BenchCommand {
     /// Populate a catalogue through the engine, then time list, member-list and GET reads.
     List(ListArgs),
+    /// Command throughput (one per transaction, batched, group commit) against bare inserts of
+    /// the same event rows.
+    Throughput(write::ThroughputArgs),
 }
 
 #[derive(Args)]
@@ -83,6 +88,7 @@ struct ListArgs {
 fn main() -> Result<()> {
     match Cli::parse().command {
         BenchCommand::List(args) => list(&args),
+        BenchCommand::Throughput(args) => write::throughput(&args),
     }
 }
 

@@ -4,7 +4,9 @@
 //! boot, reject, unshare) against a SQLite database and prints each API response.
 //! `imgshare rebuild` replays the log into fresh read models.
 //! `imgshare serve` serves the HTTP API (see [`serve`]).
+//! `imgshare log`, `replay`, `audit` and `verify` read the log for audits (see [`audit`]).
 
+mod audit;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -46,13 +48,13 @@ struct DbArgs {
 
 /// The `--profile` values.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ProfileArg {
+pub(crate) enum ProfileArg {
     Rackspace,
     Glance,
 }
 
 impl ProfileArg {
-    fn profile(self) -> Profile {
+    pub(crate) fn profile(self) -> Profile {
         match self {
             ProfileArg::Rackspace => Profile::rackspace(),
             ProfileArg::Glance => Profile::glance(),
@@ -110,6 +112,22 @@ enum Sub {
     Rebuild {
         #[command(flatten)]
         db: DbArgs,
+    },
+    /// Print events as JSON lines (every stored column), optionally filtered.
+    Log(audit::LogArgs),
+    /// Rebuild the read models with a progress bar; with `--to`, print the catalogue as of that
+    /// position or time as JSON lines instead, leaving the stored read models untouched.
+    Replay(audit::ReplayArgs),
+    /// Audit one image: who could access it at a moment, or its history.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+    /// Check the hash chain and compare the read models with a replay of the log; exits
+    /// non-zero with the first difference.
+    Verify {
+        #[command(flatten)]
+        db: audit::ExistingDb,
     },
 }
 
@@ -198,6 +216,10 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Sub::Log(args) => audit::log(&args),
+        Sub::Replay(args) => audit::replay(&args),
+        Sub::Audit { command } => audit::audit(&command),
+        Sub::Verify { db } => audit::verify(&db),
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use thiserror::Error;
 use uuid::Uuid;
 
@@ -151,12 +151,15 @@ pub enum Event {
         /// The consumer account.
         member_id: String,
     },
-    /// The member changed its status.
+    /// The member changed its status (v2; v1 had no `previous_status`).
     MemberStatusChanged {
         /// The consumer account.
         member_id: String,
         /// The new status.
         status: MemberStatus,
+        /// The status it changed from, so that a history shows each answer as a transition.
+        /// `None` only for events stored at v1, which did not record it.
+        previous_status: Option<MemberStatus>,
     },
     /// The owner removed the member.
     MemberRemoved {
@@ -224,7 +227,7 @@ impl Event {
 
     /// The schema version this code writes for the event's type.
     pub fn schema_version(&self) -> u32 {
-        1
+        current_schema_version(self.event_type())
     }
 
     /// The JSON object stored in the `data` column (the fields, without the type tag).
@@ -247,17 +250,48 @@ impl Event {
             schema_version,
             reason,
         };
-        // The upcaster chain: each arm turns version n into n+1. Version 1 is current for every type.
-        if schema_version != 1 {
+        let current = current_schema_version(event_type);
+        if schema_version == 0 || schema_version > current {
             return Err(fail(format!("unknown schema version {schema_version}")));
         }
         let Value::Object(fields) = data else {
             return Err(fail("data is not a JSON object".to_owned()));
         };
         let mut tagged = fields.clone();
+        // The upcaster chain: each step turns version n into n + 1, until the current version.
+        for version in schema_version..current {
+            tagged = upcast_step(event_type, version, tagged).map_err(fail)?;
+        }
         tagged.insert("type".to_owned(), Value::String(event_type.to_owned()));
         serde_json::from_value(Value::Object(tagged)).map_err(|error| fail(error.to_string()))
     }
+}
+
+/// The schema version this code writes (and reads without upcasting) for an event type.
+pub fn current_schema_version(event_type: &str) -> u32 {
+    match event_type {
+        "member_status_changed" => 2,
+        _ => 1,
+    }
+}
+
+/// One step of the upcaster chain: `data` of `event_type` at `version`, as `version + 1`.
+fn upcast_step(
+    event_type: &str,
+    version: u32,
+    data: Map<String, Value>,
+) -> Result<Map<String, Value>, String> {
+    match (event_type, version) {
+        ("member_status_changed", 1) => Ok(member_status_changed_v1_to_v2(data)),
+        _ => Err(format!("no upcaster from version {version}")),
+    }
+}
+
+/// `member_status_changed` v1 → v2: v1 did not record the status the member changed from, so
+/// `previous_status` is `null` ("not recorded"), never a guess from the stream.
+pub fn member_status_changed_v1_to_v2(mut data: Map<String, Value>) -> Map<String, Value> {
+    data.insert("previous_status".to_owned(), Value::Null);
+    data
 }
 
 #[cfg(test)]
@@ -269,16 +303,44 @@ mod tests {
         let event = Event::MemberStatusChanged {
             member_id: "554433".into(),
             status: MemberStatus::Accepted,
+            previous_status: Some(MemberStatus::Pending),
         };
         let data = event.to_data();
         assert_eq!(
             data,
-            serde_json::json!({"member_id": "554433", "status": "accepted"})
+            serde_json::json!({"member_id": "554433", "status": "accepted", "previous_status": "pending"})
         );
         assert_eq!(event.event_type(), "member_status_changed");
+        assert_eq!(event.schema_version(), 2);
         assert_eq!(
-            Event::from_stored("member_status_changed", 1, &data).unwrap(),
+            Event::from_stored("member_status_changed", 2, &data).unwrap(),
             event
+        );
+    }
+
+    #[test]
+    fn member_status_changed_v1_reads_as_v2_with_no_previous_status() {
+        let v1 = serde_json::json!({"member_id": "554433", "status": "rejected"});
+        assert_eq!(
+            Event::from_stored("member_status_changed", 1, &v1).unwrap(),
+            Event::MemberStatusChanged {
+                member_id: "554433".into(),
+                status: MemberStatus::Rejected,
+                previous_status: None,
+            }
+        );
+        // The stored v1 data is not what v2 would write: upcasting changes the reading only.
+        assert_ne!(
+            Event::from_stored("member_status_changed", 1, &v1)
+                .unwrap()
+                .to_data(),
+            v1
+        );
+        assert!(Event::from_stored("member_status_changed", 3, &v1).is_err());
+        assert!(Event::from_stored("member_status_changed", 0, &v1).is_err());
+        // Types that never had a second version still refuse version 2.
+        assert!(
+            Event::from_stored("member_added", 2, &serde_json::json!({"member_id": "1"})).is_err()
         );
     }
 

@@ -452,7 +452,7 @@ pub fn decide(
             }])
         }
         ImageCommand::SetMemberStatus { member_id, status } => {
-            member_target(profile, state, image_id, member_id, ctx)?;
+            let image = member_target(profile, state, image_id, member_id, ctx)?;
             profile.authorize(&ctx.actor, Operation::UpdateMember)?;
             let is_the_member = ctx.actor.tenant_id == *member_id;
             if !(is_the_member || profile.is_cloud_admin(&ctx.actor)) {
@@ -468,6 +468,7 @@ pub fn decide(
             Ok(vec![Event::MemberStatusChanged {
                 member_id: member_id.clone(),
                 status,
+                previous_status: image.members.get(member_id).map(|member| member.status),
             }])
         }
     }
@@ -1104,7 +1105,10 @@ pub fn apply(
                 },
             );
         }
-        Event::MemberStatusChanged { member_id, status } => {
+        // `previous_status` is a record for audits; the fold trusts the stream's own order.
+        Event::MemberStatusChanged {
+            member_id, status, ..
+        } => {
             touches_image = false;
             let member = image.members.get_mut(member_id).ok_or_else(|| {
                 ApplyError::new(format!("status change of unknown member {member_id}"))
@@ -1278,6 +1282,7 @@ mod tests {
             events.push(Event::MemberStatusChanged {
                 member_id: MEMBER.to_owned(),
                 status,
+                previous_status: Some(MemberStatus::Pending),
             });
         }
         fold_at(active(), &events, 10)
@@ -1787,6 +1792,7 @@ mod tests {
             vec![Event::MemberStatusChanged {
                 member_id: MEMBER.to_owned(),
                 status: to,
+                previous_status: Some(from),
             }]
         );
         let before = state.clone().unwrap();

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 use rusqlite_migration::{Migrations, M};
 use uuid::Uuid;
 
@@ -120,6 +120,23 @@ pub fn open_in_memory() -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Opens an existing database file for reading only: nothing is created, migrated or written,
+/// so auditing a file cannot change it. Fails with [`StoreError::SchemaMismatch`] if the file's
+/// schema is not the one this code writes (a read-write open migrates it).
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(DbOptions::default().busy_timeout)?;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let expected = i64::try_from(MIGRATION_STEPS.len()).unwrap_or(i64::MAX);
+    if found != expected {
+        return Err(StoreError::SchemaMismatch { found, expected });
+    }
+    Ok(conn)
+}
+
 // Pragmas are per connection (only journal_mode persists in the file) and
 // journal_mode cannot change inside a transaction, so they are set here on
 // every open rather than in a migration.
@@ -206,6 +223,14 @@ pub enum StoreError {
     /// (restore from a copy), not a retry.
     #[error("the database file is corrupt or not a database: {0}")]
     DatabaseCorrupt(String),
+    /// A database opened read-only has another schema version than this code's.
+    #[error("database schema version is {found}, this program reads version {expected}")]
+    SchemaMismatch {
+        /// The file's `user_version`.
+        found: i64,
+        /// The number of migrations this code knows.
+        expected: i64,
+    },
     /// SQLite refused WAL journal mode for a database file.
     #[error("database file does not support WAL (journal_mode is {journal_mode:?})")]
     WalUnavailable {
@@ -278,6 +303,7 @@ impl StoreError {
             StoreError::Full => "storage_full",
             StoreError::ReadOnly => "database_read_only",
             StoreError::DatabaseCorrupt(_) => "database_corrupt",
+            StoreError::SchemaMismatch { .. } => "schema_mismatch",
         }
     }
 
@@ -292,7 +318,8 @@ impl StoreError {
             | StoreError::Sqlite(_)
             | StoreError::Migration(_)
             | StoreError::Corrupt { .. }
-            | StoreError::WalUnavailable { .. } => 500,
+            | StoreError::WalUnavailable { .. }
+            | StoreError::SchemaMismatch { .. } => 500,
         }
     }
 }

@@ -2,9 +2,9 @@
 //! pure domain to decide, and appends the resulting events (and, in the same transaction, the
 //! projection rows) to the SQLite log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use imgshare_core::{
     access, decide, queries, Aggregate, Command, Context, DomainError, Event, Image, Operation,
@@ -17,6 +17,7 @@ use serde_json::json;
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::audit::{self, AsOf};
 use crate::db::{self, DbOptions, StoreError};
 use crate::log::{self, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend};
 
@@ -167,6 +168,58 @@ pub struct Engine {
     /// (WAL lets them run concurrently). An in-memory database has only the writer.
     reader: Option<Mutex<Connection>>,
     path: Option<PathBuf>,
+    /// Commands waiting for the writer; whoever gets the writer runs them all in one
+    /// transaction (group commit).
+    queue: Mutex<Vec<Queued>>,
+    /// Recently folded aggregates by stream, each valid only at its version.
+    cache: Mutex<StateCache>,
+}
+
+/// One command of [`Engine::execute_batch`].
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    /// Who asks, where, when.
+    pub ctx: Context,
+    /// The command's id (a retry with the same id writes nothing).
+    pub command_id: Uuid,
+    /// The command.
+    pub command: Command,
+}
+
+type Slot = Arc<Mutex<Option<Result<Outcome, EngineError>>>>;
+
+/// A command in the group-commit queue, and where its result goes.
+struct Queued {
+    item: BatchItem,
+    slot: Slot,
+}
+
+/// How many streams' states the engine keeps folded in memory.
+const CACHED_STREAMS: usize = 4096;
+
+/// Folded aggregates keyed by stream, each with the stream version it reflects. An entry is used
+/// only when the log's version of the stream still equals it, so another process writing the same
+/// database never makes it serve stale state.
+#[derive(Default)]
+struct StateCache {
+    entries: HashMap<StreamId, (u64, Aggregate)>,
+}
+
+impl StateCache {
+    fn get(&self, stream: StreamId, version: u64) -> Option<Aggregate> {
+        match self.entries.get(&stream) {
+            Some((cached, state)) if *cached == version => Some(state.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, stream: StreamId, version: u64, state: Aggregate) {
+        if self.entries.len() >= CACHED_STREAMS && !self.entries.contains_key(&stream) {
+            // Crude but bounded: a full cache starts over; hot streams come back on next use.
+            self.entries.clear();
+        }
+        self.entries.insert(stream, (version, state));
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -182,6 +235,10 @@ fn lock(mutex: &Mutex<Connection>) -> Result<MutexGuard<'_, Connection>, EngineE
     mutex.lock().map_err(|_| EngineError::Poisoned)
 }
 
+fn take_slot(slot: &Slot) -> Result<Option<Result<Outcome, EngineError>>, EngineError> {
+    Ok(slot.lock().map_err(|_| EngineError::Poisoned)?.take())
+}
+
 /// The id of the `index`-th event of a command: derived, so that a retried command (same
 /// command id) produces the same event ids and the log's idempotency check recognises it.
 pub fn event_id_for(command_id: Uuid, index: usize) -> Uuid {
@@ -189,16 +246,43 @@ pub fn event_id_for(command_id: Uuid, index: usize) -> Uuid {
 }
 
 impl Engine {
+    fn assemble(
+        profile: Profile,
+        writer: Connection,
+        reader: Option<Connection>,
+        path: Option<PathBuf>,
+    ) -> Self {
+        Engine {
+            profile,
+            writer: Mutex::new(writer),
+            reader: reader.map(Mutex::new),
+            path,
+            queue: Mutex::new(Vec::new()),
+            cache: Mutex::new(StateCache::default()),
+        }
+    }
+
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path, options: EngineOptions) -> Result<Self, EngineError> {
         let writer = db::open_file(path, &options.db)?;
         let reader = db::open_file(path, &options.db)?;
-        Ok(Engine {
-            profile: options.profile,
-            writer: Mutex::new(writer),
-            reader: Some(Mutex::new(reader)),
-            path: Some(path.to_owned()),
-        })
+        Ok(Self::assemble(
+            options.profile,
+            writer,
+            Some(reader),
+            Some(path.to_owned()),
+        ))
+    }
+
+    /// Opens an existing database file read-only, for audits: nothing is created, migrated or
+    /// written, and commands fail. See [`db::open_read_only`].
+    pub fn open_read_only(path: &Path, profile: Profile) -> Result<Self, EngineError> {
+        Ok(Self::assemble(
+            profile,
+            db::open_read_only(path)?,
+            None,
+            Some(path.to_owned()),
+        ))
     }
 
     /// A private in-memory engine with the Rackspace profile (tests, demos).
@@ -208,12 +292,7 @@ impl Engine {
 
     /// A private in-memory engine with the given profile.
     pub fn in_memory_with(profile: Profile) -> Result<Self, EngineError> {
-        Ok(Engine {
-            profile,
-            writer: Mutex::new(db::open_in_memory()?),
-            reader: None,
-            path: None,
-        })
+        Ok(Self::assemble(profile, db::open_in_memory()?, None, None))
     }
 
     /// The profile the engine was opened with.
@@ -242,30 +321,176 @@ impl Engine {
 
     /// Executes a command; executing again with the same `command_id` (a client retry) writes
     /// nothing and returns the first execution's events.
+    ///
+    /// Concurrent callers share transactions (group commit): each queues its command, and the
+    /// one that gets the writer runs every queued command in one transaction, each inside its
+    /// own savepoint, so one command's failure never affects another's outcome. If the shared
+    /// transaction itself fails (e.g. at commit), each command is run again alone.
     pub fn execute_idempotent(
         &self,
         ctx: &Context,
         command_id: Uuid,
         command: Command,
     ) -> Result<Outcome, EngineError> {
+        let slot: Slot = Arc::new(Mutex::new(None));
+        let item = BatchItem {
+            ctx: ctx.clone(),
+            command_id,
+            command,
+        };
+        self.queue
+            .lock()
+            .map_err(|_| EngineError::Poisoned)?
+            .push(Queued {
+                item,
+                slot: Arc::clone(&slot),
+            });
         let mut writer = lock(&self.writer)?;
+        if let Some(result) = take_slot(&slot)? {
+            return result;
+        }
+        let queued = std::mem::take(&mut *self.queue.lock().map_err(|_| EngineError::Poisoned)?);
+        let (items, slots): (Vec<BatchItem>, Vec<Slot>) =
+            queued.into_iter().map(|q| (q.item, q.slot)).unzip();
+        let results = self.run_items(&mut writer, items);
+        for (slot, result) in slots.iter().zip(results) {
+            *slot.lock().map_err(|_| EngineError::Poisoned)? = Some(result);
+        }
+        drop(writer);
+        take_slot(&slot)?.unwrap_or(Err(EngineError::Poisoned))
+    }
+
+    /// Executes `items` in order in one transaction (one commit, one sync): each command sees
+    /// the ones before it, and each has its own outcome — a refused command appends nothing and
+    /// does not stop the others. The outer error is for a batch that could not run at all.
+    pub fn execute_batch(
+        &self,
+        items: Vec<BatchItem>,
+    ) -> Result<Vec<Result<Outcome, EngineError>>, EngineError> {
+        let mut writer = lock(&self.writer)?;
+        Ok(self.run_items(&mut writer, items))
+    }
+
+    fn run_items(
+        &self,
+        writer: &mut Connection,
+        items: Vec<BatchItem>,
+    ) -> Vec<Result<Outcome, EngineError>> {
+        if items.len() == 1 {
+            return vec![self
+                .run_group(writer, &items)
+                .and_then(|mut results| results.pop().unwrap_or(Err(EngineError::Poisoned)))];
+        }
+        match self.run_group(writer, &items) {
+            Ok(results) => results,
+            // Nothing was committed: each command gets its own transaction and its own error.
+            Err(_) => items
+                .iter()
+                .map(|item| {
+                    self.run_group(writer, std::slice::from_ref(item))
+                        .and_then(|mut results| results.pop().unwrap_or(Err(EngineError::Poisoned)))
+                })
+                .collect(),
+        }
+    }
+
+    /// One transaction for `items`, a savepoint per command; the cache learns the new states
+    /// only once the transaction is committed.
+    fn run_group(
+        &self,
+        writer: &mut Connection,
+        items: &[BatchItem],
+    ) -> Result<Vec<Result<Outcome, EngineError>>, EngineError> {
         // IMMEDIATE takes the write lock before reading, so the state the decision sees cannot
         // change before the append (a deferred transaction would fail to upgrade under load).
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut written: HashMap<StreamId, (u64, Aggregate)> = HashMap::new();
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            tx.execute_batch("SAVEPOINT imgshare_command")?;
+            let mut states = Vec::new();
+            match self.execute_in(&tx, item, &written, &mut states) {
+                Ok(outcome) => {
+                    tx.execute_batch("RELEASE imgshare_command")?;
+                    for (stream, version, state) in states {
+                        written.insert(stream, (version, state));
+                    }
+                    results.push(Ok(outcome));
+                }
+                Err(error) => {
+                    tx.execute_batch("ROLLBACK TO imgshare_command; RELEASE imgshare_command")?;
+                    results.push(Err(error));
+                }
+            }
+        }
+        tx.commit()?;
+        if let Ok(mut cache) = self.cache.lock() {
+            for (stream, (version, state)) in written {
+                cache.put(stream, version, state);
+            }
+        }
+        Ok(results)
+    }
+
+    /// The state of `stream` for a write in `tx`: from this transaction's earlier commands, the
+    /// cache, or a fold of the log, whichever is at the log's current version.
+    fn load_for_write(
+        &self,
+        tx: &Connection,
+        stream: StreamId,
+        written: &HashMap<StreamId, (u64, Aggregate)>,
+    ) -> Result<Loaded, EngineError> {
+        let version = log::stream_version(tx, &stream.to_string())?.unwrap_or(0);
+        if version == 0 {
+            return Ok(Loaded {
+                state: Aggregate::empty(stream),
+                version,
+            });
+        }
+        if let Some((cached, state)) = written.get(&stream) {
+            if *cached == version {
+                return Ok(Loaded {
+                    state: state.clone(),
+                    version,
+                });
+            }
+        }
+        if let Some(state) = self.cached(stream, version) {
+            return Ok(Loaded { state, version });
+        }
+        // Not cached here: the fold may see this transaction's uncommitted writes; the caller's
+        // states reach the cache only after the commit.
+        load_stream(tx, stream)
+    }
+
+    fn cached(&self, stream: StreamId, version: u64) -> Option<Aggregate> {
+        self.cache.lock().ok()?.get(stream, version)
+    }
+
+    /// Decides and appends one command inside `tx`; `states` receives each touched stream's new
+    /// version and state.
+    fn execute_in(
+        &self,
+        tx: &Connection,
+        item: &BatchItem,
+        written: &HashMap<StreamId, (u64, Aggregate)>,
+        states: &mut Vec<(StreamId, u64, Aggregate)>,
+    ) -> Result<Outcome, EngineError> {
+        let BatchItem {
+            ctx,
+            command_id,
+            command,
+        } = item;
+        let command_id = *command_id;
         let streams = command.streams();
-        if streams.is_empty() {
+        let Some(&primary) = streams.first() else {
             return Err(DomainError::InvalidInput {
                 message: "command addresses no stream".to_owned(),
             }
             .into());
-        }
-        if let Some(previous) = stored_command_events(&tx, command_id)? {
-            let primary = streams
-                .first()
-                .copied()
-                .unwrap_or(StreamId::Image(Uuid::nil()));
-            let loaded = load_stream(&tx, primary)?;
-            tx.commit()?;
+        };
+        if let Some(previous) = stored_command_events(tx, command_id)? {
+            let loaded = self.load_for_write(tx, primary, written)?;
             return Ok(Outcome {
                 events: previous,
                 already_applied: true,
@@ -274,28 +499,32 @@ impl Engine {
         }
         let mut loaded: BTreeMap<StreamId, Loaded> = BTreeMap::new();
         for stream in &streams {
-            loaded.insert(*stream, load_stream(&tx, *stream)?);
+            loaded.insert(*stream, self.load_for_write(tx, *stream, written)?);
         }
-        let states: BTreeMap<StreamId, Aggregate> = loaded
+        let before: BTreeMap<StreamId, Aggregate> = loaded
             .iter()
             .map(|(stream, loaded)| (*stream, loaded.state.clone()))
             .collect();
         // Decide at the time the log will record, so that times the domain computes (a task's
         // expiry) agree with the recorded time even when this request's clock lags the log.
         let ctx = &Context {
-            now: log::effective_time(&tx, ctx.now)?,
+            now: log::effective_time(tx, ctx.now)?,
             ..ctx.clone()
         };
-        let decided = decide(&self.profile, &states, &command, ctx)?;
+        let decided = decide(&self.profile, &before, command, ctx)?;
         let appends = group_appends(&decided, &loaded, ctx, command_id);
         let recorded = if appends.is_empty() {
             Vec::new()
         } else {
-            log::append(&tx, &appends, ctx.now)?.into_events()
+            log::append(tx, &appends, ctx.now)?.into_events()
         };
         // Fold the new events into each touched stream, then write the read models from the
         // difference, in this same transaction.
-        let mut after: BTreeMap<StreamId, Aggregate> = states.clone();
+        let mut after: BTreeMap<StreamId, Aggregate> = before.clone();
+        let mut versions: BTreeMap<StreamId, u64> = loaded
+            .iter()
+            .map(|(stream, loaded)| (*stream, loaded.version))
+            .collect();
         for ((stream, event), stored) in decided.iter().zip(&recorded) {
             let state = after
                 .remove(stream)
@@ -304,22 +533,27 @@ impl Engine {
                 .apply(event, stored.recorded_at)
                 .map_err(|error| corrupt(&stored.stream_id, stored.version, error.message))?;
             after.insert(*stream, state);
+            versions.insert(*stream, stored.version);
         }
         for (stream, state) in &after {
-            if let Some(before) = states.get(stream) {
-                if before != state {
-                    tables::write_diff(&tx, before, state)?;
+            if let Some(previous) = before.get(stream) {
+                if previous != state {
+                    tables::write_diff(tx, previous, state)?;
                 }
             }
         }
         if let Some(last) = recorded.last() {
-            tables::set_checkpoint(&tx, last.position)?;
+            tables::set_checkpoint(tx, last.position)?;
         }
-        let primary = streams[0];
+        for (stream, state) in &after {
+            let version = versions.get(stream).copied().unwrap_or(0);
+            if version > 0 {
+                states.push((*stream, version, state.clone()));
+            }
+        }
         let state = after
             .remove(&primary)
             .unwrap_or_else(|| Aggregate::empty(primary));
-        tx.commit()?;
         Ok(Outcome {
             events: recorded,
             already_applied: false,
@@ -375,9 +609,52 @@ impl Engine {
         Ok(report)
     }
 
-    /// Folds a stream as it is now.
+    /// Folds a stream as it is now (from the cache when it is at the log's version).
     pub fn load(&self, stream: StreamId) -> Result<Loaded, EngineError> {
-        self.read(|conn| load_stream(conn, stream))
+        self.read(|conn| {
+            let version = log::stream_version(conn, &stream.to_string())?.unwrap_or(0);
+            if version > 0 {
+                if let Some(state) = self.cached(stream, version) {
+                    return Ok(Loaded { state, version });
+                }
+            }
+            let loaded = load_stream(conn, stream)?;
+            if loaded.version > 0 {
+                if let Ok(mut cache) = self.cache.lock() {
+                    cache.put(stream, loaded.version, loaded.state.clone());
+                }
+            }
+            Ok(loaded)
+        })
+    }
+
+    /// Folds a stream up to a position or time ([`audit::state_as_of`]).
+    pub fn state_as_of(&self, stream: StreamId, as_of: AsOf) -> Result<Loaded, EngineError> {
+        self.read(|conn| audit::state_as_of(conn, stream, as_of))
+    }
+
+    /// The whole catalogue at a position or time ([`audit::catalogue_as_of`]).
+    pub fn catalogue_as_of(&self, as_of: AsOf) -> Result<audit::Catalogue, EngineError> {
+        self.read(|conn| audit::catalogue_as_of(conn, as_of))
+    }
+
+    /// Every event of an image with who, where and when ([`audit::history`]).
+    pub fn history(&self, image_id: Uuid) -> Result<Vec<audit::HistoryEntry>, EngineError> {
+        self.read(|conn| audit::history(conn, image_id))
+    }
+
+    /// Who could see and boot an image at a position or time, and why ([`audit::access_at`]).
+    pub fn access_at(
+        &self,
+        image_id: Uuid,
+        as_of: AsOf,
+    ) -> Result<audit::AccessReport, EngineError> {
+        self.read(|conn| audit::access_at(conn, &self.profile, image_id, as_of))
+    }
+
+    /// Checks the hash chain and the read models against a replay ([`audit::verify`]).
+    pub fn verify(&self) -> Result<audit::VerifyReport, EngineError> {
+        self.read(audit::verify)
     }
 
     /// The image's state, whoever asks (no access check): for backends and auditors.

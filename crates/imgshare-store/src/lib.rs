@@ -1,15 +1,20 @@
 //! The SQLite event log of imgshare: an append-only, hash-chained table of
 //! events with optimistic concurrency per stream and idempotent appends.
 //!
-//! [`db`] opens and migrates a database; [`log`] appends and reads events;
+//! [`db`] opens and migrates a database; [`log`] appends and reads events; [`audit`] answers
+//! what the catalogue was at a past point and checks the log and read models against each other;
 //! [`engine`] is what a backend embeds: [`Engine`] decides commands and appends their events.
 //! [`objects`] and [`image_data`] are the ports (with file-system adapters) that the task worker
 //! of [`tasks`] moves VHD images between.
 
+pub mod audit;
 pub mod db;
 pub mod log;
 
-pub use db::{migrations, open_file, open_in_memory, DbOptions, Durability, StoreError};
+pub use audit::{AccessReport, AsOf, Catalogue, HistoryEntry, LogFilter, LogLine, VerifyReport};
+pub use db::{
+    migrations, open_file, open_in_memory, open_read_only, DbOptions, Durability, StoreError,
+};
 pub use log::{
     append, effective_time, event_hash, find_by_event_ids, for_each_event,
     for_each_event_by_stream, head, read_stream, read_stream_until, stream_version, verify_chain,
@@ -22,7 +27,7 @@ pub mod image_data;
 pub mod objects;
 pub mod tasks;
 
-pub use engine::{Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
+pub use engine::{BatchItem, Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
 pub use image_data::{FsImageDataStore, ImageDataStore};
 pub use objects::{FsObjectStore, ObjectStore};
 pub use tasks::{imported_image_id, TaskEnvironment, TaskRunReport};

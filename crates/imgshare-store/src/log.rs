@@ -197,8 +197,9 @@ pub fn event_hash(prev_hash: &str, row: &RowForHash<'_>) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// The `recorded_at` column's text for a time: RFC 3339 UTC with exactly six fractional digits.
 /// Fixed-width, so that text order of the column is time order.
-fn format_recorded_at(at: DateTime<Utc>) -> String {
+pub fn format_recorded_at(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 

@@ -1,0 +1,342 @@
+//! Write-path benchmarks: command throughput against the bare SQLite ceiling, group commit, and
+//! replay. Every figure is a ratio or a rate measured in the same run as its reference, because
+//! a shared 2-core machine is noisy.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use chrono::Utc;
+use clap::Args;
+use imgshare_core::{
+    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Profile, Region,
+};
+use imgshare_store::{db, BatchItem, DbOptions, Durability, Engine, EngineOptions, RecordedEvent};
+use rusqlite::{params, Connection, TransactionBehavior};
+use uuid::Uuid;
+
+/// `imgshare-bench throughput`.
+#[derive(Args)]
+pub(crate) struct ThroughputArgs {
+    /// Images shared in the workload.
+    #[arg(long, default_value_t = 100)]
+    pub images: u32,
+    /// Members added (and accepted) per image; at most the member quota (128).
+    #[arg(long, default_value_t = 100)]
+    pub members: u32,
+    /// `full`, `normal` or `both`.
+    #[arg(long, default_value = "both")]
+    pub durability: String,
+    /// Caller threads for the group-commit measurement.
+    #[arg(long, default_value_t = 8)]
+    pub threads: usize,
+    /// Commands per transaction for the batch-API measurement.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+}
+
+fn ctx(tenant: &str, region: &Region) -> Context {
+    Context::new(
+        Actor::tenant(tenant, &format!("user-{tenant}"), &["cloudImages:admin"]),
+        region.clone(),
+        Utc::now(),
+    )
+}
+
+/// One command of the workload, with the tenant that sends it.
+struct Step {
+    tenant: String,
+    command: Command,
+}
+
+/// Registers one snapshot per producer; returns their ids (not timed).
+fn setup(engine: &Engine, images: u32, region: &Region) -> Result<Vec<Uuid>> {
+    let mut ids = Vec::new();
+    for index in 0..images {
+        let image_id = Uuid::new_v4();
+        let image = NewImage {
+            name: Some(format!("image-{index}")),
+            container_format: Some("ovf".into()),
+            disk_format: Some("vhd".into()),
+            data: Some(ImageActivated {
+                size: 1024,
+                checksum: "0123456789abcdef0123456789abcdef".into(),
+                virtual_size: None,
+                os_hash_algo: None,
+                os_hash_value: None,
+            }),
+            ..NewImage::default()
+        };
+        let command = ImageCommand::Register {
+            origin: ImageOrigin::Snapshot {
+                server_id: format!("server-{index}"),
+            },
+            image,
+        };
+        engine.execute(
+            &ctx(&format!("p{index}"), region),
+            Command::Image { image_id, command },
+        )?;
+        ids.push(image_id);
+    }
+    Ok(ids)
+}
+
+/// "add member / accept": each image's producer shares it, each member accepts.
+fn workload(ids: &[Uuid], members: u32) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for member in 0..members {
+        for (index, &image_id) in ids.iter().enumerate() {
+            let member_id = format!("c{member}");
+            steps.push(Step {
+                tenant: format!("p{index}"),
+                command: Command::Image {
+                    image_id,
+                    command: ImageCommand::AddMember {
+                        member_id: member_id.clone(),
+                    },
+                },
+            });
+            steps.push(Step {
+                tenant: member_id.clone(),
+                command: Command::Image {
+                    image_id,
+                    command: ImageCommand::SetMemberStatus {
+                        member_id,
+                        status: "accepted".into(),
+                    },
+                },
+            });
+        }
+    }
+    steps
+}
+
+fn open(path: &Path, durability: Durability) -> Result<Engine> {
+    let options = EngineOptions {
+        profile: Profile::rackspace(),
+        db: DbOptions {
+            durability,
+            ..DbOptions::default()
+        },
+    };
+    Ok(Engine::open(path, options)?)
+}
+
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+/// Every event row of `path` in log order, as stored.
+fn stored_rows(path: &Path) -> Result<Vec<RecordedEvent>> {
+    let conn = Connection::open(path)?;
+    let mut rows = Vec::new();
+    imgshare_store::for_each_event(&conn, 0, None, |event| -> Result<(), anyhow::Error> {
+        rows.push(event);
+        Ok(())
+    })?;
+    Ok(rows)
+}
+
+/// The ceiling: the same event rows inserted into a fresh database with the same schema and
+/// pragmas, one transaction per row; the first `untimed` rows go in first, in one transaction.
+fn bare_inserts(
+    path: &Path,
+    durability: Durability,
+    rows: &[RecordedEvent],
+    untimed: usize,
+) -> Result<Duration> {
+    let options = DbOptions {
+        durability,
+        ..DbOptions::default()
+    };
+    let mut conn = db::open_file(path, &options)?;
+    let sql = "INSERT INTO events (position, event_id, stream_id, version, event_type, \
+               schema_version, data, metadata, recorded_at, prev_hash, hash) \
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    let insert = |conn: &Connection, row: &RecordedEvent| -> Result<()> {
+        conn.prepare_cached(sql)?.execute(params![
+            row.position,
+            row.event_id.to_string(),
+            row.stream_id,
+            i64::try_from(row.version)?,
+            row.event_type,
+            row.schema_version,
+            serde_json::to_string(&row.data)?,
+            serde_json::to_string(&row.metadata)?,
+            row.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            row.prev_hash,
+            row.hash,
+        ])?;
+        Ok(())
+    };
+    let (first, timed) = rows.split_at(untimed.min(rows.len()));
+    let tx = conn.transaction()?;
+    for row in first {
+        insert(&tx, row)?;
+    }
+    tx.commit()?;
+    // Encoding the row is part of what a writer does; text formatting is done outside the
+    // timer only for what the engine also prepares before its transaction (nothing here).
+    let started = Instant::now();
+    for row in timed {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        insert(&tx, row)?;
+        tx.commit()?;
+    }
+    Ok(started.elapsed())
+}
+
+struct Measured {
+    label: String,
+    commands: usize,
+    elapsed: Duration,
+}
+
+fn print_rows(rows: &[Measured], reference: f64) {
+    for row in rows {
+        let per_second = rate(row.commands, row.elapsed);
+        println!(
+            "  {:<46} {:>8} in {:>7.2} s = {:>8.0} /s  ({:>5.1} % of the bare ceiling)",
+            row.label,
+            row.commands,
+            row.elapsed.as_secs_f64(),
+            per_second,
+            100.0 * per_second / reference.max(1e-9)
+        );
+    }
+}
+
+/// `imgshare-bench throughput`.
+pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
+    ensure!(
+        args.members <= 128,
+        "--members is at most the member quota, 128"
+    );
+    let modes: Vec<Durability> = match args.durability.as_str() {
+        "full" => vec![Durability::Full],
+        "normal" => vec![Durability::Normal],
+        "both" => vec![Durability::Full, Durability::Normal],
+        other => anyhow::bail!("--durability: full, normal or both, not {other:?}"),
+    };
+    let region = Region::parse("DFW")?;
+    for durability in modes {
+        let dir = tempfile::tempdir()?;
+        let name = format!("{durability:?}").to_lowercase();
+        println!(
+            "durability {name}: workload add member / accept, {} images x {} members = {} commands",
+            args.images,
+            args.members,
+            2 * args.images as usize * args.members as usize
+        );
+
+        // One command per transaction, through execute.
+        let engine_path = dir.path().join("engine.db");
+        let engine = open(&engine_path, durability)?;
+        let ids = setup(&engine, args.images, &region)?;
+        let setup_events = engine
+            .read(|conn| Ok(imgshare_store::head(conn)?))?
+            .map_or(0, |(position, _)| position);
+        let steps = workload(&ids, args.members);
+        let started = Instant::now();
+        for step in &steps {
+            engine.execute(&ctx(&step.tenant, &region), step.command.clone())?;
+        }
+        let single = started.elapsed();
+        drop(engine);
+
+        let rows = stored_rows(&engine_path)?;
+        let untimed = usize::try_from(setup_events)?;
+        ensure!(
+            rows.len() == untimed + steps.len(),
+            "expected one event per command"
+        );
+        let bare = bare_inserts(&dir.path().join("bare.db"), durability, &rows, untimed)?;
+        let ceiling = rate(steps.len(), bare);
+
+        // The batch API: many commands in one transaction.
+        let batch_path = dir.path().join("batch.db");
+        let engine = open(&batch_path, durability)?;
+        let ids = setup(&engine, args.images, &region)?;
+        let steps = workload(&ids, args.members);
+        let started = Instant::now();
+        for chunk in steps.chunks(args.batch.max(1)) {
+            let items: Vec<BatchItem> = chunk
+                .iter()
+                .map(|step| BatchItem {
+                    ctx: ctx(&step.tenant, &region),
+                    command_id: Uuid::new_v4(),
+                    command: step.command.clone(),
+                })
+                .collect();
+            for result in engine.execute_batch(items)? {
+                result?;
+            }
+        }
+        let batched = started.elapsed();
+        drop(engine);
+
+        // Group commit: concurrent callers of execute share transactions.
+        let group_path = dir.path().join("group.db");
+        let engine = Arc::new(open(&group_path, durability)?);
+        let ids = setup(&engine, args.images, &region)?;
+        let steps = Arc::new(workload(&ids, args.members));
+        let threads = args.threads.max(1);
+        let started = Instant::now();
+        let handles: Vec<_> = (0..threads)
+            .map(|thread| {
+                let engine = Arc::clone(&engine);
+                let steps = Arc::clone(&steps);
+                let region = region.clone();
+                std::thread::spawn(move || -> Result<()> {
+                    // Each thread owns whole images, so each accept follows its add.
+                    for step in steps.iter().filter(|step| match &step.command {
+                        Command::Image { image_id, .. } => {
+                            (image_id.as_u128() % threads as u128) as usize == thread
+                        }
+                        Command::Task { .. } => false,
+                    }) {
+                        engine.execute(&ctx(&step.tenant, &region), step.command.clone())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("a caller thread panicked"))??;
+        }
+        let grouped = started.elapsed();
+
+        println!(
+            "  {:<46} {:>8} in {:>7.2} s = {:>8.0} /s",
+            "bare ceiling: INSERT of the same rows, 1 tx each",
+            steps.len(),
+            bare.as_secs_f64(),
+            ceiling
+        );
+        print_rows(
+            &[
+                Measured {
+                    label: "Engine::execute, 1 command per tx".into(),
+                    commands: steps.len(),
+                    elapsed: single,
+                },
+                Measured {
+                    label: format!("Engine::execute_batch, {} per tx", args.batch),
+                    commands: steps.len(),
+                    elapsed: batched,
+                },
+                Measured {
+                    label: format!("Engine::execute from {threads} threads (group commit)"),
+                    commands: steps.len(),
+                    elapsed: grouped,
+                },
+            ],
+            ceiling,
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,308 @@
+//! The audit commands: `log`, `replay`, `audit access`, `audit history` and `verify`.
+//!
+//! All but `replay` without `--to` open the database read-only, so an audit never changes the
+//! file it looks at; none of them creates a missing database.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context as _};
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use imgshare_core::{Aggregate, StreamId};
+use imgshare_projection::views;
+use imgshare_store::audit::{self, AsOf, LogFilter, LogLine};
+use imgshare_store::{Engine, EngineOptions};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::ProfileArg;
+
+/// The database an audit command reads.
+#[derive(Args)]
+pub(crate) struct ExistingDb {
+    /// The SQLite database file (must exist; it is never created).
+    #[arg(long, default_value = "imgshare.db")]
+    db: PathBuf,
+    /// The rule set the database was written with (`rackspace` or `glance`): it decides who
+    /// could access an image and how images are shown.
+    #[arg(long, value_enum, default_value_t = ProfileArg::Rackspace)]
+    profile: ProfileArg,
+}
+
+impl ExistingDb {
+    fn check(&self) -> anyhow::Result<&Path> {
+        if !self.db.is_file() {
+            bail!("no database at {}", self.db.display());
+        }
+        Ok(&self.db)
+    }
+
+    fn open_read_only(&self) -> anyhow::Result<Engine> {
+        let path = self.check()?;
+        Engine::open_read_only(path, self.profile.profile())
+            .with_context(|| format!("opening {} read-only", path.display()))
+    }
+}
+
+/// `imgshare log`.
+#[derive(Args)]
+pub(crate) struct LogArgs {
+    #[command(flatten)]
+    db: ExistingDb,
+    /// Only this stream (`image-<uuid>` or `task-<uuid>`).
+    #[arg(long)]
+    stream: Option<String>,
+    /// Only this event type (e.g. `member_added`).
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// Only events this account caused or is named in (owner, member).
+    #[arg(long)]
+    account: Option<String>,
+    /// Only events recorded at or after this RFC 3339 time.
+    #[arg(long)]
+    since: Option<DateTime<Utc>>,
+    /// Only events recorded at or before this RFC 3339 time.
+    #[arg(long)]
+    until: Option<DateTime<Utc>>,
+}
+
+/// `imgshare replay`.
+#[derive(Args)]
+pub(crate) struct ReplayArgs {
+    #[command(flatten)]
+    db: ExistingDb,
+    /// Print the catalogue as of this position or RFC 3339 time as JSON lines instead of
+    /// rebuilding; the stored read models are left as they are.
+    #[arg(long)]
+    to: Option<String>,
+}
+
+/// `imgshare audit`.
+#[derive(Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Which accounts could see and boot an image at a moment, and why (JSON).
+    Access {
+        /// The image id.
+        image: Uuid,
+        /// A log position or an RFC 3339 time.
+        #[arg(long)]
+        at: String,
+        #[command(flatten)]
+        db: ExistingDb,
+    },
+    /// Every event of an image with actor, region, request id and time (JSON lines).
+    History {
+        /// The image id.
+        image: Uuid,
+        #[command(flatten)]
+        db: ExistingDb,
+    },
+}
+
+/// Writes one line; a closed pipe (`imgshare log | head`) ends the output quietly.
+fn emit(out: &mut impl Write, line: &str) -> io::Result<bool> {
+    match writeln!(out, "{line}") {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+fn flush(out: &mut impl Write) -> anyhow::Result<()> {
+    match out.flush() {
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn log(args: &LogArgs) -> anyhow::Result<()> {
+    let engine = args.db.open_read_only()?;
+    let filter = LogFilter {
+        stream: args.stream.clone(),
+        event_type: args.event_type.clone(),
+        account: args.account.clone(),
+        since: args.since,
+        until: args.until,
+    };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut open = true;
+    let mut failure: Option<io::Error> = None;
+    engine.read(|conn| {
+        audit::for_each_logged(conn, &filter, |stored| {
+            if open {
+                match serde_json::to_string(&LogLine::from(stored)) {
+                    Ok(line) => match emit(&mut out, &line) {
+                        Ok(still_open) => open = still_open,
+                        Err(error) => {
+                            failure = Some(error);
+                            open = false;
+                        }
+                    },
+                    Err(error) => {
+                        failure = Some(error.into());
+                        open = false;
+                    }
+                }
+            }
+            Ok(())
+        })
+    })?;
+    if let Some(error) = failure {
+        return Err(error.into());
+    }
+    flush(&mut out)
+}
+
+/// `\r[#####.....]  50% 5000/10000 events` on stderr.
+fn progress_bar(done: u64, total: u64) {
+    const WIDTH: u64 = 30;
+    let total = total.max(1);
+    let filled = (done.min(total) * WIDTH / total) as usize;
+    eprint!(
+        "\r[{}{}] {:3}% {done}/{total} events",
+        "#".repeat(filled),
+        ".".repeat(WIDTH as usize - filled),
+        done.min(total) * 100 / total
+    );
+}
+
+pub(crate) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
+    match &args.to {
+        None => {
+            let options = EngineOptions {
+                profile: args.db.profile.profile(),
+                ..EngineOptions::default()
+            };
+            rebuild(args.db.check()?, options)
+        }
+        Some(to) => replay_to(args, &AsOf::parse(to)?),
+    }
+}
+
+fn rebuild(path: &Path, options: EngineOptions) -> anyhow::Result<()> {
+    let engine =
+        Engine::open(path, options).with_context(|| format!("opening {}", path.display()))?;
+    let total = engine.read(|conn| Ok(imgshare_store::head(conn)?))?;
+    let total = total.map_or(0, |(position, _)| u64::try_from(position).unwrap_or(0));
+    let started = Instant::now();
+    let report = engine.rebuild(|done| progress_bar(done, total))?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!();
+    println!(
+        "rebuilt {} streams: {} events in {seconds:.2} s ({:.0} events/s); checkpoint at position {}",
+        report.streams,
+        report.events,
+        report.events as f64 / seconds.max(1e-9),
+        report.last_position
+    );
+    Ok(())
+}
+
+fn replay_to(args: &ReplayArgs, as_of: &AsOf) -> anyhow::Result<()> {
+    let engine = args.db.open_read_only()?;
+    let profile = engine.profile();
+    let position = engine.read(|conn| Ok(audit::resolve(conn, *as_of)?))?;
+    let as_of = match as_of {
+        AsOf::Position(_) => format!("position {position}"),
+        AsOf::Time(_) => format!("{as_of} (position {position})"),
+    };
+    let total = u64::try_from(position).unwrap_or(0);
+    let started = Instant::now();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut open = true;
+    let mut failure: Option<io::Error> = None;
+    let mut done = 0_u64;
+    let mut streams = 0_u64;
+    engine.read(|conn| {
+        audit::for_each_state_as_of(conn, position, |state, last_position| {
+            let line = match &state {
+                Aggregate::Image(Some(image)) => {
+                    let members: Vec<_> = image.members.values().cloned().collect();
+                    json!({
+                        "stream": StreamId::Image(image.id).to_string(),
+                        "last_position": last_position,
+                        "image": views::image(profile, image),
+                        "members": views::members(&image.id.to_string(), &members)["members"],
+                    })
+                }
+                Aggregate::Task(Some(task)) => json!({
+                    "stream": StreamId::Task(task.id).to_string(),
+                    "last_position": last_position,
+                    "task": views::task(profile, task),
+                }),
+                Aggregate::Image(None) | Aggregate::Task(None) => return Ok(()),
+            };
+            streams += 1;
+            if open {
+                match emit(&mut out, &line.to_string()) {
+                    Ok(still_open) => open = still_open,
+                    Err(error) => {
+                        failure = Some(error);
+                        open = false;
+                    }
+                }
+            }
+            let before = done;
+            done = done.max(u64::try_from(last_position).unwrap_or(0));
+            if done / 10_000 != before / 10_000 {
+                progress_bar(done, total);
+            }
+            Ok(())
+        })
+    })?;
+    if let Some(error) = failure {
+        return Err(error.into());
+    }
+    flush(&mut out)?;
+    let seconds = started.elapsed().as_secs_f64();
+    progress_bar(total, total);
+    eprintln!();
+    eprintln!(
+        "replayed {streams} streams as of {as_of}: {total} events in {seconds:.2} s ({:.0} events/s); stored read models untouched",
+        total as f64 / seconds.max(1e-9)
+    );
+    Ok(())
+}
+
+pub(crate) fn audit(command: &AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Access { image, at, db } => {
+            let engine = db.open_read_only()?;
+            let report = engine.access_at(*image, AsOf::parse(at)?)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        AuditCommand::History { image, db } => {
+            let engine = db.open_read_only()?;
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            for entry in engine.history(*image)? {
+                if !emit(&mut out, &serde_json::to_string(&entry)?)? {
+                    break;
+                }
+            }
+            flush(&mut out)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn verify(db: &ExistingDb) -> anyhow::Result<()> {
+    let engine = db.open_read_only()?;
+    let report = engine.verify()?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    match &report.first_difference {
+        None => Ok(()),
+        Some(difference) => bail!(
+            "verify failed: {}; first difference at position {}: {}",
+            report.rows_differing.map_or_else(
+                || "the replay stopped, read models not compared".to_owned(),
+                |rows| format!("{rows} differing read-model rows")
+            ),
+            difference
+                .position()
+                .map_or_else(|| "none".to_owned(), |position| position.to_string()),
+            serde_json::to_string(difference)?
+        ),
+    }
+}

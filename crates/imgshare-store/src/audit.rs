@@ -1,0 +1,798 @@
+//! Audit reads over the log: the catalogue as it was at a past position or time, an image's
+//! history with who did what, who could see and boot an image at a moment, the log as JSON
+//! lines, and [`verify`], which checks the hash chain and that the stored read models are what
+//! a replay of the log produces.
+//!
+//! Every function here only reads; [`verify`] replays into a private scratch database.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use imgshare_core::{
+    access, Actor, Aggregate, Image, ImageStatus, MemberStatus, Profile, Region, StreamId, Task,
+    Visibility,
+};
+use imgshare_projection::tables;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::db::{self, StoreError};
+use crate::engine::{decode, EngineError, Loaded};
+use crate::log::{self, RecordedEvent};
+
+/// A point in the log: a position, or a time (meaning the last event recorded at or before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// Up to and including this position.
+    Position(i64),
+    /// Up to the last event whose `recorded_at` is at or before this time.
+    Time(DateTime<Utc>),
+}
+
+/// An `--at`/`--to` argument that is neither a position nor an RFC 3339 time.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0:?} is neither a log position (a whole number) nor an RFC 3339 time")]
+pub struct AsOfParseError(pub String);
+
+impl AsOf {
+    /// Reads `123` as a position and `2026-11-23T10:00:00Z` as a time.
+    pub fn parse(text: &str) -> Result<Self, AsOfParseError> {
+        if let Ok(position) = text.parse::<i64>() {
+            return Ok(AsOf::Position(position));
+        }
+        DateTime::parse_from_rfc3339(text)
+            .map(|time| AsOf::Time(time.with_timezone(&Utc)))
+            .map_err(|_| AsOfParseError(text.to_owned()))
+    }
+}
+
+impl fmt::Display for AsOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AsOf::Position(position) => write!(f, "position {position}"),
+            AsOf::Time(time) => write!(f, "{}", log::format_recorded_at(*time)),
+        }
+    }
+}
+
+/// The last position recorded at or before `time`; 0 if the log starts later.
+///
+/// `recorded_at` never decreases along the position, so this is one index lookup.
+pub fn position_at(conn: &Connection, time: DateTime<Utc>) -> Result<i64, StoreError> {
+    let position: Option<i64> = conn
+        .prepare_cached("SELECT MAX(position) FROM events WHERE recorded_at <= ?1")?
+        .query_row([log::format_recorded_at(time)], |row| row.get(0))
+        .optional()?
+        .flatten();
+    Ok(position.unwrap_or(0))
+}
+
+/// The last position recorded strictly before `time`; 0 if there is none.
+fn position_before(conn: &Connection, time: DateTime<Utc>) -> Result<i64, StoreError> {
+    let position: Option<i64> = conn
+        .prepare_cached("SELECT MAX(position) FROM events WHERE recorded_at < ?1")?
+        .query_row([log::format_recorded_at(time)], |row| row.get(0))
+        .optional()?
+        .flatten();
+    Ok(position.unwrap_or(0))
+}
+
+/// The position `as_of` stands for.
+pub fn resolve(conn: &Connection, as_of: AsOf) -> Result<i64, StoreError> {
+    match as_of {
+        AsOf::Position(position) => Ok(position.max(0)),
+        AsOf::Time(time) => position_at(conn, time),
+    }
+}
+
+/// A stream folded up to a position: its state as it was when the log's head was there.
+pub fn state_as_of(
+    conn: &Connection,
+    stream: StreamId,
+    as_of: AsOf,
+) -> Result<Loaded, EngineError> {
+    let position = resolve(conn, as_of)?;
+    let stream_id = stream.to_string();
+    let mut state = Aggregate::empty(stream);
+    let mut version = 0;
+    for stored in log::read_stream_until(conn, &stream_id, position)? {
+        state = fold(state, &stored)?;
+        version = stored.version;
+    }
+    Ok(Loaded { state, version })
+}
+
+fn fold(state: Aggregate, stored: &RecordedEvent) -> Result<Aggregate, EngineError> {
+    let event = decode(stored)?;
+    state
+        .apply(&event, stored.recorded_at)
+        .map_err(|error| EngineError::CorruptStream {
+            stream: stored.stream_id.clone(),
+            version: stored.version,
+            reason: error.message,
+        })
+}
+
+/// Calls `each` with every stream's state as of `position` (streams with no event by then are
+/// skipped), one stream at a time in stream id order, and with the position of that stream's
+/// last event by then. Holds one aggregate in memory, however long the log.
+pub fn for_each_state_as_of(
+    conn: &Connection,
+    position: i64,
+    mut each: impl FnMut(Aggregate, i64) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    let mut current: Option<(String, Aggregate, i64)> = None;
+    log::for_each_event_by_stream(conn, Some(position), |stored| -> Result<(), EngineError> {
+        let state = match current.take() {
+            Some((stream_id, state, _)) if stream_id == stored.stream_id => state,
+            finished => {
+                if let Some((_, state, last)) = finished {
+                    each(state, last)?;
+                }
+                Aggregate::empty(parse_stream(&stored)?)
+            }
+        };
+        let state = fold(state, &stored)?;
+        current = Some((stored.stream_id, state, stored.position));
+        Ok(())
+    })?;
+    if let Some((_, state, last)) = current {
+        each(state, last)?;
+    }
+    Ok(())
+}
+
+fn parse_stream(stored: &RecordedEvent) -> Result<StreamId, EngineError> {
+    StreamId::parse(&stored.stream_id).ok_or_else(|| EngineError::CorruptStream {
+        stream: stored.stream_id.clone(),
+        version: stored.version,
+        reason: "unknown stream kind".to_owned(),
+    })
+}
+
+/// The whole catalogue at one point of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Catalogue {
+    /// The position it reflects.
+    pub position: i64,
+    /// Every image registered by then, deleted ones included, by id.
+    pub images: Vec<Image>,
+    /// Every task created by then, by id.
+    pub tasks: Vec<Task>,
+}
+
+/// The catalogue as of a point, collected in memory; see [`for_each_state_as_of`] to stream it.
+pub fn catalogue_as_of(conn: &Connection, as_of: AsOf) -> Result<Catalogue, EngineError> {
+    let position = resolve(conn, as_of)?;
+    let mut catalogue = Catalogue {
+        position,
+        ..Catalogue::default()
+    };
+    for_each_state_as_of(conn, position, |state, _| {
+        match state {
+            Aggregate::Image(Some(image)) => catalogue.images.push(image),
+            Aggregate::Task(Some(task)) => catalogue.tasks.push(task),
+            Aggregate::Image(None) | Aggregate::Task(None) => {}
+        }
+        Ok(())
+    })?;
+    Ok(catalogue)
+}
+
+/// Who caused an event and where, from its `metadata`. Missing fields stay `None`: metadata is
+/// context, and a log written by other tools may lack some of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventMetadata {
+    /// The acting caller.
+    #[serde(default)]
+    pub actor: Option<MetadataActor>,
+    /// The region the request was made in.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The request that caused the event.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// The request chain the event belongs to.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    /// The command that produced the event.
+    #[serde(default)]
+    pub causation_id: Option<String>,
+}
+
+/// The actor named in an event's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MetadataActor {
+    /// The account.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// The user.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The roles the identity service gave.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// `tenant` or `operator`.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+impl EventMetadata {
+    /// Reads the known fields; a malformed metadata object reads as empty rather than hiding
+    /// the event from an audit.
+    pub fn from_value(metadata: &Value) -> Self {
+        serde_json::from_value(metadata.clone()).unwrap_or_default()
+    }
+}
+
+/// One event of an image's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    /// Global position.
+    pub position: i64,
+    /// Version within the stream.
+    pub version: u64,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+    /// The stored type.
+    pub event_type: String,
+    /// The stored schema version (the event is shown upcast to the current one).
+    pub schema_version: u32,
+    /// The event's fields in the current schema.
+    pub data: Value,
+    /// Who, where, which request.
+    #[serde(flatten)]
+    pub metadata: EventMetadata,
+}
+
+/// Every event of the image's stream, oldest first, upcast to the current schema, with its
+/// actor, region, request id and time. Empty for an unknown image.
+pub fn history(conn: &Connection, image_id: Uuid) -> Result<Vec<HistoryEntry>, EngineError> {
+    log::read_stream(conn, &StreamId::Image(image_id).to_string())?
+        .into_iter()
+        .map(|stored| {
+            let event = decode(&stored)?;
+            Ok(HistoryEntry {
+                position: stored.position,
+                version: stored.version,
+                recorded_at: stored.recorded_at,
+                event_type: stored.event_type,
+                schema_version: stored.schema_version,
+                data: event.to_data(),
+                metadata: EventMetadata::from_value(&stored.metadata),
+            })
+        })
+        .collect()
+}
+
+/// Why an account could use an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum AccessReason {
+    /// It owned the image.
+    Owner,
+    /// The image was public (or a provider base image).
+    Public,
+    /// The image was a community image.
+    Community,
+    /// It was a member, with this status.
+    Member {
+        /// The member's status then.
+        member_status: MemberStatus,
+    },
+}
+
+impl From<access::Relation> for AccessReason {
+    fn from(relation: access::Relation) -> Self {
+        match relation {
+            access::Relation::Owner => AccessReason::Owner,
+            access::Relation::Public => AccessReason::Public,
+            access::Relation::Community => AccessReason::Community,
+            access::Relation::Member(member_status) => AccessReason::Member { member_status },
+        }
+    }
+}
+
+/// One account's access to an image at a moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountAccess {
+    /// The account.
+    pub tenant_id: String,
+    /// Why it could use the image; `None` if it could not (e.g. a member of an image whose
+    /// visibility does not grant members access).
+    pub why: Option<AccessReason>,
+    /// Could it see the image (GET by id) in the image's region?
+    pub can_see: bool,
+    /// Could it boot a server from it in the image's region?
+    pub can_boot: bool,
+}
+
+/// Who could see and boot an image at one point of the log, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessReport {
+    /// The image.
+    pub image_id: Uuid,
+    /// The log position the answer is for.
+    pub position: i64,
+    /// False if the image was not registered by then.
+    pub exists: bool,
+    /// Its status then.
+    pub status: Option<ImageStatus>,
+    /// Its region (access is only ever in this region).
+    pub region: Option<Region>,
+    /// Its visibility then.
+    pub visibility: Option<Visibility>,
+    /// Its owner (`None` for provider base images).
+    pub owner: Option<String>,
+    /// Access that every account had (a public, community or base image); `None` if access
+    /// depended on the account.
+    pub every_account: Option<AccountAccess>,
+    /// The owner and every member then, each with its access.
+    pub accounts: Vec<AccountAccess>,
+}
+
+/// A tenant id no owner or member can have (the API refuses control characters in ids), so its
+/// access is what any other account gets.
+const ANY_OTHER_ACCOUNT: &str = "\u{0}any-other-account";
+
+/// Which accounts could see and boot `image_id` at `as_of`, and why, by the rules of
+/// [`imgshare_core::access`] applied to the image as it was then.
+pub fn access_at(
+    conn: &Connection,
+    profile: &Profile,
+    image_id: Uuid,
+    as_of: AsOf,
+) -> Result<AccessReport, EngineError> {
+    let position = resolve(conn, as_of)?;
+    let loaded = state_as_of(conn, StreamId::Image(image_id), AsOf::Position(position))?;
+    let Some(image) = loaded.state.as_image() else {
+        return Ok(AccessReport {
+            image_id,
+            position,
+            exists: false,
+            status: None,
+            region: None,
+            visibility: None,
+            owner: None,
+            every_account: None,
+            accounts: Vec::new(),
+        });
+    };
+    let account = |tenant_id: &str| {
+        let actor = Actor::tenant(tenant_id, "", &[]);
+        AccountAccess {
+            tenant_id: tenant_id.to_owned(),
+            why: access::relation(profile, image, tenant_id).map(AccessReason::from),
+            can_see: access::can_see(profile, image, &actor, &image.region),
+            can_boot: access::can_boot(profile, image, tenant_id, &image.region),
+        }
+    };
+    let everyone = account(ANY_OTHER_ACCOUNT);
+    let every_account = everyone.why.is_some().then(|| AccountAccess {
+        tenant_id: "*".to_owned(),
+        ..everyone
+    });
+    let mut accounts: Vec<AccountAccess> =
+        image.owner.as_deref().map(account).into_iter().collect();
+    accounts.extend(image.members.keys().map(|member_id| account(member_id)));
+    Ok(AccessReport {
+        image_id,
+        position,
+        exists: true,
+        status: Some(image.status),
+        region: Some(image.region.clone()),
+        visibility: Some(image.visibility),
+        owner: image.owner.clone(),
+        every_account,
+        accounts,
+    })
+}
+
+/// One line of `imgshare log`: an event with every stored column, so that the line can be
+/// inserted back as it was (its hash still matching) and the chain verified again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Global position.
+    pub position: i64,
+    /// The event id.
+    pub event_id: Uuid,
+    /// `image-<uuid>` or `task-<uuid>`.
+    pub stream_id: String,
+    /// Version within the stream.
+    pub version: u64,
+    /// Stored type.
+    pub event_type: String,
+    /// Stored schema version.
+    pub schema_version: u32,
+    /// The stored fields, as stored (not upcast).
+    pub data: Value,
+    /// The stored metadata.
+    pub metadata: Value,
+    /// The `recorded_at` column's exact text.
+    pub recorded_at: String,
+    /// The previous event's hash.
+    pub prev_hash: String,
+    /// This event's hash.
+    pub hash: String,
+}
+
+impl From<RecordedEvent> for LogLine {
+    fn from(stored: RecordedEvent) -> Self {
+        LogLine {
+            position: stored.position,
+            event_id: stored.event_id,
+            stream_id: stored.stream_id,
+            version: stored.version,
+            event_type: stored.event_type,
+            schema_version: stored.schema_version,
+            data: stored.data,
+            metadata: stored.metadata,
+            recorded_at: log::format_recorded_at(stored.recorded_at),
+            prev_hash: stored.prev_hash,
+            hash: stored.hash,
+        }
+    }
+}
+
+/// Which events [`for_each_logged`] passes on. Every filter given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// Only this stream (`image-<uuid>` or `task-<uuid>`).
+    pub stream: Option<String>,
+    /// Only this event type.
+    pub event_type: Option<String>,
+    /// Only events this account caused (the actor's tenant) or is named in (`owner`,
+    /// `member_id`).
+    pub account: Option<String>,
+    /// Only events recorded at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only events recorded at or before this time.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl LogFilter {
+    fn matches(&self, stored: &RecordedEvent) -> bool {
+        let stream_ok = self.stream.as_ref().is_none_or(|s| *s == stored.stream_id);
+        let type_ok = self
+            .event_type
+            .as_ref()
+            .is_none_or(|t| *t == stored.event_type);
+        stream_ok && type_ok && self.account.as_ref().is_none_or(|a| names(stored, a))
+    }
+}
+
+fn names(stored: &RecordedEvent, account: &str) -> bool {
+    let is = |value: Option<&Value>| value.and_then(Value::as_str) == Some(account);
+    is(stored.metadata.pointer("/actor/tenant_id"))
+        || is(stored.data.get("owner"))
+        || is(stored.data.get("member_id"))
+}
+
+/// Calls `each` with every event that `filter` accepts, in position order, reading one row at
+/// a time.
+pub fn for_each_logged(
+    conn: &Connection,
+    filter: &LogFilter,
+    mut each: impl FnMut(RecordedEvent) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    let from_exclusive = match filter.since {
+        Some(since) => position_before(conn, since)?,
+        None => 0,
+    };
+    let to_inclusive = match filter.until {
+        Some(until) => Some(position_at(conn, until)?),
+        None => None,
+    };
+    log::for_each_event(conn, from_exclusive, to_inclusive, |stored| {
+        if filter.matches(&stored) {
+            each(stored)?;
+        }
+        Ok(())
+    })
+}
+
+/// The first thing [`verify`] found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Difference {
+    /// The event at `position` does not match its hash, or its `prev_hash` is not the previous
+    /// event's hash: it was edited, or an event before it was removed or inserted.
+    Chain {
+        /// The first position whose hash check fails.
+        position: i64,
+    },
+    /// The event at `position` cannot be read or folded.
+    Replay {
+        /// The event's position.
+        position: i64,
+        /// Why.
+        reason: String,
+    },
+    /// A read-model row differs from the replay's.
+    Row {
+        /// The position of the last event of the stream that owns the row (the log's head for
+        /// the checkpoint row); `None` if no stream owns it.
+        position: Option<i64>,
+        /// The table.
+        table: String,
+        /// The row's key.
+        key: String,
+        /// The stored row, `None` if missing.
+        stored: Option<String>,
+        /// The replayed row, `None` if the replay has no such row.
+        replayed: Option<String>,
+    },
+}
+
+impl Difference {
+    /// The log position the difference points at, if any.
+    pub fn position(&self) -> Option<i64> {
+        match self {
+            Difference::Chain { position } | Difference::Replay { position, .. } => Some(*position),
+            Difference::Row { position, .. } => *position,
+        }
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Events whose hash was checked.
+    pub events_checked: u64,
+    /// The last position.
+    pub head: i64,
+    /// Where the replay stopped, if an event could not be read or folded (a tampered event
+    /// often also breaks the fold of its stream).
+    pub replay_error: Option<Difference>,
+    /// Read-model rows that differ from the replay (missing, extra or changed); `None` if the
+    /// replay failed, so that nothing was compared.
+    pub rows_differing: Option<u64>,
+    /// The first difference: a broken chain first, then an unreadable event, then the
+    /// differing row with the lowest position.
+    pub first_difference: Option<Difference>,
+}
+
+impl VerifyReport {
+    /// True if nothing differs.
+    pub fn is_ok(&self) -> bool {
+        self.first_difference.is_none()
+    }
+}
+
+/// A private database with the current schema for replayed read models: SQLite keeps it in
+/// memory while it fits its page cache and spills it to a temporary file deleted on close, so
+/// verifying a large catalogue does not need that catalogue's size in memory.
+fn scratch_database() -> Result<Connection, StoreError> {
+    let mut conn = Connection::open("")?;
+    db::migrations().to_latest(&mut conn)?;
+    Ok(conn)
+}
+
+/// Recomputes the hash chain, replays the log into fresh read models in a private scratch
+/// database (through the same writer as a rebuild), and compares them row by row with the
+/// stored ones, table by table in key order. Reads in one transaction, so a concurrent writer cannot make a consistent
+/// database look inconsistent; never writes to `conn`.
+pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
+    let snapshot = conn.unchecked_transaction()?;
+    let chain = log::verify_chain(&snapshot)?;
+    let head = log::head(&snapshot)?.map_or(0, |(position, _)| position);
+    let mut report = VerifyReport {
+        events_checked: chain.events_checked,
+        head,
+        replay_error: None,
+        rows_differing: None,
+        first_difference: chain
+            .first_mismatch
+            .map(|position| Difference::Chain { position }),
+    };
+
+    let mut fresh = scratch_database()?;
+    let replay = fresh.transaction()?;
+    let replayed = for_each_state_as_of(&snapshot, head, |state, _| {
+        Ok(tables::write_state(&replay, &state)?)
+    });
+    if let Err(error) = replayed {
+        let failure = match &error {
+            EngineError::Store(StoreError::Corrupt { position, reason }) => Difference::Replay {
+                position: *position,
+                reason: reason.clone(),
+            },
+            EngineError::CorruptStream {
+                stream, version, ..
+            } => Difference::Replay {
+                position: event_position(&snapshot, stream, *version)?.unwrap_or(0),
+                reason: error.to_string(),
+            },
+            _ => return Err(error),
+        };
+        report.first_difference.get_or_insert(failure.clone());
+        report.replay_error = Some(failure);
+        return Ok(report);
+    }
+    tables::set_checkpoint(&replay, head)?;
+    replay.commit()?;
+
+    let mut first: Option<(DifferenceRank, Difference)> = None;
+    let mut rows_differing = 0;
+    for (table_index, table) in tables::TABLES.iter().enumerate() {
+        compare_table(&snapshot, &fresh, table, |stored, replayed| {
+            rows_differing += 1;
+            let Some(row) = stored.as_ref().or(replayed.as_ref()) else {
+                return Ok(());
+            };
+            let position = owner_position(&snapshot, table, &row.owner, head)?;
+            // Rows no stream owns sort after every real position.
+            let rank = (position.unwrap_or(i64::MAX), table_index, row.key.clone());
+            if first.as_ref().is_none_or(|(best, _)| rank < *best) {
+                let difference = Difference::Row {
+                    position,
+                    table: (*table).to_owned(),
+                    key: row.key.join(" | "),
+                    stored: stored.map(|row| row.values),
+                    replayed: replayed.map(|row| row.values),
+                };
+                first = Some((rank, difference));
+            }
+            Ok(())
+        })?;
+    }
+    report.rows_differing = Some(rows_differing);
+    if report.first_difference.is_none() {
+        report.first_difference = first.map(|(_, difference)| difference);
+    }
+    Ok(report)
+}
+
+/// Orders row differences: by owning position, then table, then key.
+type DifferenceRank = (i64, usize, Vec<String>);
+
+/// One read-model row as text: its key columns, the id of what owns it (first column), and
+/// the whole row in the format of `tables::dump`.
+struct TableRow {
+    key: Vec<String>,
+    owner: String,
+    values: String,
+}
+
+/// How many leading columns form a table's primary key.
+fn key_columns(table: &str) -> usize {
+    match table {
+        "proj_image_properties" | "proj_image_tags" | "proj_members" => 2,
+        _ => 1,
+    }
+}
+
+fn next_row(rows: &mut rusqlite::Rows<'_>, table: &str) -> Result<Option<TableRow>, EngineError> {
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let columns = row.as_ref().column_count();
+    let mut key = Vec::new();
+    let mut values = Vec::with_capacity(columns);
+    for index in 0..columns {
+        let value = row.get::<_, rusqlite::types::Value>(index)?;
+        if index < key_columns(table) {
+            // Raw text, so that key order here is SQLite's BINARY order of the ORDER BY.
+            key.push(match &value {
+                rusqlite::types::Value::Text(text) => text.clone(),
+                other => format!("{other:?}"),
+            });
+        }
+        values.push(format!("{value:?}"));
+    }
+    Ok(Some(TableRow {
+        owner: key.first().cloned().unwrap_or_default(),
+        key,
+        values: values.join(" | "),
+    }))
+}
+
+/// Walks one table of both databases in key order side by side (so memory does not grow with
+/// the table) and calls `differ` with each pair of rows that is not the same: a changed row,
+/// or a row only one side has.
+fn compare_table(
+    stored: &Connection,
+    replayed: &Connection,
+    table: &str,
+    mut differ: impl FnMut(Option<TableRow>, Option<TableRow>) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    let sql = format!("SELECT * FROM {table} ORDER BY 1, 2");
+    let mut stored_statement = stored.prepare(&sql)?;
+    let mut replayed_statement = replayed.prepare(&sql)?;
+    let mut stored_rows = stored_statement.query([])?;
+    let mut replayed_rows = replayed_statement.query([])?;
+    let mut left = next_row(&mut stored_rows, table)?;
+    let mut right = next_row(&mut replayed_rows, table)?;
+    loop {
+        let order = match (&left, &right) {
+            (None, None) => return Ok(()),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(left), Some(right)) => left.key.cmp(&right.key),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                differ(left.take(), None)?;
+                left = next_row(&mut stored_rows, table)?;
+            }
+            std::cmp::Ordering::Greater => {
+                differ(None, right.take())?;
+                right = next_row(&mut replayed_rows, table)?;
+            }
+            std::cmp::Ordering::Equal => {
+                let (stored_row, replayed_row) = (left.take(), right.take());
+                if stored_row.as_ref().map(|row| &row.values)
+                    != replayed_row.as_ref().map(|row| &row.values)
+                {
+                    differ(stored_row, replayed_row)?;
+                }
+                left = next_row(&mut stored_rows, table)?;
+                right = next_row(&mut replayed_rows, table)?;
+            }
+        }
+    }
+}
+
+/// The position of the last event of the stream that owns a row of `table`; the log's head
+/// for the checkpoint row; `None` if no stream has that id.
+fn owner_position(
+    conn: &Connection,
+    table: &str,
+    owner: &str,
+    head: i64,
+) -> Result<Option<i64>, EngineError> {
+    let stream_id = match table {
+        "projection_checkpoints" => return Ok(Some(head)),
+        "proj_tasks" => format!("task-{owner}"),
+        _ => format!("image-{owner}"),
+    };
+    Ok(conn
+        .prepare_cached(
+            "SELECT position FROM events WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1",
+        )?
+        .query_row([stream_id], |row| row.get(0))
+        .optional()?)
+}
+
+fn event_position(
+    conn: &Connection,
+    stream_id: &str,
+    version: u64,
+) -> Result<Option<i64>, StoreError> {
+    let version = i64::try_from(version).unwrap_or(i64::MAX);
+    Ok(conn
+        .prepare_cached("SELECT position FROM events WHERE stream_id = ?1 AND version = ?2")?
+        .query_row(params![stream_id, version], |row| row.get(0))
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn as_of_reads_positions_and_rfc3339_times_only() {
+        assert_eq!(AsOf::parse("42"), Ok(AsOf::Position(42)));
+        assert_eq!(
+            AsOf::parse("2026-11-23T10:00:00+01:00"),
+            Ok(AsOf::Time(
+                Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap()
+            ))
+        );
+        for bad in ["", "yesterday", "2026-11-23", "4.5"] {
+            assert!(AsOf::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_time_before_the_log_or_a_negative_position_is_position_zero() {
+        let conn = db::open_in_memory().unwrap();
+        let early = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(resolve(&conn, AsOf::Time(early)).unwrap(), 0);
+        assert_eq!(resolve(&conn, AsOf::Position(-5)).unwrap(), 0);
+    }
+}
