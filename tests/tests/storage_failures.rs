@@ -13,8 +13,10 @@ use std::process::Command as Process;
 
 use imgshare_core::{Command, Context, ImageCommand};
 use imgshare_projection::tables;
+use imgshare_store::engine::event_id_for;
 use imgshare_store::{
-    head, verify_chain, DbOptions, Engine, EngineError, EngineOptions, StoreError,
+    find_by_event_ids, head, verify_chain, BatchItem, DbOptions, Engine, EngineError,
+    EngineOptions, StoreError,
 };
 use imgshare_tests::workload;
 use uuid::Uuid;
@@ -109,6 +111,46 @@ fn a_database_at_its_page_limit_refuses_with_storage_full_and_changes_nothing() 
         .unwrap();
     assert!(!outcome.already_applied);
     chain_is_intact(&engine);
+}
+
+/// Group commit runs several commands in one transaction; SQLite rolls that whole transaction
+/// back when the database is full, and each command must still get its own typed answer.
+#[test]
+fn a_batch_that_fills_the_database_gives_each_command_its_own_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("capped-batch.db");
+    let pages: u32 = open_with(&path, DbOptions::default())
+        .unwrap()
+        .read(|conn| Ok(conn.pragma_query_value(None, "page_count", |r| r.get(0))?))
+        .unwrap();
+    let capped = DbOptions {
+        max_page_count: Some(pages + 8),
+        ..DbOptions::default()
+    };
+    let engine = open_with(&path, capped).unwrap();
+    let items: Vec<BatchItem> = (0..200)
+        .map(|index| BatchItem {
+            ctx: ctx(),
+            command_id: Uuid::new_v4(),
+            command: register(&format!("{index:04}-{}", "b".repeat(240))).1,
+        })
+        .collect();
+    let ids: Vec<Uuid> = items.iter().map(|item| item.command_id).collect();
+    let results = engine.execute_batch(items).unwrap();
+    let accepted = results.iter().take_while(|result| result.is_ok()).count();
+    assert!(accepted > 0 && accepted < results.len(), "{accepted}");
+    for result in &results[accepted..] {
+        let error = result.as_ref().unwrap_err();
+        assert!(matches!(error, EngineError::Store(StoreError::Full)), "{error:?}");
+    }
+    chain_is_intact(&engine);
+    let stored = engine
+        .read(|conn| {
+            let first: Vec<Uuid> = ids.iter().map(|id| event_id_for(*id, 0)).collect();
+            Ok(find_by_event_ids(conn, &first)?)
+        })
+        .unwrap();
+    assert_eq!(stored.len(), accepted, "stored commands differ from the answers");
 }
 
 /// A tmpfs mounted for one test, unmounted when dropped.

@@ -417,6 +417,10 @@ impl Engine {
                     }
                     results.push(Ok(outcome));
                 }
+                // SQLite rolls the whole transaction back itself on some errors (a full disk or
+                // page limit, an I/O error): then no savepoint is left and nothing of the group
+                // was written, so the group fails with the command's own error.
+                Err(error) if tx.is_autocommit() => return Err(error),
                 Err(error) => {
                     tx.execute_batch("ROLLBACK TO imgshare_command; RELEASE imgshare_command")?;
                     results.push(Err(error));
