@@ -227,7 +227,7 @@ fn a_full_file_system_refuses_with_storage_full_and_recovers_when_space_is_freed
 }
 
 #[test]
-fn a_read_only_database_refuses_writes_with_a_typed_error() {
+fn a_read_only_database_refuses_writes_with_a_typed_error_and_can_still_be_read() {
     let dir = tempfile::tempdir().unwrap();
     let is_root = Process::new("id")
         .arg("-u")
@@ -290,6 +290,13 @@ fn a_read_only_database_refuses_writes_with_a_typed_error() {
         (error.code(), error.http_status()),
         ("database_read_only", 503)
     );
+    // Reading still works: the audit tools' read-only open.
+    let reader = Engine::open_read_only(&path, imgshare_core::Profile::default());
+    match reader {
+        Ok(reader) => assert!(reader.image_state(image_id).unwrap().is_some()),
+        // A read-only directory without the WAL's shared-memory file can only be reported.
+        Err(error) => assert!(tmpfs.is_none() && error.code() == "database_read_only"),
+    }
     if tmpfs.is_none() {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();

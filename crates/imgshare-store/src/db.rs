@@ -92,10 +92,6 @@ pub fn open_file(path: &Path, opts: &DbOptions) -> Result<Connection, StoreError
 /// On a file the process cannot write, WAL's `-shm` cannot be created and SQLite says only
 /// "unable to open database file"; the operator needs to hear that the database is read-only.
 fn explain_open_failure(path: &Path, error: StoreError) -> StoreError {
-    let cannot_open = matches!(
-        &error,
-        StoreError::Sqlite(sqlite) if sqlite.sqlite_error_code() == Some(ErrorCode::CannotOpen)
-    );
     // Opening for append writes nothing; it only asks the OS whether writing is allowed.
     let read_only = || match std::fs::OpenOptions::new().append(true).open(path) {
         Ok(_) => false,
@@ -104,7 +100,7 @@ fn explain_open_failure(path: &Path, error: StoreError) -> StoreError {
             std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
         ),
     };
-    if cannot_open && read_only() {
+    if cannot_open(&error) && read_only() {
         StoreError::ReadOnly
     } else {
         error
@@ -123,11 +119,52 @@ pub fn open_in_memory() -> Result<Connection, StoreError> {
 /// Opens an existing database file for reading only: nothing is created, migrated or written,
 /// so auditing a file cannot change it. Fails with [`StoreError::SchemaMismatch`] if the file's
 /// schema is not the one this code writes (a read-write open migrates it).
+///
+/// On a read-only file system, where WAL cannot create its `-shm` file and no process can be
+/// writing, a file without a pending WAL is opened as immutable instead.
 pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    match open_read_only_with(path, flags) {
+        Err(error) if cannot_open(&error) && on_read_only_file_system(path) && !has_wal(path) => {
+            // Percent-encode what a URI would read as syntax; the rest of the path is literal.
+            let encoded = path
+                .to_string_lossy()
+                .replace('%', "%25")
+                .replace('?', "%3f")
+                .replace('#', "%23");
+            open_read_only_with(
+                Path::new(&format!("file:{encoded}?immutable=1")),
+                flags | OpenFlags::SQLITE_OPEN_URI,
+            )
+        }
+        Err(error) => Err(explain_open_failure(path, error)),
+        Ok(conn) => Ok(conn),
+    }
+}
+
+fn cannot_open(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::Sqlite(sqlite) if sqlite.sqlite_error_code() == Some(ErrorCode::CannotOpen)
+    )
+}
+
+/// An immutable open ignores the WAL, so it is only right when there is no WAL to miss.
+fn has_wal(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).is_ok_and(|meta| meta.len() > 0)
+}
+
+fn on_read_only_file_system(path: &Path) -> bool {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .is_err_and(|io| io.kind() == std::io::ErrorKind::ReadOnlyFilesystem)
+}
+
+fn open_read_only_with(name: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(name, flags)?;
     conn.busy_timeout(DbOptions::default().busy_timeout)?;
     let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let expected = i64::try_from(MIGRATION_STEPS.len()).unwrap_or(i64::MAX);
