@@ -141,7 +141,10 @@ fn a_batch_that_fills_the_database_gives_each_command_its_own_answer() {
     assert!(accepted > 0 && accepted < results.len(), "{accepted}");
     for result in &results[accepted..] {
         let error = result.as_ref().unwrap_err();
-        assert!(matches!(error, EngineError::Store(StoreError::Full)), "{error:?}");
+        assert!(
+            matches!(error, EngineError::Store(StoreError::Full)),
+            "{error:?}"
+        );
     }
     chain_is_intact(&engine);
     let stored = engine
@@ -150,7 +153,11 @@ fn a_batch_that_fills_the_database_gives_each_command_its_own_answer() {
             Ok(find_by_event_ids(conn, &first)?)
         })
         .unwrap();
-    assert_eq!(stored.len(), accepted, "stored commands differ from the answers");
+    assert_eq!(
+        stored.len(),
+        accepted,
+        "stored commands differ from the answers"
+    );
 }
 
 /// A tmpfs mounted for one test, unmounted when dropped.
