@@ -197,3 +197,30 @@ fn echo(text: &str) -> String {
         short
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imgshare_store::StoreError;
+
+    #[test]
+    fn storage_failures_answer_with_their_status_and_only_actionable_ones_with_their_text() {
+        let full = ApiError::from(EngineError::Store(StoreError::Full));
+        assert_eq!(full.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(full.error_code, "storage_full");
+        assert_eq!(full.message, StoreError::Full.to_string());
+        assert_eq!(full.body()["overLimit"]["code"], 507);
+
+        let read_only = ApiError::from(EngineError::Store(StoreError::ReadOnly));
+        assert_eq!(read_only.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(read_only.error_code, "database_read_only");
+        assert!(read_only.message.contains("read-only"));
+
+        let corrupt = ApiError::from(EngineError::Store(StoreError::DatabaseCorrupt(
+            "file is not a database".to_owned(),
+        )));
+        assert_eq!(corrupt.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(corrupt.error_code, "database_corrupt");
+        assert_eq!(corrupt.message, INTERNAL_MESSAGE);
+    }
+}
