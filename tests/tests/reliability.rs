@@ -318,7 +318,7 @@ fn processes_and_threads_writing_one_image_lose_no_update() {
                         }
                     };
                     let mut lines = Vec::new();
-                    contention::run(&engine, image_id, worker, COUNT, 1000, |line| {
+                    contention::run(&engine, image_id, worker, COUNT, 5000, |line| {
                         lines.push(line);
                     });
                     lines

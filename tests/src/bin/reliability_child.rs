@@ -113,7 +113,7 @@ fn contend(args: &[String]) -> Result<(), String> {
         },
     )?;
     let mut failed = None;
-    workload::contention::run(&engine, image_id, worker, count, 1000, |line| {
+    workload::contention::run(&engine, image_id, worker, count, 5000, |line| {
         if let Err(error) = say(&line) {
             failed = Some(error);
         }
