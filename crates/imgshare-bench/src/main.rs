@@ -8,6 +8,7 @@
 //! with a skew (a few large accounts hold thousands of shares, most hold a handful), a fraction
 //! of shares accepted, public base images, and most images in DFW with some in ORD.
 
+mod http;
 mod write;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -44,6 +45,10 @@ enum BenchCommand {
     /// Command throughput (one per transaction, batched, group commit) against bare inserts of
     /// the same event rows.
     Throughput(write::ThroughputArgs),
+    /// Replay of an existing log: in-memory fold against a bare scan, full rebuild, peak RSS.
+    Replay(write::ReplayArgs),
+    /// Requests/s of GET and PATCH on an image over loopback keep-alive connections.
+    Http(http::HttpArgs),
 }
 
 #[derive(Args)]
@@ -89,6 +94,8 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         BenchCommand::List(args) => list(&args),
         BenchCommand::Throughput(args) => write::throughput(&args),
+        BenchCommand::Replay(args) => write::replay(&args),
+        BenchCommand::Http(args) => http::http(&args),
     }
 }
 

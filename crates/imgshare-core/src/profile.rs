@@ -277,7 +277,8 @@ impl Profile {
         }
     }
 
-    /// May `actor` set `visibility` through the API? Rackspace: nobody. Glance: `public` needs admin.
+    /// May `actor` set `visibility` through the API? Rackspace: only the provider, and only to
+    /// `public` or `private`. Glance: `public` needs admin.
     pub fn may_set_visibility(
         &self,
         actor: &Actor,
@@ -287,7 +288,16 @@ impl Profile {
             ProfileKind::Rackspace if !actor.is_operator() => Err(DomainError::forbidden(
                 "You are not permitted to modify 'visibility' on this image.",
             )),
-            ProfileKind::Rackspace => Ok(()),
+            // The Rackspace schema knows only these two (`shared` is a list filter). A stored
+            // `community` would let every account read an image that shows as `private`.
+            ProfileKind::Rackspace => match visibility {
+                Visibility::Public | Visibility::Private => Ok(()),
+                other => Err(DomainError::InvalidInput {
+                    message: format!(
+                        "Invalid visibility value: {other} (must be public or private)"
+                    ),
+                }),
+            },
             ProfileKind::Glance => {
                 if visibility == Visibility::Public && !self.is_cloud_admin(actor) {
                     Err(DomainError::forbidden(
@@ -491,6 +501,25 @@ mod tests {
         assert!(profile.authorize(&admin, CreateTask).is_ok());
         assert!(profile.is_cloud_admin(&admin));
         assert!(!Profile::rackspace().is_cloud_admin(&Actor::tenant("1", "u", &["admin"])));
+    }
+
+    #[test]
+    fn the_provider_sets_only_public_or_private_on_rackspace() {
+        let rackspace = Profile::rackspace();
+        let provider = Actor::operator("ops");
+        for visibility in [Visibility::Public, Visibility::Private] {
+            assert!(rackspace.may_set_visibility(&provider, visibility).is_ok());
+        }
+        for visibility in [Visibility::Shared, Visibility::Community] {
+            let refused = rackspace
+                .may_set_visibility(&provider, visibility)
+                .unwrap_err();
+            assert_eq!(refused.http_status(), 400, "{visibility}");
+        }
+        let glance = Profile::glance();
+        assert!(glance
+            .may_set_visibility(&provider, Visibility::Community)
+            .is_ok());
     }
 
     #[test]

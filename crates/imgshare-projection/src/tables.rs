@@ -139,6 +139,34 @@ pub fn reset(conn: &Connection) -> Result<(), ProjectionError> {
     set_checkpoint(conn, 0)
 }
 
+/// Drops the read models' secondary indexes and returns the statements that recreate them: a
+/// rebuild loads the tables first and indexes them once at the end, which is several times
+/// faster than maintaining every index row by row. Inside the caller's transaction, so a failed
+/// rebuild leaves the indexes as they were.
+pub fn drop_secondary_indexes(conn: &Connection) -> Result<Vec<String>, ProjectionError> {
+    let mut statement = conn.prepare(
+        "SELECT name, sql FROM sqlite_master \
+         WHERE type = 'index' AND sql IS NOT NULL AND tbl_name LIKE 'proj\\_%' ESCAPE '\\'",
+    )?;
+    let indexes = statement
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (name, _) in &indexes {
+        conn.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
+    }
+    Ok(indexes.into_iter().map(|(_, sql)| sql).collect())
+}
+
+/// Runs the statements [`drop_secondary_indexes`] returned.
+pub fn recreate_indexes(conn: &Connection, statements: &[String]) -> Result<(), ProjectionError> {
+    for sql in statements {
+        conn.execute_batch(sql)?;
+    }
+    Ok(())
+}
+
 /// Writes the rows that differ between `before` and `after` (the same stream's states).
 pub fn write_diff(
     conn: &Connection,

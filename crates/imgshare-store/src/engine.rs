@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use imgshare_core::{
     access, decide, queries, Aggregate, Command, Context, DomainError, Event, Image, Operation,
@@ -171,6 +172,8 @@ pub struct Engine {
     /// Commands waiting for the writer; whoever gets the writer runs them all in one
     /// transaction (group commit).
     queue: Mutex<Vec<Queued>>,
+    /// Signalled (under `queue`) each time a group has been committed or refused.
+    group_done: Condvar,
     /// Recently folded aggregates by stream, each valid only at its version.
     cache: Mutex<StateCache>,
 }
@@ -193,6 +196,13 @@ struct Queued {
     item: BatchItem,
     slot: Slot,
 }
+
+/// The page cache of a rebuild's transaction, in KiB (SQLite's negative `cache_size`).
+const REBUILD_CACHE_KIB: i64 = -65536;
+
+/// The longest a queued command waits before looking at the writer again (a safety net: the
+/// leader of a group wakes the waiters when it is done).
+const GROUP_WAIT: Duration = Duration::from_millis(5);
 
 /// How many streams' states the engine keeps folded in memory.
 const CACHED_STREAMS: usize = 4096;
@@ -258,6 +268,7 @@ impl Engine {
             reader: reader.map(Mutex::new),
             path,
             queue: Mutex::new(Vec::new()),
+            group_done: Condvar::new(),
             cache: Mutex::new(StateCache::default()),
         }
     }
@@ -345,19 +356,42 @@ impl Engine {
                 item,
                 slot: Arc::clone(&slot),
             });
-        let mut writer = lock(&self.writer)?;
-        if let Some(result) = take_slot(&slot)? {
-            return result;
+        loop {
+            if let Some(result) = take_slot(&slot)? {
+                return result;
+            }
+            match self.writer.try_lock() {
+                Ok(mut writer) => {
+                    let queued =
+                        std::mem::take(&mut *self.queue.lock().map_err(|_| EngineError::Poisoned)?);
+                    let (items, slots): (Vec<BatchItem>, Vec<Slot>) =
+                        queued.into_iter().map(|q| (q.item, q.slot)).unzip();
+                    let results = self.run_items(&mut writer, items);
+                    for (slot, result) in slots.iter().zip(results) {
+                        *slot.lock().map_err(|_| EngineError::Poisoned)? = Some(result);
+                    }
+                    drop(writer);
+                    // Under the queue lock, so a waiter that just found its slot empty is
+                    // already waiting and cannot miss this.
+                    let _queue = self.queue.lock().map_err(|_| EngineError::Poisoned)?;
+                    self.group_done.notify_all();
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    // Another caller is running a group, which may include this command; wait
+                    // for it to finish rather than for the writer, so that every waiting
+                    // command can join the next group.
+                    let queue = self.queue.lock().map_err(|_| EngineError::Poisoned)?;
+                    if slot.lock().map_err(|_| EngineError::Poisoned)?.is_some() {
+                        continue;
+                    }
+                    let _woken = self
+                        .group_done
+                        .wait_timeout(queue, GROUP_WAIT)
+                        .map_err(|_| EngineError::Poisoned)?;
+                }
+                Err(std::sync::TryLockError::Poisoned(_)) => return Err(EngineError::Poisoned),
+            }
         }
-        let queued = std::mem::take(&mut *self.queue.lock().map_err(|_| EngineError::Poisoned)?);
-        let (items, slots): (Vec<BatchItem>, Vec<Slot>) =
-            queued.into_iter().map(|q| (q.item, q.slot)).unzip();
-        let results = self.run_items(&mut writer, items);
-        for (slot, result) in slots.iter().zip(results) {
-            *slot.lock().map_err(|_| EngineError::Poisoned)? = Some(result);
-        }
-        drop(writer);
-        take_slot(&slot)?.unwrap_or(Err(EngineError::Poisoned))
     }
 
     /// Executes `items` in order in one transaction (one commit, one sync): each command sees
@@ -406,14 +440,25 @@ impl Engine {
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut written: HashMap<StreamId, (u64, Aggregate)> = HashMap::new();
         let mut results = Vec::with_capacity(items.len());
+        let mut last_position = None;
+        // A lone command needs no savepoint: if it fails, the transaction is dropped unused.
+        let savepoints = items.len() > 1;
         for item in items {
-            tx.execute_batch("SAVEPOINT imgshare_command")?;
+            if savepoints {
+                tx.prepare_cached("SAVEPOINT imgshare_command")?
+                    .execute([])?;
+            }
             let mut states = Vec::new();
             match self.execute_in(&tx, item, &written, &mut states) {
                 Ok(outcome) => {
-                    tx.execute_batch("RELEASE imgshare_command")?;
+                    if savepoints {
+                        tx.prepare_cached("RELEASE imgshare_command")?.execute([])?;
+                    }
                     for (stream, version, state) in states {
                         written.insert(stream, (version, state));
+                    }
+                    if let Some(last) = outcome.events.last().filter(|_| !outcome.already_applied) {
+                        last_position = Some(last.position);
                     }
                     results.push(Ok(outcome));
                 }
@@ -421,11 +466,17 @@ impl Engine {
                 // page limit, an I/O error): then no savepoint is left and nothing of the group
                 // was written, so the group fails with the command's own error.
                 Err(error) if tx.is_autocommit() => return Err(error),
-                Err(error) => {
-                    tx.execute_batch("ROLLBACK TO imgshare_command; RELEASE imgshare_command")?;
+                Err(error) if savepoints => {
+                    tx.prepare_cached("ROLLBACK TO imgshare_command")?
+                        .execute([])?;
+                    tx.prepare_cached("RELEASE imgshare_command")?.execute([])?;
                     results.push(Err(error));
                 }
+                Err(error) => return Ok(vec![Err(error)]),
             }
+        }
+        if let Some(position) = last_position {
+            tables::set_checkpoint(&tx, position)?;
         }
         tx.commit()?;
         if let Ok(mut cache) = self.cache.lock() {
@@ -546,9 +597,6 @@ impl Engine {
                 }
             }
         }
-        if let Some(last) = recorded.last() {
-            tables::set_checkpoint(tx, last.position)?;
-        }
         for (stream, state) in &after {
             let version = versions.get(stream).copied().unwrap_or(0);
             if version > 0 {
@@ -569,8 +617,24 @@ impl Engine {
     /// `progress` is called with the number of events folded so far, every 10 000 events.
     pub fn rebuild(&self, mut progress: impl FnMut(u64)) -> Result<RebuildReport, EngineError> {
         let mut writer = lock(&self.writer)?;
+        // A bigger page cache for the one long transaction (bounded: 64 MiB), then back.
+        let cache_size: i64 = writer.pragma_query_value(None, "cache_size", |row| row.get(0))?;
+        writer.pragma_update(None, "cache_size", REBUILD_CACHE_KIB)?;
+        let result = self.rebuild_in(&mut writer, &mut progress);
+        writer.pragma_update(None, "cache_size", cache_size)?;
+        let report = result?;
+        progress(report.events);
+        Ok(report)
+    }
+
+    fn rebuild_in(
+        &self,
+        writer: &mut Connection,
+        progress: &mut impl FnMut(u64),
+    ) -> Result<RebuildReport, EngineError> {
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tables::reset(&tx)?;
+        let indexes = tables::drop_secondary_indexes(&tx)?;
         let mut current: Option<(String, Aggregate)> = None;
         let mut report = RebuildReport::default();
         log::for_each_event_by_stream(&tx, None, |stored| -> Result<(), EngineError> {
@@ -607,9 +671,9 @@ impl Engine {
             tables::write_state(&tx, &state)?;
             report.streams += 1;
         }
+        tables::recreate_indexes(&tx, &indexes)?;
         tables::set_checkpoint(&tx, report.last_position)?;
         tx.commit()?;
-        progress(report.events);
         Ok(report)
     }
 
@@ -1127,5 +1191,91 @@ mod tests {
         let report = engine.rebuild(|_| {}).unwrap();
         assert_eq!(report.streams, 3);
         assert_eq!(dump(&engine), before);
+    }
+
+    fn add(image_id: Uuid, member_id: &str, caller: &str) -> BatchItem {
+        BatchItem {
+            ctx: ctx(caller, 10),
+            command_id: Uuid::new_v4(),
+            command: Command::Image {
+                image_id,
+                command: ImageCommand::AddMember {
+                    member_id: member_id.into(),
+                },
+            },
+        }
+    }
+
+    fn log_head(engine: &Engine) -> i64 {
+        engine
+            .read(|conn| Ok(log::head(conn)?))
+            .unwrap()
+            .map_or(0, |(position, _)| position)
+    }
+
+    #[test]
+    fn a_batch_is_one_transaction_with_an_outcome_per_command() {
+        let engine = Engine::in_memory().unwrap();
+        let image_id = snapshot(&engine, "111111", "web", 0);
+        let head = log_head(&engine);
+        let results = engine
+            .execute_batch(vec![
+                add(image_id, "222222", "111111"),
+                // Refused (a stranger): appends nothing, and does not stop the others.
+                add(image_id, "444444", "333333"),
+                // Sees the first command's member: a duplicate is refused.
+                add(image_id, "222222", "111111"),
+                add(image_id, "555555", "111111"),
+            ])
+            .unwrap();
+        let statuses: Vec<_> = results
+            .iter()
+            .map(|result| result.as_ref().map_err(EngineError::http_status).err())
+            .collect();
+        assert_eq!(statuses, vec![None, Some(404), Some(409), None]);
+        assert_eq!(log_head(&engine), head + 2);
+        let image = engine.image_state(image_id).unwrap().unwrap();
+        let members: Vec<_> = image.members.keys().cloned().collect();
+        assert_eq!(members, vec!["222222".to_owned(), "555555".to_owned()]);
+        // The read models followed, and a rebuild agrees with them.
+        let before = dump(&engine);
+        engine.rebuild(|_| {}).unwrap();
+        assert_eq!(dump(&engine), before);
+    }
+
+    #[test]
+    fn concurrent_callers_each_get_their_own_outcome_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine =
+            Arc::new(Engine::open(&dir.path().join("group.db"), EngineOptions::default()).unwrap());
+        let image_id = snapshot(&engine, "111111", "web", 0);
+        let threads: Vec<_> = (0..6)
+            .map(|thread| {
+                let engine = Arc::clone(&engine);
+                std::thread::spawn(move || {
+                    (0..15)
+                        .map(|index| {
+                            let item = add(image_id, &format!("m{thread}-{index}"), "111111");
+                            engine
+                                .execute_idempotent(&item.ctx, item.command_id, item.command)
+                                .map(|outcome| outcome.events.len())
+                                .map_err(|error| error.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in threads {
+            for result in handle.join().unwrap() {
+                assert_eq!(result, Ok(1));
+            }
+        }
+        let image = engine.image_state(image_id).unwrap().unwrap();
+        assert_eq!(image.members.len(), 90);
+        let verified = engine.read(|conn| Ok(log::verify_chain(conn)?)).unwrap();
+        assert_eq!(
+            (verified.events_checked, verified.first_mismatch),
+            (92, None)
+        );
     }
 }

@@ -261,7 +261,9 @@ fn check_append(appends: &[StreamAppend]) -> Result<Vec<Uuid>, StoreError> {
     Ok(ids)
 }
 
-const SAVEPOINT: &str = "imgshare_append";
+const SAVEPOINT_BEGIN: &str = "SAVEPOINT imgshare_append";
+const SAVEPOINT_RELEASE: &str = "RELEASE imgshare_append";
+const SAVEPOINT_ROLLBACK: &str = "ROLLBACK TO imgshare_append; RELEASE imgshare_append";
 
 /// Makes one [`append`] atomic whether or not the caller opened a transaction.
 enum WriteScope {
@@ -278,17 +280,20 @@ impl WriteScope {
             conn.execute_batch("BEGIN IMMEDIATE")?;
             Ok(WriteScope::OwnTransaction)
         } else {
-            conn.execute_batch(&format!("SAVEPOINT {SAVEPOINT}"))?;
+            // Cached: the engine appends inside its own transaction on every command.
+            conn.prepare_cached(SAVEPOINT_BEGIN)?.execute([])?;
             Ok(WriteScope::Savepoint)
         }
     }
 
     fn commit(self, conn: &Connection) -> Result<(), StoreError> {
-        let sql = match self {
-            WriteScope::OwnTransaction => "COMMIT".to_owned(),
-            WriteScope::Savepoint => format!("RELEASE {SAVEPOINT}"),
+        let done = match self {
+            WriteScope::OwnTransaction => conn.execute_batch("COMMIT"),
+            WriteScope::Savepoint => conn
+                .prepare_cached(SAVEPOINT_RELEASE)
+                .and_then(|mut release| release.execute([]).map(|_| ())),
         };
-        if let Err(err) = conn.execute_batch(&sql) {
+        if let Err(err) = done {
             self.rollback(conn);
             return Err(err.into());
         }
@@ -297,13 +302,13 @@ impl WriteScope {
 
     fn rollback(self, conn: &Connection) {
         let sql = match self {
-            WriteScope::OwnTransaction => "ROLLBACK".to_owned(),
-            WriteScope::Savepoint => format!("ROLLBACK TO {SAVEPOINT}; RELEASE {SAVEPOINT}"),
+            WriteScope::OwnTransaction => "ROLLBACK",
+            WriteScope::Savepoint => SAVEPOINT_ROLLBACK,
         };
         // The append's own error is what the caller needs. This can only fail
         // if SQLite already rolled the whole transaction back (e.g. disk full),
         // in which case there is nothing left to undo.
-        let _ = conn.execute_batch(&sql);
+        let _ = conn.execute_batch(sql);
     }
 }
 
