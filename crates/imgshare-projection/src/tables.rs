@@ -274,14 +274,52 @@ fn write_image_diff(
 }
 
 fn image_columns_differ(before: &Image, after: &Image) -> bool {
-    // Everything but the collections, which have their own tables.
-    let strip = |image: &Image| Image {
-        tags: BTreeSet::new(),
-        properties: BTreeMap::new(),
-        members: BTreeMap::new(),
-        ..image.clone()
-    };
-    strip(before) != strip(after)
+    // Everything but the collections, which have their own tables. Destructured field by field
+    // (no clone of a large member map on every command), exhaustively, so a new field cannot
+    // be forgotten here.
+    let Image {
+        id,
+        region,
+        owner,
+        name,
+        status,
+        visibility,
+        protected,
+        os_hidden,
+        checksum,
+        size,
+        virtual_size,
+        os_hash_algo,
+        os_hash_value,
+        container_format,
+        disk_format,
+        min_disk,
+        min_ram,
+        tags: _,
+        properties: _,
+        members: _,
+        created_at,
+        updated_at,
+    } = before;
+    *id != after.id
+        || *region != after.region
+        || *owner != after.owner
+        || *name != after.name
+        || *status != after.status
+        || *visibility != after.visibility
+        || *protected != after.protected
+        || *os_hidden != after.os_hidden
+        || *checksum != after.checksum
+        || *size != after.size
+        || *virtual_size != after.virtual_size
+        || *os_hash_algo != after.os_hash_algo
+        || *os_hash_value != after.os_hash_value
+        || *container_format != after.container_format
+        || *disk_format != after.disk_format
+        || *min_disk != after.min_disk
+        || *min_ram != after.min_ram
+        || *created_at != after.created_at
+        || *updated_at != after.updated_at
 }
 
 fn delete_image(conn: &Connection, id: &str) -> Result<(), ProjectionError> {

@@ -197,9 +197,6 @@ struct Queued {
     slot: Slot,
 }
 
-/// The page cache of a rebuild's transaction, in KiB (SQLite's negative `cache_size`).
-const REBUILD_CACHE_KIB: i64 = -65536;
-
 /// The longest a queued command waits before looking at the writer again (a safety net: the
 /// leader of a group wakes the waiters when it is done).
 const GROUP_WAIT: Duration = Duration::from_millis(5);
@@ -552,14 +549,13 @@ impl Engine {
                 state: loaded.state,
             });
         }
-        let mut loaded: BTreeMap<StreamId, Loaded> = BTreeMap::new();
+        let mut before: BTreeMap<StreamId, Aggregate> = BTreeMap::new();
+        let mut versions: BTreeMap<StreamId, u64> = BTreeMap::new();
         for stream in &streams {
-            loaded.insert(*stream, self.load_for_write(tx, *stream, written)?);
+            let loaded = self.load_for_write(tx, *stream, written)?;
+            versions.insert(*stream, loaded.version);
+            before.insert(*stream, loaded.state);
         }
-        let before: BTreeMap<StreamId, Aggregate> = loaded
-            .iter()
-            .map(|(stream, loaded)| (*stream, loaded.state.clone()))
-            .collect();
         // Decide at the time the log will record, so that times the domain computes (a task's
         // expiry) agree with the recorded time even when this request's clock lags the log.
         let ctx = &Context {
@@ -567,7 +563,7 @@ impl Engine {
             ..ctx.clone()
         };
         let decided = decide(&self.profile, &before, command, ctx)?;
-        let appends = group_appends(&decided, &loaded, ctx, command_id);
+        let appends = group_appends(&decided, &versions, ctx, command_id);
         let recorded = if appends.is_empty() {
             Vec::new()
         } else {
@@ -576,10 +572,6 @@ impl Engine {
         // Fold the new events into each touched stream, then write the read models from the
         // difference, in this same transaction.
         let mut after: BTreeMap<StreamId, Aggregate> = before.clone();
-        let mut versions: BTreeMap<StreamId, u64> = loaded
-            .iter()
-            .map(|(stream, loaded)| (*stream, loaded.version))
-            .collect();
         for ((stream, event), stored) in decided.iter().zip(&recorded) {
             let state = after
                 .remove(stream)
@@ -617,12 +609,7 @@ impl Engine {
     /// `progress` is called with the number of events folded so far, every 10 000 events.
     pub fn rebuild(&self, mut progress: impl FnMut(u64)) -> Result<RebuildReport, EngineError> {
         let mut writer = lock(&self.writer)?;
-        // A bigger page cache for the one long transaction (bounded: 64 MiB), then back.
-        let cache_size: i64 = writer.pragma_query_value(None, "cache_size", |row| row.get(0))?;
-        writer.pragma_update(None, "cache_size", REBUILD_CACHE_KIB)?;
-        let result = self.rebuild_in(&mut writer, &mut progress);
-        writer.pragma_update(None, "cache_size", cache_size)?;
-        let report = result?;
+        let report = self.rebuild_in(&mut writer, &mut progress)?;
         progress(report.events);
         Ok(report)
     }
@@ -955,7 +942,7 @@ fn stored_command_events(
 
 fn group_appends(
     decided: &[(StreamId, Event)],
-    loaded: &BTreeMap<StreamId, Loaded>,
+    versions: &BTreeMap<StreamId, u64>,
     ctx: &Context,
     command_id: Uuid,
 ) -> Vec<StreamAppend> {
@@ -976,7 +963,7 @@ fn group_appends(
         {
             Some(append) => append.events.push(new_event),
             None => {
-                let version = loaded.get(stream).map_or(0, |loaded| loaded.version);
+                let version = versions.get(stream).copied().unwrap_or(0);
                 let expected = if version == 0 {
                     ExpectedVersion::NoStream
                 } else {
