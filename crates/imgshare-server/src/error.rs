@@ -118,6 +118,7 @@ impl ApiError {
             413 => "overLimit",
             415 => "badMediaType",
             503 => "serviceUnavailable",
+            507 => "overLimit",
             status if status >= 500 => "computeFault",
             _ => "badRequest",
         }
@@ -139,7 +140,13 @@ impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         let status =
             StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        // 503 and 507 say what the operator must do (wait, make the database writable, free
+        // space) and reveal nothing internal; other 5xx keep their details in the server.
+        let actionable = matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE
+        );
+        if status.is_server_error() && !actionable {
             return ApiError::internal(error.code());
         }
         let mut api = ApiError::new(status, error.code(), error.to_string());
@@ -188,5 +195,32 @@ fn echo(text: &str) -> String {
         let mut short: String = text.chars().take(MAX).collect();
         short.push('…');
         short
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imgshare_store::StoreError;
+
+    #[test]
+    fn storage_failures_answer_with_their_status_and_only_actionable_ones_with_their_text() {
+        let full = ApiError::from(EngineError::Store(StoreError::Full));
+        assert_eq!(full.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(full.error_code, "storage_full");
+        assert_eq!(full.message, StoreError::Full.to_string());
+        assert_eq!(full.body()["overLimit"]["code"], 507);
+
+        let read_only = ApiError::from(EngineError::Store(StoreError::ReadOnly));
+        assert_eq!(read_only.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(read_only.error_code, "database_read_only");
+        assert!(read_only.message.contains("read-only"));
+
+        let corrupt = ApiError::from(EngineError::Store(StoreError::DatabaseCorrupt(
+            "file is not a database".to_owned(),
+        )));
+        assert_eq!(corrupt.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(corrupt.error_code, "database_corrupt");
+        assert_eq!(corrupt.message, INTERNAL_MESSAGE);
     }
 }

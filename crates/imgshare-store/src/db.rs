@@ -57,6 +57,10 @@ pub struct DbOptions {
     /// How long a statement waits for another connection's lock before failing
     /// with [`StoreError::Busy`]; defaults to 5 seconds.
     pub busy_timeout: Duration,
+    /// A cap on the database file's size in pages (`PRAGMA max_page_count`); a write that
+    /// needs more fails with [`StoreError::Full`] and changes nothing. `None` (the default)
+    /// leaves SQLite's own limit, so only the file system bounds the file.
+    pub max_page_count: Option<u32>,
 }
 
 impl Default for DbOptions {
@@ -64,6 +68,7 @@ impl Default for DbOptions {
         Self {
             durability: Durability::default(),
             busy_timeout: Duration::from_secs(5),
+            max_page_count: None,
         }
     }
 }
@@ -75,10 +80,31 @@ impl Default for DbOptions {
 /// file (some network file systems): readers running beside the writer and the
 /// meaning of [`Durability`] both depend on it.
 pub fn open_file(path: &Path, opts: &DbOptions) -> Result<Connection, StoreError> {
-    let mut conn = Connection::open(path)?;
-    configure(&conn, opts, true)?;
-    migrate(&mut conn)?;
-    Ok(conn)
+    let open = || -> Result<Connection, StoreError> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn, opts, true)?;
+        migrate(&mut conn)?;
+        Ok(conn)
+    };
+    open().map_err(|error| explain_open_failure(path, error))
+}
+
+/// On a file the process cannot write, WAL's `-shm` cannot be created and SQLite says only
+/// "unable to open database file"; the operator needs to hear that the database is read-only.
+fn explain_open_failure(path: &Path, error: StoreError) -> StoreError {
+    // Opening for append writes nothing; it only asks the OS whether writing is allowed.
+    let read_only = || match std::fs::OpenOptions::new().append(true).open(path) {
+        Ok(_) => false,
+        Err(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        ),
+    };
+    if cannot_open(&error) && read_only() {
+        StoreError::ReadOnly
+    } else {
+        error
+    }
 }
 
 /// Opens a fresh in-memory database with the latest schema, for tests and
@@ -93,11 +119,52 @@ pub fn open_in_memory() -> Result<Connection, StoreError> {
 /// Opens an existing database file for reading only: nothing is created, migrated or written,
 /// so auditing a file cannot change it. Fails with [`StoreError::SchemaMismatch`] if the file's
 /// schema is not the one this code writes (a read-write open migrates it).
+///
+/// On a read-only file system, where WAL cannot create its `-shm` file and no process can be
+/// writing, a file without a pending WAL is opened as immutable instead.
 pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    match open_read_only_with(path, flags) {
+        Err(error) if cannot_open(&error) && on_read_only_file_system(path) && !has_wal(path) => {
+            // Percent-encode what a URI would read as syntax; the rest of the path is literal.
+            let encoded = path
+                .to_string_lossy()
+                .replace('%', "%25")
+                .replace('?', "%3f")
+                .replace('#', "%23");
+            open_read_only_with(
+                Path::new(&format!("file:{encoded}?immutable=1")),
+                flags | OpenFlags::SQLITE_OPEN_URI,
+            )
+        }
+        Err(error) => Err(explain_open_failure(path, error)),
+        Ok(conn) => Ok(conn),
+    }
+}
+
+fn cannot_open(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::Sqlite(sqlite) if sqlite.sqlite_error_code() == Some(ErrorCode::CannotOpen)
+    )
+}
+
+/// An immutable open ignores the WAL, so it is only right when there is no WAL to miss.
+fn has_wal(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).is_ok_and(|meta| meta.len() > 0)
+}
+
+fn on_read_only_file_system(path: &Path) -> bool {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .is_err_and(|io| io.kind() == std::io::ErrorKind::ReadOnlyFilesystem)
+}
+
+fn open_read_only_with(name: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(name, flags)?;
     conn.busy_timeout(DbOptions::default().busy_timeout)?;
     let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let expected = i64::try_from(MIGRATION_STEPS.len()).unwrap_or(i64::MAX);
@@ -120,6 +187,9 @@ fn configure(conn: &Connection, opts: &DbOptions, require_wal: bool) -> Result<(
     }
     conn.pragma_update(None, "synchronous", opts.durability.pragma_value())?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    if let Some(pages) = opts.max_page_count {
+        conn.pragma_update(None, "max_page_count", pages)?;
+    }
     Ok(())
 }
 
@@ -179,6 +249,17 @@ pub enum StoreError {
     /// version overflow); retrying it cannot succeed.
     #[error("invalid append: {0}")]
     InvalidAppend(String),
+    /// The disk (or the database's `max_page_count`) is full; the write was rolled back.
+    #[error("storage full: the database cannot grow, the write was not applied")]
+    Full,
+    /// The database file or its directory cannot be written (read-only file system or
+    /// permissions); nothing was written.
+    #[error("the database is read-only (file system or permissions): nothing was written")]
+    ReadOnly,
+    /// SQLite found the file malformed or not a database at all; it needs an operator
+    /// (restore from a copy), not a retry.
+    #[error("the database file is corrupt or not a database: {0}")]
+    DatabaseCorrupt(String),
     /// A database opened read-only has another schema version than this code's.
     #[error("database schema version is {found}, this program reads version {expected}")]
     SchemaMismatch {
@@ -209,24 +290,37 @@ fn is_busy(err: &rusqlite::Error) -> bool {
     )
 }
 
+/// The store's own variant for SQLite failures an operator or caller acts on differently from
+/// a generic error: wait and retry, free space, fix permissions, restore the file.
+fn classify(err: &rusqlite::Error) -> Option<StoreError> {
+    if is_busy(err) {
+        return Some(StoreError::Busy);
+    }
+    match err.sqlite_error_code()? {
+        ErrorCode::DiskFull => Some(StoreError::Full),
+        ErrorCode::ReadOnly => Some(StoreError::ReadOnly),
+        ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
+            Some(StoreError::DatabaseCorrupt(err.to_string()))
+        }
+        _ => None,
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
-        if is_busy(&err) {
-            StoreError::Busy
-        } else {
-            StoreError::Sqlite(err)
-        }
+        classify(&err).unwrap_or(StoreError::Sqlite(err))
     }
 }
 
 impl From<rusqlite_migration::Error> for StoreError {
     fn from(err: rusqlite_migration::Error) -> Self {
-        match &err {
-            rusqlite_migration::Error::RusqliteError { err: sqlite, .. } if is_busy(sqlite) => {
-                StoreError::Busy
-            }
-            _ => StoreError::Migration(err),
-        }
+        // Opening a full, read-only or damaged file fails in the migration step; the cause
+        // matters to the operator more than the step.
+        let typed = match &err {
+            rusqlite_migration::Error::RusqliteError { err: sqlite, .. } => classify(sqlite),
+            _ => None,
+        };
+        typed.unwrap_or(StoreError::Migration(err))
     }
 }
 
@@ -243,6 +337,9 @@ impl StoreError {
             StoreError::Busy => "database_busy",
             StoreError::InvalidAppend(_) => "invalid_append",
             StoreError::WalUnavailable { .. } => "wal_unavailable",
+            StoreError::Full => "storage_full",
+            StoreError::ReadOnly => "database_read_only",
+            StoreError::DatabaseCorrupt(_) => "database_corrupt",
             StoreError::SchemaMismatch { .. } => "schema_mismatch",
         }
     }
@@ -251,9 +348,11 @@ impl StoreError {
     pub fn http_status(&self) -> u16 {
         match self {
             StoreError::Conflict { .. } | StoreError::PartialRetry { .. } => 409,
-            StoreError::Busy => 503,
+            StoreError::Busy | StoreError::ReadOnly => 503,
+            StoreError::Full => 507,
             StoreError::InvalidAppend(_) => 400,
-            StoreError::Sqlite(_)
+            StoreError::DatabaseCorrupt(_)
+            | StoreError::Sqlite(_)
             | StoreError::Migration(_)
             | StoreError::Corrupt { .. }
             | StoreError::WalUnavailable { .. }
@@ -265,7 +364,7 @@ impl StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::{append, read_stream, AppendResult, NewEvent, StreamAppend};
+    use crate::log::{append, head, read_stream, AppendResult, NewEvent, StreamAppend};
     use chrono::{TimeZone, Utc};
     use serde_json::json;
 
@@ -334,6 +433,33 @@ mod tests {
     }
 
     #[test]
+    fn max_page_count_caps_the_file_and_a_full_write_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sqlite");
+        let pages: u32 = open_file(&path, &DbOptions::default())
+            .unwrap()
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .unwrap();
+        let opts = DbOptions {
+            max_page_count: Some(pages + 40),
+            ..DbOptions::default()
+        };
+        let conn = open_file(&path, &opts).unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+        let big = |version| {
+            let mut append = one_event("s", version);
+            append[0].events[0].data = json!({"blob": "x".repeat(100 * 1024)});
+            append
+        };
+        append(&conn, &big(ExpectedVersion::NoStream), at).unwrap();
+        let before = head(&conn).unwrap();
+        let err = append(&conn, &big(ExpectedVersion::Exact(1)), at).unwrap_err();
+        assert!(matches!(err, StoreError::Full), "{err:?}");
+        assert_eq!(head(&conn).unwrap(), before);
+        assert!(conn.is_autocommit());
+    }
+
+    #[test]
     fn locked_database_maps_to_busy() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.sqlite");
@@ -375,6 +501,28 @@ mod tests {
         };
         assert_eq!(corrupt.code(), "corrupt_event");
         assert_eq!(corrupt.http_status(), 500);
+        let full = StoreError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ));
+        assert!(matches!(full, StoreError::Full), "{full:?}");
+        assert_eq!((full.code(), full.http_status()), ("storage_full", 507));
+        let read_only = StoreError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            None,
+        ));
+        assert_eq!(
+            (read_only.code(), read_only.http_status()),
+            ("database_read_only", 503)
+        );
+        let not_a_db = StoreError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+            None,
+        ));
+        assert_eq!(
+            (not_a_db.code(), not_a_db.http_status()),
+            ("database_corrupt", 500)
+        );
         let sqlite = StoreError::from(rusqlite::Error::QueryReturnedNoRows);
         assert_eq!(sqlite.code(), "sqlite_error");
         assert_eq!(sqlite.http_status(), 500);

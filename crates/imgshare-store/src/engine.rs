@@ -459,6 +459,10 @@ impl Engine {
                     }
                     results.push(Ok(outcome));
                 }
+                // SQLite rolls the whole transaction back itself on some errors (a full disk or
+                // page limit, an I/O error): then no savepoint is left and nothing of the group
+                // was written, so the group fails with the command's own error.
+                Err(error) if tx.is_autocommit() => return Err(error),
                 Err(error) if savepoints => {
                     tx.prepare_cached("ROLLBACK TO imgshare_command")?
                         .execute([])?;
