@@ -414,6 +414,12 @@ impl Engine {
         }
         match self.run_group(writer, &items) {
             Ok(results) => results,
+            // The lock was never taken: running each command alone would make each wait the
+            // whole busy timeout again, so they all get the same answer, to retry.
+            Err(EngineError::Store(StoreError::Busy)) => items
+                .iter()
+                .map(|_| Err(EngineError::Store(StoreError::Busy)))
+                .collect(),
             // Nothing was committed: each command gets its own transaction and its own error.
             Err(_) => items
                 .iter()
@@ -1292,5 +1298,42 @@ mod tests {
             (verified.events_checked, verified.first_mismatch),
             (92, None)
         );
+    }
+
+    #[test]
+    fn a_group_that_cannot_get_the_lock_answers_busy_to_every_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busy.db");
+        let options = EngineOptions {
+            db: DbOptions {
+                busy_timeout: std::time::Duration::from_millis(50),
+                ..DbOptions::default()
+            },
+            ..EngineOptions::default()
+        };
+        let engine = Engine::open(&path, options).unwrap();
+        let image_id = snapshot(&engine, "111111", "web", 0);
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let results = engine
+            .execute_batch(vec![
+                add(image_id, "222222", "111111"),
+                add(image_id, "333333", "111111"),
+                add(image_id, "444444", "111111"),
+            ])
+            .unwrap();
+        for result in &results {
+            assert!(
+                matches!(result, Err(EngineError::Store(StoreError::Busy))),
+                "{result:?}"
+            );
+        }
+        other.execute_batch("ROLLBACK").unwrap();
+        // Nothing was written, and the same commands go through once the lock is free.
+        assert_eq!(log_head(&engine), 2);
+        let retried = engine
+            .execute_batch(vec![add(image_id, "222222", "111111")])
+            .unwrap();
+        assert!(retried[0].is_ok(), "{retried:?}");
     }
 }
