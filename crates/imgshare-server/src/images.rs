@@ -291,6 +291,31 @@ async fn before_data(
     Ok(data_dir)
 }
 
+/// Receives image data, lets the engine decide `command` (made from the data's facts), and only
+/// if it is accepted keeps the file at `target(data_dir, image_id)`; 204.
+async fn record_data(
+    state: &AppState,
+    ctx: Context,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+    command: impl FnOnce(&ImageActivated) -> ImageCommand,
+    target: impl FnOnce(&Path, Uuid) -> PathBuf,
+) -> Result<Response, ApiError> {
+    let image_id = image_id(id)?;
+    let data_dir = before_data(state, &ctx, image_id, headers).await?;
+    let received = receive_data(state, &data_dir, body).await?;
+    let command = command(&received.data);
+    let engine = Arc::clone(&state.engine);
+    blocking(move || {
+        engine.execute(&ctx, Command::Image { image_id, command })?;
+        Ok(())
+    })
+    .await?;
+    received.keep_as(&target(&data_dir, image_id)).await?;
+    Ok(no_content())
+}
+
 /// `PUT /v2/images/{id}/file`: 204. The engine's `Upload` decides; only on success is the file
 /// renamed to `<data_dir>/<image_id>`.
 pub(crate) async fn upload(
@@ -300,21 +325,9 @@ pub(crate) async fn upload(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let image_id = image_id(id)?;
-    let data_dir = before_data(state, &ctx, image_id, headers).await?;
-    let received = receive_data(state, &data_dir, body).await?;
-    let data = received.data.clone();
-    let engine = Arc::clone(&state.engine);
-    blocking(move || {
-        let command = ImageCommand::Upload(data);
-        engine.execute(&ctx, Command::Image { image_id, command })?;
-        Ok(())
-    })
-    .await?;
-    received
-        .keep_as(&data_dir.join(image_id.to_string()))
-        .await?;
-    Ok(no_content())
+    let command = |data: &ImageActivated| ImageCommand::Upload(data.clone());
+    let target = |dir: &Path, image_id: Uuid| dir.join(image_id.to_string());
+    record_data(state, ctx, id, headers, body, command, target).await
 }
 
 /// Where `/stage` keeps an image's data until `/import` moves it to `<data_dir>/<image_id>`.
@@ -330,19 +343,8 @@ pub(crate) async fn stage(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let image_id = image_id(id)?;
-    let data_dir = before_data(state, &ctx, image_id, headers).await?;
-    let received = receive_data(state, &data_dir, body).await?;
-    let size = received.data.size;
-    let engine = Arc::clone(&state.engine);
-    blocking(move || {
-        let command = ImageCommand::Stage { size };
-        engine.execute(&ctx, Command::Image { image_id, command })?;
-        Ok(())
-    })
-    .await?;
-    received.keep_as(&staged_path(&data_dir, image_id)).await?;
-    Ok(no_content())
+    let command = |data: &ImageActivated| ImageCommand::Stage { size: data.size };
+    record_data(state, ctx, id, headers, body, command, staged_path).await
 }
 
 /// Removes an image's data and staged data after it was deleted (Glance removes both).
