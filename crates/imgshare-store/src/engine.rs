@@ -95,8 +95,8 @@ pub struct Outcome {
     pub events: Vec<RecordedEvent>,
     /// True if this was a retry of a command already in the log; nothing was written.
     pub already_applied: bool,
-    /// The state of the addressed aggregate after the command.
-    pub state: Aggregate,
+    /// The state of the addressed aggregate after the command (shared with the engine's cache).
+    pub state: Arc<Aggregate>,
 }
 
 impl Outcome {
@@ -209,18 +209,21 @@ const CACHED_STREAMS: usize = 4096;
 /// database never makes it serve stale state.
 #[derive(Default)]
 struct StateCache {
-    entries: HashMap<StreamId, (u64, Aggregate)>,
+    entries: HashMap<StreamId, (u64, Arc<Aggregate>)>,
 }
 
+/// States a group of commands has written so far, by stream, with their versions.
+type Written = HashMap<StreamId, (u64, Arc<Aggregate>)>;
+
 impl StateCache {
-    fn get(&self, stream: StreamId, version: u64) -> Option<Aggregate> {
+    fn get(&self, stream: StreamId, version: u64) -> Option<Arc<Aggregate>> {
         match self.entries.get(&stream) {
-            Some((cached, state)) if *cached == version => Some(state.clone()),
+            Some((cached, state)) if *cached == version => Some(Arc::clone(state)),
             _ => None,
         }
     }
 
-    fn put(&mut self, stream: StreamId, version: u64, state: Aggregate) {
+    fn put(&mut self, stream: StreamId, version: u64, state: Arc<Aggregate>) {
         if self.entries.len() >= CACHED_STREAMS && !self.entries.contains_key(&stream) {
             // Crude but bounded: a full cache starts over; hot streams come back on next use.
             self.entries.clear();
@@ -441,7 +444,7 @@ impl Engine {
         // IMMEDIATE takes the write lock before reading, so the state the decision sees cannot
         // change before the append (a deferred transaction would fail to upgrade under load).
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut written: HashMap<StreamId, (u64, Aggregate)> = HashMap::new();
+        let mut written: Written = HashMap::new();
         let mut results = Vec::with_capacity(items.len());
         let mut last_position = None;
         // A lone command needs no savepoint: if it fails, the transaction is dropped unused.
@@ -496,32 +499,27 @@ impl Engine {
         &self,
         tx: &Connection,
         stream: StreamId,
-        written: &HashMap<StreamId, (u64, Aggregate)>,
-    ) -> Result<Loaded, EngineError> {
+        written: &Written,
+    ) -> Result<(u64, Arc<Aggregate>), EngineError> {
         let version = log::stream_version(tx, &stream.to_string())?.unwrap_or(0);
         if version == 0 {
-            return Ok(Loaded {
-                state: Aggregate::empty(stream),
-                version,
-            });
+            return Ok((version, Arc::new(Aggregate::empty(stream))));
         }
         if let Some((cached, state)) = written.get(&stream) {
             if *cached == version {
-                return Ok(Loaded {
-                    state: state.clone(),
-                    version,
-                });
+                return Ok((version, Arc::clone(state)));
             }
         }
         if let Some(state) = self.cached(stream, version) {
-            return Ok(Loaded { state, version });
+            return Ok((version, state));
         }
         // Not cached here: the fold may see this transaction's uncommitted writes; the caller's
         // states reach the cache only after the commit.
-        load_stream(tx, stream)
+        let loaded = load_stream(tx, stream)?;
+        Ok((loaded.version, Arc::new(loaded.state)))
     }
 
-    fn cached(&self, stream: StreamId, version: u64) -> Option<Aggregate> {
+    fn cached(&self, stream: StreamId, version: u64) -> Option<Arc<Aggregate>> {
         self.cache.lock().ok()?.get(stream, version)
     }
 
@@ -531,8 +529,8 @@ impl Engine {
         &self,
         tx: &Connection,
         item: &BatchItem,
-        written: &HashMap<StreamId, (u64, Aggregate)>,
-        states: &mut Vec<(StreamId, u64, Aggregate)>,
+        written: &Written,
+        states: &mut Vec<(StreamId, u64, Arc<Aggregate>)>,
     ) -> Result<Outcome, EngineError> {
         let BatchItem {
             ctx,
@@ -548,20 +546,26 @@ impl Engine {
             .into());
         };
         if let Some(previous) = stored_command_events(tx, command_id)? {
-            let loaded = self.load_for_write(tx, primary, written)?;
+            let (_, state) = self.load_for_write(tx, primary, written)?;
             return Ok(Outcome {
                 events: previous,
                 already_applied: true,
-                state: loaded.state,
+                state,
             });
         }
-        let mut before: BTreeMap<StreamId, Aggregate> = BTreeMap::new();
+        // The shared states stay as they are (the read-model diff compares against them); the
+        // decision and the fold work on one copy each.
+        let mut shared: BTreeMap<StreamId, Arc<Aggregate>> = BTreeMap::new();
         let mut versions: BTreeMap<StreamId, u64> = BTreeMap::new();
         for stream in &streams {
-            let loaded = self.load_for_write(tx, *stream, written)?;
-            versions.insert(*stream, loaded.version);
-            before.insert(*stream, loaded.state);
+            let (version, state) = self.load_for_write(tx, *stream, written)?;
+            versions.insert(*stream, version);
+            shared.insert(*stream, state);
         }
+        let before: BTreeMap<StreamId, Aggregate> = shared
+            .iter()
+            .map(|(stream, state)| (*stream, Aggregate::clone(state)))
+            .collect();
         // Decide at the time the log will record, so that times the domain computes (a task's
         // expiry) agree with the recorded time even when this request's clock lags the log.
         let ctx = &Context {
@@ -577,7 +581,7 @@ impl Engine {
         };
         // Fold the new events into each touched stream, then write the read models from the
         // difference, in this same transaction.
-        let mut after: BTreeMap<StreamId, Aggregate> = before.clone();
+        let mut after = before;
         for ((stream, event), stored) in decided.iter().zip(&recorded) {
             let state = after
                 .remove(stream)
@@ -588,22 +592,26 @@ impl Engine {
             after.insert(*stream, state);
             versions.insert(*stream, stored.version);
         }
-        for (stream, state) in &after {
-            if let Some(previous) = before.get(stream) {
-                if previous != state {
-                    tables::write_diff(tx, previous, state)?;
-                }
-            }
-        }
-        for (stream, state) in &after {
-            let version = versions.get(stream).copied().unwrap_or(0);
+        let mut state = None;
+        for (stream, after_state) in after {
+            let previous = shared
+                .remove(&stream)
+                .unwrap_or_else(|| Arc::new(Aggregate::empty(stream)));
+            let current = if *previous == after_state {
+                previous
+            } else {
+                tables::write_diff(tx, &previous, &after_state)?;
+                Arc::new(after_state)
+            };
+            let version = versions.get(&stream).copied().unwrap_or(0);
             if version > 0 {
-                states.push((*stream, version, state.clone()));
+                states.push((stream, version, Arc::clone(&current)));
+            }
+            if stream == primary {
+                state = Some(current);
             }
         }
-        let state = after
-            .remove(&primary)
-            .unwrap_or_else(|| Aggregate::empty(primary));
+        let state = state.unwrap_or_else(|| Arc::new(Aggregate::empty(primary)));
         Ok(Outcome {
             events: recorded,
             already_applied: false,
@@ -646,13 +654,16 @@ impl Engine {
             let version = log::stream_version(conn, &stream.to_string())?.unwrap_or(0);
             if version > 0 {
                 if let Some(state) = self.cached(stream, version) {
-                    return Ok(Loaded { state, version });
+                    return Ok(Loaded {
+                        state: Aggregate::clone(&state),
+                        version,
+                    });
                 }
             }
             let loaded = load_stream(conn, stream)?;
             if loaded.version > 0 {
                 if let Ok(mut cache) = self.cache.lock() {
-                    cache.put(stream, loaded.version, loaded.state.clone());
+                    cache.put(stream, loaded.version, Arc::new(loaded.state.clone()));
                 }
             }
             Ok(loaded)
