@@ -152,17 +152,20 @@ pub fn decide(
     match command {
         Command::Image { image_id, command } => {
             let stream = StreamId::Image(*image_id);
+            let none = None;
+            // Borrowed: an image with many members is costly to copy for each decision.
             let state = match states.get(&stream) {
-                Some(Aggregate::Image(state)) => state.clone(),
-                _ => None,
+                Some(Aggregate::Image(state)) => state,
+                _ => &none,
             };
-            let events = image::decide(profile, &state, *image_id, command, ctx)?;
+            let events = image::decide(profile, state, *image_id, command, ctx)?;
             Ok(events.into_iter().map(|event| (stream, event)).collect())
         }
         Command::Task { task_id, command } => {
+            let none = None;
             let state = match states.get(&StreamId::Task(*task_id)) {
-                Some(Aggregate::Task(state)) => state.clone(),
-                _ => None,
+                Some(Aggregate::Task(state)) => state,
+                _ => &none,
             };
             if let TaskCommand::Succeed {
                 imported_image: Some(imported),
@@ -178,7 +181,7 @@ pub fn decide(
                     });
                 }
             }
-            task::decide(profile, &state, *task_id, command, ctx)
+            task::decide(profile, state, *task_id, command, ctx)
         }
     }
 }
