@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use chrono::SubsecRound;
 use imgshare_core::{
     access, decide, queries, Aggregate, Command, Context, DomainError, Event, Image, Operation,
     Profile, ProfileKind, Region, StreamId, Task,
@@ -445,6 +446,8 @@ impl Engine {
         // change before the append (a deferred transaction would fail to upgrade under load).
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut written: Written = HashMap::new();
+        // The head is read once: each command continues from the last one's events.
+        let mut head = log::read_head(&tx)?;
         let mut results = Vec::with_capacity(items.len());
         let mut last_position = None;
         // A lone command needs no savepoint: if it fails, the transaction is dropped unused.
@@ -455,7 +458,7 @@ impl Engine {
                     .execute([])?;
             }
             let mut states = Vec::new();
-            match self.execute_in(&tx, item, &written, &mut states) {
+            match self.execute_in(&tx, item, &written, head.as_ref(), &mut states) {
                 Ok(outcome) => {
                     if savepoints {
                         tx.prepare_cached("RELEASE imgshare_command")?.execute([])?;
@@ -465,6 +468,11 @@ impl Engine {
                     }
                     if let Some(last) = outcome.events.last().filter(|_| !outcome.already_applied) {
                         last_position = Some(last.position);
+                        head = Some(log::Head {
+                            position: last.position,
+                            hash: last.hash.clone(),
+                            at: last.recorded_at,
+                        });
                     }
                     results.push(Ok(outcome));
                 }
@@ -530,6 +538,7 @@ impl Engine {
         tx: &Connection,
         item: &BatchItem,
         written: &Written,
+        head: Option<&log::Head>,
         states: &mut Vec<(StreamId, u64, Arc<Aggregate>)>,
     ) -> Result<Outcome, EngineError> {
         let BatchItem {
@@ -568,8 +577,9 @@ impl Engine {
             .collect();
         // Decide at the time the log will record, so that times the domain computes (a task's
         // expiry) agree with the recorded time even when this request's clock lags the log.
+        let now = ctx.now.trunc_subsecs(6);
         let ctx = &Context {
-            now: log::effective_time(tx, ctx.now)?,
+            now: head.map_or(now, |head| now.max(head.at)),
             ..ctx.clone()
         };
         let decided = decide(&self.profile, &before, command, ctx)?;
@@ -577,7 +587,9 @@ impl Engine {
         let recorded = if appends.is_empty() {
             Vec::new()
         } else {
-            log::append(tx, &appends, ctx.now)?.into_events()
+            // The ids were just found absent (a command's events are written all or none) and
+            // the versions read in this transaction: the checks `log::append` repeats are done.
+            log::append_known(tx, &appends, head.cloned(), ctx.now)?
         };
         // Fold the new events into each touched stream, then write the read models from the
         // difference, in this same transaction.

@@ -327,8 +327,60 @@ fn append_in_scope(
         return Err(StoreError::PartialRetry { event_id });
     }
 
-    let (mut position, mut prev_hash, last_at) = match last_event(conn)? {
-        Some((position, hash, at)) => (position, hash, Some(at)),
+    let head = last_event(conn)?.map(|(position, hash, at)| Head { position, hash, at });
+    write_events(conn, appends, head, recorded_at, VersionCheck::AgainstLog)
+        .map(AppendResult::Appended)
+}
+
+/// The last event of the log, as the next append continues from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Its position.
+    pub position: i64,
+    /// Its hash.
+    pub hash: String,
+    /// Its `recorded_at`.
+    pub at: DateTime<Utc>,
+}
+
+/// The log's head (`None` when it is empty).
+pub fn read_head(conn: &Connection) -> Result<Option<Head>, StoreError> {
+    Ok(last_event(conn)?.map(|(position, hash, at)| Head { position, hash, at }))
+}
+
+/// How the versions of an append are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VersionCheck {
+    /// Each stream's version is read from the log and checked against the expectation.
+    AgainstLog,
+    /// The caller read the versions in this same transaction; they are trusted (the
+    /// `UNIQUE (stream_id, version)` constraint still stands behind them).
+    Trusted,
+}
+
+/// Appends events whose ids the caller has just found absent, to a log whose head and stream
+/// versions it read in this same transaction (the engine, which holds the write lock). Skips
+/// the lookups [`append`] repeats; must run inside the caller's transaction or savepoint, which
+/// it relies on to undo a partial write.
+pub fn append_known(
+    conn: &Connection,
+    appends: &[StreamAppend],
+    head: Option<Head>,
+    recorded_at: DateTime<Utc>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    check_append(appends)?;
+    write_events(conn, appends, head, recorded_at, VersionCheck::Trusted)
+}
+
+fn write_events(
+    conn: &Connection,
+    appends: &[StreamAppend],
+    head: Option<Head>,
+    recorded_at: DateTime<Utc>,
+    check: VersionCheck,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let (mut position, mut prev_hash, last_at) = match head {
+        Some(Head { position, hash, at }) => (position, hash, Some(at)),
         None => (0, GENESIS_HASH.to_owned(), None),
     };
     let mut recorded_at = recorded_at.trunc_subsecs(6);
@@ -342,9 +394,13 @@ fn append_in_scope(
          schema_version, data, metadata, recorded_at, prev_hash, hash) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    let mut appended = Vec::with_capacity(ids.len());
+    let mut appended = Vec::new();
     for stream in appends {
-        let current = stream_version(conn, &stream.stream_id)?;
+        let current = match (check, stream.expected) {
+            (VersionCheck::Trusted, ExpectedVersion::NoStream) => None,
+            (VersionCheck::Trusted, ExpectedVersion::Exact(version)) => Some(version),
+            _ => stream_version(conn, &stream.stream_id)?,
+        };
         if !stream.expected.accepts(current) {
             return Err(StoreError::Conflict {
                 stream_id: stream.stream_id.clone(),
@@ -408,7 +464,7 @@ fn append_in_scope(
             });
         }
     }
-    Ok(AppendResult::Appended(appended))
+    Ok(appended)
 }
 
 fn overflow(what: &str, stream_id: &str) -> StoreError {
