@@ -405,7 +405,7 @@ pub(crate) fn replay(args: &ReplayArgs) -> Result<()> {
     let report = imgshare_store::engine::fold_streams(
         &conn,
         None,
-        |state| {
+        |state, _| {
             std::hint::black_box(state);
             streams += 1;
             Ok(())

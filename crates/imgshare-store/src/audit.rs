@@ -20,7 +20,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::db::{self, StoreError};
-use crate::engine::{decode, EngineError, Loaded};
+use crate::engine::{decode, fold_streams, EngineError, Loaded};
 use crate::log::{self, RecordedEvent};
 
 /// A point in the log: a position, or a time (meaning the last event recorded at or before it).
@@ -122,35 +122,9 @@ fn fold(state: Aggregate, stored: &RecordedEvent) -> Result<Aggregate, EngineErr
 pub fn for_each_state_as_of(
     conn: &Connection,
     position: i64,
-    mut each: impl FnMut(Aggregate, i64) -> Result<(), EngineError>,
+    each: impl FnMut(Aggregate, i64) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
-    let mut current: Option<(String, Aggregate, i64)> = None;
-    log::for_each_event_by_stream(conn, Some(position), |stored| -> Result<(), EngineError> {
-        let state = match current.take() {
-            Some((stream_id, state, _)) if stream_id == stored.stream_id => state,
-            finished => {
-                if let Some((_, state, last)) = finished {
-                    each(state, last)?;
-                }
-                Aggregate::empty(parse_stream(&stored)?)
-            }
-        };
-        let state = fold(state, &stored)?;
-        current = Some((stored.stream_id, state, stored.position));
-        Ok(())
-    })?;
-    if let Some((_, state, last)) = current {
-        each(state, last)?;
-    }
-    Ok(())
-}
-
-fn parse_stream(stored: &RecordedEvent) -> Result<StreamId, EngineError> {
-    StreamId::parse(&stored.stream_id).ok_or_else(|| EngineError::CorruptStream {
-        stream: stored.stream_id.clone(),
-        version: stored.version,
-        reason: "unknown stream kind".to_owned(),
-    })
+    fold_streams(conn, Some(position), each, &mut |_| {}).map(|_| ())
 }
 
 /// The whole catalogue at one point of the log.

@@ -651,7 +651,7 @@ impl Engine {
         let report = fold_streams(
             &tx,
             None,
-            |state| tables::write_state(&tx, state).map_err(Into::into),
+            |state, _| tables::write_state(&tx, &state).map_err(Into::into),
             progress,
         )?;
         tables::recreate_indexes(&tx, &indexes)?;
@@ -913,23 +913,24 @@ pub fn load_stream(conn: &Connection, stream: StreamId) -> Result<Loaded, Engine
     Ok(Loaded { state, version })
 }
 
-/// Folds every stream of the log up to `to_position` (all of it if `None`), one stream at a time,
-/// calling `done` with each stream's final state: memory holds one aggregate, whatever the
-/// log's length. `progress` gets the number of events folded, every 10 000.
+/// Folds every stream of the log up to `to_position` (all of it if `None`), one stream at a time
+/// in stream id order, calling `done` with each stream's final state and the position of its
+/// last event: memory holds one aggregate, whatever the log's length. `progress` gets the number
+/// of events folded, every 10 000. Rebuilds, replays and audits all read the log this way.
 pub fn fold_streams(
     conn: &Connection,
     to_position: Option<i64>,
-    mut done: impl FnMut(&Aggregate) -> Result<(), EngineError>,
+    mut done: impl FnMut(Aggregate, i64) -> Result<(), EngineError>,
     progress: &mut impl FnMut(u64),
 ) -> Result<RebuildReport, EngineError> {
-    let mut current: Option<(String, Aggregate)> = None;
+    let mut current: Option<(String, Aggregate, i64)> = None;
     let mut report = RebuildReport::default();
     log::for_each_stream_event(conn, to_position, |stored| -> Result<(), EngineError> {
         let state = match current.take() {
-            Some((stream_id, state)) if stream_id == stored.stream_id => state,
+            Some((stream_id, state, _)) if stream_id == stored.stream_id => state,
             finished => {
-                if let Some((_, state)) = finished {
-                    done(&state)?;
+                if let Some((_, state, last)) = finished {
+                    done(state, last)?;
                     report.streams += 1;
                 }
                 let stream = StreamId::parse(&stored.stream_id).ok_or_else(|| {
@@ -956,7 +957,7 @@ pub fn fold_streams(
         let state = state
             .apply(&event, recorded_at)
             .map_err(|error| corrupt(&stream_id, version, error.message))?;
-        current = Some((stream_id, state));
+        current = Some((stream_id, state, position));
         report.events += 1;
         report.last_position = report.last_position.max(position);
         if report.events % 10_000 == 0 {
@@ -964,8 +965,8 @@ pub fn fold_streams(
         }
         Ok(())
     })?;
-    if let Some((_, state)) = current {
-        done(&state)?;
+    if let Some((_, state, last)) = current {
+        done(state, last)?;
         report.streams += 1;
     }
     Ok(report)

@@ -16,10 +16,9 @@ pub use db::{
     migrations, open_file, open_in_memory, open_read_only, DbOptions, Durability, StoreError,
 };
 pub use log::{
-    append, effective_time, event_hash, find_by_event_ids, for_each_event,
-    for_each_event_by_stream, for_each_stream_event, head, read_stream, read_stream_until,
-    stream_version, verify_chain, AppendResult, ChainReport, ExpectedVersion, NewEvent,
-    RecordedEvent, RowForHash, StreamAppend, StreamEvent, GENESIS_HASH,
+    append, effective_time, event_hash, find_by_event_ids, for_each_event, for_each_stream_event,
+    head, read_stream, read_stream_until, stream_version, verify_chain, AppendResult, ChainReport,
+    ExpectedVersion, NewEvent, RecordedEvent, RowForHash, StreamAppend, StreamEvent, GENESIS_HASH,
 };
 
 pub mod engine;

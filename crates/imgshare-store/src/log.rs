@@ -598,32 +598,6 @@ where
     Ok(())
 }
 
-/// Calls `f` with every event at a position up to `to_position_inclusive` (all if `None`),
-/// grouped by stream and in version order within a stream, reading one row at a time.
-/// A rebuild folds one stream at a time this way, holding a single aggregate in memory.
-pub fn for_each_event_by_stream<E, F>(
-    conn: &Connection,
-    to_position_inclusive: Option<i64>,
-    mut f: F,
-) -> Result<(), E>
-where
-    E: From<StoreError>,
-    F: FnMut(RecordedEvent) -> Result<(), E>,
-{
-    let mut stmt = conn
-        .prepare_cached(select_events!(
-            "WHERE position <= ?1 ORDER BY stream_id, version"
-        ))
-        .map_err(StoreError::from)?;
-    let mut rows = stmt
-        .query(params![to_position_inclusive.unwrap_or(i64::MAX)])
-        .map_err(StoreError::from)?;
-    while let Some(row) = rows.next().map_err(StoreError::from)? {
-        f(RawRow::from_row(row)?.into_event()?)?;
-    }
-    Ok(())
-}
-
 /// An event as a replay needs it: no metadata, no hashes, `data` parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamEvent {
