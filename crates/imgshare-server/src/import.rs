@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -102,39 +102,29 @@ pub fn resume_imports(state: &AppState) -> Result<usize, ApiError> {
 fn finish_import(engine: &Engine, mut ctx: Context, image_id: Uuid, data_dir: &Path) {
     let staged = staged_path(data_dir, image_id);
     let target = data_dir.join(image_id.to_string());
-    let outcome = hash_file(&staged).and_then(|data| {
+    let moved = hash_file(&staged).and_then(|data| {
         std::fs::rename(&staged, &target)
             .map(|()| data)
             .map_err(|error| format!("could not move the staged data: {error}"))
     });
     ctx.now = Utc::now();
-    let command = match outcome {
-        Ok(data) => ImageCommand::FinishImport(data),
-        Err(reason) => ImageCommand::FailImport { reason },
+    let execute = |command| engine.execute(&ctx, Command::Image { image_id, command });
+    let reason = match moved {
+        Ok(data) => match execute(ImageCommand::FinishImport(data)) {
+            Ok(_) => return,
+            // Deleted meanwhile (the revert below is then refused too), or the log is unusable.
+            Err(error) => format!("could not record the import: {error}"),
+        },
+        Err(reason) => reason,
     };
-    let failed = matches!(command, ImageCommand::FailImport { .. });
-    let result = engine.execute(&ctx, Command::Image { image_id, command });
-    if failed || result.is_err() {
-        // The image was deleted meanwhile, or the import failed: its data has no owner now.
-        for path in [staged, target] {
-            let _ = std::fs::remove_file(path);
-        }
+    // The import did not finish: its data has no owner now, and the image goes back to queued.
+    for path in [&staged, &target] {
+        let _ = std::fs::remove_file(path);
     }
-    if let Err(error) = result {
-        if !failed {
-            let reason = format!("could not record the import: {error}");
-            let _ = engine.execute(
-                &ctx,
-                Command::Image {
-                    image_id,
-                    command: ImageCommand::FailImport { reason },
-                },
-            );
-        }
-    }
+    let _ = execute(ImageCommand::FailImport { reason });
 }
 
-fn hash_file(path: &PathBuf) -> Result<ImageActivated, String> {
+fn hash_file(path: &Path) -> Result<ImageActivated, String> {
     let mut file =
         File::open(path).map_err(|error| format!("the staged data is missing: {error}"))?;
     let mut hashes = DataHashes::default();

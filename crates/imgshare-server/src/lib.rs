@@ -93,6 +93,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use imgshare_core::image::IMPORT_METHODS;
 use imgshare_core::patch::parse_patch_bytes;
 use imgshare_core::{Command, Context, ImageCommand, ProfileKind, Region, TaskCommand};
 use imgshare_projection::schemas::{schema_document, SchemaKind, SchemaProfile};
@@ -539,11 +540,11 @@ async fn handle(
         Route::Images => {
             if method == Method::POST {
                 let mut response = create_image(engine, ctx, &body).await?;
-                if state.data_dir.is_some() {
-                    response.headers_mut().insert(
-                        HeaderName::from_static(IMPORT_METHODS_HEADER),
-                        HeaderValue::from_static("glance-direct"),
-                    );
+                let methods = HeaderValue::from_str(&IMPORT_METHODS.join(","));
+                if let (Some(_), Ok(methods)) = (&state.data_dir, methods) {
+                    response
+                        .headers_mut()
+                        .insert(HeaderName::from_static(IMPORT_METHODS_HEADER), methods);
                 }
                 return Ok(response);
             }

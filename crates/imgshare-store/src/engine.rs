@@ -411,10 +411,8 @@ impl Engine {
         writer: &mut Connection,
         items: Vec<BatchItem>,
     ) -> Vec<Result<Outcome, EngineError>> {
-        if items.len() == 1 {
-            return vec![self
-                .run_group(writer, &items)
-                .and_then(|mut results| results.pop().unwrap_or(Err(EngineError::Poisoned)))];
+        if let [item] = items.as_slice() {
+            return vec![self.run_alone(writer, item)];
         }
         match self.run_group(writer, &items) {
             Ok(results) => results,
@@ -427,12 +425,17 @@ impl Engine {
             // Nothing was committed: each command gets its own transaction and its own error.
             Err(_) => items
                 .iter()
-                .map(|item| {
-                    self.run_group(writer, std::slice::from_ref(item))
-                        .and_then(|mut results| results.pop().unwrap_or(Err(EngineError::Poisoned)))
-                })
+                .map(|item| self.run_alone(writer, item))
                 .collect(),
         }
+    }
+
+    /// One command in its own transaction.
+    fn run_alone(&self, writer: &mut Connection, item: &BatchItem) -> Result<Outcome, EngineError> {
+        // `run_group` answers once per command, so the pop always finds this one's outcome.
+        self.run_group(writer, std::slice::from_ref(item))?
+            .pop()
+            .unwrap_or(Err(EngineError::Poisoned))
     }
 
     /// One transaction for `items`, a savepoint per command; the cache learns the new states
