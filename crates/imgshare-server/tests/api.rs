@@ -1430,3 +1430,45 @@ async fn core_integer_columns_filter_by_equality() {
     assert_eq!(page.status, StatusCode::OK);
     assert!(ids(&page.body).is_empty());
 }
+
+#[tokio::test]
+async fn glance_owner_on_create_is_the_callers_unless_an_admin_asks() {
+    let api = Api::glance();
+    let create = |owner: Value| json!({"name": "o", "disk_format": "raw", "container_format": "bare", "owner": owner});
+    let own = api
+        .json(
+            Method::POST,
+            "/v2/images",
+            PRODUCER_TOKEN,
+            create(json!(PRODUCER)),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::CREATED, "{}", own.body);
+    assert_eq!(own.body["owner"], PRODUCER);
+    let head = api
+        .engine
+        .read(|conn| Ok(imgshare_store::head(conn)?))
+        .unwrap();
+    for (owner, status) in [
+        (json!(CONSUMER), StatusCode::FORBIDDEN),
+        (json!(7), StatusCode::BAD_REQUEST),
+        (json!(""), StatusCode::BAD_REQUEST),
+    ] {
+        let refused = api
+            .json(
+                Method::POST,
+                "/v2/images",
+                PRODUCER_TOKEN,
+                create(owner.clone()),
+            )
+            .await;
+        assert_eq!(refused.status, status, "owner {owner}: {}", refused.body);
+    }
+    assert_eq!(
+        api.engine
+            .read(|conn| Ok(imgshare_store::head(conn)?))
+            .unwrap(),
+        head,
+        "a refused create writes nothing"
+    );
+}
