@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::SubsecRound;
 use imgshare_core::{
     access, decide, queries, Aggregate, Command, Context, DomainError, Event, Image, Operation,
     Profile, ProfileKind, Region, StreamId, Task,
@@ -580,9 +579,8 @@ impl Engine {
             .collect();
         // Decide at the time the log will record, so that times the domain computes (a task's
         // expiry) agree with the recorded time even when this request's clock lags the log.
-        let now = ctx.now.trunc_subsecs(6);
         let ctx = &Context {
-            now: head.map_or(now, |head| now.max(head.at)),
+            now: log::effective_time(head, ctx.now),
             ..ctx.clone()
         };
         let decided = decide(&self.profile, &before, command, ctx)?;

@@ -379,14 +379,11 @@ fn write_events(
     recorded_at: DateTime<Utc>,
     check: VersionCheck,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let (mut position, mut prev_hash, last_at) = match head {
-        Some(Head { position, hash, at }) => (position, hash, Some(at)),
-        None => (0, GENESIS_HASH.to_owned(), None),
+    let recorded_at = effective_time(head.as_ref(), recorded_at);
+    let (mut position, mut prev_hash) = match head {
+        Some(Head { position, hash, .. }) => (position, hash),
+        None => (0, GENESIS_HASH.to_owned()),
     };
-    let mut recorded_at = recorded_at.trunc_subsecs(6);
-    if let Some(last_at) = last_at {
-        recorded_at = recorded_at.max(last_at);
-    }
     let recorded_at_text = format_recorded_at(recorded_at);
 
     let mut insert = conn.prepare_cached(
@@ -479,12 +476,9 @@ fn to_json_text(value: &serde_json::Value, field: &str, id: Uuid) -> Result<Stri
 /// The `recorded_at` the next append will use for a clock reading of `now`: `now` truncated to
 /// microseconds, or the last event's time if the clock is behind it. Deciding with this time
 /// keeps times computed in events (task expiry) consistent with the recorded time.
-pub fn effective_time(conn: &Connection, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+pub fn effective_time(head: Option<&Head>, now: DateTime<Utc>) -> DateTime<Utc> {
     let now = now.trunc_subsecs(6);
-    Ok(match last_event(conn)? {
-        Some((_, _, last)) if last > now => last,
-        _ => now,
-    })
+    head.map_or(now, |head| now.max(head.at))
 }
 
 /// Position, hash and recorded_at of the last event.
