@@ -19,10 +19,8 @@ use imgshare_core::{
     Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Visibility,
 };
 use imgshare_projection::views;
-use imgshare_store::Engine;
-use md5::Md5;
+use imgshare_store::{DataHashes, Engine, FsImageDataStore};
 use serde_json::Value;
-use sha2::{Digest, Sha512};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -214,7 +212,7 @@ async fn receive_data(
             continue;
         };
         hashes.update(&chunk);
-        if hashes.size > limit {
+        if hashes.size() > limit {
             return Err(too_large(limit));
         }
         file.write_all(&chunk).await.map_err(|_| storage_error())?;
@@ -225,32 +223,6 @@ async fn receive_data(
         path,
         data: hashes.finish(),
     })
-}
-
-/// The running size and hashes of image data: md5 for `checksum`, sha512 for `os_hash_value`.
-#[derive(Default)]
-pub(crate) struct DataHashes {
-    size: u64,
-    md5: Md5,
-    sha512: Sha512,
-}
-
-impl DataHashes {
-    pub(crate) fn update(&mut self, chunk: &[u8]) {
-        self.size = self.size.saturating_add(chunk.len() as u64);
-        self.md5.update(chunk);
-        self.sha512.update(chunk);
-    }
-
-    pub(crate) fn finish(self) -> ImageActivated {
-        ImageActivated {
-            size: self.size,
-            checksum: hex::encode(self.md5.finalize()),
-            virtual_size: None,
-            os_hash_algo: Some("sha512".to_owned()),
-            os_hash_value: Some(hex::encode(self.sha512.finalize())),
-        }
-    }
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
@@ -326,8 +298,16 @@ pub(crate) async fn upload(
     body: Body,
 ) -> Result<Response, ApiError> {
     let command = |data: &ImageActivated| ImageCommand::Upload(data.clone());
-    let target = |dir: &Path, image_id: Uuid| dir.join(image_id.to_string());
-    record_data(state, ctx, id, headers, body, command, target).await
+    record_data(
+        state,
+        ctx,
+        id,
+        headers,
+        body,
+        command,
+        FsImageDataStore::path_in,
+    )
+    .await
 }
 
 /// Where `/stage` keeps an image's data until `/import` moves it to `<data_dir>/<image_id>`.
@@ -351,7 +331,7 @@ pub(crate) async fn stage(
 pub(crate) async fn remove_data(state: &AppState, image_id: Uuid) {
     if let Some(data_dir) = state.data_dir.as_deref() {
         for path in [
-            data_dir.join(image_id.to_string()),
+            FsImageDataStore::path_in(data_dir, image_id),
             staged_path(data_dir, image_id),
         ] {
             // Best effort: the image is already deleted; a leftover file is only disk space.
@@ -364,7 +344,7 @@ fn data_path(state: &AppState, image_id: Uuid) -> Option<PathBuf> {
     state
         .data_dir
         .as_deref()
-        .map(|dir: &Path| dir.join(image_id.to_string()))
+        .map(|dir| FsImageDataStore::path_in(dir, image_id))
 }
 
 /// `GET /v2/images/{id}/file`: 200 with the data, 204 when there is none.

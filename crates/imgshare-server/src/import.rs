@@ -16,11 +16,12 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use imgshare_core::image::IMPORT_METHODS;
 use imgshare_core::{Actor, Command, Context, ImageActivated, ImageCommand, ImageStatus};
-use imgshare_store::Engine;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::images::{not_configured, staged_path, DataHashes};
+use imgshare_store::{DataHashes, Engine, FsImageDataStore};
+
+use super::images::{not_configured, staged_path};
 use super::{blocking, image_id, json_body, json_response, ApiError};
 use crate::AppState;
 
@@ -101,7 +102,7 @@ pub fn resume_imports(state: &AppState) -> Result<usize, ApiError> {
 /// `queued` and removes the staged data.
 fn finish_import(engine: &Engine, mut ctx: Context, image_id: Uuid, data_dir: &Path) {
     let staged = staged_path(data_dir, image_id);
-    let target = data_dir.join(image_id.to_string());
+    let target = FsImageDataStore::path_in(data_dir, image_id);
     let moved = hash_file(&staged).and_then(|data| {
         std::fs::rename(&staged, &target)
             .map(|()| data)

@@ -9,7 +9,78 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use imgshare_core::ImageActivated;
+use md5::Md5;
+use sha2::{Digest, Sha512};
 use uuid::Uuid;
+
+/// The running size and hashes of image data, as every path that stores bytes reports them
+/// (upload, staged import, import task): md5 for `checksum`, sha512 for `os_hash_value`.
+#[derive(Default)]
+pub struct DataHashes {
+    size: u64,
+    md5: Md5,
+    sha512: Sha512,
+}
+
+impl DataHashes {
+    /// Adds a chunk.
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.size = self.size.saturating_add(chunk.len() as u64);
+        self.md5.update(chunk);
+        self.sha512.update(chunk);
+    }
+
+    /// Bytes seen so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The data facts of everything seen (`virtual_size` unknown).
+    pub fn finish(self) -> ImageActivated {
+        ImageActivated {
+            size: self.size,
+            checksum: hex::encode(self.md5.finalize()),
+            virtual_size: None,
+            os_hash_algo: Some("sha512".to_owned()),
+            os_hash_value: Some(hex::encode(self.sha512.finalize())),
+        }
+    }
+}
+
+/// A reader that hashes what passes through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hashes: DataHashes,
+}
+
+impl<R> HashingReader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hashes: DataHashes::default(),
+        }
+    }
+
+    /// The hashes of what was read.
+    pub fn hashes(self) -> DataHashes {
+        self.hashes
+    }
+
+    /// Bytes read so far.
+    pub fn size(&self) -> u64 {
+        self.hashes.size()
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.hashes.update(buffer.get(..read).unwrap_or_default());
+        Ok(read)
+    }
+}
 
 /// Where image data lives.
 pub trait ImageDataStore: Send + Sync + fmt::Debug {
@@ -86,6 +157,21 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn hashes_are_the_same_by_chunks_and_through_a_reader() {
+        let mut hashes = DataHashes::default();
+        hashes.update(b"a");
+        hashes.update(b"bc");
+        let by_chunks = hashes.finish();
+        assert_eq!(by_chunks.size, 3);
+        assert_eq!(by_chunks.checksum, "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(by_chunks.os_hash_value.as_deref().map(str::len), Some(128));
+        let mut reader = HashingReader::new(&b"abc"[..]);
+        io::copy(&mut reader, &mut io::sink()).unwrap();
+        assert_eq!(reader.size(), 3);
+        assert_eq!(reader.hashes().finish(), by_chunks);
+    }
 
     #[test]
     fn bytes_are_kept_as_data_dir_slash_image_id() {

@@ -27,6 +27,6 @@ pub mod objects;
 pub mod tasks;
 
 pub use engine::{BatchItem, Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
-pub use image_data::{FsImageDataStore, ImageDataStore};
+pub use image_data::{DataHashes, FsImageDataStore, HashingReader, ImageDataStore};
 pub use objects::{FsObjectStore, ObjectStore};
 pub use tasks::{imported_image_id, TaskEnvironment, TaskRunReport};

@@ -19,13 +19,11 @@ use imgshare_core::{
     Actor, Command, Context, DomainError, ImageActivated, ImportedImage, Region, StreamId, Task,
     TaskCommand, TaskStatus, TaskType,
 };
-use md5::Md5;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha512};
 use uuid::Uuid;
 
 use crate::engine::{Engine, EngineError};
-use crate::image_data::{FsImageDataStore, ImageDataStore};
+use crate::image_data::{FsImageDataStore, HashingReader, ImageDataStore};
 use crate::objects::{FsObjectStore, ObjectStore};
 
 /// The user id the worker's commands carry in the log's metadata.
@@ -114,36 +112,6 @@ struct Done {
 
 /// Why a task fails: the message its user reads.
 type Failure = String;
-
-/// Hashes and counts what passes through, as the upload endpoint does (md5 and sha512).
-struct Hashing<R> {
-    inner: R,
-    md5: Md5,
-    sha512: Sha512,
-    len: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        let read = self.inner.read(buffer)?;
-        let chunk = buffer.get(..read).unwrap_or_default();
-        self.md5.update(chunk);
-        self.sha512.update(chunk);
-        self.len += read as u64;
-        Ok(read)
-    }
-}
-
-impl<R> Hashing<R> {
-    fn new(inner: R) -> Self {
-        Hashing {
-            inner,
-            md5: Md5::new(),
-            sha512: Sha512::new(),
-            len: 0,
-        }
-    }
-}
 
 fn problem(problem: VhdProblem) -> Failure {
     problem.to_string()
@@ -346,19 +314,16 @@ impl Engine {
         let source = objects
             .open(account, container, object)
             .map_err(|_| not_found())?;
-        let mut hashing = Hashing::new(source.take(limit.saturating_add(1)));
+        let mut hashing = HashingReader::new(source.take(limit.saturating_add(1)));
         let stored = env.image_data.put(image_id, &mut hashing);
-        if stored.is_err() || hashing.len != len {
+        if stored.is_err() || hashing.size() != len {
             // The object changed under the import, or the data could not be stored.
             let _ = env.image_data.remove(image_id);
             return Err(problem(VhdProblem::Unspecified));
         }
         let data = ImageActivated {
-            size: len,
-            checksum: hex::encode(hashing.md5.finalize()),
             virtual_size: Some(footer.current_size),
-            os_hash_algo: Some("sha512".to_owned()),
-            os_hash_value: Some(hex::encode(hashing.sha512.finalize())),
+            ..hashing.hashes().finish()
         };
         Ok(Done {
             result: json!({"image_id": image_id.to_string()}),
@@ -454,9 +419,9 @@ fn md5_of(
     container: &str,
     object: &str,
 ) -> Option<String> {
-    let mut hashing = Hashing::new(objects.open(account, container, object).ok()?);
+    let mut hashing = HashingReader::new(objects.open(account, container, object).ok()?);
     io::copy(&mut hashing, &mut io::sink()).ok()?;
-    Some(hex::encode(hashing.md5.finalize()))
+    Some(hashing.hashes().finish().checksum)
 }
 
 fn worker_context(task: &Task) -> Context {
