@@ -6,59 +6,19 @@
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{find, start};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Kills the server when the test ends, passed or not.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
-}
-
-fn find<'a>(lines: &'a [String], prefix: &str) -> &'a str {
-    lines
-        .iter()
-        .find_map(|line| line.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in {lines:#?}"))
-}
-
-fn start(db: &Path) -> (Server, Vec<String>) {
-    let child = Command::new(env!("CARGO_BIN_EXE_imgshare"))
-        .arg("serve")
-        .arg("--db")
-        .arg(db)
-        .args(["--listen", "127.0.0.1:0", "--profile", "glance"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Server(child);
-    let stdout = server.0.stdout.take().unwrap();
-    let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let done = line.starts_with("listening on http://");
-        lines.push(line);
-        if done {
-            break;
-        }
-    }
-    (server, lines)
 }
 
 /// Resident memory of a process in KiB, from `/proc/<pid>/status`.
@@ -212,7 +172,7 @@ fn serve_under_bounded_load_answers_without_5xx_and_keeps_memory_flat() {
     let seconds = env_number("IMGSHARE_LOAD_SECS", 10);
     let connections = usize::try_from(env_number("IMGSHARE_LOAD_CONNECTIONS", 8)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (server, lines) = start(&dir.path().join("load.db"));
+    let (server, lines) = start(&dir.path().join("load.db"), &["--profile", "glance"]);
     let pid = server.0.id();
     let addr = find(&lines, "listening on http://").to_owned();
     let token = find(&lines, "export TOKEN_PRODUCER=")

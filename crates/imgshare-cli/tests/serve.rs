@@ -4,29 +4,13 @@
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use common::{find, start};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-/// Kills the server when the test ends, passed or not.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The value after `prefix` on the first line of `lines` that starts with it.
-fn find<'a>(lines: &'a [String], prefix: &str) -> &'a str {
-    lines
-        .iter()
-        .find_map(|line| line.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in {lines:#?}"))
-}
 
 fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -48,37 +32,11 @@ fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
     (status, response)
 }
 
-/// Starts `imgshare serve` on an ephemeral port and reads its banner up to the
-/// `listening on http://ADDR` line.
-fn start(db: &Path) -> (Server, Vec<String>) {
-    let child = Command::new(env!("CARGO_BIN_EXE_imgshare"))
-        .arg("serve")
-        .arg("--db")
-        .arg(db)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Server(child);
-    let stdout = server.0.stdout.take().unwrap();
-    let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let done = line.starts_with("listening on http://");
-        lines.push(line);
-        if done {
-            break;
-        }
-    }
-    (server, lines)
-}
-
 #[test]
 fn serve_creates_tokens_seeds_the_demo_image_and_answers_http() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("imgshare.db");
-    let (mut server, lines) = start(&db);
+    let (mut server, lines) = start(&db, &[]);
     let addr = find(&lines, "listening on http://").to_owned();
     let exports = find(&lines, "export TOKEN_PRODUCER=");
     let producer_token = exports.split(' ').next().unwrap().to_owned();
@@ -128,7 +86,7 @@ fn serve_creates_tokens_seeds_the_demo_image_and_answers_http() {
     let _ = server.0.kill();
 
     // A restart keeps the tokens file and the image, and does not seed a second one.
-    let (_server, lines) = start(&db);
+    let (_server, lines) = start(&db, &[]);
     let addr = find(&lines, "listening on http://").to_owned();
     assert!(find(&lines, "export TOKEN_PRODUCER=").starts_with(&producer_token));
     assert_eq!(find(&lines, "export IMAGE_ID_PRODUCER="), image_id);
