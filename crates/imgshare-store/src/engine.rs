@@ -362,14 +362,7 @@ impl Engine {
             }
             match self.writer.try_lock() {
                 Ok(mut writer) => {
-                    let queued =
-                        std::mem::take(&mut *self.queue.lock().map_err(|_| EngineError::Poisoned)?);
-                    let (items, slots): (Vec<BatchItem>, Vec<Slot>) =
-                        queued.into_iter().map(|q| (q.item, q.slot)).unzip();
-                    let results = self.run_items(&mut writer, items);
-                    for (slot, result) in slots.iter().zip(results) {
-                        *slot.lock().map_err(|_| EngineError::Poisoned)? = Some(result);
-                    }
+                    self.run_queued(&mut writer)?;
                     drop(writer);
                     // Under the queue lock, so a waiter that just found its slot empty is
                     // already waiting and cannot miss this.
@@ -392,6 +385,17 @@ impl Engine {
                 Err(std::sync::TryLockError::Poisoned(_)) => return Err(EngineError::Poisoned),
             }
         }
+    }
+
+    /// Runs every queued command as one group and puts each result in its caller's slot.
+    fn run_queued(&self, writer: &mut Connection) -> Result<(), EngineError> {
+        let queued = std::mem::take(&mut *self.queue.lock().map_err(|_| EngineError::Poisoned)?);
+        let (items, slots): (Vec<BatchItem>, Vec<Slot>) =
+            queued.into_iter().map(|q| (q.item, q.slot)).unzip();
+        for (slot, result) in slots.iter().zip(self.run_items(writer, items)) {
+            *slot.lock().map_err(|_| EngineError::Poisoned)? = Some(result);
+        }
+        Ok(())
     }
 
     /// Executes `items` in order in one transaction (one commit, one sync): each command sees
