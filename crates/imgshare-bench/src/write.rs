@@ -34,6 +34,10 @@ pub(crate) struct ThroughputArgs {
     /// Commands per transaction for the batch-API measurement.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// Run one measurement alone (`batch` or `threads`), e.g. under a profiler; the bare
+    /// ceiling and its ratios need `all`.
+    #[arg(long, default_value = "all")]
+    pub only: String,
 }
 
 fn ctx(tenant: &str, region: &Region) -> Context {
@@ -140,12 +144,14 @@ fn stored_rows(path: &Path) -> Result<Vec<RecordedEvent>> {
 }
 
 /// The ceiling: the same event rows inserted into a fresh database with the same schema and
-/// pragmas, one transaction per row; the first `untimed` rows go in first, in one transaction.
+/// pragmas, `per_transaction` rows per transaction; the first `untimed` rows go in first, in one
+/// transaction.
 fn bare_inserts(
     path: &Path,
     durability: Durability,
     rows: &[RecordedEvent],
     untimed: usize,
+    per_transaction: usize,
 ) -> Result<Duration> {
     let options = DbOptions {
         durability,
@@ -180,9 +186,11 @@ fn bare_inserts(
     // Encoding the row is part of what a writer does; text formatting is done outside the
     // timer only for what the engine also prepares before its transaction (nothing here).
     let started = Instant::now();
-    for row in timed {
+    for chunk in timed.chunks(per_transaction.max(1)) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        insert(&tx, row)?;
+        for row in chunk {
+            insert(&tx, row)?;
+        }
         tx.commit()?;
     }
     Ok(started.elapsed())
@@ -194,16 +202,21 @@ struct Measured {
     elapsed: Duration,
 }
 
-fn print_rows(rows: &[Measured], reference: f64) {
+fn print_rows(rows: &[Measured], ceiling: Option<f64>) {
     for row in rows {
         let per_second = rate(row.commands, row.elapsed);
+        let ratio = ceiling.map_or(String::new(), |ceiling| {
+            format!(
+                "  ({:>5.1} % of the bare ceiling)",
+                100.0 * per_second / ceiling.max(1e-9)
+            )
+        });
         println!(
-            "  {:<46} {:>8} in {:>7.2} s = {:>8.0} /s  ({:>5.1} % of the bare ceiling)",
+            "  {:<46} {:>8} in {:>7.2} s = {:>8.0} /s{ratio}",
             row.label,
             row.commands,
             row.elapsed.as_secs_f64(),
             per_second,
-            100.0 * per_second / reference.max(1e-9)
         );
     }
 }
@@ -220,6 +233,12 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
         "both" => vec![Durability::Full, Durability::Normal],
         other => anyhow::bail!("--durability: full, normal or both, not {other:?}"),
     };
+    let (run_single, run_batch, run_threads) = match args.only.as_str() {
+        "all" => (true, true, true),
+        "batch" => (false, true, false),
+        "threads" => (false, false, true),
+        other => anyhow::bail!("--only: all, batch or threads, not {other:?}"),
+    };
     let region = Region::parse("DFW")?;
     for durability in modes {
         let dir = tempfile::tempdir()?;
@@ -231,114 +250,159 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
             2 * args.images as usize * args.members as usize
         );
 
-        // One command per transaction, through execute.
-        let engine_path = dir.path().join("engine.db");
-        let engine = open(&engine_path, durability)?;
-        let ids = setup(&engine, args.images, &region)?;
-        let setup_events = engine
-            .read(|conn| Ok(imgshare_store::head(conn)?))?
-            .map_or(0, |(position, _)| position);
-        let steps = workload(&ids, args.members);
-        let started = Instant::now();
-        for step in &steps {
-            engine.execute(&ctx(&step.tenant, &region), step.command.clone())?;
+        let commands = 2 * args.images as usize * args.members as usize;
+        let mut rows = Vec::new();
+        let mut ceiling = None;
+        if run_single {
+            let (single, bare, bare_batched) =
+                measure_single(dir.path(), durability, args, &region)?;
+            let per_second = rate(commands, bare);
+            println!(
+                "  {:<46} {:>8} in {:>7.2} s = {:>8.0} /s",
+                "bare ceiling: INSERT of the same rows, 1 tx each",
+                commands,
+                bare.as_secs_f64(),
+                per_second
+            );
+            println!(
+                "  {:<46} {:>8} in {:>7.2} s = {:>8.0} /s  (for the batch rows)",
+                format!("bare: the same INSERTs, {} per tx", args.batch),
+                commands,
+                bare_batched.as_secs_f64(),
+                rate(commands, bare_batched)
+            );
+            ceiling = Some(per_second);
+            rows.push(Measured {
+                label: "Engine::execute, 1 command per tx".into(),
+                commands,
+                elapsed: single,
+            });
         }
-        let single = started.elapsed();
-        drop(engine);
-
-        let rows = stored_rows(&engine_path)?;
-        let untimed = usize::try_from(setup_events)?;
-        ensure!(
-            rows.len() == untimed + steps.len(),
-            "expected one event per command"
-        );
-        let bare = bare_inserts(&dir.path().join("bare.db"), durability, &rows, untimed)?;
-        let ceiling = rate(steps.len(), bare);
-
-        // The batch API: many commands in one transaction.
-        let batch_path = dir.path().join("batch.db");
-        let engine = open(&batch_path, durability)?;
-        let ids = setup(&engine, args.images, &region)?;
-        let steps = workload(&ids, args.members);
-        let started = Instant::now();
-        for chunk in steps.chunks(args.batch.max(1)) {
-            let items: Vec<BatchItem> = chunk
-                .iter()
-                .map(|step| BatchItem {
-                    ctx: ctx(&step.tenant, &region),
-                    command_id: Uuid::new_v4(),
-                    command: step.command.clone(),
-                })
-                .collect();
-            for result in engine.execute_batch(items)? {
-                result?;
-            }
+        if run_batch {
+            rows.push(Measured {
+                label: format!("Engine::execute_batch, {} per tx", args.batch),
+                commands,
+                elapsed: measure_batch(dir.path(), durability, args, &region)?,
+            });
         }
-        let batched = started.elapsed();
-        drop(engine);
-
-        // Group commit: concurrent callers of execute share transactions.
-        let group_path = dir.path().join("group.db");
-        let engine = Arc::new(open(&group_path, durability)?);
-        let ids = setup(&engine, args.images, &region)?;
-        let steps = Arc::new(workload(&ids, args.members));
-        let threads = args.threads.max(1);
-        let started = Instant::now();
-        let handles: Vec<_> = (0..threads)
-            .map(|thread| {
-                let engine = Arc::clone(&engine);
-                let steps = Arc::clone(&steps);
-                let region = region.clone();
-                std::thread::spawn(move || -> Result<()> {
-                    // Each thread owns whole images, so each accept follows its add.
-                    for step in steps.iter().filter(|step| match &step.command {
-                        Command::Image { image_id, .. } => {
-                            (image_id.as_u128() % threads as u128) as usize == thread
-                        }
-                        Command::Task { .. } => false,
-                    }) {
-                        engine.execute(&ctx(&step.tenant, &region), step.command.clone())?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for handle in handles {
-            handle
-                .join()
-                .map_err(|_| anyhow::anyhow!("a caller thread panicked"))??;
+        if run_threads {
+            rows.push(Measured {
+                label: format!(
+                    "Engine::execute from {} threads (group commit)",
+                    args.threads.max(1)
+                ),
+                commands,
+                elapsed: measure_threads(dir.path(), durability, args, &region)?,
+            });
         }
-        let grouped = started.elapsed();
-
-        println!(
-            "  {:<46} {:>8} in {:>7.2} s = {:>8.0} /s",
-            "bare ceiling: INSERT of the same rows, 1 tx each",
-            steps.len(),
-            bare.as_secs_f64(),
-            ceiling
-        );
-        print_rows(
-            &[
-                Measured {
-                    label: "Engine::execute, 1 command per tx".into(),
-                    commands: steps.len(),
-                    elapsed: single,
-                },
-                Measured {
-                    label: format!("Engine::execute_batch, {} per tx", args.batch),
-                    commands: steps.len(),
-                    elapsed: batched,
-                },
-                Measured {
-                    label: format!("Engine::execute from {threads} threads (group commit)"),
-                    commands: steps.len(),
-                    elapsed: grouped,
-                },
-            ],
-            ceiling,
-        );
+        print_rows(&rows, ceiling);
     }
     Ok(())
+}
+
+/// One command per transaction through `execute`, then the bare ceiling over the rows that run
+/// stored, one row per transaction and `--batch` rows per transaction; returns the three times.
+fn measure_single(
+    dir: &Path,
+    durability: Durability,
+    args: &ThroughputArgs,
+    region: &Region,
+) -> Result<(Duration, Duration, Duration)> {
+    let engine_path = dir.join("engine.db");
+    let engine = open(&engine_path, durability)?;
+    let ids = setup(&engine, args.images, region)?;
+    let setup_events = engine
+        .read(|conn| Ok(imgshare_store::head(conn)?))?
+        .map_or(0, |(position, _)| position);
+    let steps = workload(&ids, args.members);
+    let started = Instant::now();
+    for step in &steps {
+        engine.execute(&ctx(&step.tenant, region), step.command.clone())?;
+    }
+    let single = started.elapsed();
+    drop(engine);
+
+    let rows = stored_rows(&engine_path)?;
+    let untimed = usize::try_from(setup_events)?;
+    ensure!(
+        rows.len() == untimed + steps.len(),
+        "expected one event per command"
+    );
+    let bare = bare_inserts(&dir.join("bare.db"), durability, &rows, untimed, 1)?;
+    let bare_batched = bare_inserts(
+        &dir.join("bare-batched.db"),
+        durability,
+        &rows,
+        untimed,
+        args.batch,
+    )?;
+    Ok((single, bare, bare_batched))
+}
+
+/// The batch API: many commands in one transaction.
+fn measure_batch(
+    dir: &Path,
+    durability: Durability,
+    args: &ThroughputArgs,
+    region: &Region,
+) -> Result<Duration> {
+    let engine = open(&dir.join("batch.db"), durability)?;
+    let ids = setup(&engine, args.images, region)?;
+    let steps = workload(&ids, args.members);
+    let started = Instant::now();
+    for chunk in steps.chunks(args.batch.max(1)) {
+        let items: Vec<BatchItem> = chunk
+            .iter()
+            .map(|step| BatchItem {
+                ctx: ctx(&step.tenant, region),
+                command_id: Uuid::now_v7(),
+                command: step.command.clone(),
+            })
+            .collect();
+        for result in engine.execute_batch(items)? {
+            result?;
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// Group commit: concurrent callers of `execute` share transactions.
+fn measure_threads(
+    dir: &Path,
+    durability: Durability,
+    args: &ThroughputArgs,
+    region: &Region,
+) -> Result<Duration> {
+    let engine = Arc::new(open(&dir.join("group.db"), durability)?);
+    let ids = setup(&engine, args.images, region)?;
+    let steps = Arc::new(workload(&ids, args.members));
+    let threads = args.threads.max(1);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|thread| {
+            let engine = Arc::clone(&engine);
+            let steps = Arc::clone(&steps);
+            let region = region.clone();
+            std::thread::spawn(move || -> Result<()> {
+                // Each thread owns whole images, so each accept follows its add.
+                for step in steps.iter().filter(|step| match &step.command {
+                    Command::Image { image_id, .. } => {
+                        (image_id.as_u128() % threads as u128) as usize == thread
+                    }
+                    Command::Task { .. } => false,
+                }) {
+                    engine.execute(&ctx(&step.tenant, &region), step.command.clone())?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("a caller thread panicked"))??;
+    }
+    Ok(started.elapsed())
 }
 
 /// `imgshare-bench replay`.

@@ -197,6 +197,68 @@ struct Queued {
     slot: Slot,
 }
 
+/// How a group keeps one command's failure from the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    /// One command: its failure is the transaction's.
+    Alone,
+    /// No savepoints; a command that fails after writing sends the group back to run with them.
+    Optimistic,
+    /// A savepoint per command, rolled back if it fails.
+    Savepoints,
+}
+
+/// Why a command failed, by whether it had written anything in the transaction yet.
+enum CommandFailure {
+    /// Before any write (a load, the decision): the transaction is as it was.
+    Refused(EngineError),
+    /// After its first write: only a rollback undoes its part.
+    AfterWriting(EngineError),
+}
+
+impl CommandFailure {
+    fn into_error(self) -> EngineError {
+        match self {
+            Self::Refused(error) | Self::AfterWriting(error) => error,
+        }
+    }
+}
+
+impl<E: Into<EngineError>> From<E> for CommandFailure {
+    fn from(error: E) -> Self {
+        Self::Refused(error.into())
+    }
+}
+
+/// A command's decided events with the states they were decided on, ready to append.
+struct Decision {
+    primary: StreamId,
+    command_id: Uuid,
+    events: Vec<(StreamId, Event)>,
+    /// The decision's copy of each stream's state, which the fold continues.
+    before: BTreeMap<StreamId, Aggregate>,
+    /// The same states as loaded (shared with the cache), which the read-model diff compares to.
+    shared: BTreeMap<StreamId, Arc<Aggregate>>,
+    versions: BTreeMap<StreamId, u64>,
+}
+
+/// Why a group committed nothing.
+enum GroupFailure {
+    /// A command failed after writing in a group without savepoints; run it again with them.
+    NeedsSavepoints,
+    /// The transaction could not run or commit.
+    Failed(EngineError),
+}
+
+impl<E: Into<EngineError>> From<E> for GroupFailure {
+    fn from(error: E) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+/// How many groups in a row the caller holding the writer runs while commands keep arriving.
+const LEADER_GROUPS: usize = 16;
+
 /// The longest a queued command waits before looking at the writer again (a safety net: the
 /// leader of a group wakes the waiters when it is done).
 const GROUP_WAIT: Duration = Duration::from_millis(5);
@@ -251,8 +313,20 @@ fn take_slot(slot: &Slot) -> Result<Option<Result<Outcome, EngineError>>, Engine
 
 /// The id of the `index`-th event of a command: derived, so that a retried command (same
 /// command id) produces the same event ids and the log's idempotency check recognises it.
+///
+/// The first 8 bytes are the command id's, so the ids of commands that grow with time (UUID v7,
+/// as [`Engine::execute`] makes them) grow too, and each insert into the log's unique event-id
+/// index lands on its last page instead of a random one (a page written to the WAL per command
+/// otherwise). The other 8 come from a v5 hash of the command id and the index, so two commands
+/// that share their first 8 bytes still get different ids. Events logged before this rule kept
+/// the plain v5 id (`Uuid::new_v5(&command_id, index)`); only a retry of such a command across
+/// the change would not be recognised.
 pub fn event_id_for(command_id: Uuid, index: usize) -> Uuid {
-    Uuid::new_v5(&command_id, &(index as u64).to_be_bytes())
+    let hashed = Uuid::new_v5(&command_id, &(index as u64).to_be_bytes());
+    let mut bytes = [0_u8; 16];
+    bytes[..8].copy_from_slice(&command_id.as_bytes()[..8]);
+    bytes[8..].copy_from_slice(&hashed.as_bytes()[8..]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 impl Engine {
@@ -327,7 +401,8 @@ impl Engine {
 
     /// Executes a command with a fresh command id.
     pub fn execute(&self, ctx: &Context, command: Command) -> Result<Outcome, EngineError> {
-        self.execute_idempotent(ctx, Uuid::new_v4(), command)
+        // Time-ordered, so the event ids derived from it are too (see `event_id_for`).
+        self.execute_idempotent(ctx, Uuid::now_v7(), command)
     }
 
     /// Executes a command; executing again with the same `command_id` (a client retry) writes
@@ -362,12 +437,21 @@ impl Engine {
             }
             match self.writer.try_lock() {
                 Ok(mut writer) => {
-                    self.run_queued(&mut writer)?;
+                    // Keep the writer while commands keep arriving: the callers of one group
+                    // queue their next commands while the following group runs, so groups grow
+                    // instead of each new arrival taking the writer for a group of one or two.
+                    // Bounded, so this caller's own answer is not held back for long.
+                    for _ in 0..LEADER_GROUPS {
+                        self.run_queued(&mut writer)?;
+                        // Under the queue lock, so a waiter that just found its slot empty is
+                        // already waiting and cannot miss this.
+                        let queue = self.queue.lock().map_err(|_| EngineError::Poisoned)?;
+                        self.group_done.notify_all();
+                        if queue.is_empty() {
+                            break;
+                        }
+                    }
                     drop(writer);
-                    // Under the queue lock, so a waiter that just found its slot empty is
-                    // already waiting and cannot miss this.
-                    let _queue = self.queue.lock().map_err(|_| EngineError::Poisoned)?;
-                    self.group_done.notify_all();
                 }
                 Err(std::sync::TryLockError::WouldBlock) => {
                     // Another caller is running a group, which may include this command; wait
@@ -417,11 +501,18 @@ impl Engine {
         if let [item] = items.as_slice() {
             return vec![self.run_alone(writer, item)];
         }
-        match self.run_group(writer, &items) {
+        // Most refusals are decided before a command writes anything, so the group first runs
+        // without savepoints (each costs a copy of every page a command touches); only a
+        // command that fails after writing makes the group start over with them.
+        let mut attempt = self.run_group(writer, &items, Isolation::Optimistic);
+        if let Err(GroupFailure::NeedsSavepoints) = attempt {
+            attempt = self.run_group(writer, &items, Isolation::Savepoints);
+        }
+        match attempt {
             Ok(results) => results,
             // The lock was never taken: running each command alone would make each wait the
             // whole busy timeout again, so they all get the same answer, to retry.
-            Err(EngineError::Store(StoreError::Busy)) => items
+            Err(GroupFailure::Failed(EngineError::Store(StoreError::Busy))) => items
                 .iter()
                 .map(|_| Err(EngineError::Store(StoreError::Busy)))
                 .collect(),
@@ -435,19 +526,24 @@ impl Engine {
 
     /// One command in its own transaction.
     fn run_alone(&self, writer: &mut Connection, item: &BatchItem) -> Result<Outcome, EngineError> {
+        // A lone command needs no savepoint: if it fails, the transaction is dropped unused.
         // `run_group` answers once per command, so the pop always finds this one's outcome.
-        self.run_group(writer, std::slice::from_ref(item))?
-            .pop()
-            .unwrap_or(Err(EngineError::Poisoned))
+        match self.run_group(writer, std::slice::from_ref(item), Isolation::Alone) {
+            Ok(mut results) => results.pop().unwrap_or(Err(EngineError::Poisoned)),
+            Err(GroupFailure::Failed(error)) => Err(error),
+            // Not produced for a lone command (its failure is its own answer).
+            Err(GroupFailure::NeedsSavepoints) => Err(EngineError::Poisoned),
+        }
     }
 
-    /// One transaction for `items`, a savepoint per command; the cache learns the new states
-    /// only once the transaction is committed.
+    /// One transaction for `items`; the cache learns the new states only once the transaction
+    /// is committed. `isolation` says how one command's failure is kept from the others.
     fn run_group(
         &self,
         writer: &mut Connection,
         items: &[BatchItem],
-    ) -> Result<Vec<Result<Outcome, EngineError>>, EngineError> {
+        isolation: Isolation,
+    ) -> Result<Vec<Result<Outcome, EngineError>>, GroupFailure> {
         // IMMEDIATE takes the write lock before reading, so the state the decision sees cannot
         // change before the append (a deferred transaction would fail to upgrade under load).
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -456,8 +552,7 @@ impl Engine {
         let mut head = log::read_head(&tx)?;
         let mut results = Vec::with_capacity(items.len());
         let mut last_position = None;
-        // A lone command needs no savepoint: if it fails, the transaction is dropped unused.
-        let savepoints = items.len() > 1;
+        let savepoints = isolation == Isolation::Savepoints;
         for item in items {
             if savepoints {
                 tx.prepare_cached("SAVEPOINT imgshare_command")?
@@ -485,14 +580,24 @@ impl Engine {
                 // SQLite rolls the whole transaction back itself on some errors (a full disk or
                 // page limit, an I/O error): then no savepoint is left and nothing of the group
                 // was written, so the group fails with the command's own error.
-                Err(error) if tx.is_autocommit() => return Err(error),
-                Err(error) if savepoints => {
+                Err(failure) if tx.is_autocommit() => return Err(failure.into_error().into()),
+                Err(CommandFailure::Refused(error)) if isolation != Isolation::Alone => {
+                    if savepoints {
+                        tx.prepare_cached("RELEASE imgshare_command")?.execute([])?;
+                    }
+                    results.push(Err(error));
+                }
+                Err(CommandFailure::AfterWriting(error)) if savepoints => {
                     tx.prepare_cached("ROLLBACK TO imgshare_command")?
                         .execute([])?;
                     tx.prepare_cached("RELEASE imgshare_command")?.execute([])?;
                     results.push(Err(error));
                 }
-                Err(error) => return Ok(vec![Err(error)]),
+                // Dropping the transaction rolls back what this command wrote, and the others'.
+                Err(CommandFailure::AfterWriting(_)) if isolation == Isolation::Optimistic => {
+                    return Err(GroupFailure::NeedsSavepoints)
+                }
+                Err(failure) => return Ok(vec![Err(failure.into_error())]),
             }
         }
         if let Some(position) = last_position {
@@ -546,7 +651,7 @@ impl Engine {
         written: &Written,
         head: Option<&log::Head>,
         states: &mut Vec<(StreamId, u64, Arc<Aggregate>)>,
-    ) -> Result<Outcome, EngineError> {
+    ) -> Result<Outcome, CommandFailure> {
         let BatchItem {
             ctx,
             command_id,
@@ -555,9 +660,9 @@ impl Engine {
         let command_id = *command_id;
         let streams = command.streams();
         let Some(&primary) = streams.first() else {
-            return Err(DomainError::InvalidInput {
+            return Err(EngineError::from(DomainError::InvalidInput {
                 message: "command addresses no stream".to_owned(),
-            }
+            })
             .into());
         };
         if let Some(previous) = stored_command_events(tx, command_id)? {
@@ -588,52 +693,15 @@ impl Engine {
             ..ctx.clone()
         };
         let decided = decide(&self.profile, &before, command, ctx)?;
-        let appends = group_appends(&decided, &versions, ctx, command_id);
-        let recorded = if appends.is_empty() {
-            Vec::new()
-        } else {
-            // The ids were just found absent (a command's events are written all or none) and
-            // the versions read in this transaction: the checks `log::append` repeats are done.
-            log::append_known(tx, &appends, head.cloned(), ctx.now)?
+        let decision = Decision {
+            primary,
+            command_id,
+            events: decided,
+            before,
+            shared,
+            versions,
         };
-        // Fold the new events into each touched stream, then write the read models from the
-        // difference, in this same transaction.
-        let mut after = before;
-        for ((stream, event), stored) in decided.iter().zip(&recorded) {
-            let state = after
-                .remove(stream)
-                .unwrap_or_else(|| Aggregate::empty(*stream));
-            let state = state
-                .apply(event, stored.recorded_at)
-                .map_err(|error| corrupt(&stored.stream_id, stored.version, error.message))?;
-            after.insert(*stream, state);
-            versions.insert(*stream, stored.version);
-        }
-        let mut state = None;
-        for (stream, after_state) in after {
-            let previous = shared
-                .remove(&stream)
-                .unwrap_or_else(|| Arc::new(Aggregate::empty(stream)));
-            let current = if *previous == after_state {
-                previous
-            } else {
-                tables::write_diff(tx, &previous, &after_state)?;
-                Arc::new(after_state)
-            };
-            let version = versions.get(&stream).copied().unwrap_or(0);
-            if version > 0 {
-                states.push((stream, version, Arc::clone(&current)));
-            }
-            if stream == primary {
-                state = Some(current);
-            }
-        }
-        let state = state.unwrap_or_else(|| Arc::new(Aggregate::empty(primary)));
-        Ok(Outcome {
-            events: recorded,
-            already_applied: false,
-            state,
-        })
+        write_decision(tx, decision, ctx, head, states).map_err(CommandFailure::AfterWriting)
     }
 
     /// Empties the read models and rebuilds them from the whole log, one stream at a time.
@@ -895,6 +963,70 @@ impl Engine {
     }
 }
 
+/// Appends a decision's events, folds them into each touched stream and writes the read models
+/// from the difference, all in `tx`; `states` receives each touched stream's new version and
+/// state.
+fn write_decision(
+    tx: &Connection,
+    decision: Decision,
+    ctx: &Context,
+    head: Option<&log::Head>,
+    states: &mut Vec<(StreamId, u64, Arc<Aggregate>)>,
+) -> Result<Outcome, EngineError> {
+    let Decision {
+        primary,
+        command_id,
+        events: decided,
+        before,
+        mut shared,
+        mut versions,
+    } = decision;
+    let appends = group_appends(&decided, &versions, ctx, command_id);
+    let recorded = if appends.is_empty() {
+        Vec::new()
+    } else {
+        // The ids were just found absent (a command's events are written all or none) and
+        // the versions read in this transaction: the checks `log::append` repeats are done.
+        log::append_known(tx, &appends, head.cloned(), ctx.now)?
+    };
+    let mut after = before;
+    for ((stream, event), stored) in decided.iter().zip(&recorded) {
+        let state = after
+            .remove(stream)
+            .unwrap_or_else(|| Aggregate::empty(*stream));
+        let state = state
+            .apply(event, stored.recorded_at)
+            .map_err(|error| corrupt(&stored.stream_id, stored.version, error.message))?;
+        after.insert(*stream, state);
+        versions.insert(*stream, stored.version);
+    }
+    let mut state = None;
+    for (stream, after_state) in after {
+        let previous = shared
+            .remove(&stream)
+            .unwrap_or_else(|| Arc::new(Aggregate::empty(stream)));
+        let current = if *previous == after_state {
+            previous
+        } else {
+            tables::write_diff(tx, &previous, &after_state)?;
+            Arc::new(after_state)
+        };
+        let version = versions.get(&stream).copied().unwrap_or(0);
+        if version > 0 {
+            states.push((stream, version, Arc::clone(&current)));
+        }
+        if stream == primary {
+            state = Some(current);
+        }
+    }
+    let state = state.unwrap_or_else(|| Arc::new(Aggregate::empty(primary)));
+    Ok(Outcome {
+        events: recorded,
+        already_applied: false,
+        state,
+    })
+}
+
 fn corrupt(stream: &str, version: u64, reason: String) -> EngineError {
     EngineError::CorruptStream {
         stream: stream.to_owned(),
@@ -1075,6 +1207,52 @@ mod tests {
             Region::parse("DFW").unwrap(),
             at(minutes),
         )
+    }
+
+    #[test]
+    fn event_ids_follow_the_order_of_time_ordered_command_ids() {
+        let commands: Vec<Uuid> = (0..64).map(|_| Uuid::now_v7()).collect();
+        let ids: Vec<Uuid> = commands
+            .iter()
+            .flat_map(|command| (0..3).map(|index| event_id_for(*command, index)))
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        // Ordered by their first 8 bytes, the command's (v7: time, then a counter); the rest is
+        // a hash, so ids of commands with the same first 8 bytes may come in either order.
+        for pair in ids.windows(2) {
+            assert!(
+                pair[0].as_bytes()[..8] <= pair[1].as_bytes()[..8],
+                "{pair:?}"
+            );
+        }
+        for (command, events) in commands.iter().zip(ids.chunks(3)) {
+            assert!(events
+                .iter()
+                .all(|id| id.as_bytes()[..6] == command.as_bytes()[..6]));
+            assert_eq!(
+                event_id_for(*command, 1),
+                events[1],
+                "a retry derives the same id"
+            );
+        }
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len(), "every event id is distinct");
+        // Random command ids still give distinct ids, and the prefix rule holds for them too.
+        let random = Uuid::new_v4();
+        assert_ne!(event_id_for(random, 0), event_id_for(random, 1));
+        assert_eq!(
+            event_id_for(random, 0).as_bytes()[..6],
+            random.as_bytes()[..6]
+        );
+        // Commands that share their first 8 bytes still differ.
+        let mut twin = *random.as_bytes();
+        twin[15] ^= 1;
+        assert_ne!(
+            event_id_for(random, 0),
+            event_id_for(Uuid::from_bytes(twin), 0)
+        );
+        assert_eq!(event_id_for(random, 0).get_version_num(), 8);
     }
 
     fn snapshot(engine: &Engine, tenant: &str, name: &str, minutes: i64) -> Uuid {
@@ -1288,6 +1466,48 @@ mod tests {
         let members: Vec<_> = image.members.keys().cloned().collect();
         assert_eq!(members, vec!["222222".to_owned(), "555555".to_owned()]);
         // The read models followed, and a rebuild agrees with them.
+        let before = dump(&engine);
+        engine.rebuild(|_| {}).unwrap();
+        assert_eq!(dump(&engine), before);
+    }
+
+    #[test]
+    fn a_command_that_fails_after_writing_is_undone_alone_and_the_rest_commit() {
+        let engine = Engine::in_memory().unwrap();
+        let image_id = snapshot(&engine, "111111", "web", 0);
+        // A read-model write that fails after the command's event is appended: the group, run
+        // without savepoints first, must start over with them and undo only this command.
+        engine
+            .writer
+            .lock()
+            .unwrap()
+            .execute_batch(
+                "CREATE TEMP TRIGGER refuse_member BEFORE INSERT ON proj_members
+                 WHEN NEW.member_id = '999999'
+                 BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;",
+            )
+            .unwrap();
+        let head = log_head(&engine);
+        let results = engine
+            .execute_batch(vec![
+                add(image_id, "222222", "111111"),
+                add(image_id, "999999", "111111"),
+                add(image_id, "555555", "111111"),
+            ])
+            .unwrap();
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        assert_eq!(
+            results[1].as_ref().map_err(EngineError::http_status).err(),
+            Some(500)
+        );
+        assert_eq!(
+            log_head(&engine),
+            head + 2,
+            "the failed command's event is gone"
+        );
+        let image = engine.image_state(image_id).unwrap().unwrap();
+        let members: Vec<_> = image.members.keys().cloned().collect();
+        assert_eq!(members, vec!["222222".to_owned(), "555555".to_owned()]);
         let before = dump(&engine);
         engine.rebuild(|_| {}).unwrap();
         assert_eq!(dump(&engine), before);
