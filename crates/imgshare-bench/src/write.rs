@@ -412,6 +412,10 @@ pub(crate) struct ReplayArgs {
     /// read, and its read models are rebuilt in a copy, never in place.
     #[arg(long)]
     pub db: std::path::PathBuf,
+    /// Also rebuild with the file memory-mapped (`DbOptions::mmap_size`, this many MiB), after
+    /// the plain rebuild so that the peak RSS of the plain one is measured first.
+    #[arg(long, default_value_t = 0, value_name = "MIB")]
+    pub mmap_mib: u64,
 }
 
 /// Peak resident set size of this process so far (`VmHWM`), in MiB.
@@ -485,13 +489,15 @@ pub(crate) fn replay(args: &ReplayArgs) -> Result<()> {
     );
 
     let dir = tempfile::tempdir_in(args.db.parent().unwrap_or(Path::new(".")))?;
-    let copy = dir.path().join("rebuild.db");
-    std::fs::copy(&args.db, &copy)?;
-    let engine = open(&copy, Durability::Normal)?;
-    let started = Instant::now();
-    let report = engine.rebuild(|_| {})?;
-    let rebuild = started.elapsed();
+    let (rebuild, report) = rebuild_copy(&args.db, dir.path(), 0)?;
     print_rss("the rebuild");
+    let mapped = if args.mmap_mib > 0 {
+        let (elapsed, _) = rebuild_copy(&args.db, dir.path(), args.mmap_mib * 1024 * 1024)?;
+        print_rss("the rebuild with a memory map (mapped file pages count)");
+        Some(elapsed)
+    } else {
+        None
+    };
 
     println!("{scanned} events in {streams} streams");
     println!(
@@ -514,5 +520,42 @@ pub(crate) fn replay(args: &ReplayArgs) -> Result<()> {
         rate(usize::try_from(report.events)?, rebuild),
         report.streams
     );
+    if let Some(mapped) = mapped {
+        println!(
+            "  {:<52} {:>7.2} s = {:>9.0} events/s",
+            format!("the same, file mapped (mmap_size {} MiB)", args.mmap_mib),
+            mapped.as_secs_f64(),
+            rate(usize::try_from(report.events)?, mapped),
+        );
+    }
     Ok(())
+}
+
+/// Rebuilds the read models of a copy of `db` made in `dir`; returns the rebuild's time.
+fn rebuild_copy(
+    db: &Path,
+    dir: &Path,
+    mmap_size: u64,
+) -> Result<(Duration, imgshare_store::RebuildReport)> {
+    // A name per run, so no WAL of an earlier copy can meet this one.
+    let copy = dir.join(format!("rebuild-{mmap_size}.db"));
+    std::fs::copy(db, &copy)?;
+    let engine = Engine::open(
+        &copy,
+        EngineOptions {
+            profile: Profile::rackspace(),
+            db: DbOptions {
+                durability: Durability::Normal,
+                mmap_size,
+                ..DbOptions::default()
+            },
+        },
+    )?;
+    // The copy's pages were just written, so both rebuilds start from a warm page cache.
+    let started = Instant::now();
+    let report = engine.rebuild(|_| {})?;
+    let elapsed = started.elapsed();
+    drop(engine);
+    std::fs::remove_file(&copy)?;
+    Ok((elapsed, report))
 }

@@ -200,6 +200,17 @@ fn replay_to_prints_the_past_catalogue_and_replay_rebuilds() {
     assert!(rebuilt.contains("7 events"), "{rebuilt}");
     assert!(rebuilt.contains("events/s"), "{rebuilt}");
     assert!(imgshare(&["verify"], &db).status.success());
+
+    // The same through a memory map.
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("UPDATE proj_images SET name = 'tampered';")
+            .unwrap();
+    }
+    assert!(!imgshare(&["verify"], &db).status.success());
+    let rebuilt = stdout(&imgshare(&["replay", "--mmap-mib", "16"], &db));
+    assert!(rebuilt.contains("7 events"), "{rebuilt}");
+    assert!(imgshare(&["verify"], &db).status.success());
 }
 
 #[test]
