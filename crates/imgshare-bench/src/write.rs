@@ -34,8 +34,8 @@ pub(crate) struct ThroughputArgs {
     /// Commands per transaction for the batch-API measurement.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
-    /// Run one measurement alone (`batch` or `threads`), e.g. under a profiler; the bare
-    /// ceiling and its ratios need `all`.
+    /// Run one measurement alone (`single` with its bare ceilings, `batch` or `threads`), e.g.
+    /// under a profiler.
     #[arg(long, default_value = "all")]
     pub only: String,
 }
@@ -152,6 +152,7 @@ fn bare_inserts(
     rows: &[RecordedEvent],
     untimed: usize,
     per_transaction: usize,
+    member_rows: MemberRows,
 ) -> Result<Duration> {
     let options = DbOptions {
         durability,
@@ -175,6 +176,9 @@ fn bare_inserts(
             row.prev_hash,
             row.hash,
         ])?;
+        if member_rows == MemberRows::Written {
+            write_member_row(conn, row)?;
+        }
         Ok(())
     };
     let (first, timed) = rows.split_at(untimed.min(rows.len()));
@@ -194,6 +198,46 @@ fn bare_inserts(
         tx.commit()?;
     }
     Ok(started.elapsed())
+}
+
+/// Whether a bare insert also writes the read-model row a member event changes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MemberRows {
+    Skipped,
+    Written,
+}
+
+/// The one `proj_members` row a member event changes, with the engine's statements: the least
+/// a command of the workload must write besides its event.
+fn write_member_row(conn: &Connection, row: &RecordedEvent) -> Result<()> {
+    let image_id = row.stream_id.trim_start_matches("image-");
+    let member_id = row
+        .data
+        .get("member_id")
+        .and_then(serde_json::Value::as_str);
+    let at = row.recorded_at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    match (row.event_type.as_str(), member_id) {
+        ("member_added", Some(member_id)) => {
+            conn.prepare_cached(
+                "INSERT INTO proj_members (image_id, member_id, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (image_id, member_id) DO UPDATE SET status = excluded.status,
+                   created_at = excluded.created_at, updated_at = excluded.updated_at",
+            )?
+            .execute(params![image_id, member_id, "pending", at, at])?;
+        }
+        ("member_status_changed", Some(member_id)) => {
+            conn.prepare_cached(
+                "INSERT INTO proj_members (image_id, member_id, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (image_id, member_id) DO UPDATE SET status = excluded.status,
+                   created_at = excluded.created_at, updated_at = excluded.updated_at",
+            )?
+            .execute(params![image_id, member_id, "accepted", at, at])?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 struct Measured {
@@ -237,7 +281,8 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
         "all" => (true, true, true),
         "batch" => (false, true, false),
         "threads" => (false, false, true),
-        other => anyhow::bail!("--only: all, batch or threads, not {other:?}"),
+        "single" => (true, false, false),
+        other => anyhow::bail!("--only: all, single, batch or threads, not {other:?}"),
     };
     let region = Region::parse("DFW")?;
     for durability in modes {
@@ -254,8 +299,12 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
         let mut rows = Vec::new();
         let mut ceiling = None;
         if run_single {
-            let (single, bare, bare_batched) =
-                measure_single(dir.path(), durability, args, &region)?;
+            let BareTimes {
+                single,
+                bare,
+                bare_batched,
+                bare_commands,
+            } = measure_single(dir.path(), durability, args, &region)?;
             let per_second = rate(commands, bare);
             println!(
                 "  {:<46} {:>8} in {:>7.2} s = {:>8.0} /s",
@@ -270,6 +319,13 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
                 commands,
                 bare_batched.as_secs_f64(),
                 rate(commands, bare_batched)
+            );
+            println!(
+                "  {:<46} {:>8} in {:>7.2} s = {:>8.0} /s  (for the batch rows)",
+                format!("bare: + each one's member row, {} per tx", args.batch),
+                commands,
+                bare_commands.as_secs_f64(),
+                rate(commands, bare_commands)
             );
             ceiling = Some(per_second);
             rows.push(Measured {
@@ -300,14 +356,26 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
     Ok(())
 }
 
-/// One command per transaction through `execute`, then the bare ceiling over the rows that run
-/// stored, one row per transaction and `--batch` rows per transaction; returns the three times.
+/// The times of `measure_single`.
+struct BareTimes {
+    /// `execute`, one command per transaction.
+    single: Duration,
+    /// The event rows, one per transaction.
+    bare: Duration,
+    /// The event rows, `--batch` per transaction.
+    bare_batched: Duration,
+    /// The event rows and the member row each changes, `--batch` per transaction.
+    bare_commands: Duration,
+}
+
+/// One command per transaction through `execute`, then the bare ceilings over the rows that run
+/// stored.
 fn measure_single(
     dir: &Path,
     durability: Durability,
     args: &ThroughputArgs,
     region: &Region,
-) -> Result<(Duration, Duration, Duration)> {
+) -> Result<BareTimes> {
     let engine_path = dir.join("engine.db");
     let engine = open(&engine_path, durability)?;
     let ids = setup(&engine, args.images, region)?;
@@ -328,15 +396,36 @@ fn measure_single(
         rows.len() == untimed + steps.len(),
         "expected one event per command"
     );
-    let bare = bare_inserts(&dir.join("bare.db"), durability, &rows, untimed, 1)?;
+    let bare = bare_inserts(
+        &dir.join("bare.db"),
+        durability,
+        &rows,
+        untimed,
+        1,
+        MemberRows::Skipped,
+    )?;
     let bare_batched = bare_inserts(
         &dir.join("bare-batched.db"),
         durability,
         &rows,
         untimed,
         args.batch,
+        MemberRows::Skipped,
     )?;
-    Ok((single, bare, bare_batched))
+    let bare_commands = bare_inserts(
+        &dir.join("bare-commands.db"),
+        durability,
+        &rows,
+        untimed,
+        args.batch,
+        MemberRows::Written,
+    )?;
+    Ok(BareTimes {
+        single,
+        bare,
+        bare_batched,
+        bare_commands,
+    })
 }
 
 /// The batch API: many commands in one transaction.
