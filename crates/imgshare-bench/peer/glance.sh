@@ -131,11 +131,13 @@ cmd_start() {
         die "glance-manage db_sync failed (log: $state/db_sync.log)"
     }
 
-    # glance.wsgi.api reads glance-api.conf from $OS_GLANCE_CONFIG_DIR (default /etc/glance).
+    # glance_peer_wsgi wraps glance.wsgi.api:application (see that file for why), which
+    # reads glance-api.conf from $OS_GLANCE_CONFIG_DIR (default /etc/glance).
     # gunicorn's control socket would sit at one fixed path under $HOME for every
     # instance; nothing here uses it.
     # setsid detaches the server from the caller's process group and terminal.
-    OS_GLANCE_CONFIG_DIR=$state setsid "$VENV/bin/gunicorn" \
+    OS_GLANCE_CONFIG_DIR=$state GLANCE_PEER_WRITE_LOCK=$state/write.lock \
+        setsid "$VENV/bin/gunicorn" \
         --bind "127.0.0.1:$port" \
         --workers "$GUNICORN_WORKERS" \
         --worker-class gthread \
@@ -147,7 +149,8 @@ cmd_start() {
         "${ACCESS_LOG[@]}" \
         --error-logfile "$state/gunicorn.log" \
         --chdir "$state" \
-        glance.wsgi.api:application \
+        --pythonpath "$PEER_DIR" \
+        glance_peer_wsgi:application \
         </dev/null >>"$state/gunicorn.out" 2>&1 &
     local pid=$!
     echo "$pid" >"$state/gunicorn.pid"
