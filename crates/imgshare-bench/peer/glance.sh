@@ -89,6 +89,16 @@ is_running() {
     [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
 }
 
+# Glance's log first: gunicorn's own output, usually the cause, ends up last on screen.
+show_logs() {
+    local f
+    for f in "$1/glance-api.log" "$1/gunicorn.log" "$1/gunicorn.out"; do
+        [[ -s $f ]] || continue
+        echo "==> $f (last 30 lines)" >&2
+        tail -n 30 "$f" >&2
+    done
+}
+
 answers() {
     curl -fsS -o /dev/null --max-time 2 "$1/healthcheck" 2>/dev/null
 }
@@ -151,21 +161,20 @@ cmd_start() {
         --chdir "$state" \
         --pythonpath "$PEER_DIR" \
         glance_peer_wsgi:application \
-        </dev/null >>"$state/gunicorn.out" 2>&1 &
+        </dev/null >"$state/gunicorn.out" 2>&1 &
     local pid=$!
     echo "$pid" >"$state/gunicorn.pid"
 
     local waited=0
     until answers "$url"; do
         if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 40 "$state/gunicorn.log" "$state/gunicorn.out" "$state/glance-api.log" >&2 2>/dev/null || true
+            show_logs "$state"
             rm -f "$state/gunicorn.pid"
             die "gunicorn exited during start (logs in $state)"
         fi
         if ((waited >= START_TIMEOUT)); then
-            tail -n 40 "$state/gunicorn.log" "$state/gunicorn.out" "$state/glance-api.log" >&2 2>/dev/null || true
-            kill "$pid" 2>/dev/null || true
-            rm -f "$state/gunicorn.pid"
+            show_logs "$state"
+            cmd_stop "$state" || true
             die "no answer from $url after ${START_TIMEOUT}s (logs in $state)"
         fi
         sleep 1
