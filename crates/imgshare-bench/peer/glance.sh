@@ -25,8 +25,10 @@ START_TIMEOUT=${GLANCE_START_TIMEOUT:-120}
 # of time slices when it is busy. gthread keeps idle keep-alive connections in the
 # worker's poller, so threads only bound the requests in progress: 4 per process
 # lets a request waiting on SQLite (GIL released) overlap with one that computes,
-# without the lock contention that many more threads bring. 16 connections spread
-# over 2 processes fit well within worker_connections (1000).
+# without the lock contention that many more threads bring (measured on a busy
+# 2-core machine, 1 and 4 threads per process gave the same rates within noise).
+# 16 connections over 2 processes fit well within worker_connections (1000).
+# GLANCE_WORKERS / GLANCE_THREADS override both for experiments.
 GUNICORN_WORKERS=${GLANCE_WORKERS:-2}
 GUNICORN_THREADS=${GLANCE_THREADS:-4}
 # The default (2 s) would drop a connection the client keeps idle between phases.
