@@ -259,7 +259,7 @@ async fn run(args: &HttpArgs) -> Result<()> {
             address: peer_address(peer).await?,
             identity: format!(
                 "X-Identity-Status: Confirmed\r\nX-Project-Id: {TENANT}\r\n\
-                 X-User-Id: bench\r\nX-Roles: member\r\n"
+                 X-User-Id: bench\r\nX-Roles: member,reader\r\n"
             )
             .into(),
         };
