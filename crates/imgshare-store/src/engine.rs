@@ -13,7 +13,7 @@ use imgshare_core::{
 };
 use imgshare_projection::query::{parse_image_list_query, parse_task_list_query, QueryDialect};
 use imgshare_projection::{listing, tables, views, ProjectionError, Viewer};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use serde_json::json;
 use thiserror::Error;
 use uuid::Uuid;
@@ -176,6 +176,10 @@ pub struct Engine {
     group_done: Condvar,
     /// Recently folded aggregates by stream, each valid only at its version.
     cache: Mutex<StateCache>,
+    /// The log's last event, when the engine opened, had an id made by the earlier rule (see
+    /// [`legacy_event_id_for`]): a retry of a command from before the change is then looked up
+    /// under both rules.
+    legacy_event_ids: bool,
 }
 
 /// One command of [`Engine::execute_batch`].
@@ -319,8 +323,8 @@ fn take_slot(slot: &Slot) -> Result<Option<Result<Outcome, EngineError>>, Engine
 /// index lands on its last page instead of a random one (a page written to the WAL per command
 /// otherwise). The other 8 come from a v5 hash of the command id and the index, so two commands
 /// that share their first 8 bytes still get different ids. Events logged before this rule kept
-/// the plain v5 id (`Uuid::new_v5(&command_id, index)`); only a retry of such a command across
-/// the change would not be recognised.
+/// the plain v5 id ([`legacy_event_id_for`]); an engine opened on a log whose last event has such
+/// an id looks a retried command up under both rules.
 pub fn event_id_for(command_id: Uuid, index: usize) -> Uuid {
     let hashed = Uuid::new_v5(&command_id, &(index as u64).to_be_bytes());
     let mut bytes = [0_u8; 16];
@@ -329,12 +333,35 @@ pub fn event_id_for(command_id: Uuid, index: usize) -> Uuid {
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
+/// The id the `index`-th event of a command had before [`event_id_for`] kept the command id's
+/// order.
+pub fn legacy_event_id_for(command_id: Uuid, index: usize) -> Uuid {
+    Uuid::new_v5(&command_id, &(index as u64).to_be_bytes())
+}
+
+/// Whether the log's last event has an id [`event_id_for`] cannot have made (its ids are
+/// version 8): the log was last written by the earlier rule, so commands retried now may have
+/// their events stored under [`legacy_event_id_for`].
+fn last_event_id_is_legacy(conn: &Connection) -> Result<bool, EngineError> {
+    let last: Option<String> = conn
+        .query_row(
+            "SELECT event_id FROM events ORDER BY position DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(last
+        .and_then(|id| Uuid::parse_str(&id).ok())
+        .is_some_and(|id| id.get_version_num() != 8))
+}
+
 impl Engine {
     fn assemble(
         profile: Profile,
         writer: Connection,
         reader: Option<Connection>,
         path: Option<PathBuf>,
+        legacy_event_ids: bool,
     ) -> Self {
         Engine {
             profile,
@@ -344,6 +371,7 @@ impl Engine {
             queue: Mutex::new(Vec::new()),
             group_done: Condvar::new(),
             cache: Mutex::new(StateCache::default()),
+            legacy_event_ids,
         }
     }
 
@@ -351,22 +379,26 @@ impl Engine {
     pub fn open(path: &Path, options: EngineOptions) -> Result<Self, EngineError> {
         let writer = db::open_file(path, &options.db)?;
         let reader = db::open_file(path, &options.db)?;
+        let legacy_event_ids = last_event_id_is_legacy(&writer)?;
         Ok(Self::assemble(
             options.profile,
             writer,
             Some(reader),
             Some(path.to_owned()),
+            legacy_event_ids,
         ))
     }
 
     /// Opens an existing database file read-only, for audits: nothing is created, migrated or
     /// written, and commands fail. See [`db::open_read_only`].
     pub fn open_read_only(path: &Path, profile: Profile) -> Result<Self, EngineError> {
+        // Commands fail on it, so no retry needs looking up.
         Ok(Self::assemble(
             profile,
             db::open_read_only(path)?,
             None,
             Some(path.to_owned()),
+            false,
         ))
     }
 
@@ -377,7 +409,14 @@ impl Engine {
 
     /// A private in-memory engine with the given profile.
     pub fn in_memory_with(profile: Profile) -> Result<Self, EngineError> {
-        Ok(Self::assemble(profile, db::open_in_memory()?, None, None))
+        // A new log has no events of the earlier rule.
+        Ok(Self::assemble(
+            profile,
+            db::open_in_memory()?,
+            None,
+            None,
+            false,
+        ))
     }
 
     /// The profile the engine was opened with.
@@ -665,7 +704,7 @@ impl Engine {
             })
             .into());
         };
-        if let Some(previous) = stored_command_events(tx, command_id)? {
+        if let Some(previous) = stored_command_events(tx, command_id, self.legacy_event_ids)? {
             let (_, state) = self.load_for_write(tx, primary, written)?;
             return Ok(Outcome {
                 events: previous,
@@ -1115,24 +1154,34 @@ pub fn decode(stored: &RecordedEvent) -> Result<Event, EngineError> {
         .map_err(|error| corrupt(&stored.stream_id, stored.version, error.to_string()))
 }
 
-/// The events a command already wrote, if its first event id is in the log.
+/// The events a command already wrote, if its first event id is in the log; with `legacy`, ids
+/// made by the earlier rule are looked for too.
 fn stored_command_events(
     conn: &Connection,
     command_id: Uuid,
+    legacy: bool,
 ) -> Result<Option<Vec<RecordedEvent>>, EngineError> {
-    let first = log::find_by_event_ids(conn, &[event_id_for(command_id, 0)])?;
-    if first.is_empty() {
-        return Ok(None);
-    }
-    let mut events = first;
-    for index in 1.. {
-        let next = log::find_by_event_ids(conn, &[event_id_for(command_id, index)])?;
-        if next.is_empty() {
-            break;
+    let rules: &[fn(Uuid, usize) -> Uuid] = if legacy {
+        &[event_id_for, legacy_event_id_for]
+    } else {
+        &[event_id_for]
+    };
+    for rule in rules {
+        let first = log::find_by_event_ids(conn, &[rule(command_id, 0)])?;
+        if first.is_empty() {
+            continue;
         }
-        events.extend(next);
+        let mut events = first;
+        for index in 1.. {
+            let next = log::find_by_event_ids(conn, &[rule(command_id, index)])?;
+            if next.is_empty() {
+                break;
+            }
+            events.extend(next);
+        }
+        return Ok(Some(events));
     }
-    Ok(Some(events))
+    Ok(None)
 }
 
 fn group_appends(
@@ -1253,6 +1302,79 @@ mod tests {
             event_id_for(Uuid::from_bytes(twin), 0)
         );
         assert_eq!(event_id_for(random, 0).get_version_num(), 8);
+    }
+
+    #[test]
+    fn a_command_logged_under_the_earlier_event_id_rule_is_still_recognised_on_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let command_id = Uuid::new_v4();
+        let image_id = Uuid::new_v4();
+        let register = Command::Image {
+            image_id,
+            command: ImageCommand::Register {
+                origin: ImageOrigin::Snapshot {
+                    server_id: "server-1".into(),
+                },
+                image: NewImage {
+                    name: Some("web".into()),
+                    ..NewImage::default()
+                },
+            },
+        };
+        // The event the command makes, as the earlier rule stored it: same row, v5 id.
+        let scratch = Engine::in_memory().unwrap();
+        let made = scratch
+            .execute_idempotent(&ctx("111111", 0), command_id, register.clone())
+            .unwrap()
+            .events;
+        let path = dir.path().join("old.db");
+        {
+            let conn = db::open_file(&path, &DbOptions::default()).unwrap();
+            let appends: Vec<StreamAppend> = made
+                .iter()
+                .enumerate()
+                .map(|(index, event)| StreamAppend {
+                    stream_id: event.stream_id.clone(),
+                    expected: ExpectedVersion::NoStream,
+                    events: vec![NewEvent {
+                        event_id: legacy_event_id_for(command_id, index),
+                        event_type: event.event_type.clone(),
+                        schema_version: event.schema_version,
+                        data: event.data.clone(),
+                        metadata: event.metadata.clone(),
+                    }],
+                })
+                .collect();
+            log::append(&conn, &appends, at(0)).unwrap();
+        }
+        let engine = Engine::open(&path, EngineOptions::default()).unwrap();
+        assert!(engine.legacy_event_ids);
+        let head = log_head(&engine);
+        let retried = engine
+            .execute_idempotent(&ctx("111111", 1), command_id, register)
+            .unwrap();
+        assert!(retried.already_applied, "{retried:?}");
+        assert_eq!(
+            retried.events[0].event_id,
+            legacy_event_id_for(command_id, 0)
+        );
+        assert_eq!(log_head(&engine), head, "nothing appended");
+        // Once the engine has written, its last event has a new-rule id: the next open needs
+        // no second lookup.
+        engine
+            .execute(
+                &ctx("111111", 2),
+                Command::Image {
+                    image_id,
+                    command: ImageCommand::AddMember {
+                        member_id: "222222".into(),
+                    },
+                },
+            )
+            .unwrap();
+        drop(engine);
+        let reopened = Engine::open(&path, EngineOptions::default()).unwrap();
+        assert!(!reopened.legacy_event_ids);
     }
 
     fn snapshot(engine: &Engine, tenant: &str, name: &str, minutes: i64) -> Uuid {
