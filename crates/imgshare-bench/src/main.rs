@@ -11,7 +11,7 @@
 mod http;
 mod write;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ use imgshare_projection::query::{
     parse_image_list_query, MemberStatusFilter, QueryDialect, SortDir, SortKey,
 };
 use imgshare_projection::tables::{image_from_row, into_image, ImageRow, IMAGE_COLUMNS};
-use imgshare_projection::views;
+use imgshare_projection::{listing, views};
 use imgshare_store::{DbOptions, Durability, Engine, EngineOptions};
 use serde_json::Value;
 use uuid::Uuid;
@@ -594,37 +594,9 @@ impl ListSql {
     }
 }
 
-type Extras = (
-    BTreeMap<String, BTreeSet<String>>,
-    BTreeMap<String, BTreeMap<String, String>>,
-);
-
-/// The two queries `listing::page_extras` runs for a page, restated: tags and properties.
-fn page_extras(engine: &Engine, ids: &[String]) -> Result<Extras> {
-    let placeholders = vec!["?"; ids.len()].join(", ");
-    Ok(engine.read(|conn| {
-        let mut tags: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let mut properties: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        let sql =
-            format!("SELECT image_id, tag FROM proj_image_tags WHERE image_id IN ({placeholders})");
-        let mut statement = conn.prepare_cached(&sql)?;
-        let mut rows = statement.query(rusqlite::params_from_iter(ids.iter()))?;
-        while let Some(row) = rows.next()? {
-            tags.entry(row.get(0)?).or_default().insert(row.get(1)?);
-        }
-        let sql = format!(
-            "SELECT image_id, key, value FROM proj_image_properties WHERE image_id IN ({placeholders})"
-        );
-        let mut statement = conn.prepare_cached(&sql)?;
-        let mut rows = statement.query(rusqlite::params_from_iter(ids.iter()))?;
-        while let Some(row) = rows.next()? {
-            properties
-                .entry(row.get(0)?)
-                .or_default()
-                .insert(row.get(1)?, row.get(2)?);
-        }
-        Ok((tags, properties))
-    })?)
+/// The two queries `listing::page_extras` runs for a page: tags and properties.
+fn page_extras(engine: &Engine, ids: &[String]) -> Result<listing::PageExtras> {
+    Ok(engine.read(|conn| Ok(listing::page_extras(conn, ids)?))?)
 }
 
 /// Times what `listing::list_images` does in Rust once its queries have run: decoding the rows

@@ -6,12 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context as _, Result};
 use chrono::Utc;
 use clap::Args;
 use imgshare_core::{
     Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Profile, Region,
 };
+use imgshare_projection::tables;
 use imgshare_store::{db, BatchItem, DbOptions, Durability, Engine, EngineOptions, RecordedEvent};
 use rusqlite::{params, Connection, TransactionBehavior};
 use uuid::Uuid;
@@ -207,36 +208,28 @@ enum MemberRows {
     Written,
 }
 
-/// The one `proj_members` row a member event changes, with the engine's statements: the least
-/// a command of the workload must write besides its event.
+/// The one `proj_members` row a member event changes, written by the engine's own function: the
+/// least a command of the workload must write besides its event.
 fn write_member_row(conn: &Connection, row: &RecordedEvent) -> Result<()> {
-    let image_id = row.stream_id.trim_start_matches("image-");
+    let status = match row.event_type.as_str() {
+        "member_added" => "pending",
+        "member_status_changed" => "accepted",
+        _ => return Ok(()),
+    };
     let member_id = row
         .data
         .get("member_id")
-        .and_then(serde_json::Value::as_str);
-    let at = row.recorded_at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    match (row.event_type.as_str(), member_id) {
-        ("member_added", Some(member_id)) => {
-            conn.prepare_cached(
-                "INSERT INTO proj_members (image_id, member_id, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (image_id, member_id) DO UPDATE SET status = excluded.status,
-                   created_at = excluded.created_at, updated_at = excluded.updated_at",
-            )?
-            .execute(params![image_id, member_id, "pending", at, at])?;
-        }
-        ("member_status_changed", Some(member_id)) => {
-            conn.prepare_cached(
-                "INSERT INTO proj_members (image_id, member_id, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (image_id, member_id) DO UPDATE SET status = excluded.status,
-                   created_at = excluded.created_at, updated_at = excluded.updated_at",
-            )?
-            .execute(params![image_id, member_id, "accepted", at, at])?;
-        }
-        _ => {}
-    }
+        .and_then(serde_json::Value::as_str)
+        .context("a member event without member_id")?;
+    let image_id = row.stream_id.trim_start_matches("image-");
+    tables::upsert_member_row(
+        conn,
+        image_id,
+        member_id,
+        status,
+        row.recorded_at,
+        row.recorded_at,
+    )?;
     Ok(())
 }
 

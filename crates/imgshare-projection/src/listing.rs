@@ -530,13 +530,15 @@ fn render_image_page(
     Ok(page)
 }
 
-type Extras = (
+/// A page's tags and custom properties, by image id.
+pub type PageExtras = (
     BTreeMap<String, BTreeSet<String>>,
     BTreeMap<String, BTreeMap<String, String>>,
 );
 
-/// Tags and properties of a whole page in two queries.
-fn page_extras(conn: &Connection, ids: &[String]) -> Result<Extras, ProjectionError> {
+/// Tags and properties of a whole page in two queries (public so the benchmark can time them
+/// alone).
+pub fn page_extras(conn: &Connection, ids: &[String]) -> Result<PageExtras, ProjectionError> {
     let mut tags: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut properties: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     if ids.is_empty() {

@@ -248,19 +248,14 @@ fn write_image_diff(
     }
     for (member_id, member) in &after.members {
         if old_members.get(member_id) != Some(member) {
-            conn.prepare_cached(
-                "INSERT INTO proj_members (image_id, member_id, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (image_id, member_id) DO UPDATE SET status = excluded.status,
-                   created_at = excluded.created_at, updated_at = excluded.updated_at",
-            )?
-            .execute(params![
-                id,
+            upsert_member_row(
+                conn,
+                &id,
                 member_id,
                 member.status.as_str(),
-                api_time(member.created_at),
-                api_time(member.updated_at)
-            ])?;
+                member.created_at,
+                member.updated_at,
+            )?;
         }
     }
     for member_id in old_members
@@ -270,6 +265,32 @@ fn write_image_diff(
         conn.prepare_cached("DELETE FROM proj_members WHERE image_id = ?1 AND member_id = ?2")?
             .execute(params![id, member_id])?;
     }
+    Ok(())
+}
+
+/// Writes one `proj_members` row (public so the benchmark's bare ceiling writes exactly what the
+/// engine writes).
+pub fn upsert_member_row(
+    conn: &Connection,
+    image_id: &str,
+    member_id: &str,
+    status: &str,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+) -> Result<(), ProjectionError> {
+    conn.prepare_cached(
+        "INSERT INTO proj_members (image_id, member_id, status, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (image_id, member_id) DO UPDATE SET status = excluded.status,
+           created_at = excluded.created_at, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        image_id,
+        member_id,
+        status,
+        api_time(created_at),
+        api_time(updated_at)
+    ])?;
     Ok(())
 }
 

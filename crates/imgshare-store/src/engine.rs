@@ -1563,6 +1563,16 @@ mod tests {
             .map_or(0, |(position, _)| position)
     }
 
+    /// The image has exactly `members`, and its read models agree with a rebuild from the log.
+    fn assert_members_and_read_models(engine: &Engine, image_id: Uuid, members: &[&str]) {
+        let image = engine.image_state(image_id).unwrap().unwrap();
+        let found: Vec<&str> = image.members.keys().map(String::as_str).collect();
+        assert_eq!(found, members);
+        let before = dump(engine);
+        engine.rebuild(|_| {}).unwrap();
+        assert_eq!(dump(engine), before);
+    }
+
     #[test]
     fn a_batch_is_one_transaction_with_an_outcome_per_command() {
         let engine = Engine::in_memory().unwrap();
@@ -1584,13 +1594,7 @@ mod tests {
             .collect();
         assert_eq!(statuses, vec![None, Some(404), Some(409), None]);
         assert_eq!(log_head(&engine), head + 2);
-        let image = engine.image_state(image_id).unwrap().unwrap();
-        let members: Vec<_> = image.members.keys().cloned().collect();
-        assert_eq!(members, vec!["222222".to_owned(), "555555".to_owned()]);
-        // The read models followed, and a rebuild agrees with them.
-        let before = dump(&engine);
-        engine.rebuild(|_| {}).unwrap();
-        assert_eq!(dump(&engine), before);
+        assert_members_and_read_models(&engine, image_id, &["222222", "555555"]);
     }
 
     #[test]
@@ -1627,12 +1631,7 @@ mod tests {
             head + 2,
             "the failed command's event is gone"
         );
-        let image = engine.image_state(image_id).unwrap().unwrap();
-        let members: Vec<_> = image.members.keys().cloned().collect();
-        assert_eq!(members, vec!["222222".to_owned(), "555555".to_owned()]);
-        let before = dump(&engine);
-        engine.rebuild(|_| {}).unwrap();
-        assert_eq!(dump(&engine), before);
+        assert_members_and_read_models(&engine, image_id, &["222222", "555555"]);
     }
 
     #[test]
