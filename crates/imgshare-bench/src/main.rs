@@ -22,11 +22,11 @@ use imgshare_core::{
     Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, ProfileKind,
     Region, StreamId,
 };
+use imgshare_projection::listing;
 use imgshare_projection::query::{
     parse_image_list_query, MemberStatusFilter, QueryDialect, SortDir, SortKey,
 };
-use imgshare_projection::tables::{image_from_row, into_image, ImageRow, IMAGE_COLUMNS};
-use imgshare_projection::{listing, views};
+use imgshare_projection::tables::{image_from_row, ImageRow, IMAGE_COLUMNS};
 use imgshare_store::{DbOptions, Durability, Engine, EngineOptions};
 use serde_json::Value;
 use uuid::Uuid;
@@ -612,17 +612,9 @@ fn time_rendering(engine: &Engine, tenant: &str) -> Result<(Duration, usize)> {
             .collect::<Result<Vec<_>, _>>()?)
     })?;
     let ids: Vec<String> = rows.iter().map(|row| row.id().to_owned()).collect();
-    let (mut tags, mut properties) = page_extras(engine, &ids)?;
+    let extras = page_extras(engine, &ids)?;
     let started = Instant::now();
-    let mut images = Vec::with_capacity(rows.len());
-    for (row, id) in rows.into_iter().zip(&ids) {
-        let image = into_image(
-            row,
-            tags.remove(id).unwrap_or_default(),
-            properties.remove(id).unwrap_or_default(),
-        )?;
-        images.push(views::image(engine.profile(), &image));
-    }
+    let images = listing::render_rows(engine.profile(), rows, extras)?;
     let page = serde_json::json!({
         "images": images,
         "first": "/v2/images",
