@@ -234,3 +234,25 @@ fn audit_commands_refuse_a_missing_database_and_do_not_create_it() {
         assert!(!missing.exists(), "{args:?} created the file");
     }
 }
+
+#[test]
+fn replay_refuses_a_memory_map_it_cannot_use_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path());
+    let before = contents(&db);
+    for (args, expected) in [
+        // A report reads the file read-only; the map is for the rebuild.
+        (
+            &["replay", "--to", "3", "--mmap-mib", "16"][..],
+            "cannot be used with",
+        ),
+        (&["replay", "--mmap-mib", "lots"][..], "invalid value"),
+        (&["replay", "--mmap-mib", "-1"][..], "unexpected argument"),
+    ] {
+        let output = imgshare(args, &db);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    assert_eq!(contents(&db), before);
+}
