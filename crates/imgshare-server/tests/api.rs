@@ -472,36 +472,34 @@ async fn unknown_methods_are_405_with_allow() {
     }
 }
 
+/// The version document, with the link to the v2 endpoint at `href`.
+fn versions(href: &str) -> Value {
+    json!({"versions": [{"id": "v2.0", "status": "CURRENT",
+        "links": [{"rel": "self", "href": href}]}]})
+}
+
 #[tokio::test]
 async fn versions_answer_300_without_a_token() {
     let api = Api::new();
     for uri in ["/", "/versions"] {
         let reply = api.bare(Method::GET, uri, None).await;
         assert_eq!(reply.status, StatusCode::MULTIPLE_CHOICES);
-        assert_eq!(
-            reply.body,
-            json!({"versions": [{"id": "v2.0", "status": "CURRENT",
-                "links": [{"rel": "self", "href": "http://dfw.images.example/v2/"}]}]})
-        );
+        assert_eq!(reply.body, versions("http://dfw.images.example/v2/"));
     }
 }
 
 #[tokio::test]
 async fn the_v2_endpoint_answers_version_discovery() {
     let api = Api::new();
-    let document = |href: &str| {
-        json!({"versions": [{"id": "v2.0", "status": "CURRENT",
-            "links": [{"rel": "self", "href": href}]}]})
-    };
     for uri in ["/v2", "/v2/"] {
         let reply = api.bare(Method::GET, uri, None).await;
         assert_eq!(reply.status, StatusCode::OK, "{uri}");
-        assert_eq!(reply.body, document("http://dfw.images.example/v2/"));
+        assert_eq!(reply.body, versions("http://dfw.images.example/v2/"));
     }
     for uri in ["/v2/111111", "/v2/111111/"] {
         let reply = api.get(uri, PRODUCER_TOKEN).await;
         assert_eq!(reply.status, StatusCode::OK, "{uri}");
-        assert_eq!(reply.body, document("http://dfw.images.example/v2/111111/"));
+        assert_eq!(reply.body, versions("http://dfw.images.example/v2/111111/"));
         let reply = api.bare(Method::GET, uri, None).await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{uri}");
         let reply = api.get(uri, CONSUMER_TOKEN).await;
@@ -1086,6 +1084,15 @@ impl Api {
         }
         panic!("image {id} is still importing");
     }
+
+    /// The producer deletes image `id`: 204, and its data, staged or not, goes with it.
+    async fn delete_leaves_no_data(&self, id: &str) {
+        let deleted = self
+            .delete(&format!("/v2/images/{id}"), PRODUCER_TOKEN)
+            .await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+        assert!(self.data_files().is_empty(), "{:?}", self.data_files());
+    }
 }
 
 #[tokio::test]
@@ -1111,13 +1118,7 @@ async fn glance_direct_import_stages_then_activates() {
     let stranger = api.upload(&stage, STRANGER_TOKEN, b"x").await;
     assert_eq!(stranger.status, StatusCode::NOT_FOUND);
     let wrong_type = api
-        .send(
-            Method::PUT,
-            &stage,
-            Some(PRODUCER_TOKEN),
-            Some("application/json"),
-            b"{}".to_vec(),
-        )
+        .json(Method::PUT, &stage, PRODUCER_TOKEN, json!({}))
         .await;
     assert_eq!(wrong_type.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
@@ -1170,11 +1171,7 @@ async fn glance_direct_import_stages_then_activates() {
         json!(["glance-direct"])
     );
 
-    let deleted = api
-        .delete(&format!("/v2/images/{id}"), PRODUCER_TOKEN)
-        .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert!(api.data_files().is_empty(), "{:?}", api.data_files());
+    api.delete_leaves_no_data(&id).await;
 }
 
 #[tokio::test]
@@ -1198,11 +1195,7 @@ async fn a_member_may_not_stage_and_deleting_a_staged_image_removes_its_data() {
     let wrong = api.get(&stage, PRODUCER_TOKEN).await;
     assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong.header("allow"), "PUT");
-    let deleted = api
-        .delete(&format!("/v2/images/{id}"), PRODUCER_TOKEN)
-        .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert!(api.data_files().is_empty(), "{:?}", api.data_files());
+    api.delete_leaves_no_data(&id).await;
 }
 
 #[tokio::test]
