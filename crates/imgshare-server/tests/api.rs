@@ -4,29 +4,38 @@
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt;
-use imgshare_core::{
-    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Profile, Region,
-    StreamId,
+use common::{
+    app_state, call, context, identity, register_snapshot, request, CONSUMER, MAX_BODY, OCTETS,
+    PATCH_V21, PRODUCER, STRANGER,
 };
+use imgshare_core::{Actor, Command, ImageCommand, Profile, StreamId};
 use imgshare_server::{router, AppState, Identity, TokenStore};
 use imgshare_store::Engine;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 use uuid::Uuid;
 
-const PRODUCER: &str = "111111";
-const CONSUMER: &str = "222222";
-const STRANGER: &str = "333333";
 const PRODUCER_TOKEN: &str = "tok-producer";
 const CONSUMER_TOKEN: &str = "tok-consumer";
 const STRANGER_TOKEN: &str = "tok-stranger";
-const PATCH_V21: &str = "application/openstack-images-v2.1-json-patch";
+
+/// The three accounts' tokens, each standing for the identity `identity` gives its tenant.
+fn tokens(identity: impl Fn(&str) -> Identity) -> TokenStore {
+    let mut tokens = TokenStore::new();
+    for (token, tenant) in [
+        (PRODUCER_TOKEN, PRODUCER),
+        (CONSUMER_TOKEN, CONSUMER),
+        (STRANGER_TOKEN, STRANGER),
+    ] {
+        tokens.insert(token, identity(tenant));
+    }
+    tokens
+}
 
 struct Api {
     app: Router,
@@ -49,19 +58,17 @@ impl Reply {
             .to_str()
             .unwrap()
     }
-}
 
-fn identity(tenant: &str) -> Identity {
-    Identity {
-        tenant_id: tenant.to_owned(),
-        user_id: format!("admin-{tenant}"),
-        roles: vec!["cloudImages:admin".to_owned()],
+    /// Asserts an error reply: its status and the message under its kind.
+    fn assert_error(&self, status: StatusCode, kind: &str, message: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.body[kind]["message"], message, "{}", self.body);
     }
 }
 
 impl Api {
     fn new() -> Self {
-        Self::with_limit(64 * 1024)
+        Self::with_limit(MAX_BODY)
     }
 
     fn with_limit(max_body_bytes: usize) -> Self {
@@ -69,11 +76,7 @@ impl Api {
     }
 
     fn with_engine(engine: Engine, max_body_bytes: usize) -> Self {
-        let mut tokens = TokenStore::new();
-        tokens.insert(PRODUCER_TOKEN, identity(PRODUCER));
-        tokens.insert(CONSUMER_TOKEN, identity(CONSUMER));
-        tokens.insert(STRANGER_TOKEN, identity(STRANGER));
-        Self::build(engine, tokens, |state| {
+        Self::build(engine, tokens(identity), |state| {
             state.max_body_bytes = max_body_bytes
         })
     }
@@ -85,34 +88,18 @@ impl Api {
 
     fn glance_with(configure: impl FnOnce(&mut AppState)) -> Self {
         let engine = Engine::in_memory_with(Profile::glance()).unwrap();
-        let mut tokens = TokenStore::new();
-        for (token, tenant) in [
-            (PRODUCER_TOKEN, PRODUCER),
-            (CONSUMER_TOKEN, CONSUMER),
-            (STRANGER_TOKEN, STRANGER),
-        ] {
-            tokens.insert(
-                token,
-                Identity {
-                    tenant_id: tenant.to_owned(),
-                    user_id: format!("user-{tenant}"),
-                    roles: vec!["member".to_owned()],
-                },
-            );
-        }
-        Self::build(engine, tokens, configure)
+        let member = |tenant: &str| Identity {
+            tenant_id: tenant.to_owned(),
+            user_id: format!("user-{tenant}"),
+            roles: vec!["member".to_owned()],
+        };
+        Self::build(engine, tokens(member), configure)
     }
 
     fn build(engine: Engine, tokens: TokenStore, configure: impl FnOnce(&mut AppState)) -> Self {
         let engine = Arc::new(engine);
         let data_dir = tempfile::tempdir().unwrap();
-        let mut state = AppState::new(
-            Arc::clone(&engine),
-            Arc::new(tokens),
-            Region::parse("DFW").unwrap(),
-        );
-        state.max_body_bytes = 64 * 1024;
-        state.data_dir = Some(data_dir.path().to_owned());
+        let mut state = app_state(Arc::clone(&engine), tokens, data_dir.path());
         configure(&mut state);
         Api {
             app: router(state),
@@ -131,34 +118,10 @@ impl Api {
         names
     }
 
-    /// The producer's saved server image, registered through the engine (the Rackspace API has
-    /// no image create).
+    /// The producer's saved server image.
     fn snapshot(&self, name: &str) -> Uuid {
         let image_id = Uuid::new_v4();
-        let actor = Actor::tenant(PRODUCER, "admin-111111", &["cloudImages:admin"]);
-        let ctx = Context::new(actor, Region::parse("DFW").unwrap(), chrono::Utc::now());
-        let image = NewImage {
-            name: Some(name.to_owned()),
-            container_format: Some("ovf".to_owned()),
-            disk_format: Some("vhd".to_owned()),
-            data: Some(ImageActivated {
-                size: 1024,
-                checksum: "0123456789abcdef0123456789abcdef".to_owned(),
-                virtual_size: None,
-                os_hash_algo: None,
-                os_hash_value: None,
-            }),
-            ..NewImage::default()
-        };
-        let command = ImageCommand::Register {
-            origin: ImageOrigin::Snapshot {
-                server_id: "srv-1".to_owned(),
-            },
-            image,
-        };
-        self.engine
-            .execute(&ctx, Command::Image { image_id, command })
-            .unwrap();
+        register_snapshot(&self.engine, image_id, name, &[]);
         image_id
     }
 
@@ -170,25 +133,14 @@ impl Api {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Reply {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::HOST, "dfw.images.example");
+        let mut request = request(method, uri);
         if let Some(token) = token {
             request = request.header("X-Auth-Token", token);
         }
         if let Some(content_type) = content_type {
             request = request.header(header::CONTENT_TYPE, content_type);
         }
-        let response = self
-            .app
-            .clone()
-            .oneshot(request.body(Body::from(body)).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let (status, headers, bytes) = call(&self.app, request, body).await;
         let binary = headers
             .get(header::CONTENT_TYPE)
             .is_some_and(|value| value == "application/octet-stream");
@@ -207,14 +159,69 @@ impl Api {
         reply
     }
 
+    /// A request without a body or a content type.
+    async fn bare(&self, method: Method, uri: &str, token: Option<&str>) -> Reply {
+        self.send(method, uri, token, None, Vec::new()).await
+    }
+
     async fn get(&self, uri: &str, token: &str) -> Reply {
-        self.send(Method::GET, uri, Some(token), None, Vec::new())
-            .await
+        self.bare(Method::GET, uri, Some(token)).await
     }
 
     async fn delete(&self, uri: &str, token: &str) -> Reply {
-        self.send(Method::DELETE, uri, Some(token), None, Vec::new())
+        self.bare(Method::DELETE, uri, Some(token)).await
+    }
+
+    /// The producer's view of image `id`.
+    async fn shown(&self, id: impl std::fmt::Display) -> Reply {
+        self.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await
+    }
+
+    /// The producer's JSON patch (v2.1) of the image at `uri`.
+    async fn patch(&self, uri: &str, body: impl Into<Vec<u8>>) -> Reply {
+        self.send(
+            Method::PATCH,
+            uri,
+            Some(PRODUCER_TOKEN),
+            Some(PATCH_V21),
+            body.into(),
+        )
+        .await
+    }
+
+    /// The producer creates an image (Glance) or tries to (Rackspace).
+    async fn create(&self, body: Value) -> Reply {
+        self.json(Method::POST, "/v2/images", PRODUCER_TOKEN, body)
             .await
+    }
+
+    /// The producer shares an image with the consumer through `members`, that image's members URI.
+    async fn share(&self, members: &str) -> Reply {
+        self.json(
+            Method::POST,
+            members,
+            PRODUCER_TOKEN,
+            json!({"member": CONSUMER}),
+        )
+        .await
+    }
+
+    /// `token`'s caller sets the member status at `member` to `status`.
+    async fn answer(&self, member: &str, token: &str, status: &str) -> Reply {
+        self.json(Method::PUT, member, token, json!({"status": status}))
+            .await
+    }
+
+    /// The producer asks for `image` to be exported to the container `exports`.
+    async fn export(&self, image: Uuid) -> Reply {
+        self.json(
+            Method::POST,
+            "/v2/tasks",
+            PRODUCER_TOKEN,
+            json!({"type": "export", "input": {"image_uuid": image.to_string(),
+                "receiving_swift_container": "exports"}}),
+        )
+        .await
     }
 
     async fn json(&self, method: Method, uri: &str, token: &str, body: Value) -> Reply {
@@ -229,13 +236,18 @@ impl Api {
     }
 }
 
-fn image_names(page: &Value) -> Vec<&str> {
-    page["images"]
+/// The string `field` of each entry of the array `values`.
+fn strings<'a>(values: &'a Value, field: &str) -> Vec<&'a str> {
+    values
         .as_array()
         .unwrap()
         .iter()
-        .map(|image| image["name"].as_str().unwrap())
+        .map(|value| value[field].as_str().unwrap())
         .collect()
+}
+
+fn image_names(page: &Value) -> Vec<&str> {
+    strings(&page["images"], "name")
 }
 
 #[tokio::test]
@@ -264,14 +276,7 @@ async fn seed_000_producer_consumer_flow_over_http() {
     );
 
     // Producer shares: 200 (not 201), pending.
-    let reply = api
-        .json(
-            Method::POST,
-            &members,
-            PRODUCER_TOKEN,
-            json!({"member": CONSUMER}),
-        )
-        .await;
+    let reply = api.share(&members).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["member_id"], CONSUMER);
     assert_eq!(reply.body["status"], "pending");
@@ -293,49 +298,28 @@ async fn seed_000_producer_consumer_flow_over_http() {
     assert_eq!(image_names(&list.body), ["my-saved-image-name"]);
 
     // Consumer accepts: now listed by default.
-    let reply = api
-        .json(
-            Method::PUT,
-            &member,
-            CONSUMER_TOKEN,
-            json!({"status": "accepted"}),
-        )
-        .await;
+    let reply = api.answer(&member, CONSUMER_TOKEN, "accepted").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["status"], "accepted");
     let list = api.get("/v2/images", CONSUMER_TOKEN).await;
     assert_eq!(image_names(&list.body), ["my-saved-image-name"]);
 
     // The producer may not answer for the consumer.
-    let reply = api
-        .json(
-            Method::PUT,
-            &member,
-            PRODUCER_TOKEN,
-            json!({"status": "rejected"}),
-        )
-        .await;
+    let reply = api.answer(&member, PRODUCER_TOKEN, "rejected").await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     assert_eq!(reply.body["forbidden"]["code"], 403);
 
     // Consumer rejects; it can still read the image by id.
-    let reply = api
-        .json(
-            Method::PUT,
-            &member,
-            CONSUMER_TOKEN,
-            json!({"status": "rejected"}),
-        )
-        .await;
+    let reply = api.answer(&member, CONSUMER_TOKEN, "rejected").await;
     assert_eq!(reply.body["status"], "rejected");
     assert_eq!(api.get(&image, CONSUMER_TOKEN).await.status, StatusCode::OK);
 
     // Consumer cannot delete the shared image.
     let reply = api.delete(&image, CONSUMER_TOKEN).await;
-    assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(
-        reply.body["forbidden"]["message"],
-        "You are not permitted to delete this image."
+    reply.assert_error(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "You are not permitted to delete this image.",
     );
     assert_eq!(reply.body["forbidden"]["error_code"], "forbidden");
     assert_eq!(
@@ -369,21 +353,13 @@ async fn requests_without_a_known_token_are_401() {
     let id = api.snapshot("img");
     for token in [None, Some("nope")] {
         let reply = api
-            .send(
-                Method::GET,
-                &format!("/v2/images/{id}"),
-                token,
-                None,
-                Vec::new(),
-            )
+            .bare(Method::GET, &format!("/v2/images/{id}"), token)
             .await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
         assert_eq!(reply.body["unauthorized"]["code"], 401);
         assert_eq!(reply.body["unauthorized"]["error_code"], "unauthorized");
     }
-    let reply = api
-        .send(Method::GET, "/v2/images", None, None, Vec::new())
-        .await;
+    let reply = api.bare(Method::GET, "/v2/images", None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -419,9 +395,7 @@ async fn a_stranger_and_bad_ids_get_404() {
         } else {
             Method::GET
         };
-        let reply = api
-            .send(method, uri, Some(PRODUCER_TOKEN), None, Vec::new())
-            .await;
+        let reply = api.bare(method, uri, Some(PRODUCER_TOKEN)).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(reply.body["itemNotFound"]["code"], 404, "{uri}");
     }
@@ -451,32 +425,16 @@ async fn patch_needs_a_patch_media_type() {
         );
         assert_eq!(reply.body["badMediaType"]["code"], 415);
     }
-    let reply = api
-        .send(
-            Method::PATCH,
-            &uri,
-            Some(PRODUCER_TOKEN),
-            Some(PATCH_V21),
-            body.into_bytes(),
-        )
-        .await;
+    let reply = api.patch(&uri, body).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["name"], "renamed");
     assert_eq!(reply.body["id"], id.to_string());
 
-    let reply = api
-        .send(
-            Method::PATCH,
-            &uri,
-            Some(PRODUCER_TOKEN),
-            Some(PATCH_V21),
-            b"[{".to_vec(),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        reply.body["badRequest"]["message"],
-        "Malformed JSON in request body."
+    let reply = api.patch(&uri, b"[{".to_vec()).await;
+    reply.assert_error(
+        StatusCode::BAD_REQUEST,
+        "badRequest",
+        "Malformed JSON in request body.",
     );
 }
 
@@ -507,51 +465,47 @@ async fn unknown_methods_are_405_with_allow() {
         (Method::DELETE, "/v2/schemas/image".to_owned(), "GET"),
     ];
     for (method, uri, allow) in cases {
-        let reply = api
-            .send(method, &uri, Some(PRODUCER_TOKEN), None, Vec::new())
-            .await;
+        let reply = api.bare(method, &uri, Some(PRODUCER_TOKEN)).await;
         assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{uri}");
         assert_eq!(reply.header("allow"), allow, "{uri}");
         assert_eq!(reply.body["badMethod"]["code"], 405);
     }
 }
 
+/// The version document, with the link to the v2 endpoint at `href`.
+fn versions(href: &str) -> Value {
+    json!({"versions": [{"id": "v2.0", "status": "CURRENT",
+        "links": [{"rel": "self", "href": href}]}]})
+}
+
 #[tokio::test]
 async fn versions_answer_300_without_a_token() {
     let api = Api::new();
     for uri in ["/", "/versions"] {
-        let reply = api.send(Method::GET, uri, None, None, Vec::new()).await;
+        let reply = api.bare(Method::GET, uri, None).await;
         assert_eq!(reply.status, StatusCode::MULTIPLE_CHOICES);
-        assert_eq!(
-            reply.body,
-            json!({"versions": [{"id": "v2.0", "status": "CURRENT",
-                "links": [{"rel": "self", "href": "http://dfw.images.example/v2/"}]}]})
-        );
+        assert_eq!(reply.body, versions("http://dfw.images.example/v2/"));
     }
 }
 
 #[tokio::test]
 async fn the_v2_endpoint_answers_version_discovery() {
     let api = Api::new();
-    let document = |href: &str| {
-        json!({"versions": [{"id": "v2.0", "status": "CURRENT",
-            "links": [{"rel": "self", "href": href}]}]})
-    };
     for uri in ["/v2", "/v2/"] {
-        let reply = api.send(Method::GET, uri, None, None, Vec::new()).await;
+        let reply = api.bare(Method::GET, uri, None).await;
         assert_eq!(reply.status, StatusCode::OK, "{uri}");
-        assert_eq!(reply.body, document("http://dfw.images.example/v2/"));
+        assert_eq!(reply.body, versions("http://dfw.images.example/v2/"));
     }
     for uri in ["/v2/111111", "/v2/111111/"] {
         let reply = api.get(uri, PRODUCER_TOKEN).await;
         assert_eq!(reply.status, StatusCode::OK, "{uri}");
-        assert_eq!(reply.body, document("http://dfw.images.example/v2/111111/"));
-        let reply = api.send(Method::GET, uri, None, None, Vec::new()).await;
+        assert_eq!(reply.body, versions("http://dfw.images.example/v2/111111/"));
+        let reply = api.bare(Method::GET, uri, None).await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{uri}");
         let reply = api.get(uri, CONSUMER_TOKEN).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
     }
-    let reply = api.send(Method::POST, "/v2", None, None, Vec::new()).await;
+    let reply = api.bare(Method::POST, "/v2", None).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -565,12 +519,7 @@ async fn the_tenant_prefix_must_be_the_callers() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["self"], format!("/v2/images/{id}"));
     let reply = api
-        .json(
-            Method::POST,
-            &format!("/v2/{PRODUCER}/images/{id}/members"),
-            PRODUCER_TOKEN,
-            json!({"member": CONSUMER}),
-        )
+        .share(&format!("/v2/{PRODUCER}/images/{id}/members"))
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     let reply = api
@@ -599,60 +548,54 @@ async fn bodies_are_checked() {
     let id = api.snapshot("img");
     let members = format!("/v2/images/{id}/members");
 
-    let reply = api
-        .send(
+    // Each refused with 400 and, where one is given, that message.
+    let json_body = |body: Value| body.to_string().into_bytes();
+    let cases = [
+        (
             Method::GET,
-            &format!("/v2/images/{id}"),
-            Some(PRODUCER_TOKEN),
-            Some("application/json"),
+            format!("/v2/images/{id}"),
+            PRODUCER_TOKEN,
             b"{}".to_vec(),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        reply.body["badRequest"]["message"],
-        "A body is not expected with this request."
-    );
-
-    let reply = api
-        .send(
+            Some("A body is not expected with this request."),
+        ),
+        (
             Method::POST,
-            &members,
-            Some(PRODUCER_TOKEN),
-            Some("application/json"),
+            members.clone(),
+            PRODUCER_TOKEN,
             b"{\"member\":".to_vec(),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        reply.body["badRequest"]["message"],
-        "Malformed JSON in request body."
-    );
-
-    let reply = api
-        .json(Method::POST, &members, PRODUCER_TOKEN, json!("222222"))
-        .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-
-    let reply = api
-        .json(Method::POST, &members, PRODUCER_TOKEN, json!({"who": "x"}))
-        .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        reply.body["badRequest"]["message"],
-        "Member to be added not specified"
-    );
-
-    let reply = api
-        .json(
+            Some("Malformed JSON in request body."),
+        ),
+        (
+            Method::POST,
+            members.clone(),
+            PRODUCER_TOKEN,
+            json_body(json!("222222")),
+            None,
+        ),
+        (
+            Method::POST,
+            members.clone(),
+            PRODUCER_TOKEN,
+            json_body(json!({"who": "x"})),
+            Some("Member to be added not specified"),
+        ),
+        (
             Method::PUT,
-            &format!("{members}/{CONSUMER}"),
+            format!("{members}/{CONSUMER}"),
             CONSUMER_TOKEN,
-            json!({}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.body["badRequest"]["message"], "Status not specified");
+            json_body(json!({})),
+            Some("Status not specified"),
+        ),
+    ];
+    for (method, uri, token, body, message) in cases {
+        let reply = api
+            .send(method, &uri, Some(token), Some("application/json"), body)
+            .await;
+        match message {
+            Some(message) => reply.assert_error(StatusCode::BAD_REQUEST, "badRequest", message),
+            None => assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri}"),
+        }
+    }
 
     let big = json!({"member": "x".repeat(1000)});
     let reply = api.json(Method::POST, &members, PRODUCER_TOKEN, big).await;
@@ -661,14 +604,7 @@ async fn bodies_are_checked() {
 
     // Duplicate member: 409.
     for expected in [StatusCode::OK, StatusCode::CONFLICT] {
-        let reply = api
-            .json(
-                Method::POST,
-                &members,
-                PRODUCER_TOKEN,
-                json!({"member": CONSUMER}),
-            )
-            .await;
+        let reply = api.share(&members).await;
         assert_eq!(reply.status, expected);
     }
 }
@@ -678,26 +614,16 @@ async fn tags_tasks_and_schemas() {
     let api = Api::new();
     let id = api.snapshot("img");
     let tag = format!("/v2/images/{id}/tags/blue%20sky");
-    let reply = api
-        .send(Method::PUT, &tag, Some(PRODUCER_TOKEN), None, Vec::new())
-        .await;
+    let reply = api.bare(Method::PUT, &tag, Some(PRODUCER_TOKEN)).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
-    let reply = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    let reply = api.shown(id).await;
     assert_eq!(reply.body["tags"], json!(["blue sky"]));
     assert_eq!(
         api.delete(&tag, PRODUCER_TOKEN).await.status,
         StatusCode::NO_CONTENT
     );
 
-    let reply = api
-        .json(
-            Method::POST,
-            "/v2/tasks",
-            PRODUCER_TOKEN,
-            json!({"type": "export", "input": {"image_uuid": id.to_string(),
-                "receiving_swift_container": "exports"}}),
-        )
-        .await;
+    let reply = api.export(id).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let task_id = reply.body["id"].as_str().unwrap().to_owned();
     assert_eq!(reply.header("location"), format!("/v2/tasks/{task_id}"));
@@ -772,12 +698,10 @@ async fn the_request_id_is_kept_in_the_event_metadata() {
     let api = Api::new();
     let id = api.snapshot("img");
     let reply = api
-        .send(
+        .bare(
             Method::PUT,
             &format!("/v2/images/{id}/tags/web"),
             Some(PRODUCER_TOKEN),
-            None,
-            Vec::new(),
         )
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
@@ -799,12 +723,7 @@ async fn the_request_id_is_kept_in_the_event_metadata() {
 #[tokio::test]
 async fn schemas_follow_the_engine_profile() {
     let visibilities = |reply: &Reply| -> Vec<String> {
-        reply.body["properties"]["visibility"]["enum"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|value| value.as_str().unwrap().to_owned())
-            .collect()
+        serde_json::from_value(reply.body["properties"]["visibility"]["enum"].clone()).unwrap()
     };
     let rackspace = Api::new();
     let reply = rackspace.get("/v2/schemas/image", PRODUCER_TOKEN).await;
@@ -867,26 +786,16 @@ async fn hostile_bodies_and_headers_are_client_errors() {
         }
     }
     // A declared length over the limit is refused before reading.
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(&members)
+    let too_long = request(Method::POST, &members)
         .header("X-Auth-Token", PRODUCER_TOKEN)
-        .header(header::CONTENT_LENGTH, "999999999999")
-        .body(Body::empty())
-        .unwrap();
-    let response = api.app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        .header(header::CONTENT_LENGTH, "999999999999");
+    let (status, _, _) = call(&api.app, too_long, Vec::new()).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     // A token that is not text is unknown.
-    let request = Request::builder()
-        .uri("/v2/images")
-        .header("X-Auth-Token", &[0xffu8, 0x41][..])
-        .body(Body::empty())
-        .unwrap();
-    let response = api.app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let not_text = request(Method::GET, "/v2/images").header("X-Auth-Token", &[0xffu8, 0x41][..]);
+    let (status, _, _) = call(&api.app, not_text, Vec::new()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
-
-const OCTETS: &str = "application/octet-stream";
 
 impl Api {
     async fn upload(&self, uri: &str, token: &str, data: &[u8]) -> Reply {
@@ -902,12 +811,7 @@ impl Api {
     /// A queued Glance image of the producer, created over HTTP; its id.
     async fn create_queued(&self) -> String {
         let created = self
-            .json(
-                Method::POST,
-                "/v2/images",
-                PRODUCER_TOKEN,
-                json!({"name": "disk", "container_format": "bare", "disk_format": "raw"}),
-            )
+            .create(json!({"name": "disk", "container_format": "bare", "disk_format": "raw"}))
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
         created.body["id"].as_str().unwrap().to_owned()
@@ -923,14 +827,7 @@ async fn creating_images_is_forbidden_in_the_rackspace_profile() {
             .await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{uri}: {}", reply.body);
     }
-    let reply = api
-        .json(
-            Method::POST,
-            "/v2/images",
-            PRODUCER_TOKEN,
-            json!({"status": "active"}),
-        )
-        .await;
+    let reply = api.create(json!({"status": "active"})).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
 }
 
@@ -955,7 +852,7 @@ async fn glance_members_create_queued_shared_images() {
     assert_eq!(reply.body["owner"], PRODUCER);
     assert_eq!(reply.body["min_ram"], 512);
     assert_eq!(reply.body["color"], "blue");
-    let shown = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    let shown = api.shown(&id).await;
     assert_eq!(shown.status, StatusCode::OK);
     assert_eq!(shown.body["name"], "disk");
     // A new UUID when none is given.
@@ -963,14 +860,7 @@ async fn glance_members_create_queued_shared_images() {
     assert!(Uuid::try_parse(&other).is_ok());
     assert_ne!(other, id.to_string());
     // The same id again.
-    let again = api
-        .json(
-            Method::POST,
-            "/v2/images",
-            PRODUCER_TOKEN,
-            json!({"id": id.to_string()}),
-        )
-        .await;
+    let again = api.create(json!({"id": id.to_string()})).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
 }
 
@@ -993,9 +883,7 @@ async fn bad_image_bodies_are_refused() {
         (json!({"locations": []}), StatusCode::FORBIDDEN),
     ];
     for (body, expected) in cases {
-        let reply = api
-            .json(Method::POST, "/v2/images", PRODUCER_TOKEN, body.clone())
-            .await;
+        let reply = api.create(body.clone()).await;
         assert_eq!(reply.status, expected, "{body}: {}", reply.body);
     }
     let empty = api.post_empty("/v2/images", PRODUCER_TOKEN).await;
@@ -1069,7 +957,7 @@ async fn glance_owners_upload_download_and_deactivate() {
     let uploaded = api.upload(&file, PRODUCER_TOKEN, &data).await;
     assert_eq!(uploaded.status, StatusCode::NO_CONTENT, "{}", uploaded.body);
     assert_eq!(api.data_files(), vec![id.clone()]);
-    let shown = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    let shown = api.shown(&id).await;
     assert_eq!(shown.body["status"], "active");
     assert_eq!(shown.body["size"], data.len());
     let checksum = shown.body["checksum"].as_str().unwrap().to_owned();
@@ -1093,7 +981,7 @@ async fn glance_owners_upload_download_and_deactivate() {
         .post_empty(&format!("{actions}/deactivate"), PRODUCER_TOKEN)
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
-    let shown = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    let shown = api.shown(&id).await;
     assert_eq!(shown.body["status"], "deactivated");
     let refused = api.get(&file, PRODUCER_TOKEN).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
@@ -1105,7 +993,7 @@ async fn glance_owners_upload_download_and_deactivate() {
         .post_empty(&format!("{actions}/reactivate"), PRODUCER_TOKEN)
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
-    let shown = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    let shown = api.shown(&id).await;
     assert_eq!(shown.body["status"], "active");
     assert_eq!(api.get(&file, PRODUCER_TOKEN).await.raw, data);
 }
@@ -1118,7 +1006,7 @@ async fn uploads_are_limited_and_need_storage() {
     let reply = api.upload(&file, PRODUCER_TOKEN, &[7; 11]).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(api.data_files().is_empty());
-    let shown = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    let shown = api.shown(&id).await;
     assert_eq!(shown.body["status"], "queued");
     // The body limit does not apply to image data.
     let api = Api::glance_with(|state| state.max_body_bytes = 200);
@@ -1152,15 +1040,7 @@ async fn an_images_tasks_are_listed() {
     images.extend([other; 30]);
     images.push(id);
     for image in images {
-        let reply = api
-            .json(
-                Method::POST,
-                "/v2/tasks",
-                PRODUCER_TOKEN,
-                json!({"type": "export", "input": {"image_uuid": image.to_string(),
-                    "receiving_swift_container": "exports"}}),
-            )
-            .await;
+        let reply = api.export(image).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         if image == id {
             expected.push(reply.body["id"].as_str().unwrap().to_owned());
@@ -1170,12 +1050,7 @@ async fn an_images_tasks_are_listed() {
         .get(&format!("/v2/{PRODUCER}/images/{id}/tasks"), PRODUCER_TOKEN)
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let mut ids: Vec<String> = reply.body["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|task| task["id"].as_str().unwrap().to_owned())
-        .collect();
+    let mut ids = strings(&reply.body["tasks"], "id");
     ids.sort();
     expected.sort();
     assert_eq!(ids, expected);
@@ -1201,7 +1076,7 @@ impl Api {
     /// Polls the producer's image until its status leaves `importing`; the final image.
     async fn after_import(&self, id: &str) -> Value {
         for _ in 0..500 {
-            let shown = self.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+            let shown = self.shown(id).await;
             if shown.body["status"] != "importing" {
                 return shown.body;
             }
@@ -1209,18 +1084,22 @@ impl Api {
         }
         panic!("image {id} is still importing");
     }
+
+    /// The producer deletes image `id`: 204, and its data, staged or not, goes with it.
+    async fn delete_leaves_no_data(&self, id: &str) {
+        let deleted = self
+            .delete(&format!("/v2/images/{id}"), PRODUCER_TOKEN)
+            .await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+        assert!(self.data_files().is_empty(), "{:?}", self.data_files());
+    }
 }
 
 #[tokio::test]
 async fn glance_direct_import_stages_then_activates() {
     let api = Api::glance();
     let created = api
-        .json(
-            Method::POST,
-            "/v2/images",
-            PRODUCER_TOKEN,
-            json!({"name": "img-staged", "disk_format": "raw", "container_format": "bare"}),
-        )
+        .create(json!({"name": "img-staged", "disk_format": "raw", "container_format": "bare"}))
         .await;
     assert_eq!(created.status, StatusCode::CREATED);
     assert_eq!(
@@ -1239,19 +1118,13 @@ async fn glance_direct_import_stages_then_activates() {
     let stranger = api.upload(&stage, STRANGER_TOKEN, b"x").await;
     assert_eq!(stranger.status, StatusCode::NOT_FOUND);
     let wrong_type = api
-        .send(
-            Method::PUT,
-            &stage,
-            Some(PRODUCER_TOKEN),
-            Some("application/json"),
-            b"{}".to_vec(),
-        )
+        .json(Method::PUT, &stage, PRODUCER_TOKEN, json!({}))
         .await;
     assert_eq!(wrong_type.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     let staged = api.upload(&stage, PRODUCER_TOKEN, b"staged bytes").await;
     assert_eq!(staged.status, StatusCode::NO_CONTENT, "{}", staged.body);
-    let shown = api.get(&format!("/v2/images/{id}"), PRODUCER_TOKEN).await;
+    let shown = api.shown(&id).await;
     assert_eq!(shown.body["status"], "uploading");
     assert_eq!(shown.body["size"], 12);
     assert_eq!(shown.body["checksum"], Value::Null);
@@ -1298,34 +1171,20 @@ async fn glance_direct_import_stages_then_activates() {
         json!(["glance-direct"])
     );
 
-    let deleted = api
-        .delete(&format!("/v2/images/{id}"), PRODUCER_TOKEN)
-        .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert!(api.data_files().is_empty(), "{:?}", api.data_files());
+    api.delete_leaves_no_data(&id).await;
 }
 
 #[tokio::test]
 async fn a_member_may_not_stage_and_deleting_a_staged_image_removes_its_data() {
     let api = Api::glance();
     let created = api
-        .json(
-            Method::POST,
-            "/v2/images",
-            PRODUCER_TOKEN,
+        .create(
             json!({"name": "s", "disk_format": "raw", "container_format": "bare",
-                   "visibility": "shared"}),
+                       "visibility": "shared"}),
         )
         .await;
     let id = created.body["id"].as_str().unwrap().to_owned();
-    let shared = api
-        .json(
-            Method::POST,
-            &format!("/v2/images/{id}/members"),
-            PRODUCER_TOKEN,
-            json!({"member": CONSUMER}),
-        )
-        .await;
+    let shared = api.share(&format!("/v2/images/{id}/members")).await;
     assert_eq!(shared.status, StatusCode::OK, "{}", shared.body);
     let stage = format!("/v2/images/{id}/stage");
     let member = api.upload(&stage, CONSUMER_TOKEN, b"x").await;
@@ -1336,11 +1195,7 @@ async fn a_member_may_not_stage_and_deleting_a_staged_image_removes_its_data() {
     let wrong = api.get(&stage, PRODUCER_TOKEN).await;
     assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong.header("allow"), "PUT");
-    let deleted = api
-        .delete(&format!("/v2/images/{id}"), PRODUCER_TOKEN)
-        .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert!(api.data_files().is_empty(), "{:?}", api.data_files());
+    api.delete_leaves_no_data(&id).await;
 }
 
 #[tokio::test]
@@ -1365,8 +1220,7 @@ async fn imports_left_importing_by_a_stopped_server_are_finished_on_start() {
             .await;
         assert_eq!(staged.status, StatusCode::NO_CONTENT);
         // The server accepted the import and stopped before moving the data.
-        let actor = Actor::tenant(PRODUCER, "user-111111", &["member"]);
-        let ctx = Context::new(actor, Region::parse("DFW").unwrap(), chrono::Utc::now());
+        let ctx = context(Actor::tenant(PRODUCER, "user-111111", &["member"]));
         let command = ImageCommand::StartImport {
             method: "glance-direct".to_owned(),
         };
@@ -1377,23 +1231,20 @@ async fn imports_left_importing_by_a_stopped_server_are_finished_on_start() {
     }
     std::fs::remove_file(api.data_dir.path().join(format!(".staged-{lost}"))).unwrap();
 
-    let mut state = AppState::new(
+    let state = app_state(
         Arc::clone(&api.engine),
-        Arc::new(TokenStore::new()),
-        Region::parse("DFW").unwrap(),
+        TokenStore::new(),
+        api.data_dir.path(),
     );
-    state.data_dir = Some(api.data_dir.path().to_owned());
     let resumed = tokio::task::spawn_blocking(move || imgshare_server::resume_imports(&state))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(resumed, 2);
-    let image = api
-        .get(&format!("/v2/images/{finished}"), PRODUCER_TOKEN)
-        .await;
+    let image = api.shown(&finished).await;
     assert_eq!(image.body["status"], "active");
     assert_eq!(image.body["checksum"], "900150983cd24fb0d6963f7d28e17f72");
-    let image = api.get(&format!("/v2/images/{lost}"), PRODUCER_TOKEN).await;
+    let image = api.shown(&lost).await;
     assert_eq!(image.body["status"], "queued");
     assert_eq!(image.body["size"], Value::Null);
     assert_eq!(api.data_files(), vec![finished.clone()]);
@@ -1414,61 +1265,35 @@ async fn core_integer_columns_filter_by_equality() {
             .await;
         assert_eq!(reply.status, StatusCode::NO_CONTENT);
     }
-    let ids = |page: &Value| -> Vec<String> {
-        page["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|image| image["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let page = api.get("/v2/images?size=5", PRODUCER_TOKEN).await;
-    assert_eq!(ids(&page.body), vec![large.clone()]);
+    assert_eq!(strings(&page.body["images"], "id"), [large.as_str()]);
     let page = api.get("/v2/images?size=4", PRODUCER_TOKEN).await;
-    assert!(ids(&page.body).is_empty());
+    assert!(strings(&page.body["images"], "id").is_empty());
     let page = api.get("/v2/images?size=abc", PRODUCER_TOKEN).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(ids(&page.body).is_empty());
+    assert!(strings(&page.body["images"], "id").is_empty());
 }
 
 #[tokio::test]
 async fn glance_owner_on_create_is_the_callers_unless_an_admin_asks() {
     let api = Api::glance();
     let create = |owner: Value| json!({"name": "o", "disk_format": "raw", "container_format": "bare", "owner": owner});
-    let own = api
-        .json(
-            Method::POST,
-            "/v2/images",
-            PRODUCER_TOKEN,
-            create(json!(PRODUCER)),
-        )
-        .await;
+    let own = api.create(create(json!(PRODUCER))).await;
     assert_eq!(own.status, StatusCode::CREATED, "{}", own.body);
     assert_eq!(own.body["owner"], PRODUCER);
-    let head = api
-        .engine
-        .read(|conn| Ok(imgshare_store::head(conn)?))
-        .unwrap();
+    let log_head = || {
+        api.engine
+            .read(|conn| Ok(imgshare_store::head(conn)?))
+            .unwrap()
+    };
+    let head = log_head();
     for (owner, status) in [
         (json!(CONSUMER), StatusCode::FORBIDDEN),
         (json!(7), StatusCode::BAD_REQUEST),
         (json!(""), StatusCode::BAD_REQUEST),
     ] {
-        let refused = api
-            .json(
-                Method::POST,
-                "/v2/images",
-                PRODUCER_TOKEN,
-                create(owner.clone()),
-            )
-            .await;
+        let refused = api.create(create(owner.clone())).await;
         assert_eq!(refused.status, status, "owner {owner}: {}", refused.body);
     }
-    assert_eq!(
-        api.engine
-            .read(|conn| Ok(imgshare_store::head(conn)?))
-            .unwrap(),
-        head,
-        "a refused create writes nothing"
-    );
+    assert_eq!(log_head(), head, "a refused create writes nothing");
 }

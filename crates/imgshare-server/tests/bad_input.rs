@@ -7,87 +7,40 @@
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{header, HeaderValue, Method, Request};
+use axum::http::{header, HeaderValue, Method};
 use axum::Router;
-use http_body_util::BodyExt;
-use imgshare_core::{
-    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Region,
+use common::{
+    app_state, call, identity, producer_context, register_snapshot, request, CONSUMER, MAX_BODY,
+    OCTETS, PATCH_V21, PRODUCER, STRANGER,
 };
-use imgshare_server::{router, AppState, Identity, TokenStore};
+use imgshare_core::{Command, ImageCommand};
+use imgshare_server::{router, TokenStore};
 use imgshare_store::{head, Engine};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 use uuid::Uuid;
-
-const PRODUCER: &str = "111111";
-const CONSUMER: &str = "222222";
-const STRANGER: &str = "333333";
-const PATCH_V21: &str = "application/openstack-images-v2.1-json-patch";
-const OCTETS: &str = "application/octet-stream";
-const MAX_BODY: usize = 64 * 1024;
-
-fn identity(tenant: &str) -> Identity {
-    Identity {
-        tenant_id: tenant.to_owned(),
-        user_id: format!("admin-{tenant}"),
-        roles: vec!["cloudImages:admin".to_owned()],
-    }
-}
 
 /// The router over an engine holding the producer's image, shared with the consumer (pending)
 /// and tagged `web`.
 fn api() -> (Router, Arc<Engine>, Uuid, tempfile::TempDir) {
     let engine = Arc::new(Engine::in_memory().unwrap());
     let image_id = Uuid::from_u128(0x1000_0000_0000_4000_8000_0000_0000_0001);
-    let ctx = Context::new(
-        Actor::tenant(PRODUCER, "admin-111111", &["cloudImages:admin"]),
-        Region::parse("DFW").unwrap(),
-        chrono::Utc::now(),
-    );
-    let image = NewImage {
-        name: Some("saved".to_owned()),
-        container_format: Some("ovf".to_owned()),
-        disk_format: Some("vhd".to_owned()),
-        tags: vec!["web".to_owned()],
-        data: Some(ImageActivated {
-            size: 1024,
-            checksum: "0123456789abcdef0123456789abcdef".to_owned(),
-            virtual_size: None,
-            os_hash_algo: None,
-            os_hash_value: None,
-        }),
-        ..NewImage::default()
+    register_snapshot(&engine, image_id, "saved", &["web"]);
+    let command = ImageCommand::AddMember {
+        member_id: CONSUMER.to_owned(),
     };
-    for command in [
-        ImageCommand::Register {
-            origin: ImageOrigin::Snapshot {
-                server_id: "srv-1".to_owned(),
-            },
-            image,
-        },
-        ImageCommand::AddMember {
-            member_id: CONSUMER.to_owned(),
-        },
-    ] {
-        engine
-            .execute(&ctx, Command::Image { image_id, command })
-            .unwrap();
-    }
+    engine
+        .execute(&producer_context(), Command::Image { image_id, command })
+        .unwrap();
     let mut tokens = TokenStore::new();
     for tenant in [PRODUCER, CONSUMER, STRANGER] {
         tokens.insert(format!("tok-{tenant}"), identity(tenant));
     }
-    let mut state = AppState::new(
-        Arc::clone(&engine),
-        Arc::new(tokens),
-        Region::parse("DFW").unwrap(),
-    );
-    state.max_body_bytes = MAX_BODY;
     let data_dir = tempfile::tempdir().unwrap();
-    state.data_dir = Some(data_dir.path().to_owned());
+    let state = app_state(Arc::clone(&engine), tokens, data_dir.path());
     (router(state), engine, image_id, data_dir)
 }
 
@@ -309,23 +262,19 @@ fn rows(image: Uuid) -> Vec<Row> {
 }
 
 async fn send(app: &Router, row: &Row) -> (u16, Value) {
-    let mut request = Request::builder()
-        .method(row.method.clone())
-        .uri(row.uri.as_str())
-        .header(header::HOST, "dfw.images.example");
-    match row.token {
-        Token::Producer => request = request.header("X-Auth-Token", format!("tok-{PRODUCER}")),
-        Token::Consumer => request = request.header("X-Auth-Token", format!("tok-{CONSUMER}")),
-        Token::Stranger => request = request.header("X-Auth-Token", format!("tok-{STRANGER}")),
-        Token::Missing => {}
-        Token::Unknown => request = request.header("X-Auth-Token", "tok-nobody"),
-        Token::Empty => request = request.header("X-Auth-Token", ""),
-        Token::NotText => {
-            request = request.header(
-                "X-Auth-Token",
-                HeaderValue::from_bytes(b"tok-\xff\xfe").unwrap(),
-            )
-        }
+    let of = |tenant: &str| Some(HeaderValue::from_str(&format!("tok-{tenant}")).unwrap());
+    let token = match row.token {
+        Token::Producer => of(PRODUCER),
+        Token::Consumer => of(CONSUMER),
+        Token::Stranger => of(STRANGER),
+        Token::Missing => None,
+        Token::Unknown => Some(HeaderValue::from_static("tok-nobody")),
+        Token::Empty => Some(HeaderValue::from_static("")),
+        Token::NotText => Some(HeaderValue::from_bytes(b"tok-\xff\xfe").unwrap()),
+    };
+    let mut request = request(row.method.clone(), &row.uri);
+    if let Some(token) = token {
+        request = request.header("X-Auth-Token", token);
     }
     if let Some(content_type) = row.content_type {
         request = request.header(header::CONTENT_TYPE, content_type);
@@ -333,15 +282,9 @@ async fn send(app: &Router, row: &Row) -> (u16, Value) {
     for (name, value) in &row.headers {
         request = request.header(*name, HeaderValue::from_bytes(value).unwrap());
     }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::from(row.body.clone())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let (status, _, bytes) = call(app, request, row.body.clone()).await;
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, body)
+    (status.as_u16(), body)
 }
 
 /// The problem with a reply, if any: wrong status, or an error body without a message.
