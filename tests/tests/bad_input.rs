@@ -125,14 +125,17 @@ impl Fixture {
     }
 
     fn run(&self, actor: &Actor, command: ImageCommand) -> Result<(), EngineError> {
+        self.run_on(actor, self.image, command)
+    }
+
+    fn run_on(
+        &self,
+        actor: &Actor,
+        image_id: Uuid,
+        command: ImageCommand,
+    ) -> Result<(), EngineError> {
         self.engine
-            .execute(
-                &self.ctx(actor),
-                Command::Image {
-                    image_id: self.image,
-                    command,
-                },
-            )
+            .execute(&self.ctx(actor), Command::Image { image_id, command })
             .map(drop)
     }
 
@@ -450,21 +453,16 @@ fn every_refused_registration_changes_nothing() {
     for (name, status, image) in rows {
         let fixture = Fixture::new(false);
         assert_refused(&fixture, name, status, |fixture| {
-            fixture
-                .engine
-                .execute(
-                    &fixture.ctx(&admin(OWNER)),
-                    Command::Image {
-                        image_id: fresh_id,
-                        command: ImageCommand::Register {
-                            origin: ImageOrigin::Snapshot {
-                                server_id: "srv-2".to_owned(),
-                            },
-                            image,
-                        },
+            fixture.run_on(
+                &admin(OWNER),
+                fresh_id,
+                ImageCommand::Register {
+                    origin: ImageOrigin::Snapshot {
+                        server_id: "srv-2".to_owned(),
                     },
-                )
-                .map(drop)
+                    image,
+                },
+            )
         });
         assert_eq!(
             fixture.engine.image_state(fresh_id).unwrap(),
@@ -475,21 +473,16 @@ fn every_refused_registration_changes_nothing() {
     // The server id is text the API stores, too.
     let fixture = Fixture::new(false);
     assert_refused(&fixture, "server id with 4-byte UTF-8", 400, |fixture| {
-        fixture
-            .engine
-            .execute(
-                &fixture.ctx(&admin(OWNER)),
-                Command::Image {
-                    image_id: fresh_id,
-                    command: ImageCommand::Register {
-                        origin: ImageOrigin::Snapshot {
-                            server_id: "\u{1F600}".to_owned(),
-                        },
-                        image: snapshot("new"),
-                    },
+        fixture.run_on(
+            &admin(OWNER),
+            fresh_id,
+            ImageCommand::Register {
+                origin: ImageOrigin::Snapshot {
+                    server_id: "\u{1F600}".to_owned(),
                 },
-            )
-            .map(drop)
+                image: snapshot("new"),
+            },
+        )
     });
 }
 
@@ -535,19 +528,14 @@ fn every_refused_api_create_changes_nothing() {
     for (name, status, image) in rows {
         let fixture = Fixture::new(true);
         assert_refused(&fixture, name, status, |fixture| {
-            fixture
-                .engine
-                .execute(
-                    &fixture.ctx(&glance_member(OWNER)),
-                    Command::Image {
-                        image_id: fresh_id,
-                        command: ImageCommand::Register {
-                            origin: ImageOrigin::Api,
-                            image,
-                        },
-                    },
-                )
-                .map(drop)
+            fixture.run_on(
+                &glance_member(OWNER),
+                fresh_id,
+                ImageCommand::Register {
+                    origin: ImageOrigin::Api,
+                    image,
+                },
+            )
         });
     }
 }
