@@ -6,27 +6,18 @@
 # the server. Runs the same locally and in CI: `bash tests/clients/run.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$(pwd)
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
 
 venv="$root/.venv-clients"
-requirements="$root/tests/clients/requirements.txt"
-python=${PYTHON:-python3}
-if [ ! -x "$venv/bin/python" ] || ! cmp -s "$requirements" "$venv/requirements.installed"; then
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$venv/requirements.installed"
-fi
-
-cargo build --quiet --locked -p imgshare-cli
-binary="$root/target/debug/imgshare"
+ensure_venv "$venv" "$root/tests/clients/requirements.txt" python
+build_imgshare
 
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
   if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
+    stop "$server_pid"
   fi
   rm -rf "$work"
 }
@@ -51,25 +42,9 @@ run_profile() {
   "$admin": {"tenant_id": "999999", "user_id": "admin", "roles": ["$admin_role"]}
 }}
 EOF
-  touch "$dir/server.out"
-  "$binary" serve --profile "$profile" --db "$dir/imgshare.db" --tokens "$dir/tokens.json" \
-    --listen 127.0.0.1:0 --region DFW >"$dir/server.out" 2>"$dir/server.err" &
-  server_pid=$!
-
-  local url=""
-  for _ in $(seq 1 100); do
-    url=$(sed -n 's/^listening on //p' "$dir/server.out")
-    [ -n "$url" ] && break
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-      break
-    fi
-    sleep 0.1
-  done
-  if [ -z "$url" ]; then
-    echo "imgshare serve --profile $profile did not start:" >&2
-    cat "$dir/server.out" "$dir/server.err" >&2
-    return 1
-  fi
+  start_server "$dir" --profile "$profile" --db "$dir/imgshare.db" --tokens "$dir/tokens.json" \
+    --region DFW || return 1
+  local url=$server_url
   local image_id
   image_id=$(sed -n 's/^export IMAGE_ID_PRODUCER=//p' "$dir/server.out")
 
@@ -85,8 +60,7 @@ EOF
     echo "--- server stderr" >&2
     cat "$dir/server.err" >&2
   fi
-  kill "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
+  stop "$server_pid"
   server_pid=""
   return "$status"
 }

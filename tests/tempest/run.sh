@@ -6,28 +6,19 @@
 # Usage: bash tests/tempest/run.sh [extra tempest run arguments]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$(pwd)
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
 here="$root/tests/tempest"
 
 venv="$root/.venv-tempest"
-requirements="$here/requirements.txt"
-python=${PYTHON:-python3}
-if [ ! -x "$venv/bin/tempest" ] || ! cmp -s "$requirements" "$venv/requirements.installed"; then
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$venv/requirements.installed"
-fi
-
-cargo build --quiet --locked -p imgshare-cli
-binary="$root/target/debug/imgshare"
+ensure_venv "$venv" "$here/requirements.txt" tempest
+build_imgshare
 
 work=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    stop "$pid"
   done
   if [ -n "${KEEP_TEMPEST_WORK:-}" ]; then
     echo "tempest work directory kept: $work" >&2
@@ -67,22 +58,13 @@ json.dump({"tokens": tokens}, open(f"{work}/tokens.json", "w"), indent=1)
 open(f"{work}/accounts.yaml", "w").write("".join(accounts))
 PY
 
-touch "$work/server.out"
-"$binary" serve --profile glance --db "$work/imgshare.db" --tokens "$work/tokens.json" \
-  --listen 127.0.0.1:0 --region DFW --no-seed-demo-image --data-dir "$work/data" \
-  >"$work/server.out" 2>"$work/server.err" &
-pids+=($!)
-url=""
-for _ in $(seq 1 100); do
-  url=$(sed -n 's/^listening on //p' "$work/server.out")
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-if [ -z "$url" ]; then
-  echo "imgshare serve did not start:" >&2
-  cat "$work/server.out" "$work/server.err" >&2
-  exit 1
-fi
+# A server that started but never announced its address is still stopped by cleanup.
+started=0
+start_server "$work" --profile glance --db "$work/imgshare.db" --tokens "$work/tokens.json" \
+  --region DFW --no-seed-demo-image --data-dir "$work/data" || started=1
+pids+=("$server_pid")
+[ "$started" -eq 0 ] || exit 1
+url=$server_url
 
 "$venv/bin/python" - "$work/users.json" "$url" <<'PY'
 import json, sys

@@ -18,7 +18,7 @@ use imgshare_core::{
 use imgshare_store::audit::{
     self, AccessReason, AccessReport, AccountAccess, Difference, LogFilter, LogLine,
 };
-use imgshare_store::{AsOf, Engine, EngineOptions, Outcome};
+use imgshare_store::{AsOf, Engine, EngineOptions, Outcome, VerifyReport};
 use rusqlite::{params, Connection};
 use uuid::Uuid;
 
@@ -68,6 +68,29 @@ impl FileWorld {
             .unwrap()
     }
 
+    /// Registers [`IMAGE`] as `actor`'s snapshot of `server-1`, named `name`.
+    fn register(&self, actor: &Actor, name: &str) -> Outcome {
+        self.run(
+            actor,
+            ImageCommand::Register {
+                origin: ImageOrigin::Snapshot {
+                    server_id: "server-1".to_owned(),
+                },
+                image: snapshot(name),
+            },
+        )
+    }
+
+    /// Shares [`IMAGE`] with `member`.
+    fn share(&self, actor: &Actor, member: &str) -> Outcome {
+        self.run(
+            actor,
+            ImageCommand::AddMember {
+                member_id: member.to_owned(),
+            },
+        )
+    }
+
     fn position(outcome: &Outcome) -> i64 {
         outcome.events.last().unwrap().position
     }
@@ -91,21 +114,8 @@ struct Steps {
 fn walkthrough(world: &FileWorld) -> Steps {
     let producer = admin_of(PRODUCER);
     let consumer = admin_of(CONSUMER);
-    let registered = FileWorld::position(&world.run(
-        &producer,
-        ImageCommand::Register {
-            origin: ImageOrigin::Snapshot {
-                server_id: "server-1".to_owned(),
-            },
-            image: snapshot("my-saved-image-name"),
-        },
-    ));
-    let shared = FileWorld::position(&world.run(
-        &producer,
-        ImageCommand::AddMember {
-            member_id: CONSUMER.to_owned(),
-        },
-    ));
+    let registered = FileWorld::position(&world.register(&producer, "my-saved-image-name"));
+    let shared = FileWorld::position(&world.share(&producer, CONSUMER));
     let answer = |status: &str| {
         FileWorld::position(&world.run(
             &consumer,
@@ -145,6 +155,13 @@ fn account<'a>(report: &'a AccessReport, tenant: &str) -> Option<&'a AccountAcce
         .find(|account| account.tenant_id == tenant)
 }
 
+/// Why a member has access, answering `status`.
+fn as_member(status: MemberStatus) -> Option<AccessReason> {
+    Some(AccessReason::Member {
+        member_status: status,
+    })
+}
+
 #[test]
 fn access_at_follows_share_accept_reject_unshare_and_delete() {
     let world = FileWorld::new();
@@ -170,13 +187,7 @@ fn access_at_follows_share_accept_reject_unshare_and_delete() {
     ] {
         let report = access(&world, AsOf::Position(position));
         let member = account(&report, CONSUMER).unwrap();
-        assert_eq!(
-            member.why,
-            Some(AccessReason::Member {
-                member_status: status
-            }),
-            "at {position}"
-        );
+        assert_eq!(member.why, as_member(status), "at {position}");
         // A member sees and boots the image in every status; the status only decides listing.
         assert!(member.can_see && member.can_boot, "at {position}");
         assert_eq!(report.accounts.len(), 2);
@@ -201,9 +212,7 @@ fn access_at_follows_share_accept_reject_unshare_and_delete() {
     assert_eq!(at_accept.position, steps.accepted);
     assert_eq!(
         account(&at_accept, CONSUMER).unwrap().why,
-        Some(AccessReason::Member {
-            member_status: MemberStatus::Accepted
-        })
+        as_member(MemberStatus::Accepted)
     );
 }
 
@@ -419,25 +428,43 @@ fn verify_finds_a_tampered_event_whose_replay_also_breaks() {
     assert_eq!(report.rows_differing, None);
 }
 
+/// A read-model row `verify` found differing from the replay.
+struct RowDifference {
+    position: Option<i64>,
+    table: String,
+    key: String,
+    stored: Option<String>,
+    replayed: Option<String>,
+}
+
+/// The report's first difference, after checking that exactly `count` rows differ; it must be
+/// a row, not a chain or replay failure.
+fn first_row_difference(report: &VerifyReport, count: u64) -> RowDifference {
+    assert_eq!(report.rows_differing, Some(count));
+    match report.first_difference.clone().unwrap() {
+        Difference::Row {
+            position,
+            table,
+            key,
+            stored,
+            replayed,
+        } => RowDifference {
+            position,
+            table,
+            key,
+            stored,
+            replayed,
+        },
+        other => panic!("expected a row difference, got {other:?}"),
+    }
+}
+
 #[test]
 fn verify_finds_a_hand_edited_read_model_row() {
     let world = FileWorld::new();
     let producer = admin_of(PRODUCER);
-    let registered = world.run(
-        &producer,
-        ImageCommand::Register {
-            origin: ImageOrigin::Snapshot {
-                server_id: "server-1".to_owned(),
-            },
-            image: snapshot("kept"),
-        },
-    );
-    let shared = world.run(
-        &producer,
-        ImageCommand::AddMember {
-            member_id: CONSUMER.to_owned(),
-        },
-    );
+    let registered = world.register(&producer, "kept");
+    let shared = world.share(&producer, CONSUMER);
     assert!(FileWorld::position(&shared) > FileWorld::position(&registered));
     let raw = world.raw();
 
@@ -446,48 +473,25 @@ fn verify_finds_a_hand_edited_read_model_row() {
         [CONSUMER],
     )
     .unwrap();
-    let report = world.engine.verify().unwrap();
-    assert_eq!(report.rows_differing, Some(1));
-    match report.first_difference.unwrap() {
-        Difference::Row {
-            position,
-            table,
-            key,
-            stored,
-            replayed,
-        } => {
-            assert_eq!(position, Some(FileWorld::position(&shared)));
-            assert_eq!(table, "proj_members");
-            assert!(
-                key.contains(&IMAGE.to_string()) && key.contains(CONSUMER),
-                "{key}"
-            );
-            assert!(stored.unwrap().contains("accepted"));
-            assert!(replayed.unwrap().contains("pending"));
-        }
-        other => panic!("expected a row difference, got {other:?}"),
-    }
+    let row = first_row_difference(&world.engine.verify().unwrap(), 1);
+    assert_eq!(row.position, Some(FileWorld::position(&shared)));
+    assert_eq!(row.table, "proj_members");
+    assert!(
+        row.key.contains(&IMAGE.to_string()) && row.key.contains(CONSUMER),
+        "{}",
+        row.key
+    );
+    assert!(row.stored.unwrap().contains("accepted"));
+    assert!(row.replayed.unwrap().contains("pending"));
 
     // A rebuild repairs it; then a missing row and an invented row are each found.
     world.engine.rebuild(|_| {}).unwrap();
     assert!(world.engine.verify().unwrap().is_ok());
     raw.execute("DELETE FROM proj_images", []).unwrap();
-    let report = world.engine.verify().unwrap();
-    assert_eq!(report.rows_differing, Some(1));
-    match report.first_difference.unwrap() {
-        Difference::Row {
-            table,
-            position,
-            stored,
-            replayed,
-            ..
-        } => {
-            assert_eq!(table, "proj_images");
-            assert_eq!(position, Some(FileWorld::position(&shared)));
-            assert!(stored.is_none() && replayed.unwrap().contains("kept"));
-        }
-        other => panic!("expected a row difference, got {other:?}"),
-    }
+    let row = first_row_difference(&world.engine.verify().unwrap(), 1);
+    assert_eq!(row.table, "proj_images");
+    assert_eq!(row.position, Some(FileWorld::position(&shared)));
+    assert!(row.stored.is_none() && row.replayed.unwrap().contains("kept"));
 
     world.engine.rebuild(|_| {}).unwrap();
     raw.execute(
@@ -496,21 +500,10 @@ fn verify_finds_a_hand_edited_read_model_row() {
     )
     .unwrap();
     let report = world.engine.verify().unwrap();
-    assert_eq!(report.rows_differing, Some(1));
-    match report.first_difference.unwrap() {
-        Difference::Row {
-            table,
-            position,
-            stored,
-            replayed,
-            ..
-        } => {
-            assert_eq!(table, "proj_image_properties");
-            assert_eq!(position, None, "no stream owns the invented row");
-            assert!(stored.is_some() && replayed.is_none());
-        }
-        other => panic!("expected a row difference, got {other:?}"),
-    }
+    let row = first_row_difference(&report, 1);
+    assert_eq!(row.table, "proj_image_properties");
+    assert_eq!(row.position, None, "no stream owns the invented row");
+    assert!(row.stored.is_some() && row.replayed.is_none());
     // Only the read models were edited: the chain is intact.
     assert_eq!(report.events_checked, 3);
 }
@@ -540,15 +533,9 @@ fn verify_reports_the_edited_row_with_the_earliest_position_first() {
     raw.execute("UPDATE proj_images SET name = 'edited'", [])
         .unwrap();
 
-    let report = world.engine.verify().unwrap();
-    assert_eq!(report.rows_differing, Some(2));
-    match report.first_difference.unwrap() {
-        Difference::Row { position, key, .. } => {
-            assert_eq!(position, Some(older_position));
-            assert_eq!(key, older.to_string());
-        }
-        other => panic!("expected a row difference, got {other:?}"),
-    }
+    let row = first_row_difference(&world.engine.verify().unwrap(), 2);
+    assert_eq!(row.position, Some(older_position));
+    assert_eq!(row.key, older.to_string());
 }
 
 /// Inserts exported log lines as they were, with raw SQL.
@@ -663,9 +650,7 @@ fn a_v1_log_from_an_older_version_reads_with_the_current_code() {
     let at_accept = engine.access_at(image_id, AsOf::Position(4)).unwrap();
     assert_eq!(
         account(&at_accept, CONSUMER).unwrap().why,
-        Some(AccessReason::Member {
-            member_status: MemberStatus::Accepted
-        })
+        as_member(MemberStatus::Accepted)
     );
 
     // The imported log has no read models yet; after a rebuild they match a replay.

@@ -20,8 +20,9 @@ use imgshare_core::{
 use imgshare_projection::query::{parse_image_list_query, parse_task_list_query, QueryDialect};
 use imgshare_projection::tables;
 use imgshare_store::{head, Engine, EngineError};
+use imgshare_tests::property;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
+use proptest::test_runner::{Config as ProptestConfig, TestCaseError};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -124,14 +125,17 @@ impl Fixture {
     }
 
     fn run(&self, actor: &Actor, command: ImageCommand) -> Result<(), EngineError> {
+        self.run_on(actor, self.image, command)
+    }
+
+    fn run_on(
+        &self,
+        actor: &Actor,
+        image_id: Uuid,
+        command: ImageCommand,
+    ) -> Result<(), EngineError> {
         self.engine
-            .execute(
-                &self.ctx(actor),
-                Command::Image {
-                    image_id: self.image,
-                    command,
-                },
-            )
+            .execute(&self.ctx(actor), Command::Image { image_id, command })
             .map(drop)
     }
 
@@ -141,6 +145,31 @@ impl Fixture {
         let rows = self.engine.read(|conn| Ok(tables::dump(conn)?)).unwrap();
         let state = format!("{:?}", self.engine.image_state(self.image).unwrap());
         (head, rows, state)
+    }
+
+    /// Sends `document` as an update by `actor`: `None` if it was applied, else the refusal,
+    /// already checked to be a 4xx that changed nothing.
+    fn update(
+        &self,
+        actor: &Actor,
+        document: &PatchDocument,
+    ) -> Result<Option<EngineError>, TestCaseError> {
+        let before = self.observable();
+        let Err(error) = self.run(actor, ImageCommand::Update(document.clone())) else {
+            return Ok(None);
+        };
+        prop_assert!(
+            (400..500).contains(&error.http_status()),
+            "{:?} gave {}",
+            document,
+            error
+        );
+        prop_assert!(
+            before == self.observable(),
+            "{:?} refused but wrote",
+            document
+        );
+        Ok(Some(error))
     }
 }
 
@@ -424,21 +453,16 @@ fn every_refused_registration_changes_nothing() {
     for (name, status, image) in rows {
         let fixture = Fixture::new(false);
         assert_refused(&fixture, name, status, |fixture| {
-            fixture
-                .engine
-                .execute(
-                    &fixture.ctx(&admin(OWNER)),
-                    Command::Image {
-                        image_id: fresh_id,
-                        command: ImageCommand::Register {
-                            origin: ImageOrigin::Snapshot {
-                                server_id: "srv-2".to_owned(),
-                            },
-                            image,
-                        },
+            fixture.run_on(
+                &admin(OWNER),
+                fresh_id,
+                ImageCommand::Register {
+                    origin: ImageOrigin::Snapshot {
+                        server_id: "srv-2".to_owned(),
                     },
-                )
-                .map(drop)
+                    image,
+                },
+            )
         });
         assert_eq!(
             fixture.engine.image_state(fresh_id).unwrap(),
@@ -449,21 +473,16 @@ fn every_refused_registration_changes_nothing() {
     // The server id is text the API stores, too.
     let fixture = Fixture::new(false);
     assert_refused(&fixture, "server id with 4-byte UTF-8", 400, |fixture| {
-        fixture
-            .engine
-            .execute(
-                &fixture.ctx(&admin(OWNER)),
-                Command::Image {
-                    image_id: fresh_id,
-                    command: ImageCommand::Register {
-                        origin: ImageOrigin::Snapshot {
-                            server_id: "\u{1F600}".to_owned(),
-                        },
-                        image: snapshot("new"),
-                    },
+        fixture.run_on(
+            &admin(OWNER),
+            fresh_id,
+            ImageCommand::Register {
+                origin: ImageOrigin::Snapshot {
+                    server_id: "\u{1F600}".to_owned(),
                 },
-            )
-            .map(drop)
+                image: snapshot("new"),
+            },
+        )
     });
 }
 
@@ -509,19 +528,14 @@ fn every_refused_api_create_changes_nothing() {
     for (name, status, image) in rows {
         let fixture = Fixture::new(true);
         assert_refused(&fixture, name, status, |fixture| {
-            fixture
-                .engine
-                .execute(
-                    &fixture.ctx(&glance_member(OWNER)),
-                    Command::Image {
-                        image_id: fresh_id,
-                        command: ImageCommand::Register {
-                            origin: ImageOrigin::Api,
-                            image,
-                        },
-                    },
-                )
-                .map(drop)
+            fixture.run_on(
+                &glance_member(OWNER),
+                fresh_id,
+                ImageCommand::Register {
+                    origin: ImageOrigin::Api,
+                    image,
+                },
+            )
         });
     }
 }
@@ -653,11 +667,9 @@ fn every_bad_query_string_is_a_400() {
 // Fuzzing the parsers through the engine.
 // ---------------------------------------------------------------------------------------------
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(256)
+/// The fuzz tests' runner settings: many cases, since each is cheap.
+fn config() -> ProptestConfig {
+    property::config(256)
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -749,49 +761,30 @@ struct FuzzCounts {
 fn patch_parser_fuzz_never_panics_and_refusals_write_nothing() {
     let fixture = Fixture::new(false);
     let owner = admin(OWNER);
-    let counts = std::cell::RefCell::new(FuzzCounts::default());
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    let result = runner.run(&patch_body(), |(content_type, body)| {
-        let mut counts = counts.borrow_mut();
-        counts.cases += 1;
-        let document = match parse_patch_bytes(content_type.as_deref(), &body) {
-            Err(error) => {
-                counts.parse_errors += 1;
-                prop_assert!(matches!(error.kind.status_code(), 400 | 415));
-                prop_assert!(!error.message.is_empty());
-                return Ok(());
+    let counts = property::run(
+        config(),
+        &patch_body(),
+        |(content_type, body), counts: &mut FuzzCounts| {
+            counts.cases += 1;
+            let document = match parse_patch_bytes(content_type.as_deref(), &body) {
+                Err(error) => {
+                    counts.parse_errors += 1;
+                    prop_assert!(matches!(error.kind.status_code(), 400 | 415));
+                    prop_assert!(!error.message.is_empty());
+                    return Ok(());
+                }
+                Ok(document) => document,
+            };
+            match fixture.update(&owner, &document)? {
+                None => counts.applied += 1,
+                Some(error) => {
+                    counts.refused += 1;
+                    prop_assert!(!error.to_string().is_empty());
+                }
             }
-            Ok(document) => document,
-        };
-        let before = fixture.observable();
-        match fixture.run(&owner, ImageCommand::Update(document.clone())) {
-            Ok(()) => counts.applied += 1,
-            Err(error) => {
-                counts.refused += 1;
-                prop_assert!(
-                    (400..500).contains(&error.http_status()),
-                    "{:?} gave {}",
-                    document,
-                    error
-                );
-                prop_assert!(!error.to_string().is_empty());
-                prop_assert!(
-                    before == fixture.observable(),
-                    "{:?} refused but wrote",
-                    document
-                );
-            }
-        }
-        Ok(())
-    });
-    if let Err(error) = result {
-        panic!("{error}");
-    }
-    let counts = counts.into_inner();
+            Ok(())
+        },
+    );
     eprintln!(
         "patch fuzz: {} cases: {} parse errors, {} applied, {} refused by the engine",
         counts.cases, counts.parse_errors, counts.applied, counts.refused
@@ -824,38 +817,18 @@ fn patch_documents_with_arbitrary_values_are_applied_or_refused_cleanly() {
             index: None,
             value,
         });
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    let result = runner.run(
+    property::run(
+        config(),
         &proptest::collection::vec(op, 0..4),
-        |ops| -> Result<(), TestCaseError> {
+        |ops, _: &mut ()| -> Result<(), TestCaseError> {
             let document = PatchDocument {
                 dialect: PatchDialect::V2_1,
                 ops,
             };
-            let before = fixture.observable();
-            if let Err(error) = fixture.run(&owner, ImageCommand::Update(document.clone())) {
-                prop_assert!(
-                    (400..500).contains(&error.http_status()),
-                    "{:?}: {}",
-                    document,
-                    error
-                );
-                prop_assert!(
-                    before == fixture.observable(),
-                    "{:?} refused but wrote",
-                    document
-                );
-            }
+            fixture.update(&owner, &document)?;
             Ok(())
         },
     );
-    if let Err(error) = result {
-        panic!("{error}");
-    }
 }
 
 fn query_string() -> impl Strategy<Value = String> {
@@ -896,55 +869,48 @@ fn query_parser_fuzz_never_panics_and_writes_nothing() {
     let ctx = fixture.ctx(&admin(OWNER));
     let before = fixture.observable();
     // Cases, image-list refusals, task-list refusals.
-    let counts = std::cell::RefCell::new((0u64, 0u64, 0u64));
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    let result = runner.run(&query_string(), |raw| {
-        let mut counts = counts.borrow_mut();
-        counts.0 += 1;
-        for parsed in [
-            parse_image_list_query(&raw, &QueryDialect::GLANCE).map(drop),
-            parse_task_list_query(&raw, &QueryDialect::GLANCE, &["import"]).map(drop),
-        ] {
-            if let Err(error) = parsed {
-                prop_assert!(!error.message.is_empty(), "{:?}: empty message", raw);
+    let (cases, images, tasks) = property::run(
+        config(),
+        &query_string(),
+        |raw, counts: &mut (u64, u64, u64)| {
+            counts.0 += 1;
+            for parsed in [
+                parse_image_list_query(&raw, &QueryDialect::GLANCE).map(drop),
+                parse_task_list_query(&raw, &QueryDialect::GLANCE, &["import"]).map(drop),
+            ] {
+                if let Err(error) = parsed {
+                    prop_assert!(!error.message.is_empty(), "{:?}: empty message", raw);
+                }
             }
-        }
-        let parsed = parse_image_list_query(&raw, &QueryDialect::RACKSPACE);
-        match (fixture.engine.list_images(&ctx, &raw), &parsed) {
-            (Ok(page), Ok(_)) => prop_assert!(page["images"].is_array()),
-            (Ok(_), Err(error)) => {
-                return Err(TestCaseError::fail(format!(
-                    "{raw:?}: the parser refused ({error}) but the engine listed"
-                )))
+            let parsed = parse_image_list_query(&raw, &QueryDialect::RACKSPACE);
+            match (fixture.engine.list_images(&ctx, &raw), &parsed) {
+                (Ok(page), Ok(_)) => prop_assert!(page["images"].is_array()),
+                (Ok(_), Err(error)) => {
+                    return Err(TestCaseError::fail(format!(
+                        "{raw:?}: the parser refused ({error}) but the engine listed"
+                    )))
+                }
+                (Err(error), parsed) => {
+                    counts.1 += 1;
+                    prop_assert_eq!(error.http_status(), 400, "{:?}: {}", raw, error);
+                    prop_assert!(!error.to_string().is_empty());
+                    // Beyond the parser's refusals, the engine refuses only a marker it cannot show.
+                    prop_assert!(
+                        parsed.is_err() || raw.contains("marker"),
+                        "{:?}: parsed, then refused: {}",
+                        raw,
+                        error
+                    );
+                }
             }
-            (Err(error), parsed) => {
-                counts.1 += 1;
+            if let Err(error) = fixture.engine.list_tasks(&ctx, &raw) {
+                counts.2 += 1;
                 prop_assert_eq!(error.http_status(), 400, "{:?}: {}", raw, error);
-                prop_assert!(!error.to_string().is_empty());
-                // Beyond the parser's refusals, the engine refuses only a marker it cannot show.
-                prop_assert!(
-                    parsed.is_err() || raw.contains("marker"),
-                    "{:?}: parsed, then refused: {}",
-                    raw,
-                    error
-                );
             }
-        }
-        if let Err(error) = fixture.engine.list_tasks(&ctx, &raw) {
-            counts.2 += 1;
-            prop_assert_eq!(error.http_status(), 400, "{:?}: {}", raw, error);
-        }
-        Ok(())
-    });
-    if let Err(error) = result {
-        panic!("{error}");
-    }
+            Ok(())
+        },
+    );
     assert!(before == fixture.observable(), "list queries wrote");
-    let (cases, images, tasks) = counts.into_inner();
     eprintln!(
         "query fuzz: {cases} cases: {images} image-list refusals, {tasks} task-list refusals"
     );

@@ -20,7 +20,6 @@
 // Test helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Instant;
@@ -33,10 +32,9 @@ use imgshare_core::{
 };
 use imgshare_projection::tables;
 use imgshare_store::{head, verify_chain, Engine, EngineError, Outcome};
+use imgshare_tests::property::{self, Refusals};
 use proptest::prelude::*;
-use proptest::test_runner::{
-    Config as ProptestConfig, FileFailurePersistence, TestCaseError, TestRunner,
-};
+use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence, TestCaseError};
 use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
 use serde_json::{json, Value};
@@ -363,16 +361,15 @@ struct Case {
 
 impl fmt::Debug for Case {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        property::write_steps(
             f,
-            "{} profile, {} steps:",
-            if self.glance { "glance" } else { "rackspace" },
-            self.steps.len()
-        )?;
-        for (index, step) in self.steps.iter().enumerate() {
-            writeln!(f, "  #{index:02} {step:?}")?;
-        }
-        Ok(())
+            format_args!(
+                "{} profile, {} steps:",
+                if self.glance { "glance" } else { "rackspace" },
+                self.steps.len()
+            ),
+            &self.steps,
+        )
     }
 }
 
@@ -571,15 +568,13 @@ struct Stats {
     steps: u64,
     accepted: u64,
     no_ops: u64,
-    rejected: u64,
+    rejected: Refusals,
     probes: u64,
     replays: u64,
     quota_reached: u64,
     probe_time: std::time::Duration,
     replay_time: std::time::Duration,
     accepted_by_kind: BTreeMap<&'static str, u64>,
-    rejected_by_status: BTreeMap<u16, u64>,
-    rejected_by_kind: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 impl Run {
@@ -855,15 +850,7 @@ impl Run {
                 }
             }
             Err(error) => {
-                stats.rejected += 1;
-                *stats
-                    .rejected_by_status
-                    .entry(error.http_status())
-                    .or_default() += 1;
-                *stats
-                    .rejected_by_kind
-                    .entry((step.op.kind(), error.code()))
-                    .or_default() += 1;
+                stats.rejected.record(step.op.kind(), error);
                 if error.code() == "over_limit" && matches!(step.op, Op::Share { .. }) {
                     stats.quota_reached += 1;
                 }
@@ -932,6 +919,16 @@ struct Change<'a> {
     before: &'a BTreeMap<Uuid, Option<Image>>,
     after: &'a BTreeMap<Uuid, Option<Image>>,
     result: &'a Result<Outcome, EngineError>,
+}
+
+impl<'a> Change<'a> {
+    /// The images that exist both before and after the step: `(id, before, after)`.
+    fn kept(&self) -> impl Iterator<Item = (&'a Uuid, &'a Image, &'a Image)> {
+        let before = self.before;
+        self.after
+            .iter()
+            .filter_map(move |(id, after)| Some((id, before.get(id)?.as_ref()?, after.as_ref()?)))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1009,11 +1006,7 @@ fn only_the_member_changes_its_status(
     profile: &Profile,
     change: &Change<'_>,
 ) -> Result<(), TestCaseError> {
-    for (id, after) in change.after {
-        let (Some(before), Some(after)) = (change.before.get(id).and_then(Option::as_ref), after)
-        else {
-            continue;
-        };
+    for (id, before, after) in change.kept() {
         for (member_id, member) in &after.members {
             match before.members.get(member_id) {
                 Some(old) if old.status != member.status => prop_assert!(
@@ -1047,11 +1040,7 @@ fn only_the_owner_adds_or_removes_members(
     profile: &Profile,
     change: &Change<'_>,
 ) -> Result<(), TestCaseError> {
-    for (id, after) in change.after {
-        let (Some(before), Some(after)) = (change.before.get(id).and_then(Option::as_ref), after)
-        else {
-            continue;
-        };
+    for (id, before, after) in change.kept() {
         let old: BTreeSet<&String> = before.members.keys().collect();
         let new: BTreeSet<&String> = after.members.keys().collect();
         if old != new {
@@ -1682,10 +1671,7 @@ fn run_case(case: &Case, stats: &mut Stats) -> Result<(), TestCaseError> {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(64)
+    property::cases(64)
 }
 
 #[test]
@@ -1699,20 +1685,14 @@ fn sharing_invariants_hold_after_every_step() {
         ..ProptestConfig::default()
     };
     let started = Instant::now();
-    let stats = RefCell::new(Stats::default());
-    let mut runner = TestRunner::new(config);
-    let result = runner.run(&case(), |case| run_case(&case, &mut stats.borrow_mut()));
-    if let Err(error) = result {
-        panic!("{error}");
-    }
-    let stats = stats.into_inner();
+    let stats: Stats = property::run(config, &case(), |case, stats| run_case(&case, stats));
     eprintln!(
         "sharing invariants: {} cases, {} steps ({} appended, {} no-ops, {} refused; member quota reached {} times), {} stranger probes ({:.1?}), {} replays ({:.1?}), in {:.2?}\n  appended by kind: {:?}\n  refused by status: {:?}\n  refused by kind: {:?}",
         stats.cases,
         stats.steps,
         stats.accepted,
         stats.no_ops,
-        stats.rejected,
+        stats.rejected.total,
         stats.quota_reached,
         stats.probes,
         stats.probe_time,
@@ -1720,14 +1700,14 @@ fn sharing_invariants_hold_after_every_step() {
         stats.replay_time,
         started.elapsed(),
         stats.accepted_by_kind,
-        stats.rejected_by_status,
-        stats.rejected_by_kind,
+        stats.rejected.by_status,
+        stats.rejected.by_kind,
     );
     // The generators must reach the interesting states, or the invariants hold vacuously.
     assert!(stats.accepted_by_kind.contains_key("share"), "{stats:?}");
     assert!(stats.accepted_by_kind.contains_key("answer"), "{stats:?}");
     assert!(stats.accepted_by_kind.contains_key("delete"), "{stats:?}");
-    assert!(stats.rejected_by_status.contains_key(&404), "{stats:?}");
-    assert!(stats.rejected_by_status.contains_key(&403), "{stats:?}");
+    assert!(stats.rejected.by_status.contains_key(&404), "{stats:?}");
+    assert!(stats.rejected.by_status.contains_key(&403), "{stats:?}");
     assert!(cases() < 32 || stats.quota_reached > 0, "{stats:?}");
 }

@@ -24,7 +24,6 @@
 //! `PROPTEST_CASES` sets the number of cases (64 by default, so CI stays fast); run with
 //! `--nocapture` to see what the cases did.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Instant;
@@ -37,8 +36,9 @@ use imgshare_core::{
 };
 use imgshare_projection::tables;
 use imgshare_store::{head, Engine, EngineError};
+use imgshare_tests::property::{self, Refusals};
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -296,16 +296,15 @@ struct Scenario {
 
 impl fmt::Debug for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        property::write_steps(
             f,
-            "profile {} ({} steps):",
-            if self.glance { "glance" } else { "rackspace" },
-            self.steps.len()
-        )?;
-        for (index, step) in self.steps.iter().enumerate() {
-            writeln!(f, "  #{index:02} {step:?}")?;
-        }
-        Ok(())
+            format_args!(
+                "profile {} ({} steps):",
+                if self.glance { "glance" } else { "rackspace" },
+                self.steps.len()
+            ),
+            &self.steps,
+        )
     }
 }
 
@@ -887,11 +886,9 @@ struct Stats {
     steps: u64,
     appended: u64,
     no_ops: u64,
-    rejected: u64,
+    rejected: Refusals,
     events: u64,
     accepted_by_kind: BTreeMap<&'static str, u64>,
-    rejected_by_status: BTreeMap<u16, u64>,
-    rejected_by_kind: BTreeMap<(&'static str, &'static str), u64>,
     retried_applied: u64,
 }
 
@@ -1114,15 +1111,9 @@ fn run(scenario: &Scenario, stats: &mut Stats) -> Result<(), TestCaseError> {
         stats.steps += 1;
         match result {
             Err(error) => {
-                stats.rejected += 1;
-                *stats
-                    .rejected_by_status
-                    .entry(error.http_status())
-                    .or_default() += 1;
-                *stats
-                    .rejected_by_kind
-                    .entry((scenario.steps[index].action.kind(), error.code()))
-                    .or_default() += 1;
+                stats
+                    .rejected
+                    .record(scenario.steps[index].action.kind(), &error);
                 prop_assert!(
                     (400..500).contains(&error.http_status()),
                     "step #{} {} failed with a server error: {:?}",
@@ -1215,32 +1206,13 @@ fn run(scenario: &Scenario, stats: &mut Stats) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(64)
-}
-
 #[test]
 fn rebuild_gives_the_rows_live_appends_wrote() {
-    let config = ProptestConfig {
-        cases: cases(),
-        // No regression files: this test owns no directory for them. A failure prints the
-        // minimal scenario, one step per line.
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    };
+    // No regression files: this test owns no directory for them. A failure prints the minimal
+    // scenario, one step per line.
+    let config = property::config(64);
     let started = Instant::now();
-    let stats = RefCell::new(Stats::default());
-    let mut runner = TestRunner::new(config);
-    let result = runner.run(&scenario(), |scenario| {
-        run(&scenario, &mut stats.borrow_mut())
-    });
-    if let Err(error) = result {
-        panic!("{error}");
-    }
-    let stats = stats.into_inner();
+    let stats: Stats = property::run(config, &scenario(), |scenario, stats| run(&scenario, stats));
     eprintln!(
         "rebuild equivalence: {} cases, {} steps ({} appended {} events, {} no-ops, {} rejected, {} retries of appends) in {:.2?}\n  accepted: {:?}\n  rejected by status: {:?}\n  rejected by kind: {:?}",
         stats.cases,
@@ -1248,12 +1220,12 @@ fn rebuild_gives_the_rows_live_appends_wrote() {
         stats.appended,
         stats.events,
         stats.no_ops,
-        stats.rejected,
+        stats.rejected.total,
         stats.retried_applied,
         started.elapsed(),
         stats.accepted_by_kind,
-        stats.rejected_by_status,
-        stats.rejected_by_kind,
+        stats.rejected.by_status,
+        stats.rejected.by_kind,
     );
     assert!(
         stats.appended > 0,

@@ -114,14 +114,17 @@ impl World {
         Context::new(admin_of(tenant), region(region_name), Utc::now())
     }
 
-    fn container(&self, region_name: &str, tenant: &str, container: &str) -> PathBuf {
-        let path = self
-            .dir
+    /// Where a tenant's objects in a region live: `objects/<region>/<tenant>`.
+    fn account(&self, region_name: &str, tenant: &str) -> PathBuf {
+        self.dir
             .path()
             .join("objects")
             .join(region_name)
             .join(tenant)
-            .join(container);
+    }
+
+    fn container(&self, region_name: &str, tenant: &str, container: &str) -> PathBuf {
+        let path = self.account(region_name, tenant).join(container);
         fs::create_dir_all(&path).unwrap();
         path
     }
@@ -135,14 +138,7 @@ impl World {
     }
 
     fn object(&self, region_name: &str, tenant: &str, location: &str) -> Option<Vec<u8>> {
-        let path = self
-            .dir
-            .path()
-            .join("objects")
-            .join(region_name)
-            .join(tenant)
-            .join(location);
-        fs::read(path).ok()
+        fs::read(self.account(region_name, tenant).join(location)).ok()
     }
 
     fn data_of(&self, image_id: Uuid) -> Option<Vec<u8>> {
@@ -202,6 +198,12 @@ impl World {
 
     fn image(&self, image_id: Uuid) -> Image {
         self.engine.image_state(image_id).unwrap().unwrap()
+    }
+
+    fn can_boot(&self, tenant: &str, image_id: Uuid, region_name: &str) -> bool {
+        self.engine
+            .can_boot(tenant, image_id, &region(region_name))
+            .unwrap()
     }
 
     /// Runs the worker and returns the task's failure message.
@@ -288,18 +290,9 @@ fn a_fixed_vhd_imports_as_a_private_active_image_with_its_md5() {
     assert_eq!(image.size, Some(bytes.len() as u64));
     assert_eq!(image.virtual_size, Some(FIXED_VIRTUAL_SIZE));
     assert_eq!(world.data_of(image_id), Some(bytes));
-    assert!(world
-        .engine
-        .can_boot(PRODUCER, image_id, &region("DFW"))
-        .unwrap());
-    assert!(!world
-        .engine
-        .can_boot(PRODUCER, image_id, &region("ORD"))
-        .unwrap());
-    assert!(!world
-        .engine
-        .can_boot(CONSUMER, image_id, &region("DFW"))
-        .unwrap());
+    assert!(world.can_boot(PRODUCER, image_id, "DFW"));
+    assert!(!world.can_boot(PRODUCER, image_id, "ORD"));
+    assert!(!world.can_boot(CONSUMER, image_id, "DFW"));
     assert_eq!(world.run().finished(), 0, "nothing left to run");
 }
 
@@ -584,14 +577,8 @@ fn round_trip_export_from_dfw_import_into_ord_boots_with_a_new_id_and_the_same_c
     assert_eq!(ord.region, region("ORD"));
     assert_eq!(ord.checksum, dfw.checksum);
     assert_eq!(ord.size, dfw.size);
-    assert!(world
-        .engine
-        .can_boot(PRODUCER, ord_image, &region("ORD"))
-        .unwrap());
-    assert!(!world
-        .engine
-        .can_boot(PRODUCER, dfw_image, &region("ORD"))
-        .unwrap());
+    assert!(world.can_boot(PRODUCER, ord_image, "ORD"));
+    assert!(!world.can_boot(PRODUCER, dfw_image, "ORD"));
     // Each region's task is listed only in its region.
     assert!(world
         .engine
