@@ -48,12 +48,12 @@ fn stored_name(conn: &Connection) -> Result<Option<String>, StoreError> {
 pub fn stored_profile(conn: &Connection) -> Result<Option<ProfileKind>, StoreError> {
     match stored_name(conn)? {
         None => Ok(None),
-        Some(name) => parse_profile(&name).map(Some).ok_or_else(|| {
-            StoreError::ProfileMismatch {
+        Some(name) => parse_profile(&name)
+            .map(Some)
+            .ok_or_else(|| StoreError::ProfileMismatch {
                 stored: name,
                 requested: "any known".to_owned(),
-            }
-        }),
+            }),
     }
 }
 
@@ -143,9 +143,6 @@ mod tests {
         let conn = open_file(&path, &DbOptions::default()).unwrap();
         assert_eq!(stored_profile_of(&path).unwrap(), None);
         pin_profile(&conn, ProfileKind::Glance).unwrap();
-        assert_eq!(
-            stored_profile_of(&path).unwrap(),
-            Some(ProfileKind::Glance)
-        );
+        assert_eq!(stored_profile_of(&path).unwrap(), Some(ProfileKind::Glance));
     }
 }
