@@ -4,7 +4,7 @@
 
 root=$(pwd)
 python=${PYTHON:-python3}
-binary="$root/target/debug/imgshare"
+binary="${CARGO_TARGET_DIR:-$root/target}/debug/imgshare"
 
 # ensure_venv DIR REQUIREMENTS PROGRAM: a virtual environment at DIR with REQUIREMENTS installed.
 # An existing one is reused while it has bin/PROGRAM and was built from the same requirements

@@ -93,3 +93,30 @@ pub fn backup(source: &Path, target: &Path) -> Result<Anchor, BackupError> {
         Err(error) => Err(error.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{open_file, DbOptions};
+
+    #[test]
+    fn an_empty_file_at_the_target_is_kept_though_sqlite_would_write_into_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("live.db");
+        drop(open_file(&source, &DbOptions::default()).unwrap());
+        let target = dir.path().join("copy.db");
+        std::fs::write(&target, b"").unwrap();
+        let error = backup(&source, &target).unwrap_err();
+        assert_eq!(error.code(), "backup_target_exists");
+        assert_eq!(std::fs::metadata(&target).unwrap().len(), 0);
+        let fresh = dir.path().join("fresh.db");
+        let anchor = backup(&source, &fresh).unwrap();
+        assert_eq!(anchor.position, 0);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.contains(".partial-"))
+            .collect();
+        assert!(names.is_empty(), "temporary copies left: {names:?}");
+    }
+}
