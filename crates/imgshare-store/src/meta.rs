@@ -137,6 +137,29 @@ mod tests {
     }
 
     #[test]
+    fn an_engine_on_a_glance_database_refuses_the_rackspace_profile() {
+        use crate::{Engine, EngineOptions};
+        use imgshare_core::Profile;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("glance.db");
+        let glance = || EngineOptions {
+            profile: Profile::glance(),
+            ..EngineOptions::default()
+        };
+        drop(Engine::open(&path, glance()).unwrap());
+        let refused = Engine::open(&path, EngineOptions::default())
+            .err()
+            .expect("opened a glance database as rackspace");
+        assert_eq!(refused.code(), "profile_mismatch");
+        let refused = Engine::open_read_only(&path, Profile::rackspace())
+            .err()
+            .expect("audited a glance database as rackspace");
+        assert_eq!(refused.code(), "profile_mismatch");
+        Engine::open(&path, glance()).unwrap();
+        Engine::open_read_only(&path, Profile::glance()).unwrap();
+    }
+
+    #[test]
     fn a_file_reports_its_profile_read_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.db");
