@@ -320,6 +320,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         ..choose_profile(&args.db.db, args.db.options.profile).profile()
     };
     // Before the database is opened: a refused start writes nothing.
+    Region::parse(&args.region)?;
     let tokens = serve::tokens_file(&args.db.db, args.tokens, args.demo, profile.kind)?;
     let token_store = TokenStore::load(&tokens.path)
         .with_context(|| format!("reading tokens file {}", tokens.path.display()))?;

@@ -228,7 +228,11 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
             .with_context(|| format!("listening on {}", options.listen))?;
         let addr: SocketAddr = listener.local_addr()?;
         // Before the banner, whose last line (`listening on`) is what scripts wait for.
-        print_object_store(&objects_root, engine.profile().import_size_limit);
+        print_object_store(
+            &objects_root,
+            engine.profile().import_size_limit,
+            options.demo,
+        );
         print_banner(
             addr,
             &region,
@@ -246,14 +250,16 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
 }
 
 /// Where import and export tasks find and put objects, and how to give an import its VHD.
-fn print_object_store(root: &Path, import_size_limit: u64) {
+fn print_object_store(root: &Path, import_size_limit: u64, demo: bool) {
     println!(
         "object store: {}/<account>/<container>/<object> (import limit {})",
         root.display(),
         imgshare_core::vhd::format_limit(import_size_limit)
     );
+    // Outside demo mode there are no known accounts to name.
+    let account = if demo { PRODUCER } else { "<account>" };
     println!(
-        "# to import: mkdir -p {root}/{PRODUCER}/exports && cp my-image.vhd {root}/{PRODUCER}/exports/",
+        "# to import: mkdir -p {root}/{account}/exports && cp my-image.vhd {root}/{account}/exports/",
         root = root.display()
     );
 }

@@ -147,13 +147,13 @@ mod tests {
             ..EngineOptions::default()
         };
         drop(Engine::open(&path, glance()).unwrap());
-        let refused = Engine::open(&path, EngineOptions::default())
-            .err()
-            .expect("opened a glance database as rackspace");
+        let Err(refused) = Engine::open(&path, EngineOptions::default()) else {
+            panic!("opened a glance database as rackspace");
+        };
         assert_eq!(refused.code(), "profile_mismatch");
-        let refused = Engine::open_read_only(&path, Profile::rackspace())
-            .err()
-            .expect("audited a glance database as rackspace");
+        let Err(refused) = Engine::open_read_only(&path, Profile::rackspace()) else {
+            panic!("audited a glance database as rackspace");
+        };
         assert_eq!(refused.code(), "profile_mismatch");
         Engine::open(&path, glance()).unwrap();
         Engine::open_read_only(&path, Profile::glance()).unwrap();
