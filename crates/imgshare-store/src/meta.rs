@@ -160,6 +160,25 @@ mod tests {
     }
 
     #[test]
+    fn a_database_from_before_the_record_gets_the_profile_of_its_first_open() {
+        use crate::{Engine, EngineOptions};
+        use imgshare_core::Profile;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let mut conn = rusqlite::Connection::open(&path).unwrap();
+            crate::db::migrations().to_version(&mut conn, 3).unwrap();
+        }
+        let glance = EngineOptions {
+            profile: Profile::glance(),
+            ..EngineOptions::default()
+        };
+        drop(Engine::open(&path, glance).unwrap());
+        assert_eq!(stored_profile_of(&path).unwrap(), Some(ProfileKind::Glance));
+        assert!(Engine::open(&path, EngineOptions::default()).is_err());
+    }
+
+    #[test]
     fn a_file_reports_its_profile_read_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.db");
