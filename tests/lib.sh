@@ -4,7 +4,7 @@
 
 root=$(pwd)
 python=${PYTHON:-python3}
-binary="$root/target/debug/imgshare"
+binary="${CARGO_TARGET_DIR:-$root/target}/debug/imgshare"
 
 # ensure_venv DIR REQUIREMENTS PROGRAM: a virtual environment at DIR with REQUIREMENTS installed.
 # An existing one is reused while it has bin/PROGRAM and was built from the same requirements
@@ -24,7 +24,8 @@ build_imgshare() {
   cargo build --quiet --locked -p imgshare-cli
 }
 
-# start_server DIR SERVE-ARGUMENTS...: starts `imgshare serve` on a free port, its output in
+# start_server DIR SERVE-ARGUMENTS...: starts `imgshare serve` on a free port (the arguments must
+# name a tokens file with --tokens, or ask for --demo, or serve refuses to start), its output in
 # DIR/server.out and DIR/server.err, and sets server_pid and server_url (the address it
 # announces). Returns 1, with the server's output on stderr, if no address comes within 10 s or
 # the server exits first.

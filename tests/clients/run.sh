@@ -42,8 +42,9 @@ run_profile() {
   "$admin": {"tenant_id": "999999", "user_id": "admin", "roles": ["$admin_role"]}
 }}
 EOF
-  start_server "$dir" --profile "$profile" --db "$dir/imgshare.db" --tokens "$dir/tokens.json" \
-    --region DFW || return 1
+  # --demo: the clients' scenario starts from the demo image (with the accounts of tokens.json).
+  start_server "$dir" --demo --profile "$profile" --db "$dir/imgshare.db" \
+    --tokens "$dir/tokens.json" --region DFW || return 1
   local url=$server_url
   local image_id
   image_id=$(sed -n 's/^export IMAGE_ID_PRODUCER=//p' "$dir/server.out")

@@ -61,7 +61,7 @@ PY
 # A server that started but never announced its address is still stopped by cleanup.
 started=0
 start_server "$work" --profile glance --db "$work/imgshare.db" --tokens "$work/tokens.json" \
-  --region DFW --no-seed-demo-image --data-dir "$work/data" || started=1
+  --region DFW --data-dir "$work/data" || started=1
 pids+=("$server_pid")
 [ "$started" -eq 0 ] || exit 1
 url=$server_url

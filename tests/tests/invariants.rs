@@ -870,7 +870,7 @@ impl Run {
         only_the_member_changes_its_status(&self.profile, &change)?;
         only_the_owner_adds_or_removes_members(&self.profile, &change)?;
         self.check_state_invariants(&label, index, stats)?;
-        if (index + 1) % REPLAY_EVERY == 0 {
+        if (index + 1).is_multiple_of(REPLAY_EVERY) {
             let started = Instant::now();
             replay_gives_the_same_state_and_projections(self, &label)?;
             stats.replays += 1;

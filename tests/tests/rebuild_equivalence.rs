@@ -633,7 +633,7 @@ fn retarget(engine: &Engine, action: &Action, step_index: usize) -> Result<Actio
         action,
         Action::Register { .. } | Action::RegisterBase { .. } | Action::CreateTask { .. }
     );
-    if creates || step_index % 8 == 0 {
+    if creates || step_index.is_multiple_of(8) {
         return Ok(action);
     }
     // Member answers and removals go to images that have members, when there are some.
@@ -743,7 +743,7 @@ fn data(seed: usize) -> ImageActivated {
     ImageActivated {
         size: 1_000 + seed as u64,
         checksum: format!("{seed:032x}"),
-        virtual_size: (seed % 2 == 0).then_some(4_096),
+        virtual_size: seed.is_multiple_of(2).then_some(4_096),
         os_hash_algo: None,
         os_hash_value: None,
     }

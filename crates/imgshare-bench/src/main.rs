@@ -258,7 +258,7 @@ struct Progress {
 impl Progress {
     fn tick(&mut self, phase: &str) {
         self.done += 1;
-        if self.done % 50_000 == 0 || self.done == self.total {
+        if self.done.is_multiple_of(50_000) || self.done == self.total {
             let elapsed = self.start.elapsed().as_secs_f64();
             let recent = self.mark.elapsed().as_secs_f64();
             let recent_count = match self.done % 50_000 {

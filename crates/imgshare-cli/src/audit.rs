@@ -1,10 +1,12 @@
-//! The audit commands: `log`, `replay`, `audit access`, `audit history` and `verify`.
+//! The audit commands: `log`, `replay`, `audit access`, `audit history`, `head` and `verify`.
 //!
 //! All but `replay` without `--to` open the database read-only, so an audit never changes the
-//! file it looks at; none of them creates a missing database.
+//! file it looks at; none of them creates a missing database. They judge the log by the profile
+//! the database records (`imgshare_store::meta`), not by a default.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
@@ -12,7 +14,9 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use imgshare_core::{Aggregate, StreamId};
 use imgshare_projection::views;
+use imgshare_store::anchor::{self, Anchor};
 use imgshare_store::audit::{self, AsOf, LogFilter, LogLine};
+use imgshare_store::meta;
 use imgshare_store::{DbOptions, Engine, EngineOptions};
 use serde_json::json;
 use uuid::Uuid;
@@ -23,12 +27,12 @@ use crate::ProfileArg;
 #[derive(Args)]
 pub(crate) struct ExistingDb {
     /// The SQLite database file (must exist; it is never created).
-    #[arg(long, default_value = "imgshare.db")]
+    #[arg(long, env = "IMGSHARE_DB", default_value = "imgshare.db")]
     db: PathBuf,
-    /// The rule set the database was written with (`rackspace` or `glance`): it decides who
-    /// could access an image and how images are shown.
-    #[arg(long, value_enum, default_value_t = ProfileArg::Rackspace)]
-    profile: ProfileArg,
+    /// The rule set to judge the log by (`rackspace` or `glance`); default: the one the database
+    /// records. Another one than recorded is refused.
+    #[arg(long, value_enum)]
+    profile: Option<ProfileArg>,
 }
 
 impl ExistingDb {
@@ -39,11 +43,40 @@ impl ExistingDb {
         Ok(&self.db)
     }
 
+    /// The profile the log was written with: the database's record, or `--profile` for a
+    /// database that records none (the open refuses a `--profile` that differs from the record).
+    fn profile(&self, path: &Path) -> anyhow::Result<ProfileArg> {
+        let stored = meta::stored_profile_of(path)
+            .with_context(|| format!("reading the profile of {}", path.display()))?;
+        match (self.profile, stored) {
+            (Some(given), _) => Ok(given),
+            (None, Some(kind)) => Ok(ProfileArg::of(kind)),
+            (None, None) => bail!(
+                "{} does not record the profile it was written with (no read-write open since \
+                 the version that records it); pass --profile rackspace or --profile glance",
+                path.display()
+            ),
+        }
+    }
+
     fn open_read_only(&self) -> anyhow::Result<Engine> {
         let path = self.check()?;
-        Engine::open_read_only(path, self.profile.profile())
+        let profile = self.profile(path)?;
+        Engine::open_read_only(path, profile.profile())
             .with_context(|| format!("opening {} read-only", path.display()))
     }
+}
+
+/// `imgshare verify`.
+#[derive(Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    db: ExistingDb,
+    /// An anchor noted earlier with `imgshare head` (`POSITION:HASH`): the event at POSITION
+    /// must still be there with that hash, which, with the hash chain, proves the log up to it
+    /// was neither truncated nor rewritten.
+    #[arg(long, value_name = "POSITION:HASH")]
+    expect_head: Option<Anchor>,
 }
 
 /// `imgshare log`.
@@ -176,14 +209,15 @@ fn progress_bar(done: u64, total: u64) {
 pub(crate) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     match &args.to {
         None => {
+            let path = args.db.check()?;
             let options = EngineOptions {
-                profile: args.db.profile.profile(),
+                profile: args.db.profile(path)?.profile(),
                 db: DbOptions {
                     mmap_size: args.mmap_mib.saturating_mul(1024 * 1024),
                     ..DbOptions::default()
                 },
             };
-            rebuild(args.db.check()?, options)
+            rebuild(path, options)
         }
         Some(to) => replay_to(args, &AsOf::parse(to)?),
     }
@@ -295,13 +329,50 @@ pub(crate) fn audit(command: &AuditCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn verify(db: &ExistingDb) -> anyhow::Result<()> {
-    let engine = db.open_read_only()?;
+/// `imgshare head`: the log's anchor on stdout.
+pub(crate) fn head(db: &Path) -> anyhow::Result<()> {
+    if !db.is_file() {
+        bail!("no database at {}", db.display());
+    }
+    let conn = imgshare_store::open_read_only(db)
+        .with_context(|| format!("opening {} read-only", db.display()))?;
+    println!("{}", anchor::current(&conn)?);
+    Ok(())
+}
+
+/// `imgshare verify`: 0 verified, 1 a difference found, 2 the check could not run.
+pub(crate) fn verify(args: &VerifyArgs) -> ExitCode {
+    match verify_report(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints the report; true if nothing differs.
+fn verify_report(args: &VerifyArgs) -> anyhow::Result<bool> {
+    let engine = args.db.open_read_only()?;
     let report = engine.verify()?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    match &report.first_difference {
-        None => Ok(()),
-        Some(difference) => bail!(
+    let mismatch = match &args.expect_head {
+        Some(expected) => engine.read(|conn| Ok(anchor::check(conn, expected)?))?,
+        None => None,
+    };
+    let mut shown = serde_json::to_value(&report)?;
+    if let (Some(expected), Some(object)) = (&args.expect_head, shown.as_object_mut()) {
+        object.insert(
+            "expected_head".to_owned(),
+            json!({"anchor": expected.to_string(), "mismatch": mismatch}),
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&shown)?);
+    if let Some(mismatch) = &mismatch {
+        eprintln!("verify failed: {mismatch}");
+    }
+    if let Some(difference) = &report.first_difference {
+        eprintln!(
             "verify failed: {}; first difference at position {}: {}",
             report.rows_differing.map_or_else(
                 || "the replay stopped, read models not compared".to_owned(),
@@ -311,6 +382,7 @@ pub(crate) fn verify(db: &ExistingDb) -> anyhow::Result<()> {
                 .position()
                 .map_or_else(|| "none".to_owned(), |position| position.to_string()),
             serde_json::to_string(difference)?
-        ),
+        );
     }
+    Ok(mismatch.is_none() && report.first_difference.is_none())
 }

@@ -1,21 +1,25 @@
 //! The `imgshare` command.
 //!
 //! `imgshare demo` walks the producer/consumer scenario of the Rackspace how-to (share, accept,
-//! boot, reject, unshare) against a SQLite database and prints each API response.
+//! boot, reject, unshare) against a temporary (or the given) database and prints each API
+//! response.
 //! `imgshare rebuild` replays the log into fresh read models.
 //! `imgshare serve` serves the HTTP API (see [`serve`]).
-//! `imgshare log`, `replay`, `audit` and `verify` read the log for audits (see [`audit`]).
+//! `imgshare log`, `replay`, `audit`, `head` and `verify` read the log for audits (see [`audit`]);
+//! `imgshare backup` copies a live database.
 
 mod audit;
 mod serve;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
-use imgshare_core::{patch, Actor, Command, Context, ImageCommand, Profile, Region};
+use imgshare_core::{patch, Actor, Command, Context, ImageCommand, Profile, ProfileKind, Region};
+use imgshare_server::TokenStore;
 use imgshare_store::{DbOptions, Durability, Engine, EngineError, EngineOptions};
 use serde_json::Value;
 use uuid::Uuid;
@@ -34,21 +38,34 @@ struct Cli {
 #[derive(clap::Args)]
 struct DbArgs {
     /// The SQLite database file (created if missing).
-    #[arg(long, default_value = "imgshare.db")]
+    #[arg(long, env = "IMGSHARE_DB", default_value = "imgshare.db")]
     db: PathBuf,
+    #[command(flatten)]
+    options: OpenArgs,
+}
+
+/// How a database is opened, apart from its path.
+#[derive(clap::Args)]
+struct OpenArgs {
     /// Sync the WAL only at checkpoints: faster, but the last commits may be lost on power loss.
-    #[arg(long)]
+    #[arg(long, env = "IMGSHARE_DURABILITY_NORMAL")]
     durability_normal: bool,
     /// Read the database file through a memory map of up to this many MiB (0: plain reads).
     /// Faster reads that jump around a large file, such as `replay`'s rebuild; the mapped pages
     /// count in the resident set.
-    #[arg(long, default_value_t = 0, value_name = "MIB")]
+    #[arg(
+        long,
+        env = "IMGSHARE_MMAP_MIB",
+        default_value_t = 0,
+        value_name = "MIB"
+    )]
     mmap_mib: u64,
-    /// The rule set: `rackspace` (Cloud Images 2.0, the default) or `glance` (modern OpenStack
-    /// Glance: shared/community visibility, reader/member/admin roles). Every process sharing a
-    /// database should use the same one.
-    #[arg(long, value_enum, default_value_t = ProfileArg::Rackspace)]
-    profile: ProfileArg,
+    /// The rule set: `rackspace` (Cloud Images 2.0) or `glance` (modern OpenStack Glance:
+    /// shared/community visibility, reader/member/admin roles). A new database records it and
+    /// refuses to be opened with the other one later; default: the one the database records,
+    /// `rackspace` for a new database.
+    #[arg(long, env = "IMGSHARE_PROFILE", value_enum)]
+    profile: Option<ProfileArg>,
 }
 
 /// The `--profile` values.
@@ -65,54 +82,53 @@ impl ProfileArg {
             ProfileArg::Glance => Profile::glance(),
         }
     }
+
+    pub(crate) fn of(kind: ProfileKind) -> Self {
+        match kind {
+            ProfileKind::Rackspace => ProfileArg::Rackspace,
+            ProfileKind::Glance => ProfileArg::Glance,
+        }
+    }
+}
+
+/// The profile to open `db` with: the one asked for (the open refuses it if the database records
+/// another), else the one the database records, else Rackspace for a new database.
+fn choose_profile(db: &Path, given: Option<ProfileArg>) -> ProfileArg {
+    given
+        .or_else(|| {
+            // An unreadable file, or one of an older schema, records nothing yet; the real open
+            // reports what is wrong with it, and pins the profile it is opened with.
+            db.is_file()
+                .then(|| imgshare_store::meta::stored_profile_of(db).ok().flatten())
+                .flatten()
+                .map(ProfileArg::of)
+        })
+        .unwrap_or(ProfileArg::Rackspace)
 }
 
 #[derive(Subcommand)]
 enum Sub {
-    /// Run the seed walkthrough (producer shares an image, consumer accepts, boots, rejects).
+    /// Run the seed walkthrough in-process (producer shares an image, consumer accepts, boots,
+    /// rejects) and print each API response. Uses a temporary database unless `--db` is given.
     Demo {
+        /// A database file to run in (created if missing) and keep; default: a temporary one,
+        /// removed at the end.
+        #[arg(long)]
+        db: Option<PathBuf>,
         #[command(flatten)]
-        db: DbArgs,
+        options: OpenArgs,
         /// The region to run in.
         #[arg(long, default_value = "DFW")]
         region: String,
     },
     /// Serve the Cloud Images 2.0 / Glance v2 API over HTTP until Ctrl-C or SIGTERM.
     ///
-    /// Without `--tokens`, creates `imgshare-tokens.json` next to the database (a producer,
-    /// account 111111, and a consumer, 222222) and prints their tokens. In an empty database it
-    /// registers the producer's saved image "my-saved-image-name" for the seed walkthrough.
-    Serve {
-        #[command(flatten)]
-        db: DbArgs,
-        /// The address to listen on (port 0: any free port; the bound address is printed as
-        /// `listening on http://ADDR`).
-        #[arg(long, default_value = "127.0.0.1:9292")]
-        listen: String,
-        /// The region this endpoint serves.
-        #[arg(long, default_value = "DFW")]
-        region: String,
-        /// The tokens file (.json or .toml); default: imgshare-tokens.json next to the database,
-        /// created if missing.
-        #[arg(long)]
-        tokens: Option<PathBuf>,
-        /// Do not register the demo image in an empty database.
-        #[arg(long)]
-        no_seed_demo_image: bool,
-        /// Where uploaded image data is kept (created if missing); default: `<db file>.data`
-        /// next to the database.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// The object store of import and export tasks (created if missing), one directory per
-        /// region: `<dir>/<REGION>/<account>/<container>/<object>`; default: `<db file>.objects`
-        /// next to the database.
-        #[arg(long)]
-        objects_dir: Option<PathBuf>,
-        /// The largest VHD an import accepts (file and virtual size), in bytes or with a K, M, G
-        /// or T suffix (powers of 1024).
-        #[arg(long, default_value = "40G", value_parser = parse_size)]
-        import_size_limit: u64,
-    },
+    /// Needs `--tokens FILE` (the accounts that may call the API), or `--demo` for a try-out:
+    /// then, without `--tokens`, it creates `imgshare-tokens.json` next to the database (a
+    /// producer, account 111111, and a consumer, 222222), prints their tokens, and registers the
+    /// producer's saved image "my-saved-image-name" in an empty database. Every option can also
+    /// be set through the environment variable named in its help.
+    Serve(Box<ServeArgs>),
     /// Empty the read models and rebuild them from the event log.
     Rebuild {
         #[command(flatten)]
@@ -128,12 +144,66 @@ enum Sub {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
-    /// Check the hash chain and compare the read models with a replay of the log; exits
-    /// non-zero with the first difference.
-    Verify {
-        #[command(flatten)]
-        db: audit::ExistingDb,
+    /// Print the log's anchor, `POSITION:HASH` of its last event, to note down outside the
+    /// database and check later with `verify --expect-head`.
+    Head {
+        /// The SQLite database file (must exist; it is only read).
+        #[arg(long, env = "IMGSHARE_DB", default_value = "imgshare.db")]
+        db: PathBuf,
     },
+    /// Check the hash chain and compare the read models with a replay of the log; with
+    /// `--expect-head`, also that the log still holds an anchor noted earlier.
+    ///
+    /// Exit status: 0 verified; 1 a difference was found (the report says which, the first one
+    /// on stderr); 2 the check could not run (no database, unreadable file, bad arguments such as
+    /// an `--expect-head` that does not parse).
+    Verify(audit::VerifyArgs),
+    /// Copy a live database to a new file (a consistent snapshot; the server may keep running)
+    /// and print the copy's anchor. Never overwrites: the target must not exist.
+    Backup {
+        /// The database to copy (must exist; it is only read).
+        #[arg(long, env = "IMGSHARE_DB", default_value = "imgshare.db")]
+        db: PathBuf,
+        /// The file to create.
+        #[arg(long)]
+        to: PathBuf,
+    },
+}
+
+/// `imgshare serve`'s options.
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The address to listen on (port 0: any free port; the bound address is printed as
+    /// `listening on http://ADDR`).
+    #[arg(long, env = "IMGSHARE_LISTEN", default_value = "127.0.0.1:9292")]
+    listen: String,
+    /// The region this endpoint serves.
+    #[arg(long, env = "IMGSHARE_REGION", default_value = "DFW")]
+    region: String,
+    /// The tokens file (.json or .toml): which token is which tenant, user and roles. Required
+    /// unless `--demo`.
+    #[arg(long, env = "IMGSHARE_TOKENS")]
+    tokens: Option<PathBuf>,
+    /// A try-out server: demo accounts (a tokens file created next to the database unless
+    /// `--tokens` is given) whose tokens are printed, and the demo image in an empty database.
+    /// Never on a database that matters: the demo image stays in its log.
+    #[arg(long, env = "IMGSHARE_DEMO")]
+    demo: bool,
+    /// Where uploaded image data is kept (created if missing); default: `<db file>.data`
+    /// next to the database.
+    #[arg(long, env = "IMGSHARE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The object store of import and export tasks (created if missing), one directory per
+    /// region: `<dir>/<REGION>/<account>/<container>/<object>`; default: `<db file>.objects`
+    /// next to the database.
+    #[arg(long, env = "IMGSHARE_OBJECTS_DIR")]
+    objects_dir: Option<PathBuf>,
+    /// The largest VHD an import accepts (file and virtual size), in bytes or with a K, M, G
+    /// or T suffix (powers of 1024).
+    #[arg(long, env = "IMGSHARE_IMPORT_SIZE_LIMIT", default_value = "40G", value_parser = parse_size)]
+    import_size_limit: u64,
 }
 
 /// A byte count: digits, optionally followed by K, M, G or T (powers of 1024, `B` optional).
@@ -154,11 +224,11 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("not a size: {text:?} (e.g. 40G, 512M, 1048576)"))
 }
 
-fn open(args: &DbArgs) -> anyhow::Result<Engine> {
-    open_with(args, args.profile.profile())
+fn open(db: &Path, options: &OpenArgs) -> anyhow::Result<Engine> {
+    open_with(db, options, choose_profile(db, options.profile).profile())
 }
 
-fn open_with(args: &DbArgs, profile: Profile) -> anyhow::Result<Engine> {
+fn open_with(db: &Path, args: &OpenArgs, profile: Profile) -> anyhow::Result<Engine> {
     let durability = if args.durability_normal {
         Durability::Normal
     } else {
@@ -172,43 +242,47 @@ fn open_with(args: &DbArgs, profile: Profile) -> anyhow::Result<Engine> {
             ..DbOptions::default()
         },
     };
-    Engine::open(&args.db, options).with_context(|| format!("opening {}", args.db.display()))
+    Engine::open(db, options).with_context(|| format!("opening {}", db.display()))
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Sub::Demo { db, region } => {
-            let engine = open(&db)?;
-            let region = Region::parse(&region)?;
-            demo(&engine, &region, &db.db)
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            ExitCode::FAILURE
         }
-        Sub::Serve {
+    }
+}
+
+fn run(command: Sub) -> anyhow::Result<ExitCode> {
+    match command {
+        Sub::Demo {
             db,
-            listen,
+            options,
             region,
-            tokens,
-            no_seed_demo_image,
-            data_dir,
-            objects_dir,
-            import_size_limit,
         } => {
-            let profile = Profile {
-                import_size_limit,
-                ..db.profile.profile()
+            let region = Region::parse(&region)?;
+            // Kept alive until the demo ends; dropping it removes the temporary database.
+            let mut scratch = None;
+            let path = match db {
+                Some(path) => path,
+                None => scratch
+                    .insert(tempfile::tempdir().context("creating a temporary directory")?)
+                    .path()
+                    .join("demo.db"),
             };
-            let engine = open_with(&db, profile)?;
-            let options = serve::ServeOptions {
-                listen,
-                region,
-                tokens,
-                seed_demo_image: !no_seed_demo_image,
-                data_dir,
-                objects_dir,
+            let engine = open(&path, &options)?;
+            let shown = if scratch.is_some() {
+                "a temporary database, removed at the end (--db FILE keeps one)".to_owned()
+            } else {
+                path.display().to_string()
             };
-            serve::serve(engine, &db.db, options)
+            demo(&engine, &region, &shown)?;
         }
+        Sub::Serve(args) => serve_command(*args)?,
         Sub::Rebuild { db } => {
-            let engine = open(&db)?;
+            let engine = open(&db.db, &db.options)?;
             let started = Instant::now();
             let report = engine.rebuild(|done| eprint!("\rrebuilding: {done} events"))?;
             let seconds = started.elapsed().as_secs_f64();
@@ -220,13 +294,47 @@ fn main() -> anyhow::Result<()> {
                 report.events as f64 / seconds.max(1e-9),
                 report.last_position
             );
-            Ok(())
         }
-        Sub::Log(args) => audit::log(&args),
-        Sub::Replay(args) => audit::replay(&args),
-        Sub::Audit { command } => audit::audit(&command),
-        Sub::Verify { db } => audit::verify(&db),
+        Sub::Log(args) => audit::log(&args)?,
+        Sub::Replay(args) => audit::replay(&args)?,
+        Sub::Audit { command } => audit::audit(&command)?,
+        Sub::Head { db } => audit::head(&db)?,
+        Sub::Verify(args) => return Ok(audit::verify(&args)),
+        Sub::Backup { db, to } => {
+            let anchor = imgshare_store::backup::backup(&db, &to)
+                .with_context(|| format!("backing up {} to {}", db.display(), to.display()))?;
+            println!("{anchor}");
+            eprintln!(
+                "backed up {} to {}; its log ends at {anchor}",
+                db.display(),
+                to.display()
+            );
+        }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
+    let profile = Profile {
+        import_size_limit: args.import_size_limit,
+        ..choose_profile(&args.db.db, args.db.options.profile).profile()
+    };
+    // Before the database is opened: a refused start writes nothing.
+    Region::parse(&args.region)?;
+    let tokens = serve::tokens_file(&args.db.db, args.tokens, args.demo, profile.kind)?;
+    let token_store = TokenStore::load(&tokens.path)
+        .with_context(|| format!("reading tokens file {}", tokens.path.display()))?;
+    let engine = open_with(&args.db.db, &args.db.options, profile)?;
+    let options = serve::ServeOptions {
+        listen: args.listen,
+        region: args.region,
+        tokens,
+        token_store,
+        demo: args.demo,
+        data_dir: args.data_dir,
+        objects_dir: args.objects_dir,
+    };
+    serve::serve(engine, &args.db.db, options)
 }
 
 /// One step of the walkthrough: a title, the HTTP request it stands for, and the response.
@@ -246,7 +354,7 @@ fn status(title: &str, request: &str, result: Result<u16, EngineError>) {
     show(title, request, response);
 }
 
-fn demo(engine: &Engine, region: &Region, path: &Path) -> anyhow::Result<()> {
+fn demo(engine: &Engine, region: &Region, database: &str) -> anyhow::Result<()> {
     let producer = "111111";
     let consumer = "222222";
     let ctx = |tenant: &str| {
@@ -266,7 +374,7 @@ fn demo(engine: &Engine, region: &Region, path: &Path) -> anyhow::Result<()> {
     println!(
         "imgshare demo: producer {producer} shares an image with consumer {consumer} in {region}"
     );
-    println!("database: {}", path.display());
+    println!("database: {database}");
 
     let image_id = serve::seed_demo_image(engine, region)?;
     let images = format!("/v2/images/{image_id}");

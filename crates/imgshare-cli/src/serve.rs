@@ -1,10 +1,11 @@
 //! `imgshare serve`: the HTTP API over a database file, with a tokens file.
 //!
-//! With no arguments it opens `imgshare.db`, creates `imgshare-tokens.json` next to it (a
-//! producer, account 111111, and a consumer, account 222222, both `cloudImages:admin` (`member` on
-//! the Glance profile), with random
-//! tokens), registers the producer's saved image `my-saved-image-name` when the log is empty, and
-//! prints the shell variables and a `curl` line for the seed walkthrough.
+//! It needs a tokens file (`--tokens`) and prints no secret. With `--demo` (a try-out) and no
+//! `--tokens`, it creates `imgshare-tokens.json` next to the database (a producer, account
+//! 111111, and a consumer, account 222222, both `cloudImages:admin` (`member` on the Glance
+//! profile), with random tokens); with `--demo` it also registers the producer's saved image
+//! `my-saved-image-name` when the log is empty, and prints the tokens, the shell variables and a
+//! `curl` line for the seed walkthrough.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,12 +31,19 @@ const DEMO_IMAGE_NAME: &str = "my-saved-image-name";
 /// The tokens file created next to the database when `--tokens` is not given.
 const DEFAULT_TOKENS_FILE: &str = "imgshare-tokens.json";
 
+/// The tokens file `serve` uses.
+pub(crate) struct TokensFile {
+    pub(crate) path: PathBuf,
+}
+
 /// What `serve` was asked to do.
 pub(crate) struct ServeOptions {
     pub(crate) listen: String,
     pub(crate) region: String,
-    pub(crate) tokens: Option<PathBuf>,
-    pub(crate) seed_demo_image: bool,
+    pub(crate) tokens: TokensFile,
+    pub(crate) token_store: TokenStore,
+    /// Demo accounts and image, and secrets printed.
+    pub(crate) demo: bool,
     pub(crate) data_dir: Option<PathBuf>,
     pub(crate) objects_dir: Option<PathBuf>,
 }
@@ -71,11 +79,25 @@ fn objects_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
     beside_db(db, given, ".objects")
 }
 
-/// The tokens file to use: the given one, or `imgshare-tokens.json` next to the database, which is
-/// created with a producer and a consumer account if it does not exist yet.
-fn tokens_file(db: &Path, given: Option<PathBuf>, profile: ProfileKind) -> anyhow::Result<PathBuf> {
+/// The tokens file to use: the given one; in demo mode without one, `imgshare-tokens.json` next
+/// to the database, created with a producer and a consumer account if it does not exist yet.
+/// Without either, `serve` refuses to start: a server nobody configured must not invent accounts.
+pub(crate) fn tokens_file(
+    db: &Path,
+    given: Option<PathBuf>,
+    demo: bool,
+    profile: ProfileKind,
+) -> anyhow::Result<TokensFile> {
     if let Some(path) = given {
-        return Ok(path);
+        return Ok(TokensFile { path });
+    }
+    if !demo {
+        anyhow::bail!(
+            "no tokens file: `imgshare serve` needs --tokens FILE (or IMGSHARE_TOKENS=FILE), the \
+             accounts that may call the API (format in the imgshare-server crate docs and \
+             docs/operations.md); for a try-out with demo accounts and a demo image, run \
+             `imgshare serve --demo`. Nothing was started or written."
+        );
     }
     let dir = db
         .parent()
@@ -94,7 +116,7 @@ fn tokens_file(db: &Path, given: Option<PathBuf>, profile: ProfileKind) -> anyho
             .with_context(|| format!("creating tokens file {}", path.display()))?;
         eprintln!("created tokens file {}", path.display());
     }
-    Ok(path)
+    Ok(TokensFile { path })
 }
 
 /// Creates `path` (which must not exist) readable by its owner only: it holds credentials.
@@ -178,8 +200,8 @@ fn find_demo_image(engine: &Engine, region: &Region) -> Option<Uuid> {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow::Result<()> {
     let region = Region::parse(&options.region)?;
-    let tokens_path = tokens_file(db, options.tokens, engine.profile().kind)?;
-    let tokens = TokenStore::load(&tokens_path)?;
+    let tokens_path = options.tokens.path;
+    let tokens = options.token_store;
     let data_dir = data_dir(db, options.data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
@@ -193,10 +215,10 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
     let empty = engine
         .read(|conn| Ok(imgshare_store::head(conn)?))?
         .is_none();
-    let seeded = if empty && options.seed_demo_image {
-        Some(seed_demo_image(&engine, &region)?)
-    } else {
-        find_demo_image(&engine, &region)
+    let seeded = match (options.demo, empty) {
+        (false, _) => None,
+        (true, true) => Some(seed_demo_image(&engine, &region)?),
+        (true, false) => find_demo_image(&engine, &region),
     };
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -206,8 +228,18 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
             .with_context(|| format!("listening on {}", options.listen))?;
         let addr: SocketAddr = listener.local_addr()?;
         // Before the banner, whose last line (`listening on`) is what scripts wait for.
-        print_object_store(&objects_root, engine.profile().import_size_limit);
-        print_banner(addr, &region, db, &tokens_path, seeded);
+        print_object_store(
+            &objects_root,
+            engine.profile().import_size_limit,
+            options.demo,
+        );
+        print_banner(
+            addr,
+            &region,
+            db,
+            &tokens_path,
+            options.demo.then_some(seeded),
+        );
         let mut state = AppState::new(Arc::new(engine), Arc::new(tokens), region);
         state.data_dir = Some(data_dir);
         state.tasks = Some(Arc::new(tasks));
@@ -218,28 +250,40 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
 }
 
 /// Where import and export tasks find and put objects, and how to give an import its VHD.
-fn print_object_store(root: &Path, import_size_limit: u64) {
+fn print_object_store(root: &Path, import_size_limit: u64, demo: bool) {
     println!(
         "object store: {}/<account>/<container>/<object> (import limit {})",
         root.display(),
         imgshare_core::vhd::format_limit(import_size_limit)
     );
+    // Outside demo mode there are no known accounts to name.
+    let account = if demo { PRODUCER } else { "<account>" };
     println!(
-        "# to import: mkdir -p {root}/{PRODUCER}/exports && cp my-image.vhd {root}/{PRODUCER}/exports/",
+        "# to import: mkdir -p {root}/{account}/exports && cp my-image.vhd {root}/{account}/exports/",
         root = root.display()
     );
 }
 
+/// The banner; `demo` is `Some(the demo image)` in demo mode, the only mode that prints tokens.
 fn print_banner(
     addr: SocketAddr,
     region: &Region,
     db: &Path,
     tokens_path: &Path,
-    seeded: Option<Uuid>,
+    demo: Option<Option<Uuid>>,
 ) {
     let base = format!("http://{addr}");
     println!("imgshare: region {region}, database {}", db.display());
     println!("tokens file: {}", tokens_path.display());
+    if let Some(seeded) = demo {
+        print_demo_accounts(&base, tokens_path, seeded);
+    }
+    println!();
+    println!("listening on {base}");
+}
+
+/// Demo mode: the demo accounts' tokens and the walkthrough's shell variables.
+fn print_demo_accounts(base: &str, tokens_path: &Path, seeded: Option<Uuid>) {
     let producer = token_of(tokens_path, PRODUCER);
     let consumer = token_of(tokens_path, CONSUMER);
     if let Some(token) = &producer {
@@ -268,8 +312,6 @@ fn print_banner(
     println!(
         "curl -s -H \"X-Auth-Token: $TOKEN_PRODUCER\" \"$ENDPOINT_IMAGES_PRODUCER/images\" | python -mjson.tool"
     );
-    println!();
-    println!("listening on {base}");
 }
 
 #[cfg(test)]

@@ -175,10 +175,11 @@ fn replay_to_prints_the_past_catalogue_and_replay_rebuilds() {
         None,
         "Rackspace omits null keys"
     );
-    let glance = json_lines(&stdout(&imgshare(
-        &["replay", "--to", "3", "--profile", "glance"],
-        &db,
-    )));
+    let glance_dir = dir.path().join("glance");
+    std::fs::create_dir(&glance_dir).unwrap();
+    let glance_db = glance_dir.join("demo.db");
+    stdout(&imgshare(&["demo", "--profile", "glance"], &glance_db));
+    let glance = json_lines(&stdout(&imgshare(&["replay", "--to", "3"], &glance_db)));
     assert_eq!(
         glance[0]["image"].get("virtual_size"),
         Some(&Value::Null),
@@ -255,4 +256,162 @@ fn replay_refuses_a_memory_map_it_cannot_use_and_writes_nothing() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
     assert_eq!(contents(&db), before);
+}
+
+fn imgshare_code(args: &[&str], db: &Path) -> (Option<i32>, String, String) {
+    let output = imgshare(args, db);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_glance_database_is_judged_as_glance_and_refuses_rackspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("glance.db");
+    stdout(&imgshare(&["demo", "--profile", "glance"], &db));
+    for args in [
+        &["log", "--profile", "rackspace"][..],
+        &["demo", "--profile", "rackspace"],
+        &["rebuild", "--profile", "rackspace"],
+    ] {
+        let (code, _, stderr) = imgshare_code(args, &db);
+        assert_eq!(code, Some(1), "{args:?}");
+        assert!(
+            stderr.contains(
+                "the database was created with the glance profile and cannot be opened with the rackspace profile"
+            ),
+            "{args:?}: {stderr}"
+        );
+    }
+    let (code, _, stderr) = imgshare_code(&["verify", "--profile", "rackspace"], &db);
+    assert_eq!(code, Some(2), "{stderr}");
+    // Without --profile the audit reads the recorded one: the image is `shared`, which only the
+    // Glance profile shows, so a Rackspace answer would differ.
+    let all = json_lines(&stdout(&imgshare(&["log"], &db)));
+    let image = all[0]["data"]["image_id"].as_str().unwrap();
+    let lines = json_lines(&stdout(&imgshare(&["replay", "--to", "2"], &db)));
+    assert_eq!(lines[0]["image"]["id"], image);
+    assert_eq!(lines[0]["image"]["visibility"], "shared");
+    stdout(&imgshare(&["verify"], &db));
+}
+
+#[test]
+fn verify_expect_head_catches_a_truncated_log_that_plain_verify_misses() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path());
+    let anchor = stdout(&imgshare(&["head"], &db)).trim().to_owned();
+    assert!(anchor.starts_with("7:"), "{anchor}");
+    let (code, out, stderr) = imgshare_code(&["verify", "--expect-head", &anchor], &db);
+    assert_eq!(code, Some(0), "{stderr}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["expected_head"]["mismatch"], Value::Null);
+
+    // Cut the last two events and rebuild the read models to match: chain and read models are
+    // consistent again, so only the anchor can tell.
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER events_no_delete;
+             DELETE FROM events WHERE position > 5;
+             PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .unwrap();
+    }
+    stdout(&imgshare(&["rebuild"], &db));
+    let (code, _, stderr) = imgshare_code(&["verify"], &db);
+    assert_eq!(code, Some(0), "plain verify cannot see a cut end: {stderr}");
+    let (code, out, stderr) = imgshare_code(&["verify", "--expect-head", &anchor], &db);
+    assert_eq!(code, Some(1), "{stderr}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["expected_head"]["mismatch"]["kind"], "truncated");
+    assert_eq!(report["expected_head"]["mismatch"]["head"], 5);
+    assert!(stderr.contains("the log was truncated"), "{stderr}");
+
+    // A log rebuilt from scratch with a fresh, consistent chain has other hashes.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let rewritten = demo_db(&other);
+    let (code, out, stderr) = imgshare_code(&["verify", "--expect-head", &anchor], &rewritten);
+    assert_eq!(code, Some(1), "{stderr}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["expected_head"]["mismatch"]["kind"], "rewritten");
+    assert!(
+        stderr.contains("was rewritten up to position 7"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn verify_exits_2_when_it_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path());
+    for bad in ["7", "x:ab", "-1:00", "7:abc"] {
+        let arg = format!("--expect-head={bad}");
+        let (code, out, stderr) = imgshare_code(&["verify", &arg], &db);
+        assert_eq!(code, Some(2), "{bad}: {stderr}");
+        assert!(out.is_empty());
+        assert!(stderr.contains("POSITION:HASH"), "{bad}: {stderr}");
+    }
+    let (code, _, stderr) = imgshare_code(&["verify"], &dir.path().join("missing.db"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no database at"), "{stderr}");
+    assert!(!dir.path().join("missing.db").exists());
+    let (code, _, _) = imgshare_code(&["head"], &dir.path().join("missing.db"));
+    assert_eq!(code, Some(1));
+}
+
+#[test]
+fn a_backup_restores_to_a_database_that_verifies_and_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path());
+    let anchor = stdout(&imgshare(&["head"], &db)).trim().to_owned();
+    let copy = dir.path().join("backup.db");
+    let to = copy.to_str().unwrap();
+    let printed = stdout(&imgshare(&["backup", "--to", to], &db));
+    assert_eq!(
+        printed.trim(),
+        anchor,
+        "the copy ends where the source does"
+    );
+
+    // Restore: the copy is put where a database is expected and used as one.
+    let restored = dir.path().join("restored.db");
+    std::fs::copy(&copy, &restored).unwrap();
+    let (code, _, stderr) = imgshare_code(&["verify", "--expect-head", &anchor], &restored);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout(&imgshare(&["log"], &restored)),
+        stdout(&imgshare(&["log"], &db))
+    );
+
+    let before = contents(&copy);
+    let (code, _, stderr) = imgshare_code(&["backup", "--to", to], &db);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(contents(&copy), before);
+    let (code, _, stderr) = imgshare_code(
+        &["backup", "--to", dir.path().join("x.db").to_str().unwrap()],
+        &dir.path().join("missing.db"),
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no database at"), "{stderr}");
+    assert!(!dir.path().join("x.db").exists());
+}
+
+#[test]
+fn demo_without_db_leaves_no_database_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_imgshare"))
+        .arg("demo")
+        .current_dir(dir.path())
+        .env_remove("IMGSHARE_DB")
+        .output()
+        .unwrap();
+    let text = stdout(&output);
+    assert!(text.contains("a temporary database"), "{text}");
+    assert!(text.contains("Consumer: accept"), "{text}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

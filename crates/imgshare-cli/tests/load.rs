@@ -172,7 +172,10 @@ fn serve_under_bounded_load_answers_without_5xx_and_keeps_memory_flat() {
     let seconds = env_number("IMGSHARE_LOAD_SECS", 10);
     let connections = usize::try_from(env_number("IMGSHARE_LOAD_CONNECTIONS", 8)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (server, lines) = start(&dir.path().join("load.db"), &["--profile", "glance"]);
+    let (server, lines) = start(
+        &dir.path().join("load.db"),
+        &["--demo", "--profile", "glance"],
+    );
     let pid = server.0.id();
     let addr = find(&lines, "listening on http://").to_owned();
     let token = find(&lines, "export TOKEN_PRODUCER=")

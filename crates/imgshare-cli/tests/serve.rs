@@ -1,5 +1,6 @@
-//! `imgshare serve` as a user runs it: the real binary on an ephemeral port, with the tokens file
-//! and the demo image it creates itself, answering one HTTP request over a plain TCP socket.
+//! `imgshare serve` as a user runs it: the real binary on an ephemeral port; in demo mode with the
+//! tokens file and the demo image it creates itself, answering one HTTP request over a plain TCP
+//! socket; without `--demo`, refusing to start with no tokens file, and printing no secret.
 
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -33,10 +34,10 @@ fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
 }
 
 #[test]
-fn serve_creates_tokens_seeds_the_demo_image_and_answers_http() {
+fn serve_demo_creates_tokens_seeds_the_demo_image_and_answers_http() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("imgshare.db");
-    let (mut server, lines) = start(&db, &[]);
+    let (mut server, lines) = start(&db, &["--demo"]);
     let addr = find(&lines, "listening on http://").to_owned();
     let exports = find(&lines, "export TOKEN_PRODUCER=");
     let producer_token = exports.split(' ').next().unwrap().to_owned();
@@ -86,7 +87,7 @@ fn serve_creates_tokens_seeds_the_demo_image_and_answers_http() {
     let _ = server.0.kill();
 
     // A restart keeps the tokens file and the image, and does not seed a second one.
-    let (_server, lines) = start(&db, &[]);
+    let (_server, lines) = start(&db, &["--demo"]);
     let addr = find(&lines, "listening on http://").to_owned();
     assert!(find(&lines, "export TOKEN_PRODUCER=").starts_with(&producer_token));
     assert_eq!(find(&lines, "export IMAGE_ID_PRODUCER="), image_id);
@@ -97,4 +98,81 @@ fn serve_creates_tokens_seeds_the_demo_image_and_answers_http() {
         1,
         "{response}"
     );
+}
+
+#[test]
+fn serve_without_demo_or_tokens_refuses_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("prod.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_imgshare"))
+        .arg("serve")
+        .arg("--db")
+        .arg(&db)
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("IMGSHARE_TOKENS")
+        .env_remove("IMGSHARE_DEMO")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--tokens FILE"), "{stderr}");
+    assert!(stderr.contains("imgshare serve --demo"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "a refused start wrote {left:?}");
+}
+
+#[test]
+fn serve_with_a_tokens_file_seeds_nothing_and_prints_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("prod.db");
+    let tokens = dir.path().join("tokens.json");
+    let secret = "4f1c0c7e-prod-secret";
+    std::fs::write(
+        &tokens,
+        format!(r#"{{"tokens": {{"{secret}": {{"tenant_id": "111111", "user_id": "u", "roles": ["cloudImages:admin"]}}}}}}"#),
+    )
+    .unwrap();
+    // The settings come from the environment, as a systemd unit's EnvironmentFile gives them.
+    let child = Command::new(env!("CARGO_BIN_EXE_imgshare"))
+        .arg("serve")
+        .env("IMGSHARE_DB", &db)
+        .env("IMGSHARE_TOKENS", &tokens)
+        .env("IMGSHARE_LISTEN", "127.0.0.1:0")
+        .env("IMGSHARE_REGION", "ORD")
+        .env_remove("IMGSHARE_DEMO")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = common::Server(child);
+    let lines = common::banner(&mut server);
+    let addr = find(&lines, "listening on http://").to_owned();
+    assert!(
+        find(&lines, "imgshare: region ").starts_with("ORD, database "),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|line| line.contains(secret)),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|line| line.contains("TOKEN")),
+        "{lines:#?}"
+    );
+    let (status, response) = get(&addr, "/v2/images", secret);
+    assert_eq!(status, 200, "{response}");
+    assert!(response.contains("\"images\""), "{response}");
+    assert!(!response.contains("my-saved-image-name"), "{response}");
+    assert!(!dir.path().join("imgshare-tokens.json").exists());
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    let mut stderr = String::new();
+    server
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!stderr.contains(secret), "{stderr}");
 }

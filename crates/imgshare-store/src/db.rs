@@ -17,6 +17,7 @@ const MIGRATION_STEPS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0001_event_log.sql")),
     M::up(include_str!("../../../migrations/0002_projections.sql")),
     M::up(include_str!("../../../migrations/0003_task_queue.sql")),
+    M::up(include_str!("../../../migrations/0004_database_meta.sql")),
 ];
 
 /// The schema migrations of the store, for [`Migrations::validate`] in tests
@@ -280,6 +281,15 @@ pub enum StoreError {
         /// The number of migrations this code knows.
         expected: i64,
     },
+    /// The database was created with another profile than the one it is being opened with
+    /// (see [`crate::meta`]); nothing was written.
+    #[error("the database was created with the {stored} profile and cannot be opened with the {requested} profile")]
+    ProfileMismatch {
+        /// The profile recorded in the database (as stored, even if this code does not know it).
+        stored: String,
+        /// The profile the caller asked for.
+        requested: String,
+    },
     /// SQLite refused WAL journal mode for a database file.
     #[error("database file does not support WAL (journal_mode is {journal_mode:?})")]
     WalUnavailable {
@@ -353,6 +363,7 @@ impl StoreError {
             StoreError::ReadOnly => "database_read_only",
             StoreError::DatabaseCorrupt(_) => "database_corrupt",
             StoreError::SchemaMismatch { .. } => "schema_mismatch",
+            StoreError::ProfileMismatch { .. } => "profile_mismatch",
         }
     }
 
@@ -368,7 +379,8 @@ impl StoreError {
             | StoreError::Migration(_)
             | StoreError::Corrupt { .. }
             | StoreError::WalUnavailable { .. }
-            | StoreError::SchemaMismatch { .. } => 500,
+            | StoreError::SchemaMismatch { .. }
+            | StoreError::ProfileMismatch { .. } => 500,
         }
     }
 }

@@ -375,9 +375,11 @@ impl Engine {
         }
     }
 
-    /// Opens (creating if needed) the database at `path` and migrates it.
+    /// Opens (creating if needed) the database at `path` and migrates it. A new database records
+    /// the profile; one that records another profile is refused ([`crate::meta`]).
     pub fn open(path: &Path, options: EngineOptions) -> Result<Self, EngineError> {
         let writer = db::open_file(path, &options.db)?;
+        crate::meta::pin_profile(&writer, options.profile.kind)?;
         let reader = db::open_file(path, &options.db)?;
         let legacy_event_ids = last_event_id_is_legacy(&writer)?;
         Ok(Self::assemble(
@@ -390,12 +392,15 @@ impl Engine {
     }
 
     /// Opens an existing database file read-only, for audits: nothing is created, migrated or
-    /// written, and commands fail. See [`db::open_read_only`].
+    /// written, and commands fail; a database that records another profile is refused. See
+    /// [`db::open_read_only`].
     pub fn open_read_only(path: &Path, profile: Profile) -> Result<Self, EngineError> {
+        let conn = db::open_read_only(path)?;
+        crate::meta::check_profile(&conn, profile.kind)?;
         // Commands fail on it, so no retry needs looking up.
         Ok(Self::assemble(
             profile,
-            db::open_read_only(path)?,
+            conn,
             None,
             Some(path.to_owned()),
             false,

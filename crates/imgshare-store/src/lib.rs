@@ -1,15 +1,19 @@
 //! The SQLite event log of imgshare: an append-only, hash-chained table of
 //! events with optimistic concurrency per stream and idempotent appends.
 //!
-//! [`db`] opens and migrates a database; [`log`] appends and reads events; [`audit`] answers
+//! [`db`] opens and migrates a database; [`backup`] copies a live one; [`anchor`] holds the
+//! log to a position and hash noted earlier; [`meta`] keeps the profile a database was created with; [`log`] appends and reads events; [`audit`] answers
 //! what the catalogue was at a past point and checks the log and read models against each other;
 //! [`engine`] is what a backend embeds: [`Engine`] decides commands and appends their events.
 //! [`objects`] and [`image_data`] are the ports (with file-system adapters) that the task worker
 //! of [`tasks`] moves VHD images between.
 
+pub mod anchor;
 pub mod audit;
+pub mod backup;
 pub mod db;
 pub mod log;
+pub mod meta;
 
 pub use audit::{AccessReport, AsOf, Catalogue, HistoryEntry, LogFilter, LogLine, VerifyReport};
 pub use db::{

@@ -39,6 +39,12 @@ pub(crate) fn start(db: &Path, extra: &[&str]) -> (Server, Vec<String>) {
         .spawn()
         .unwrap();
     let mut server = Server(child);
+    let lines = banner(&mut server);
+    (server, lines)
+}
+
+/// Reads the server's stdout up to the `listening on http://ADDR` line.
+pub(crate) fn banner(server: &mut Server) -> Vec<String> {
     let stdout = server.0.stdout.take().unwrap();
     let mut lines = Vec::new();
     for line in BufReader::new(stdout).lines() {
@@ -49,5 +55,5 @@ pub(crate) fn start(db: &Path, extra: &[&str]) -> (Server, Vec<String>) {
             break;
         }
     }
-    (server, lines)
+    lines
 }
