@@ -14,6 +14,7 @@
 //!   the engine's wording); axum's parameters never match an empty segment. Other trailing
 //!   slashes name nothing (404), as in axum.
 
+use axum::body::{Body, HttpBody};
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -159,7 +160,8 @@ async fn edge(mut request: Request, next: Next) -> Response {
     request
         .extensions_mut()
         .insert(RequestId(request_id.clone()));
-    if request.method() == Method::HEAD {
+    let head = request.method() == Method::HEAD;
+    if head {
         if let Ok(unserved) = Method::from_bytes(b"HEAD-NOT-SERVED") {
             *request.method_mut() = unserved;
         }
@@ -181,7 +183,23 @@ async fn edge(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    if head {
+        response = without_body(response);
+    }
     response
+}
+
+/// The answer to a `HEAD`: the headers, with the length of the body it would have had.
+fn without_body(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    if !parts.headers.contains_key(header::CONTENT_LENGTH) {
+        if let Some(length) = body.size_hint().exact() {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+    }
+    Response::from_parts(parts, Body::empty())
 }
 
 /// axum's `Allow` (`GET,HEAD,PATCH`) as the API has always sent it (`GET, PATCH`).
