@@ -18,7 +18,7 @@ use imgshare_core::{
     Region, Visibility,
 };
 use imgshare_server::{AppState, TokenStore};
-use imgshare_store::{Engine, FsObjectStore, TaskEnvironment};
+use imgshare_store::{Engine, FsImageDataStore, FsObjectStore, TaskEnvironment};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -241,7 +241,7 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
             options.demo.then_some(seeded),
         );
         let mut state = AppState::new(Arc::new(engine), Arc::new(tokens), region);
-        state.data_dir = Some(data_dir);
+        state.image_data = Some(Arc::new(FsImageDataStore::new(data_dir)));
         state.tasks = Some(Arc::new(tasks));
         imgshare_server::serve(listener, state).await?;
         eprintln!("imgshare: shut down");

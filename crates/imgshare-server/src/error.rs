@@ -2,6 +2,7 @@
 //! `{"itemNotFound": {"code": 404, "message": "...", "error_code": "image_not_found"}}`.
 
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use imgshare_core::patch::{PatchError, PatchErrorKind, ACCEPT_PATCH};
 use imgshare_store::EngineError;
 use serde_json::json;
@@ -76,16 +77,14 @@ impl ApiError {
         )
     }
 
-    /// 405 with `Allow`.
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    /// 405 with `Allow` (methods separated by `, `).
+    pub fn method_not_allowed(allow: HeaderValue) -> Self {
         let mut error = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "The method is not allowed for the requested URL.",
         );
-        error
-            .headers
-            .push((header::ALLOW, HeaderValue::from_static(allow)));
+        error.headers.push((header::ALLOW, allow));
         error
     }
 
@@ -133,6 +132,16 @@ impl ApiError {
                 "error_code": self.error_code,
             }
         })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = crate::response::json_response(self.status, &self.body());
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
+        response
     }
 }
 

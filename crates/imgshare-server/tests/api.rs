@@ -1016,7 +1016,7 @@ async fn uploads_are_limited_and_need_storage() {
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
 
-    let api = Api::glance_with(|state| state.data_dir = None);
+    let api = Api::glance_with(|state| state.image_data = None);
     let id = api.create_queued().await;
     let reply = api
         .upload(&format!("/v2/images/{id}/file"), PRODUCER_TOKEN, b"data")

@@ -14,7 +14,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use imgshare_core::Region;
 use imgshare_server::{router, spawn_task_worker, AppState, Identity, TokenStore};
-use imgshare_store::{Engine, TaskEnvironment};
+use imgshare_store::{Engine, FsImageDataStore, TaskEnvironment};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -86,7 +86,7 @@ async fn the_background_worker_imports_and_exports_a_vhd() {
         Arc::new(tokens),
         dfw.clone(),
     );
-    state.data_dir = Some(data.clone());
+    state.image_data = Some(Arc::new(FsImageDataStore::new(&data)));
     state.tasks = Some(Arc::new(TaskEnvironment::filesystem(
         &objects,
         &data,

@@ -1,8 +1,13 @@
 //! The image data port: an image's bytes, keyed by image id, and its file-system adapter.
 //!
-//! [`FsImageDataStore`] uses the layout of the HTTP server's upload and download
-//! (`<data_dir>/<image_id>`), so an imported image's bytes are what `GET /v2/images/{id}/file`
-//! serves and what an export writes out.
+//! Every path that stores or serves bytes goes through [`ImageDataStore`]: the HTTP server's
+//! upload, stage, download and removal, its staged import, and the task worker. A new storage
+//! backend is a new adapter of this trait.
+//!
+//! [`FsImageDataStore`] keeps an image's bytes as `<data_dir>/<image_id>` and the bytes staged
+//! for an interoperable import as `<data_dir>/.staged-<image_id>`; bytes being received are
+//! written to a temporary file in the same directory (`.upload-<uuid>`, `.import-<uuid>`) and
+//! renamed into place, so a reader never sees a partial file.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -82,6 +87,39 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// Which bytes of an image: the image's data, or the data staged for an import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataSlot {
+    /// The bytes `GET /v2/images/{id}/file` serves.
+    Image,
+    /// The bytes `PUT /v2/images/{id}/stage` received, until the import moves them.
+    Staged,
+}
+
+/// Stored bytes being read, with their length.
+pub struct StoredData {
+    /// The length in bytes.
+    pub size: u64,
+    /// The bytes.
+    pub reader: Box<dyn Read + Send>,
+}
+
+/// Bytes being received into a slot, hashed as they pass. Nothing is visible in the slot until
+/// [`DataWriter::commit`]; a writer dropped before that leaves nothing behind.
+pub trait DataWriter: Send {
+    /// Appends a chunk.
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()>;
+
+    /// Bytes written so far.
+    fn size(&self) -> u64;
+
+    /// Makes what was written durable and returns its facts (size and hashes).
+    fn finish(&mut self) -> io::Result<ImageActivated>;
+
+    /// Puts the bytes in their slot, replacing any there.
+    fn commit(self: Box<Self>) -> io::Result<()>;
+}
+
 /// Where image data lives.
 pub trait ImageDataStore: Send + Sync + fmt::Debug {
     /// Stores `data` as the image's bytes (replacing any, atomically) and returns its length.
@@ -92,6 +130,19 @@ pub trait ImageDataStore: Send + Sync + fmt::Debug {
 
     /// Forgets the image's bytes (no error if there are none).
     fn remove(&self, image_id: Uuid) -> io::Result<()>;
+
+    /// Starts receiving bytes for the image's `slot` (see [`DataWriter`]).
+    fn writer(&self, image_id: Uuid, slot: DataSlot) -> io::Result<Box<dyn DataWriter>>;
+
+    /// The bytes in the image's `slot`; an error (`NotFound` when there are none) otherwise,
+    /// whose text says why.
+    fn read(&self, image_id: Uuid, slot: DataSlot) -> io::Result<StoredData>;
+
+    /// Makes the staged bytes the image's bytes, replacing any.
+    fn promote_staged(&self, image_id: Uuid) -> io::Result<()>;
+
+    /// Forgets the bytes in the image's `slot` (no error if there are none).
+    fn remove_slot(&self, image_id: Uuid, slot: DataSlot) -> io::Result<()>;
 }
 
 /// One file per image, `<dir>/<image_id>`, written as a temporary file then renamed.
@@ -114,6 +165,71 @@ impl FsImageDataStore {
     /// The file holding an image's bytes.
     pub fn path(&self, image_id: Uuid) -> PathBuf {
         Self::path_in(&self.dir, image_id)
+    }
+
+    /// The file holding the bytes of an image's `slot`.
+    pub fn slot_path(&self, image_id: Uuid, slot: DataSlot) -> PathBuf {
+        match slot {
+            DataSlot::Image => self.path(image_id),
+            DataSlot::Staged => self.dir.join(format!(".staged-{image_id}")),
+        }
+    }
+}
+
+impl fmt::Debug for StoredData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredData")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`DataWriter`] into a temporary file of an [`FsImageDataStore`].
+struct FsDataWriter {
+    file: File,
+    /// The temporary file; `None` once renamed into place.
+    temp: Option<PathBuf>,
+    target: PathBuf,
+    hashes: DataHashes,
+}
+
+impl DataWriter for FsDataWriter {
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.hashes.update(chunk);
+        self.file.write_all(chunk)
+    }
+
+    fn size(&self) -> u64 {
+        self.hashes.size()
+    }
+
+    fn finish(&mut self) -> io::Result<ImageActivated> {
+        self.file.sync_all()?;
+        Ok(std::mem::take(&mut self.hashes).finish())
+    }
+
+    fn commit(mut self: Box<Self>) -> io::Result<()> {
+        if let Some(temp) = &self.temp {
+            fs::rename(temp, &self.target)?;
+        }
+        self.temp = None;
+        Ok(())
+    }
+}
+
+impl Drop for FsDataWriter {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            // Best effort: nothing more can be done about a file that will not go away.
+            let _ = fs::remove_file(temp);
+        }
+    }
+}
+
+fn remove_file_if_any(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
     }
 }
 
@@ -145,10 +261,40 @@ impl ImageDataStore for FsImageDataStore {
     }
 
     fn remove(&self, image_id: Uuid) -> io::Result<()> {
-        match fs::remove_file(self.path(image_id)) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-            _ => Ok(()),
-        }
+        remove_file_if_any(&self.path(image_id))
+    }
+
+    fn writer(&self, image_id: Uuid, slot: DataSlot) -> io::Result<Box<dyn DataWriter>> {
+        // The directory is not created here: the server creates it at start, and a missing one
+        // is a storage failure the client is told about.
+        let temp = self.dir.join(format!(".upload-{}", Uuid::new_v4()));
+        let file = File::create(&temp)?;
+        Ok(Box::new(FsDataWriter {
+            file,
+            temp: Some(temp),
+            target: self.slot_path(image_id, slot),
+            hashes: DataHashes::default(),
+        }))
+    }
+
+    fn read(&self, image_id: Uuid, slot: DataSlot) -> io::Result<StoredData> {
+        let file = File::open(self.slot_path(image_id, slot))?;
+        let size = file.metadata()?.len();
+        Ok(StoredData {
+            size,
+            reader: Box::new(file),
+        })
+    }
+
+    fn promote_staged(&self, image_id: Uuid) -> io::Result<()> {
+        fs::rename(
+            self.slot_path(image_id, DataSlot::Staged),
+            self.slot_path(image_id, DataSlot::Image),
+        )
+    }
+
+    fn remove_slot(&self, image_id: Uuid, slot: DataSlot) -> io::Result<()> {
+        remove_file_if_any(&self.slot_path(image_id, slot))
     }
 }
 
@@ -195,5 +341,50 @@ mod tests {
         store.remove(image_id).unwrap();
         assert!(!file.exists());
         assert_eq!(fs::read_dir(dir.path().join("data")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn written_bytes_appear_only_when_committed_and_staged_bytes_are_promoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsImageDataStore::new(dir.path());
+        let image_id = Uuid::from_u128(7);
+        let names = || -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+
+        let mut dropped = store.writer(image_id, DataSlot::Image).unwrap();
+        dropped.write(b"lost").unwrap();
+        assert_eq!(dropped.size(), 4);
+        drop(dropped);
+        assert!(names().is_empty());
+
+        let mut staged = store.writer(image_id, DataSlot::Staged).unwrap();
+        staged.write(b"a").unwrap();
+        staged.write(b"bc").unwrap();
+        let facts = staged.finish().unwrap();
+        assert_eq!(facts.checksum, "900150983cd24fb0d6963f7d28e17f72");
+        assert!(matches!(
+            store.read(image_id, DataSlot::Staged).err().unwrap().kind(),
+            io::ErrorKind::NotFound
+        ));
+        staged.commit().unwrap();
+        assert_eq!(names(), vec![format!(".staged-{image_id}")]);
+        assert_eq!(store.read(image_id, DataSlot::Staged).unwrap().size, 3);
+
+        store.promote_staged(image_id).unwrap();
+        assert_eq!(names(), vec![image_id.to_string()]);
+        let mut read = Vec::new();
+        let data = store.read(image_id, DataSlot::Image).unwrap();
+        assert_eq!(data.size, 3);
+        { data.reader }.read_to_end(&mut read).unwrap();
+        assert_eq!(read, b"abc");
+        store.remove_slot(image_id, DataSlot::Staged).unwrap();
+        store.remove_slot(image_id, DataSlot::Image).unwrap();
+        assert!(names().is_empty());
     }
 }

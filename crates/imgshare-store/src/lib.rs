@@ -31,6 +31,8 @@ pub mod objects;
 pub mod tasks;
 
 pub use engine::{BatchItem, Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
-pub use image_data::{DataHashes, FsImageDataStore, HashingReader, ImageDataStore};
+pub use image_data::{
+    DataHashes, DataSlot, DataWriter, FsImageDataStore, HashingReader, ImageDataStore, StoredData,
+};
 pub use objects::{FsObjectStore, ObjectStore};
 pub use tasks::{imported_image_id, TaskEnvironment, TaskRunReport};

@@ -12,7 +12,7 @@ use imgshare_core::{
     Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Region,
 };
 use imgshare_server::{AppState, Identity, TokenStore};
-use imgshare_store::Engine;
+use imgshare_store::{Engine, FsImageDataStore};
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -78,7 +78,7 @@ pub(crate) fn register_snapshot(engine: &Engine, image_id: Uuid, name: &str, tag
 pub(crate) fn app_state(engine: Arc<Engine>, tokens: TokenStore, data_dir: &Path) -> AppState {
     let mut state = AppState::new(engine, Arc::new(tokens), Region::parse("DFW").unwrap());
     state.max_body_bytes = MAX_BODY;
-    state.data_dir = Some(data_dir.to_owned());
+    state.image_data = Some(Arc::new(FsImageDataStore::new(data_dir)));
     state
 }
 

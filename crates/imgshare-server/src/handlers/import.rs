@@ -1,29 +1,28 @@
-//! Glance's interoperable import: `PUT /v2/images/{id}/stage`, `POST /v2/images/{id}/import`
-//! and `GET /v2/info/import`.
+//! Glance's interoperable import: `POST /v2/images/{image_id}/import` and `GET /v2/info/import`
+//! (the data comes from `PUT /stage`, see `image_data`).
 //!
-//! Only `glance-direct` is served: the data comes from `/stage` (kept as
-//! `<data_dir>/.staged-<id>`). `POST /import` answers 202 once the image is `importing`; the
-//! staged file is then hashed and moved to `<data_dir>/<id>` off the request, and the image
+//! Only `glance-direct` is served. `POST /import` answers 202 once the image is `importing`; the
+//! staged bytes are then hashed and made the image's bytes off the request, and the image
 //! becomes `active`, or goes back to `queued` (Glance's revert) if that fails.
 
-use std::fs::File;
 use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use imgshare_core::image::IMPORT_METHODS;
 use imgshare_core::{Actor, Command, Context, ImageActivated, ImageCommand, ImageStatus};
+use imgshare_store::{DataHashes, DataSlot, Engine, ImageDataStore};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use imgshare_store::{DataHashes, Engine, FsImageDataStore};
-
-use super::images::{not_configured, staged_path};
-use super::{blocking, image_id, json_body, json_response, ApiError};
-use crate::AppState;
+use super::image_data::not_configured;
+use crate::error::ApiError;
+use crate::extract::{image_id, json_body, Ctx, ImagePath, NoBody, Payload};
+use crate::response::{blocking, json_response};
+use crate::state::AppState;
 
 /// The body of `POST /import`: `{"method": {"name": "..."}}`; other keys (`stores`,
 /// `all_stores`, ...) are about multiple stores, which there are not, and are ignored.
@@ -40,16 +39,16 @@ fn import_method(body: &Value) -> Result<String, ApiError> {
         .ok_or_else(|| invalid("Import method 'name' must be a string."))
 }
 
-/// `POST /v2/images/{id}/import`: 202, empty.
+/// `POST /v2/images/{image_id}/import`: 202, empty.
 pub(crate) async fn import(
-    state: &AppState,
-    ctx: Context,
-    id: &str,
-    body: &[u8],
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(path): Path<ImagePath>,
+    Payload(body): Payload,
 ) -> Result<Response, ApiError> {
-    let image_id = image_id(id)?;
-    let method = import_method(&json_body(body)?)?;
-    let data_dir = state.data_dir.clone().ok_or_else(not_configured)?;
+    let image_id = image_id(&path.image_id)?;
+    let method = import_method(&json_body(&body)?)?;
+    let store = state.image_data.clone().ok_or_else(not_configured)?;
     let engine = Arc::clone(&state.engine);
     let start_ctx = ctx.clone();
     blocking(move || {
@@ -61,13 +60,13 @@ pub(crate) async fn import(
     let engine = Arc::clone(&state.engine);
     // The import runs on after the response, as in Glance; its outcome is the image's status.
     drop(tokio::task::spawn_blocking(move || {
-        finish_import(&engine, ctx, image_id, &data_dir);
+        finish_import(&engine, store.as_ref(), ctx, image_id);
     }));
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// `GET /v2/info/import`: the import methods this endpoint serves.
-pub(crate) fn info() -> Response {
+pub(crate) async fn info(NoBody: NoBody) -> Response {
     json_response(
         StatusCode::OK,
         &json!({"import-methods": {
@@ -82,7 +81,7 @@ pub(crate) fn info() -> Response {
 /// still there (the import goes on) or it is not (the image goes back to `queued`). Returns how
 /// many it finished.
 pub fn resume_imports(state: &AppState) -> Result<usize, ApiError> {
-    let Some(data_dir) = state.data_dir.as_deref() else {
+    let Some(store) = state.image_data.as_deref() else {
         return Ok(0);
     };
     let engine = &state.engine;
@@ -93,18 +92,17 @@ pub fn resume_imports(state: &AppState) -> Result<usize, ApiError> {
             state.region.clone(),
             Utc::now(),
         );
-        finish_import(engine, ctx, image_id, data_dir);
+        finish_import(engine, store, ctx, image_id);
     }
     Ok(ids.len())
 }
 
-/// Moves the staged data into place and activates the image; on failure, reverts it to
+/// Makes the staged data the image's and activates the image; on failure, reverts it to
 /// `queued` and removes the staged data.
-fn finish_import(engine: &Engine, mut ctx: Context, image_id: Uuid, data_dir: &Path) {
-    let staged = staged_path(data_dir, image_id);
-    let target = FsImageDataStore::path_in(data_dir, image_id);
-    let moved = hash_file(&staged).and_then(|data| {
-        std::fs::rename(&staged, &target)
+fn finish_import(engine: &Engine, store: &dyn ImageDataStore, mut ctx: Context, image_id: Uuid) {
+    let moved = hash_staged(store, image_id).and_then(|data| {
+        store
+            .promote_staged(image_id)
             .map(|()| data)
             .map_err(|error| format!("could not move the staged data: {error}"))
     });
@@ -119,19 +117,22 @@ fn finish_import(engine: &Engine, mut ctx: Context, image_id: Uuid, data_dir: &P
         Err(reason) => reason,
     };
     // The import did not finish: its data has no owner now, and the image goes back to queued.
-    for path in [&staged, &target] {
-        let _ = std::fs::remove_file(path);
+    for slot in [DataSlot::Staged, DataSlot::Image] {
+        let _ = store.remove_slot(image_id, slot);
     }
     let _ = execute(ImageCommand::FailImport { reason });
 }
 
-fn hash_file(path: &Path) -> Result<ImageActivated, String> {
-    let mut file =
-        File::open(path).map_err(|error| format!("the staged data is missing: {error}"))?;
+/// The facts of the staged data; the reason (kept in the image's history) if it cannot be read.
+fn hash_staged(store: &dyn ImageDataStore, image_id: Uuid) -> Result<ImageActivated, String> {
+    let mut reader = store
+        .read(image_id, DataSlot::Staged)
+        .map_err(|error| format!("the staged data is missing: {error}"))?
+        .reader;
     let mut hashes = DataHashes::default();
     let mut buffer = vec![0_u8; 256 * 1024];
     loop {
-        let read = file
+        let read = reader
             .read(&mut buffer)
             .map_err(|error| format!("could not read the staged data: {error}"))?;
         let Some(chunk) = buffer.get(..read).filter(|chunk| !chunk.is_empty()) else {

@@ -1,0 +1,70 @@
+//! The layers every authenticated route passes before its method is looked at, in Glance's
+//! order: token (401), path (404 for a segment that does not decode), tenant prefix (404 for
+//! another account's). They run before axum's method routing answers 405, because axum applies
+//! router layers to each route's method-not-allowed fallback as well.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use crate::extract::decodes;
+use crate::identity::Identity;
+use crate::state::AppState;
+use crate::AUTH_TOKEN_HEADER;
+
+/// The message of every 404 for a path that names nothing.
+pub(crate) const NOT_FOUND: &str = "The resource could not be found.";
+
+/// 401 without a known `X-Auth-Token`; otherwise the caller's [`Identity`] goes into the
+/// request's extensions. Applied to the fallback too, so an unknown path needs a token (as
+/// keystone middleware in front of Glance does).
+pub(crate) async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let identity = request
+        .headers()
+        .get(AUTH_TOKEN_HEADER)
+        .and_then(|token| token.to_str().ok())
+        .and_then(|token| state.tokens.identify(token.trim()))
+        .cloned();
+    match identity {
+        Some(identity) => {
+            request.extensions_mut().insert(identity);
+            next.run(request).await
+        }
+        None => ApiError::unauthorized().into_response(),
+    }
+}
+
+/// 404 for a path with a segment that does not percent-decode to UTF-8 (see [`decodes`]).
+pub(crate) async fn decodable_path(request: Request, next: Next) -> Response {
+    if request.uri().path().split('/').all(decodes) {
+        next.run(request).await
+    } else {
+        ApiError::not_found(NOT_FOUND).into_response()
+    }
+}
+
+/// 404 unless the `{tenant_id}` of a `/v2/{tenant_id}/...` path is the caller's account.
+pub(crate) async fn own_tenant(request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let tenant = axum::RequestPartsExt::extract::<Path<HashMap<String, String>>>(&mut parts)
+        .await
+        .ok()
+        .and_then(|Path(mut params)| params.remove("tenant_id"));
+    let caller = parts
+        .extensions
+        .get::<Identity>()
+        .map(|identity| identity.tenant_id.as_str());
+    match (tenant, caller) {
+        (Some(tenant), Some(caller)) if !tenant.is_empty() && tenant == caller => {
+            next.run(Request::from_parts(parts, body)).await
+        }
+        _ => ApiError::not_found(NOT_FOUND).into_response(),
+    }
+}

@@ -1,0 +1,52 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use imgshare_core::Region;
+use imgshare_store::{Engine, ImageDataStore, TaskEnvironment};
+use tokio::sync::Notify;
+
+use crate::identity::TokenStore;
+
+/// Default limit on request bodies.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default limit on uploaded image data: 40 GiB.
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 40 * 1024 * 1024 * 1024;
+
+/// What every request handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The engine (blocking: called through `spawn_blocking`).
+    pub engine: Arc<Engine>,
+    /// Known tokens.
+    pub tokens: Arc<TokenStore>,
+    /// The region this endpoint serves.
+    pub region: Region,
+    /// Bodies larger than this are refused with 413 (image data has its own limit).
+    pub max_body_bytes: usize,
+    /// Image data (`PUT /v2/images/{id}/file`) larger than this is refused with 413.
+    pub max_image_bytes: u64,
+    /// Where image data is kept (e.g. [`imgshare_store::FsImageDataStore`]); `None`: uploads,
+    /// stages and imports are 501 and downloads 204.
+    pub image_data: Option<Arc<dyn ImageDataStore>>,
+    /// What the task worker runs tasks with; `None`: tasks stay pending (no worker).
+    pub tasks: Option<Arc<TaskEnvironment>>,
+    /// Wakes the task worker when a task is created.
+    pub task_wakeup: Arc<Notify>,
+}
+
+impl AppState {
+    /// A state with the default body limit ([`DEFAULT_MAX_BODY_BYTES`]).
+    pub fn new(engine: Arc<Engine>, tokens: Arc<TokenStore>, region: Region) -> Self {
+        AppState {
+            engine,
+            tokens,
+            region,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
+            image_data: None,
+            tasks: None,
+            task_wakeup: Arc::new(Notify::new()),
+        }
+    }
+}
