@@ -2,7 +2,8 @@
 # Starts a real Keystone 30 (PyPI, SQLite, fernet tokens) on 127.0.0.1 for the identity tests.
 # State under ${IMGSHARE_SVC:-/tmp/imgshare-svc}: the venv (ks-venv, reused while the pinned
 # versions match) and a fresh Keystone directory (ks) per start. Prints the exports a test needs.
-# Environment: IMGSHARE_SVC (cache dir), KS_PORT (default 5000).
+# Environment: IMGSHARE_SVC (cache dir), KS_PORT (default 5000), KS_TOKEN_EXPIRATION (seconds,
+# default 3600), KS_ADMIN_PASSWORD (default adminpw).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 R=${IMGSHARE_SVC:-/tmp/imgshare-svc} P=${KS_PORT:-5000}
@@ -21,7 +22,9 @@ if [ -f "$K/gunicorn.pid" ] && kill -0 "$(cat "$K/gunicorn.pid")" 2>/dev/null; t
 fi
 rm -rf "$K"
 install -d -m 700 "$K" "$K/fernet-keys" "$K/credential-keys"
+# A short token lifetime (KS_TOKEN_EXPIRATION) lets the tests see tokens expire.
 printf '%s\n' '[database]' "connection = sqlite:///$K/keystone.db" '[token]' 'provider = fernet' \
+  "expiration = ${KS_TOKEN_EXPIRATION:-3600}" \
   '[fernet_tokens]' "key_repository = $K/fernet-keys" '[credential]' \
   "key_repository = $K/credential-keys" >"$K/keystone.conf"
 # keystone's oslo.config parses sys.argv at import: under gunicorn it would see gunicorn's flags,
@@ -50,3 +53,4 @@ if ! timeout 60 bash -c "until curl -fs -m 2 http://127.0.0.1:$P/v3 >/dev/null; 
 fi
 echo "export IMGSHARE_KEYSTONE_URL=http://127.0.0.1:$P"
 echo "export IMGSHARE_KEYSTONE_ADMIN_PASSWORD=${KS_ADMIN_PASSWORD:-adminpw}"
+echo "export IMGSHARE_KEYSTONE_TOKEN_LIFETIME=${KS_TOKEN_EXPIRATION:-3600}"

@@ -5,9 +5,11 @@
 //! `imgshare rebuild` replays the log into fresh read models.
 //! `imgshare serve` serves the HTTP API (see [`serve`]).
 //! `imgshare log`, `replay`, `audit` and `verify` read the log for audits (see [`audit`]).
+//! `imgshare users` edits the built-in identity's users file (see [`users`]).
 
 mod audit;
 mod serve;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -134,6 +136,8 @@ enum Sub {
         #[command(flatten)]
         db: audit::ExistingDb,
     },
+    /// Manage the built-in identity's users file: add, list, remove, reset-key, disable, enable.
+    Users(users::UsersArgs),
 }
 
 /// A byte count: digits, optionally followed by K, M, G or T (powers of 1024, `B` optional).
@@ -226,6 +230,7 @@ fn main() -> anyhow::Result<()> {
         Sub::Replay(args) => audit::replay(&args),
         Sub::Audit { command } => audit::audit(&command),
         Sub::Verify { db } => audit::verify(&db),
+        Sub::Users(args) => users::run(&args),
     }
 }
 
