@@ -4,7 +4,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/tests/keystone
-export KS_PORT=${KS_PORT:-5000} KS_TOKEN_EXPIRATION=${KS_TOKEN_EXPIRATION:-15}
+# A free port unless KS_PORT is given, so that a Keystone already on 5000 is left alone.
+KS_PORT=${KS_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+export KS_PORT KS_TOKEN_EXPIRATION=${KS_TOKEN_EXPIRATION:-15}
 started=$(date +%s)
 trap '"$here/stop.sh"' EXIT
 eval "$("$here/start.sh")"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Starts a real Keystone 30 (PyPI, SQLite, fernet tokens) on 127.0.0.1 for the identity tests.
 # State under ${IMGSHARE_SVC:-/tmp/imgshare-svc}: the venv (ks-venv, reused while the pinned
-# versions match) and a fresh Keystone directory (ks) per start. Prints the exports a test needs.
+# versions match) and a fresh Keystone directory (ks-<port>) per start. Prints the exports a test needs.
 # Environment: IMGSHARE_SVC (cache dir), KS_PORT (default 5000), KS_TOKEN_EXPIRATION (seconds,
-# default 3600), KS_ADMIN_PASSWORD (default adminpw).
+# default 3600), KS_ADMIN_PASSWORD (default adminpw). stop.sh takes the same KS_PORT.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 R=${IMGSHARE_SVC:-/tmp/imgshare-svc} P=${KS_PORT:-5000}
-K=$R/ks
+# One state directory per port: two Keystones on different ports do not meet.
+K=$R/ks-$P
 mkdir -p "$R"
 if [ ! -x "$R/ks-venv/bin/keystone-manage" ] || ! cmp -s "$here/constraints.txt" "$R/ks-venv/constraints.installed"; then
   rm -rf "$R/ks-venv"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Stops the Keystone that start.sh started (its pid file only); a Keystone already gone is fine.
+# Stops the Keystone that start.sh started on KS_PORT (its pid file only); one already gone is fine.
 set -uo pipefail
-K=${IMGSHARE_SVC:-/tmp/imgshare-svc}/ks
+K=${IMGSHARE_SVC:-/tmp/imgshare-svc}/ks-${KS_PORT:-5000}
 [ -f "$K/gunicorn.pid" ] || exit 0
 pid=$(cat "$K/gunicorn.pid")
 kill "$pid" 2>/dev/null || true
