@@ -7,9 +7,11 @@
 //! `imgshare serve` serves the HTTP API (see [`serve`]).
 //! `imgshare log`, `replay`, `audit`, `head` and `verify` read the log for audits (see [`audit`]);
 //! `imgshare backup` copies a live database.
+//! `imgshare users` edits the built-in identity's users file (see [`users`]).
 
 mod audit;
 mod serve;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -168,6 +170,8 @@ enum Sub {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Manage the built-in identity's users file: add, list, remove, reset-key, disable, enable.
+    Users(users::UsersArgs),
 }
 
 /// `imgshare serve`'s options.
@@ -310,6 +314,7 @@ fn run(command: Sub) -> anyhow::Result<ExitCode> {
                 to.display()
             );
         }
+        Sub::Users(args) => users::run(&args)?,
     }
     Ok(ExitCode::SUCCESS)
 }
