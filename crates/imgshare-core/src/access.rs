@@ -282,7 +282,7 @@ mod tests {
         assert!(may_download(&glance, &private(ImageStatus::Active, None), &owner).is_ok());
         let refused =
             may_download(&glance, &private(ImageStatus::Deactivated, None), &owner).unwrap_err();
-        assert_eq!(refused.http_status(), 403);
+        assert_eq!(crate::error::status_seen_by_clients(refused.kind()), 403);
         assert!(refused.to_string().contains("deactivated"));
         let admin = Actor::tenant("999", "u", &["admin"]);
         assert!(may_download(&glance, &private(ImageStatus::Deactivated, None), &admin).is_ok());

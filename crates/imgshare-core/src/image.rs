@@ -1310,7 +1310,10 @@ mod tests {
             Ok(events) => panic!("expected {status} {code}, got events {events:?}"),
             Err(error) => {
                 assert_eq!(
-                    (error.http_status(), error.code()),
+                    (
+                        crate::error::status_seen_by_clients(error.kind()),
+                        error.code()
+                    ),
                     (status, code),
                     "{error}"
                 );
@@ -2125,7 +2128,7 @@ mod tests {
                 let command = v21(json!([op(kind, key, json!("x"))]));
                 let result = patch_as_owner(&active(), &command);
                 assert!(
-                    matches!(&result, Err(error) if error.http_status() == 403),
+                    matches!(&result, Err(error) if crate::error::status_seen_by_clients(error.kind()) == 403),
                     "{kind} /{key}: {result:?}"
                 );
             }
@@ -2377,7 +2380,7 @@ mod tests {
         for (ops, status) in good_then_bad {
             let result = patch_as_owner(&active(), &v21(ops.clone()));
             assert!(
-                matches!(&result, Err(error) if error.http_status() == status),
+                matches!(&result, Err(error) if crate::error::status_seen_by_clients(error.kind()) == status),
                 "{ops}: {result:?}"
             );
         }

@@ -31,7 +31,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 pub use actor::{Actor, ActorKind, Context};
-pub use error::DomainError;
+pub use error::{DomainError, ErrorKind};
 pub use event::{Event, ImageActivated, ImageRegistered, PropertyChange, TaskCreated, UpcastError};
 pub use image::{Image, ImageCommand, ImageOrigin, Member, NewImage};
 pub use model::{ImageStatus, MemberStatus, Region, StreamId, TaskStatus, TaskType, Visibility};

@@ -477,7 +477,7 @@ mod tests {
                 DeleteMember,
             )
             .unwrap_err();
-        assert_eq!(err.http_status(), 403);
+        assert_eq!(crate::error::status_seen_by_clients(err.kind()), 403);
         assert!(err.to_string().contains("cloudImages:admin"), "{err}");
     }
 
@@ -514,7 +514,11 @@ mod tests {
             let refused = rackspace
                 .may_set_visibility(&provider, visibility)
                 .unwrap_err();
-            assert_eq!(refused.http_status(), 400, "{visibility}");
+            assert_eq!(
+                crate::error::status_seen_by_clients(refused.kind()),
+                400,
+                "{visibility}"
+            );
         }
         let glance = Profile::glance();
         assert!(glance

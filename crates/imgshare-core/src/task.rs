@@ -412,7 +412,10 @@ mod tests {
 
     fn error_of<T: std::fmt::Debug>(result: Result<T, DomainError>) -> (u16, &'static str) {
         let error = result.expect_err("expected an error");
-        (error.http_status(), error.code())
+        (
+            crate::error::status_seen_by_clients(error.kind()),
+            error.code(),
+        )
     }
 
     // ---- transition table: pending → processing → success | failure ----------------------

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use imgshare_core::ErrorKind;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use rusqlite_migration::{Migrations, M};
 use uuid::Uuid;
@@ -212,7 +213,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 /// Everything that can go wrong in the store.
 ///
-/// [`StoreError::code`] and [`StoreError::http_status`] give stable values for
+/// [`StoreError::code`] and [`StoreError::kind`] give stable values for
 /// API responses; the `Display` text is for humans and may change.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -356,19 +357,19 @@ impl StoreError {
         }
     }
 
-    /// The HTTP status a backend should answer with.
-    pub fn http_status(&self) -> u16 {
+    /// What sort of failure this is; adapters map it to what their callers see.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            StoreError::Conflict { .. } | StoreError::PartialRetry { .. } => 409,
-            StoreError::Busy | StoreError::ReadOnly => 503,
-            StoreError::Full => 507,
-            StoreError::InvalidAppend(_) => 400,
+            StoreError::Conflict { .. } | StoreError::PartialRetry { .. } => ErrorKind::Conflict,
+            StoreError::Busy | StoreError::ReadOnly => ErrorKind::Unavailable,
+            StoreError::Full => ErrorKind::StorageFull,
+            StoreError::InvalidAppend(_) => ErrorKind::Invalid,
             StoreError::DatabaseCorrupt(_)
             | StoreError::Sqlite(_)
             | StoreError::Migration(_)
             | StoreError::Corrupt { .. }
             | StoreError::WalUnavailable { .. }
-            | StoreError::SchemaMismatch { .. } => 500,
+            | StoreError::SchemaMismatch { .. } => ErrorKind::Internal,
         }
     }
 }
@@ -510,7 +511,7 @@ mod tests {
         let err = append(&waiter, &one_event("s", ExpectedVersion::Any), at).unwrap_err();
         assert!(matches!(err, StoreError::Busy), "{err:?}");
         assert_eq!(err.code(), "database_busy");
-        assert_eq!(err.http_status(), 503);
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(
             waiter.is_autocommit(),
             "failed append must not leave a transaction open"
@@ -525,42 +526,45 @@ mod tests {
             actual: Some(3),
         };
         assert_eq!(conflict.code(), "version_conflict");
-        assert_eq!(conflict.http_status(), 409);
+        assert_eq!(conflict.kind(), ErrorKind::Conflict);
         let partial = StoreError::PartialRetry {
             event_id: Uuid::nil(),
         };
         assert_eq!(partial.code(), "partial_retry");
-        assert_eq!(partial.http_status(), 409);
+        assert_eq!(partial.kind(), ErrorKind::Conflict);
         let corrupt = StoreError::Corrupt {
             position: 7,
             reason: "bad".to_owned(),
         };
         assert_eq!(corrupt.code(), "corrupt_event");
-        assert_eq!(corrupt.http_status(), 500);
+        assert_eq!(corrupt.kind(), ErrorKind::Internal);
         let full = StoreError::from(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
             None,
         ));
         assert!(matches!(full, StoreError::Full), "{full:?}");
-        assert_eq!((full.code(), full.http_status()), ("storage_full", 507));
+        assert_eq!(
+            (full.code(), full.kind()),
+            ("storage_full", ErrorKind::StorageFull)
+        );
         let read_only = StoreError::from(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
             None,
         ));
         assert_eq!(
-            (read_only.code(), read_only.http_status()),
-            ("database_read_only", 503)
+            (read_only.code(), read_only.kind()),
+            ("database_read_only", ErrorKind::Unavailable)
         );
         let not_a_db = StoreError::from(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
             None,
         ));
         assert_eq!(
-            (not_a_db.code(), not_a_db.http_status()),
-            ("database_corrupt", 500)
+            (not_a_db.code(), not_a_db.kind()),
+            ("database_corrupt", ErrorKind::Internal)
         );
         let sqlite = StoreError::from(rusqlite::Error::QueryReturnedNoRows);
         assert_eq!(sqlite.code(), "sqlite_error");
-        assert_eq!(sqlite.http_status(), 500);
+        assert_eq!(sqlite.kind(), ErrorKind::Internal);
     }
 }

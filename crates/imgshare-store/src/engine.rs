@@ -8,8 +8,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use imgshare_core::{
-    access, decide, queries, Aggregate, Command, Context, DomainError, Event, Image, Operation,
-    Profile, ProfileKind, Region, StreamId, Task,
+    access, decide, queries, Aggregate, Command, Context, DomainError, ErrorKind, Event, Image,
+    Operation, Profile, ProfileKind, Region, StreamId, Task,
 };
 use imgshare_projection::query::{parse_image_list_query, parse_task_list_query, QueryDialect};
 use imgshare_projection::{listing, tables, views, ProjectionError, Viewer};
@@ -31,7 +31,7 @@ pub struct EngineOptions {
     pub db: DbOptions,
 }
 
-/// Why an engine call failed. Each variant maps to one HTTP status and a stable code.
+/// Why an engine call failed. Each variant has an [`ErrorKind`] and a stable code.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum EngineError {
@@ -60,13 +60,13 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// The HTTP status this error answers with.
-    pub fn http_status(&self) -> u16 {
+    /// What sort of failure this is; adapters map it to what their callers see.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::Domain(error) => error.http_status(),
-            EngineError::Store(error) => error.http_status(),
-            EngineError::Projection(error) => error.http_status(),
-            EngineError::CorruptStream { .. } | EngineError::Poisoned => 500,
+            EngineError::Domain(error) => error.kind(),
+            EngineError::Store(error) => error.kind(),
+            EngineError::Projection(error) => error.kind(),
+            EngineError::CorruptStream { .. } | EngineError::Poisoned => ErrorKind::Internal,
         }
     }
 
@@ -1535,7 +1535,7 @@ mod tests {
         let invisible_marker = engine
             .list_images(&ctx("222", 8), &format!("marker={private}"))
             .unwrap_err();
-        assert_eq!(invisible_marker.http_status(), 400);
+        assert_eq!(invisible_marker.kind(), ErrorKind::Invalid);
 
         let before = dump(&engine);
         let report = engine.rebuild(|_| {}).unwrap();
@@ -1590,9 +1590,17 @@ mod tests {
             .unwrap();
         let statuses: Vec<_> = results
             .iter()
-            .map(|result| result.as_ref().map_err(EngineError::http_status).err())
+            .map(|result| result.as_ref().map_err(EngineError::kind).err())
             .collect();
-        assert_eq!(statuses, vec![None, Some(404), Some(409), None]);
+        assert_eq!(
+            statuses,
+            vec![
+                None,
+                Some(ErrorKind::NotFound),
+                Some(ErrorKind::Conflict),
+                None
+            ]
+        );
         assert_eq!(log_head(&engine), head + 2);
         assert_members_and_read_models(&engine, image_id, &["222222", "555555"]);
     }
@@ -1623,8 +1631,8 @@ mod tests {
             .unwrap();
         assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
         assert_eq!(
-            results[1].as_ref().map_err(EngineError::http_status).err(),
-            Some(500)
+            results[1].as_ref().map_err(EngineError::kind).err(),
+            Some(ErrorKind::Internal)
         );
         assert_eq!(
             log_head(&engine),

@@ -79,7 +79,7 @@ pub(crate) fn snapshot(name: &str) -> NewImage {
 
 /// The HTTP status of an engine error.
 pub(crate) fn status(error: &EngineError) -> u16 {
-    error.http_status()
+    imgshare_server::error::status_of(error.kind()).as_u16()
 }
 
 /// The domain error inside an engine error.
