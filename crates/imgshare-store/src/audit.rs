@@ -20,7 +20,8 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::db::{self, StoreError};
-use crate::engine::{decode, fold_streams, EngineError, Loaded};
+use crate::error::EngineError;
+use crate::fold::{decode, fold_streams, Loaded};
 use crate::log::{self, RecordedEvent};
 
 /// A point in the log: a position, or a time (meaning the last event recorded at or before it).

@@ -4,12 +4,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use imgshare_core::ErrorKind;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use rusqlite_migration::{Migrations, M};
-use uuid::Uuid;
 
-use crate::log::ExpectedVersion;
+#[cfg(test)]
+use crate::error::ExpectedVersion;
+pub use crate::error::StoreError;
 
 /// Schema migrations, oldest first. Adding `migrations/0002_….sql` is one more
 /// line here; never edit or reorder a released entry, because a database's
@@ -211,175 +211,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Everything that can go wrong in the store.
-///
-/// [`StoreError::code`] and [`StoreError::kind`] give stable values for
-/// API responses; the `Display` text is for humans and may change.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// Any other SQLite failure (I/O error, full disk, constraint backstop...).
-    #[error("sqlite error: {0}")]
-    Sqlite(#[source] rusqlite::Error),
-    /// The schema could not be migrated to the latest version.
-    #[error("schema migration failed: {0}")]
-    Migration(#[source] rusqlite_migration::Error),
-    /// The stream's current version does not satisfy the append's expectation:
-    /// someone else wrote to it since the caller read it.
-    #[error(
-        "wrong expected version for stream {stream_id:?}: expected {expected}, actual {}",
-        describe_version(.actual)
-    )]
-    Conflict {
-        /// The stream whose expectation failed.
-        stream_id: String,
-        /// What the caller expected.
-        expected: ExpectedVersion,
-        /// The stream's version when checked; `None` if it has no events.
-        actual: Option<u64>,
-    },
-    /// Some, but not all, event ids of an append are already stored: the call
-    /// is neither a fresh append nor an exact retry.
-    #[error("event {event_id} is already stored but other events of the same append are not")]
-    PartialRetry {
-        /// The first event id of the append that is already stored.
-        event_id: Uuid,
-    },
-    /// A stored row cannot be read back (bad JSON, uuid, timestamp or column
-    /// type); the log needs an operator, not a retry.
-    #[error("event at position {position} is unreadable: {reason}")]
-    Corrupt {
-        /// Position of the unreadable row.
-        position: i64,
-        /// What failed to parse.
-        reason: String,
-    },
-    /// SQLite stayed busy or locked for longer than the busy timeout; the
-    /// operation can be retried later.
-    #[error("database is busy or locked")]
-    Busy,
-    /// The append itself is malformed (duplicate event ids, empty stream id,
-    /// version overflow); retrying it cannot succeed.
-    #[error("invalid append: {0}")]
-    InvalidAppend(String),
-    /// The disk (or the database's `max_page_count`) is full; the write was rolled back.
-    #[error("storage full: the database cannot grow, the write was not applied")]
-    Full,
-    /// The database file or its directory cannot be written (read-only file system or
-    /// permissions); nothing was written.
-    #[error("the database is read-only (file system or permissions): nothing was written")]
-    ReadOnly,
-    /// SQLite found the file malformed or not a database at all; it needs an operator
-    /// (restore from a copy), not a retry.
-    #[error("the database file is corrupt or not a database: {0}")]
-    DatabaseCorrupt(String),
-    /// A database opened read-only has another schema version than this code's.
-    #[error("database schema version is {found}, this program reads version {expected}")]
-    SchemaMismatch {
-        /// The file's `user_version`.
-        found: i64,
-        /// The number of migrations this code knows.
-        expected: i64,
-    },
-    /// SQLite refused WAL journal mode for a database file.
-    #[error("database file does not support WAL (journal_mode is {journal_mode:?})")]
-    WalUnavailable {
-        /// The journal mode SQLite reported instead of `wal`.
-        journal_mode: String,
-    },
-}
-
-fn describe_version(version: &Option<u64>) -> String {
-    match version {
-        Some(v) => v.to_string(),
-        None => "no stream".to_owned(),
-    }
-}
-
-fn is_busy(err: &rusqlite::Error) -> bool {
-    matches!(
-        err.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
-}
-
-/// The store's own variant for SQLite failures an operator or caller acts on differently from
-/// a generic error: wait and retry, free space, fix permissions, restore the file.
-fn classify(err: &rusqlite::Error) -> Option<StoreError> {
-    if is_busy(err) {
-        return Some(StoreError::Busy);
-    }
-    match err.sqlite_error_code()? {
-        ErrorCode::DiskFull => Some(StoreError::Full),
-        ErrorCode::ReadOnly => Some(StoreError::ReadOnly),
-        ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
-            Some(StoreError::DatabaseCorrupt(err.to_string()))
-        }
-        _ => None,
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(err: rusqlite::Error) -> Self {
-        classify(&err).unwrap_or(StoreError::Sqlite(err))
-    }
-}
-
-impl From<rusqlite_migration::Error> for StoreError {
-    fn from(err: rusqlite_migration::Error) -> Self {
-        // Opening a full, read-only or damaged file fails in the migration step; the cause
-        // matters to the operator more than the step.
-        let typed = match &err {
-            rusqlite_migration::Error::RusqliteError { err: sqlite, .. } => classify(sqlite),
-            _ => None,
-        };
-        typed.unwrap_or(StoreError::Migration(err))
-    }
-}
-
-impl StoreError {
-    /// A stable snake_case identifier of the error kind, for API responses and
-    /// metrics.
-    pub fn code(&self) -> &'static str {
-        match self {
-            StoreError::Sqlite(_) => "sqlite_error",
-            StoreError::Migration(_) => "migration_failed",
-            StoreError::Conflict { .. } => "version_conflict",
-            StoreError::PartialRetry { .. } => "partial_retry",
-            StoreError::Corrupt { .. } => "corrupt_event",
-            StoreError::Busy => "database_busy",
-            StoreError::InvalidAppend(_) => "invalid_append",
-            StoreError::WalUnavailable { .. } => "wal_unavailable",
-            StoreError::Full => "storage_full",
-            StoreError::ReadOnly => "database_read_only",
-            StoreError::DatabaseCorrupt(_) => "database_corrupt",
-            StoreError::SchemaMismatch { .. } => "schema_mismatch",
-        }
-    }
-
-    /// What sort of failure this is; adapters map it to what their callers see.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            StoreError::Conflict { .. } | StoreError::PartialRetry { .. } => ErrorKind::Conflict,
-            StoreError::Busy | StoreError::ReadOnly => ErrorKind::Unavailable,
-            StoreError::Full => ErrorKind::StorageFull,
-            StoreError::InvalidAppend(_) => ErrorKind::Invalid,
-            StoreError::DatabaseCorrupt(_)
-            | StoreError::Sqlite(_)
-            | StoreError::Migration(_)
-            | StoreError::Corrupt { .. }
-            | StoreError::WalUnavailable { .. }
-            | StoreError::SchemaMismatch { .. } => ErrorKind::Internal,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::{append, head, read_stream, AppendResult, NewEvent, StreamAppend};
     use chrono::{TimeZone, Utc};
+    use imgshare_core::ErrorKind;
     use serde_json::json;
+    use uuid::Uuid;
 
     fn one_event(stream: &str, expected: ExpectedVersion) -> Vec<StreamAppend> {
         vec![StreamAppend {

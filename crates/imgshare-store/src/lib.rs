@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod db;
+pub mod error;
 pub mod log;
 
 pub use audit::{AccessReport, AsOf, Catalogue, HistoryEntry, LogFilter, LogLine, VerifyReport};
@@ -22,6 +23,7 @@ pub use log::{
 };
 
 pub mod engine;
+pub mod fold;
 pub mod image_data;
 pub mod objects;
 pub mod tasks;

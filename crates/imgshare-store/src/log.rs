@@ -5,7 +5,6 @@
 //! passed through `Deref`; the caller decides what commits together.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use rusqlite::types::FromSql;
@@ -14,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::db::StoreError;
+pub use crate::error::ExpectedVersion;
+use crate::error::StoreError;
 
 /// `prev_hash` of the event at the first position.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -22,39 +22,6 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// First field of the canonical form, so that a future change of the hashed
 /// fields cannot produce hashes that collide with this format's.
 const HASH_FORMAT_TAG: &str = "imgshare-event-v1";
-
-/// What the writer believes the stream's version to be (its number of events).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ExpectedVersion {
-    /// The stream must have no events.
-    NoStream,
-    /// The stream's last event must have exactly this version. Versions start
-    /// at 1 and equal the event count, so `Exact(0)` means the same as
-    /// [`ExpectedVersion::NoStream`].
-    Exact(u64),
-    /// No check. Only for admin tools: it defeats optimistic concurrency.
-    Any,
-}
-
-impl ExpectedVersion {
-    fn accepts(self, current: Option<u64>) -> bool {
-        match self {
-            ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => current.is_none(),
-            ExpectedVersion::Exact(n) => current == Some(n),
-            ExpectedVersion::Any => true,
-        }
-    }
-}
-
-impl fmt::Display for ExpectedVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExpectedVersion::NoStream => f.write_str("no stream"),
-            ExpectedVersion::Exact(n) => write!(f, "{n}"),
-            ExpectedVersion::Any => f.write_str("any"),
-        }
-    }
-}
 
 /// An event to append. Its `event_id` is the idempotency key of the append.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
