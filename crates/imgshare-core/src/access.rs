@@ -2,9 +2,9 @@
 
 use crate::actor::Actor;
 use crate::error::DomainError;
-use crate::image::Image;
 use crate::model::{ImageStatus, MemberStatus, Region, Visibility};
 use crate::profile::Profile;
+use crate::state::Image;
 
 /// Why an account can use an image; `None` from [`relation`] means it cannot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub fn can_boot(profile: &Profile, image: &Image, tenant_id: &str, region: &Regi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::Member;
+    use crate::state::Member;
     use chrono::{DateTime, TimeZone, Utc};
     use std::collections::{BTreeMap, BTreeSet};
     use uuid::Uuid;

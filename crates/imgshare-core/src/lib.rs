@@ -20,6 +20,7 @@ pub mod model;
 pub mod patch;
 pub mod profile;
 pub mod queries;
+pub mod state;
 pub mod task;
 pub mod transfer;
 pub mod vhd;
