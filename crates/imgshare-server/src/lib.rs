@@ -95,8 +95,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use imgshare_core::image::IMPORT_METHODS;
 use imgshare_core::patch::parse_patch_bytes;
-use imgshare_core::{Command, Context, ImageCommand, ProfileKind, Region, TaskCommand};
-use imgshare_projection::schemas::{schema_document, SchemaKind, SchemaProfile};
+use imgshare_core::{Command, Context, ImageCommand, Region, TaskCommand};
+use imgshare_projection::schemas::{schema_document, SchemaKind};
 use imgshare_projection::views;
 use imgshare_store::{Engine, TaskEnvironment};
 use serde_json::{json, Value};
@@ -686,10 +686,7 @@ async fn handle(
         Route::Schema(name) => {
             let kind = SchemaKind::from_path_segment(&name)
                 .ok_or_else(|| ApiError::not_found("The resource could not be found."))?;
-            let profile = match engine.profile().kind {
-                ProfileKind::Rackspace => SchemaProfile::Rackspace,
-                ProfileKind::Glance => SchemaProfile::Glance,
-            };
+            let profile = engine.profile().schema_profile();
             Ok(json_response(
                 StatusCode::OK,
                 &schema_document(kind, profile),

@@ -10,7 +10,7 @@ use crate::actor::Context;
 use crate::error::DomainError;
 use crate::event::{Event, ImageRegistered};
 use crate::model::Visibility;
-use crate::profile::{Operation, Profile, ProfileKind};
+use crate::profile::{Operation, Profile};
 
 pub(super) fn decide_register(
     profile: &Profile,
@@ -44,7 +44,7 @@ pub(super) fn decide_register(
             (None, "base", Visibility::Public)
         }
         ImageOrigin::Api => {
-            if profile.kind == ProfileKind::Rackspace && !actor.is_operator() {
+            if profile.api_registration_is_provider_only() && !actor.is_operator() {
                 return Err(DomainError::forbidden(
                     "Images are created from servers or by import tasks on this cloud.",
                 ));

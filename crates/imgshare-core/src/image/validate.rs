@@ -5,7 +5,7 @@ use super::Image;
 use crate::error::DomainError;
 use crate::event::ImageActivated;
 use crate::model::ImageStatus;
-use crate::profile::{Profile, ProfileKind};
+use crate::profile::Profile;
 
 pub(super) const MAX_TEXT: usize = 255;
 /// The interoperable-import methods served: only `glance-direct` (the data comes from `/stage`),
@@ -49,7 +49,7 @@ pub(super) fn is_core_key(profile: &Profile, key: &str) -> bool {
         "name" | "visibility" | "protected" | "container_format" | "disk_format" | "min_disk"
         | "min_ram" | "tags" | "owner" => true,
         // Icehouse (Rackspace) has no os_hidden; there it is an ordinary custom property.
-        "os_hidden" => profile.kind == ProfileKind::Glance,
+        "os_hidden" => profile.has_os_fields(),
         _ => false,
     }
 }

@@ -19,6 +19,8 @@
 //! * At most [`MAX_PARAMS`] parameters, each key and value at most [`MAX_PARAM_BYTES`] bytes once
 //!   decoded, so a request cannot make the parser allocate without bound.
 
+pub use imgshare_core::profile::QueryDialect;
+
 use crate::percent;
 
 mod image;
@@ -38,32 +40,6 @@ pub use task::{parse_task_list_query, TaskListQuery, TaskSortKey, TaskStatusFilt
 pub const MAX_PARAMS: usize = 100;
 /// The longest key or value, in bytes after percent-decoding.
 pub const MAX_PARAM_BYTES: usize = 1024;
-
-/// The profile-dependent parts of list-query validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueryDialect {
-    /// Accepted values of the `visibility` filter.
-    pub visibility_filters: &'static [&'static str],
-    /// Page size when `limit` is absent.
-    pub limit_default: u32,
-    /// Larger `limit` values are silently lowered to this.
-    pub limit_max: u32,
-}
-
-impl QueryDialect {
-    /// Rackspace Cloud Images 2.0: `shared` exists only as a filter; no `community`/`all`.
-    pub const RACKSPACE: Self = Self {
-        visibility_filters: &["public", "private", "shared"],
-        limit_default: 25,
-        limit_max: 1000,
-    };
-    /// Modern Glance (`images.py` `_get_filters`).
-    pub const GLANCE: Self = Self {
-        visibility_filters: &["public", "private", "shared", "community", "all"],
-        limit_default: 25,
-        limit_max: 1000,
-    };
-}
 
 /// A rejected query: always answered with 400 Bad Request and this message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

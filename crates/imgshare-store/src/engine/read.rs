@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use imgshare_core::{
-    access, queries, Aggregate, Context, DomainError, Image, Operation, ProfileKind, Region,
-    StreamId, Task,
+    access, queries, Aggregate, Context, DomainError, Image, Operation, Region, StreamId, Task,
 };
 use imgshare_projection::query::{parse_image_list_query, parse_task_list_query, QueryDialect};
 use imgshare_projection::{listing, tables, views, ProjectionError, Viewer};
@@ -142,10 +141,7 @@ impl Engine {
     }
 
     fn dialect(&self) -> QueryDialect {
-        match self.profile.kind {
-            ProfileKind::Rackspace => QueryDialect::RACKSPACE,
-            ProfileKind::Glance => QueryDialect::GLANCE,
-        }
+        self.profile.query_dialect()
     }
 
     fn viewer<'a>(&self, ctx: &'a Context) -> Viewer<'a> {
