@@ -47,23 +47,11 @@ fn glance_member(tenant: &str) -> Actor {
 }
 
 fn data() -> ImageActivated {
-    ImageActivated {
-        size: 1024,
-        checksum: "0123456789abcdef0123456789abcdef".to_owned(),
-        virtual_size: None,
-        os_hash_algo: None,
-        os_hash_value: None,
-    }
+    ImageActivated::fixture(1024)
 }
 
 fn snapshot(name: &str) -> NewImage {
-    NewImage {
-        name: Some(name.to_owned()),
-        container_format: Some("ovf".to_owned()),
-        disk_format: Some("vhd".to_owned()),
-        data: Some(data()),
-        ..NewImage::default()
-    }
+    NewImage::snapshot_fixture(name, 1024)
 }
 
 /// An engine holding one shared image: owned by OWNER, MEMBER pending, tag `web`, property

@@ -116,3 +116,33 @@ pub struct NewImage {
     /// (Glance); `None` is the caller's tenant.
     pub owner: Option<String>,
 }
+
+/// What tests and benchmarks register: a saved server snapshot.
+#[cfg(feature = "fixtures")]
+impl NewImage {
+    /// A snapshot named `name`, `ovf`/`vhd`, with `size` bytes of data and a made-up md5, so it
+    /// registers `active`.
+    pub fn snapshot_fixture(name: impl Into<String>, size: u64) -> NewImage {
+        NewImage {
+            name: Some(name.into()),
+            container_format: Some("ovf".to_owned()),
+            disk_format: Some("vhd".to_owned()),
+            data: Some(ImageActivated::fixture(size)),
+            ..NewImage::default()
+        }
+    }
+}
+
+#[cfg(feature = "fixtures")]
+impl ImageActivated {
+    /// Data facts of `size` bytes with a made-up md5 and no sha512.
+    pub fn fixture(size: u64) -> ImageActivated {
+        ImageActivated {
+            size,
+            checksum: "0123456789abcdef0123456789abcdef".to_owned(),
+            virtual_size: None,
+            os_hash_algo: None,
+            os_hash_value: None,
+        }
+    }
+}
