@@ -8,6 +8,7 @@
 
 mod audit;
 mod serve;
+mod swift_args;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -112,6 +113,8 @@ enum Sub {
         /// or T suffix (powers of 1024).
         #[arg(long, default_value = "40G", value_parser = parse_size)]
         import_size_limit: u64,
+        #[command(flatten)]
+        swift: swift_args::SwiftArgs,
     },
     /// Empty the read models and rebuild them from the event log.
     Rebuild {
@@ -137,7 +140,7 @@ enum Sub {
 }
 
 /// A byte count: digits, optionally followed by K, M, G or T (powers of 1024, `B` optional).
-fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let upper = text.trim().to_ascii_uppercase();
     let digits = upper.trim_end_matches('B');
     let (number, shift) = match digits.chars().last() {
@@ -191,6 +194,7 @@ fn main() -> anyhow::Result<()> {
             data_dir,
             objects_dir,
             import_size_limit,
+            swift,
         } => {
             let profile = Profile {
                 import_size_limit,
@@ -204,6 +208,7 @@ fn main() -> anyhow::Result<()> {
                 seed_demo_image: !no_seed_demo_image,
                 data_dir,
                 objects_dir,
+                swift,
             };
             serve::serve(engine, &db.db, options)
         }

@@ -24,9 +24,11 @@ pub use log::{
 pub mod engine;
 pub mod image_data;
 pub mod objects;
+pub mod swift;
 pub mod tasks;
 
 pub use engine::{BatchItem, Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
 pub use image_data::{DataHashes, FsImageDataStore, HashingReader, ImageDataStore};
-pub use objects::{FsObjectStore, ObjectStore};
+pub use objects::{FsObjectStore, ObjectSource, ObjectStore, StoreUnavailable};
+pub use swift::{SwiftAuth, SwiftConfig, SwiftConfigError, SwiftObjectStore};
 pub use tasks::{imported_image_id, TaskEnvironment, TaskRunReport};
