@@ -42,10 +42,9 @@ pub(crate) fn parse_dlo(header: &str) -> io::Result<(String, String)> {
     };
     let (container, prefix) = (decode(container)?, decode(prefix)?);
     check_container(&container).map_err(|_| outside_account())?;
-    // A prefix is an object name cut anywhere; it may be empty but may not climb.
-    if !prefix.is_empty() {
-        check_object(&prefix).map_err(|_| outside_account())?;
-    }
+    // A prefix is the start of the segments' names (python-swiftclient's ends in `/`): a name
+    // that begins with it must be a valid object name, so it may not climb.
+    check_object(&format!("{prefix}x")).map_err(|_| outside_account())?;
     Ok((container, prefix))
 }
 
@@ -122,6 +121,14 @@ mod tests {
             parse_dlo("exports/abc.vhd-").unwrap(),
             ("exports".to_owned(), "abc.vhd-".to_owned())
         );
+        assert_eq!(
+            parse_dlo("c_segments/dlo.vhd/1796.2/2560/1024/").unwrap(),
+            (
+                "c_segments".to_owned(),
+                "dlo.vhd/1796.2/2560/1024/".to_owned()
+            )
+        );
+        assert!(parse_dlo("c/a//").is_err());
         assert_eq!(
             parse_dlo("my%20segs/a%20b").unwrap(),
             ("my segs".to_owned(), "a b".to_owned())
