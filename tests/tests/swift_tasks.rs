@@ -504,3 +504,52 @@ fn an_export_interrupted_by_a_stop_is_finished_on_restart() {
         "the manifest and 5 segments: {listing}"
     );
 }
+
+/// Needs no Swift: a Swift that refuses every connection. The task is tried a bounded number of
+/// times and then fails with the store's message, never staying `processing`.
+#[test]
+fn a_swift_that_does_not_answer_fails_the_task_with_a_clear_message() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = SwiftAuth {
+        auth_url: format!("http://127.0.0.1:{port}/auth/v1.0"),
+        user: "imgshare:service".into(),
+        key: "servicepw".into(),
+    };
+    let config = SwiftConfig {
+        retries: 2,
+        backoff: Duration::from_millis(10),
+        ..SwiftConfig::new(format!("http://127.0.0.1:{port}/v1"), auth)
+    };
+    let env = TaskEnvironment::new(Arc::new(FsImageDataStore::new(dir.path().join("data"))))
+        .with_region(
+            region("DFW"),
+            Arc::new(SwiftObjectStore::new(config).unwrap()),
+        );
+    let engine = Engine::open(&dir.path().join("imgshare.db"), EngineOptions::default()).unwrap();
+    let ctx = Context::new(admin_of(PRODUCER), region("DFW"), Utc::now());
+    let task_id = Uuid::new_v4();
+    let command = TaskCommand::Create {
+        task_type: "import".to_owned(),
+        input: json!({"import_from": "uploads/disk.vhd"}),
+    };
+    engine
+        .execute(&ctx, DomainCommand::Task { task_id, command })
+        .unwrap();
+    let started = Instant::now();
+    let report = engine.run_pending_tasks(&env).unwrap();
+    assert_eq!(report.failed, [task_id]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let task = engine.get_task(&ctx, task_id).unwrap();
+    assert_eq!(task.status, TaskStatus::Failure);
+    let message = task.message.unwrap_or_default();
+    assert!(
+        message.starts_with(imgshare_store::tasks::STORE_UNAVAILABLE)
+            && message.contains("3 attempts"),
+        "{message}"
+    );
+}

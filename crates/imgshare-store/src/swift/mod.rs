@@ -177,8 +177,7 @@ impl SwiftObjectStore {
         ))
     }
 
-    /// One request with retries; the body, if any, is the bytes of `source` from `offset`
-    /// (`len` of them), read again for each attempt.
+    /// One request without a body, with retries and token renewal.
     fn call(
         &self,
         what: &str,
