@@ -413,6 +413,24 @@ fn files_that_are_not_vhds_fail_with_the_documented_messages() {
     assert_eq!(failed(&task), "396: The file is not a valid VHD.");
     let task = server.import(PRODUCER, ALICE_TOKEN, &format!("{container}/absent.vhd"));
     assert_eq!(failed(&task), IMPORT_NOT_FOUND);
+    // A DLO that is one of its own segments has no end: refused with the size message.
+    fs::write(work.join("empty"), b"").unwrap();
+    let header = format!("X-Object-Manifest: {container}/self");
+    let args = [
+        "upload",
+        &container,
+        "empty",
+        "--object-name",
+        "self.vhd",
+        "-H",
+        &header,
+    ];
+    swift.cli(ALICE, work, &args);
+    let task = server.import(PRODUCER, ALICE_TOKEN, &format!("{container}/self.vhd"));
+    assert_eq!(
+        failed(&task),
+        "609: The physical size of the VHD exceeds the 40GB limit."
+    );
 }
 
 /// A worker that stopped mid-export left the task `processing` and segments but no manifest;
