@@ -30,11 +30,13 @@ pub mod engine;
 pub mod fold;
 pub mod image_data;
 pub mod objects;
+pub mod swift;
 pub mod tasks;
 
 pub use engine::{BatchItem, Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
 pub use image_data::{
     DataHashes, DataSlot, DataWriter, FsImageDataStore, HashingReader, ImageDataStore, StoredData,
 };
-pub use objects::{FsObjectStore, ObjectStore};
+pub use objects::{FsObjectStore, ObjectSource, ObjectStore, StoreUnavailable};
+pub use swift::{SwiftAuth, SwiftConfig, SwiftConfigError, SwiftObjectStore};
 pub use tasks::{imported_image_id, TaskEnvironment, TaskRunReport};
