@@ -15,7 +15,7 @@ cargo test --quiet --locked -p imgshare-tests --test swift_tasks --no-run
 trap '"$here/stop.sh"' EXIT
 "$here/start.sh"
 
-export IMGSHARE_SWIFT_AUTH_URL=$SWIFT_AUTH_URL IMGSHARE_SWIFT_URL=$SWIFT_STORAGE_URL
+export IMGSHARE_TEST_SWIFT_AUTH_URL=$SWIFT_AUTH_URL IMGSHARE_TEST_SWIFT_URL=$SWIFT_STORAGE_URL
 export IMGSHARE_BIN=$target/debug/imgshare
 timeout 600 cargo test --quiet --locked -p imgshare-tests --test swift_tasks -- --test-threads 2
 echo "swift tests passed"

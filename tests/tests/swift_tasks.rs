@@ -2,7 +2,7 @@
 //! and out with python-swiftclient's `swift` command, tasks are created over HTTP on
 //! `imgshare serve` processes configured with `--swift-url`.
 //!
-//! Runs only when `IMGSHARE_SWIFT_AUTH_URL` and `IMGSHARE_SWIFT_URL` name a running Swift (with
+//! Runs only when `IMGSHARE_TEST_SWIFT_AUTH_URL` and `IMGSHARE_TEST_SWIFT_URL` name a running Swift (with
 //! the users of `tests/swift/start.sh`) and `IMGSHARE_BIN` the `imgshare` binary;
 //! `tests/swift/run.sh` starts Swift, runs this file and stops Swift. Without them each test
 //! says so and passes.
@@ -45,8 +45,8 @@ struct Swift {
 fn swift() -> Option<Swift> {
     let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     match (
-        get("IMGSHARE_SWIFT_AUTH_URL"),
-        get("IMGSHARE_SWIFT_URL"),
+        get("IMGSHARE_TEST_SWIFT_AUTH_URL"),
+        get("IMGSHARE_TEST_SWIFT_URL"),
         get("IMGSHARE_BIN"),
     ) {
         (Some(auth_url), Some(storage_url), Some(binary)) => Some(Swift {
@@ -55,7 +55,7 @@ fn swift() -> Option<Swift> {
             binary: binary.into(),
         }),
         _ => {
-            eprintln!("no Swift configured (IMGSHARE_SWIFT_AUTH_URL, IMGSHARE_SWIFT_URL, IMGSHARE_BIN): skipped; run tests/swift/run.sh");
+            eprintln!("no Swift configured (IMGSHARE_TEST_SWIFT_AUTH_URL, IMGSHARE_TEST_SWIFT_URL, IMGSHARE_BIN): skipped; run tests/swift/run.sh");
             None
         }
     }
