@@ -8,7 +8,7 @@
 //! before their bytes are read (`manifest`).
 //!
 //! Reading streams (`client::ObjectReader`, resumed with `Range` after a broken transfer).
-//! Writing follows the Rackspace export layout (`cloud-files.md` §5): a Dynamic Large Object of
+//! Writing follows the Rackspace export layout (`docs/spec/cloud-files.md` §5): a Dynamic Large Object of
 //! segments `<object>-00001`, `-00002`, … of `segment_size` bytes in the same container, then
 //! the 0-byte manifest `<object>` with `X-Object-Manifest: <container>/<object>-`, created with
 //! `If-None-Match: *`. The manifest is written last, so no reader ever sees a partial object;
@@ -34,7 +34,7 @@ use manifest::{ListedObject, Walk};
 use names::{check_container, check_object, check_tenant, encode, encode_object};
 
 /// Segment size of an export when none is configured: 1,048,576,000 bytes, as in the exports
-/// Rackspace documents (`cloud-files.md` §5).
+/// Rackspace documents (`docs/spec/cloud-files.md` §5).
 pub const DEFAULT_SEGMENT_SIZE: u64 = 1_048_576_000;
 /// The largest single object imgshare writes (5 GiB; Swift's limit is 2 bytes more).
 pub const MAX_SEGMENT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
