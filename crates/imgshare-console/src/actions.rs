@@ -120,7 +120,6 @@ pub(crate) async fn login(
         }
     };
     let now = console.now();
-    let lifetime = (grant.expires - now).num_seconds();
     let session = match console.sessions.start(grant, now) {
         Ok(session) => session,
         Err(error) => {
@@ -130,11 +129,16 @@ pub(crate) async fn login(
     };
     let secure = console.config.secure_cookies;
     let response = Redirect::to(&next).into_response();
+    // No Max-Age: the server ends the session with the token, and a cookie that outlives it
+    // lets the next page say so ("your session has ended") instead of a bare login form.
     let response = with_cookie(
         response,
-        &session::set_cookie(SESSION_COOKIE, &session.id, lifetime, secure),
+        &session::set_cookie(SESSION_COOKIE, &session.id, None, secure),
     );
-    with_cookie(response, &session::set_cookie(LOGIN_COOKIE, "", 0, secure))
+    with_cookie(
+        response,
+        &session::set_cookie(LOGIN_COOKIE, "", Some(0), secure),
+    )
 }
 
 /// `POST /console/logout`: ends the session and, if the identity can, the token.
@@ -156,7 +160,7 @@ pub(crate) async fn logout(
     let response = Redirect::to(&format!("{MOUNT}/login")).into_response();
     with_cookie(
         response,
-        &session::set_cookie(SESSION_COOKIE, "", 0, console.config.secure_cookies),
+        &session::set_cookie(SESSION_COOKIE, "", Some(0), console.config.secure_cookies),
     )
 }
 

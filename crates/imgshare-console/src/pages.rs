@@ -216,7 +216,12 @@ pub(crate) fn login_page(
     context.insert("error".into(), json!(error));
     context.insert("username".into(), json!(username));
     let mut response = render(console, status, "login.html", context);
-    let cookie = session::set_cookie(LOGIN_COOKIE, &token, 3600, console.config.secure_cookies);
+    let cookie = session::set_cookie(
+        LOGIN_COOKIE,
+        &token,
+        Some(3600),
+        console.config.secure_cookies,
+    );
     if let Ok(value) = cookie.parse() {
         response.headers_mut().append(header::SET_COOKIE, value);
     }

@@ -165,13 +165,13 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, scoped to the console, `Secure` when
-/// served over TLS. `max_age` 0 deletes the cookie.
-pub(crate) fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
+/// served over TLS. `max_age` `None` makes a browser-session cookie; `Some(0)` deletes it.
+pub(crate) fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!(
-        "{name}={value}; Path=/console; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
-        max_age.max(0)
-    )
+    let max_age = max_age
+        .map(|seconds| format!("; Max-Age={}", seconds.max(0)))
+        .unwrap_or_default();
+    format!("{name}={value}; Path=/console{max_age}; HttpOnly; SameSite=Strict{secure}")
 }
 
 /// True if `given` equals `expected`, in time independent of where they differ.

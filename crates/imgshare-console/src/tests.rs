@@ -41,12 +41,11 @@ fn cookies_are_found_by_exact_name_and_set_strict() {
     );
     assert_eq!(cookie(&headers, "imgshare_console").as_deref(), Some("abc"));
     assert_eq!(cookie(&headers, "imgshare"), None);
-    let plain = set_cookie("s", "v", 60, false);
+    let plain = set_cookie("s", "v", None, false);
     assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Strict"));
     assert!(!plain.contains("Secure"));
-    assert!(
-        set_cookie("s", "v", -5, true).ends_with("Max-Age=0; HttpOnly; SameSite=Strict; Secure")
-    );
+    assert!(set_cookie("s", "v", Some(-5), true)
+        .ends_with("Max-Age=0; HttpOnly; SameSite=Strict; Secure"));
 }
 
 #[test]
