@@ -29,8 +29,11 @@ def check(condition, message):
         raise AssertionError(message)
 
 
-def shot(name):
+def shot(name, show=None):
+    """Writes the next screenshot; `show` (a CSS selector) is scrolled into view first."""
     global step_number
+    if show:
+        d.execute_script("document.querySelector(arguments[0]).scrollIntoView({block: 'center'})", show)
     step_number += 1
     path = os.path.join(SHOTS, f"{step_number:02d}-{name}.png")
     d.save_screenshot(path)
@@ -129,7 +132,7 @@ try:
     d.find_element(By.ID, "account").send_keys(CONSUMER)
     submit("#share-submit")
     check(member_status(CONSUMER) == "Pending Acceptance", "producer sees Pending")
-    shot("shared-pending")
+    shot("shared-pending", show="#sharing")
     logout()
 
     print("consumer sees the notification in All Regions and DFW, not ORD, and accepts")
@@ -162,7 +165,7 @@ try:
     login("producer")
     d.get(f"{URL}/console/images/DFW/{image}")
     check(member_status(CONSUMER) == "Rejected", "producer sees Rejected")
-    shot("producer-sees-rejected")
+    shot("producer-sees-rejected", show="#sharing")
     submit(f'tr[data-member="{CONSUMER}"] button[data-action="remove-member"]', confirmed=True)
     check(not present(f'tr[data-member="{CONSUMER}"]'), "member removed")
     d.find_element(By.ID, "gear").click()
@@ -170,7 +173,7 @@ try:
     d.find_element(By.ID, "account").send_keys(CONSUMER)
     submit("#share-submit")
     check(member_status(CONSUMER) == "Pending Acceptance", "re-shared: Pending again")
-    shot("producer-reshared")
+    shot("producer-reshared", show="#sharing")
     logout()
 
     print("consumer sees the notification again; a creator may not accept")
@@ -229,7 +232,7 @@ try:
     check(d.find_element(By.ID, "region").is_displayed(), "the selector fits")
     shot("phone-saved-images")
     d.get(f"{URL}/console/images/DFW/{image}")
-    shot("phone-image-detail")
+    shot("phone-image-detail", show="#sharing")
     d.set_window_size(1280, 800)
     logout()
 
