@@ -49,6 +49,9 @@ start_console() {
   return 1
 }
 
+# The producer's object storage in DFW: a VHD to import, a container to export into.
+mkdir -p "$work/main/objects/DFW/111111/imports" "$work/main/objects/DFW/111111/exports"
+cp tests/fixtures/vhd/fixed.vhd "$work/main/objects/DFW/111111/imports/"
 start_console main --regions DFW,ORD
 main_url=$console_url
 start_console short --regions DFW,ORD --token-lifetime 3

@@ -6,6 +6,8 @@
 //! swapped for a per-user internal token the API knows. Once `serve` validates built-in tokens
 //! itself, the bridge goes and `serve` mounts the console the same way.
 //!
+//! Import and export tasks run against `DIR/objects/<region>/<account>/<container>/<object>`.
+//!
 //! Usage: `console_server --dir DIR [--listen 127.0.0.1:0] [--regions DFW,ORD]`; prints
 //! `listening on http://ADDR` when ready.
 
@@ -26,7 +28,7 @@ use imgshare_core::{
 };
 use imgshare_identity::{BuiltinIdentity, BuiltinOptions, HashStrength, UsersFile};
 use imgshare_server::{AppState, Identity, TokenStore};
-use imgshare_store::{Engine, EngineOptions};
+use imgshare_store::{Engine, EngineOptions, FsImageDataStore, TaskEnvironment};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -169,17 +171,39 @@ async fn main() -> anyhow::Result<()> {
         EngineOptions::default(),
     )?);
     let tokens = Arc::new(tokens);
+    // Import and export: objects under DIR/objects/<region>/<account>/<container>/<object>,
+    // image bytes under DIR/data; one worker runs the tasks of every region.
+    let region_list = args
+        .regions
+        .split(',')
+        .map(|name| Region::parse(name.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tasks = Arc::new(TaskEnvironment::filesystem(
+        &args.dir.join("objects"),
+        &args.dir.join("data"),
+        &region_list,
+    ));
+    let image_data = Arc::new(FsImageDataStore::new(args.dir.join("data")));
+    let wakeup = Arc::new(tokio::sync::Notify::new());
+    let mut worker = None;
     let mut regions = Vec::new();
-    for name in args.regions.split(',') {
-        let region = Region::parse(name.trim())?;
-        let state = AppState::new(Arc::clone(&engine), Arc::clone(&tokens), region.clone());
+    for region in region_list {
+        let name = region.as_str().to_owned();
+        let mut state = AppState::new(Arc::clone(&engine), Arc::clone(&tokens), region.clone());
+        state.tasks = Some(Arc::clone(&tasks));
+        state.image_data = Some(image_data.clone());
+        state.task_wakeup = Arc::clone(&wakeup);
+        if worker.is_none() {
+            worker =
+                imgshare_server::spawn_task_worker(&state, imgshare_server::DEFAULT_POLL_INTERVAL);
+        }
         let api = imgshare_server::router(state);
         // The producer's images: plain ones, and one whose name and property carry HTML.
         seed_image(
             &engine,
             &region,
             "111111",
-            &format!("web-base-{}", name.trim().to_lowercase()),
+            &format!("web-base-{}", name.to_lowercase()),
             &[],
         )?;
         if regions.is_empty() {
@@ -195,10 +219,7 @@ async fn main() -> anyhow::Result<()> {
             bridge.clone(),
             bridge_layer_fn,
         ));
-        regions.push(RegionApi {
-            name: name.trim().to_owned(),
-            api,
-        });
+        regions.push(RegionApi { name, api });
     }
     let console = imgshare_console::router(ConsoleConfig::new(
         Arc::new(BuiltinAuthenticator::new(Arc::clone(&identity))),

@@ -30,7 +30,7 @@ fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
 }
 
 /// The session, and a form whose CSRF token is the session's; otherwise the answer to send.
-fn checked(
+pub(crate) fn checked(
     console: &Console,
     headers: &HeaderMap,
     fields: &Fields,

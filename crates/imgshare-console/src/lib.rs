@@ -17,7 +17,8 @@
 //! - `session`: sessions, cookies, CSRF comparison;
 //! - `api`: calls to a region's API;
 //! - `render`: templates, static assets, security headers;
-//! - `pages` (login, lists, detail) and `actions` (forms that change something).
+//! - `pages` (login, lists, detail), `actions` (forms that change something), `tasks` (import
+//!   and export).
 
 mod actions;
 mod api;
@@ -25,6 +26,7 @@ mod login;
 mod pages;
 mod render;
 mod session;
+mod tasks;
 
 use std::sync::Arc;
 
@@ -151,6 +153,13 @@ pub fn router(config: ConsoleConfig) -> Result<Router, ConsoleError> {
             "/images/{region}/{image_id}/decision",
             post(actions::decide),
         )
+        .route(
+            "/images/{region}/{image_id}/export",
+            get(tasks::export_form).post(tasks::export),
+        )
+        .route("/tasks", get(tasks::list))
+        .route("/tasks/import", post(tasks::import))
+        .route("/tasks/{region}/{task_id}", get(tasks::show))
         .route("/static/{name}", get(render::asset))
         .fallback(pages::not_found)
         .with_state(console);

@@ -499,6 +499,10 @@ pub(crate) async fn image_detail(
         json!(own && may(&console, &session, Operation::DeleteImage)),
     );
     context.insert(
+        "may_export".into(),
+        json!(own && may(&console, &session, Operation::CreateTask)),
+    );
+    context.insert(
         "may_remove_member".into(),
         json!(own && may(&console, &session, Operation::DeleteMember)),
     );

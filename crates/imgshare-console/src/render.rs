@@ -17,13 +17,16 @@ pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src
      style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
      base-uri 'none'";
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("images.html", include_str!("../templates/images.html")),
     ("detail.html", include_str!("../templates/detail.html")),
     ("share.html", include_str!("../templates/share.html")),
     ("error.html", include_str!("../templates/error.html")),
+    ("tasks.html", include_str!("../templates/tasks.html")),
+    ("task.html", include_str!("../templates/task.html")),
+    ("export.html", include_str!("../templates/export.html")),
 ];
 
 /// An embedded file, served under a name that changes with its content.

@@ -31,3 +31,11 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   });
 });
+// A running task's page reloads itself until the task has finished.
+document.addEventListener("DOMContentLoaded", function () {
+  var running = document.querySelector("[data-refresh]");
+  if (running) {
+    var seconds = parseInt(running.getAttribute("data-refresh"), 10) || 2;
+    window.setTimeout(function () { window.location.reload(); }, seconds * 1000);
+  }
+});

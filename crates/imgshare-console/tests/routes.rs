@@ -623,3 +623,77 @@ async fn assets_are_versioned_and_pages_need_a_session() {
         Some("/console/login?next=%2Fconsole%2Fimages")
     );
 }
+
+#[tokio::test]
+async fn import_creates_a_task_whose_page_follows_it() {
+    let f = fixture();
+    let mut browser = Browser::new(&f.app);
+    browser
+        .login("producer", "producer-pass", "/console/images")
+        .await;
+    let form = browser.get("/console/tasks").await;
+    assert!(form.body.contains("id=\"import-submit\""));
+    let fields = |csrf: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("region", "DFW".to_owned()),
+            ("container", "imports".to_owned()),
+            ("object", "disk.vhd".to_owned()),
+            ("name", "<i>new</i>".to_owned()),
+        ]
+    };
+    let forged = fields("forged");
+    let forged: Vec<(&str, &str)> = forged.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        browser.post("/console/tasks/import", &forged).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert!(browser
+        .get("/console/tasks")
+        .await
+        .body
+        .contains("id=\"no-tasks\""));
+    let good = fields(&form.csrf());
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let created = browser.post("/console/tasks/import", &good).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER);
+    let task = created.location.unwrap();
+    assert!(task.starts_with("/console/tasks/DFW/"), "{task}");
+    // No worker runs here: the task stays pending and its page keeps refreshing.
+    let page = browser.get(&task).await;
+    assert!(page.body.contains(">pending<"));
+    assert!(page.body.contains("data-refresh"));
+    assert!(page.body.contains("imports&#x2f;disk.vhd"));
+    assert!(browser
+        .get("/console/tasks")
+        .await
+        .body
+        .contains("data-task="));
+    // An unknown region is the console's 404; another account's task is the API's 404.
+    let mut observer = Browser::new(&f.app);
+    observer
+        .login("consumer", "consumer-pass", "/console/images")
+        .await;
+    assert_eq!(observer.get(&task).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        observer.get("/console/tasks/XXX/1").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn an_observer_gets_no_import_form() {
+    let f = fixture();
+    let mut browser = Browser::new(&f.app);
+    browser
+        .login("observer", "observer-pass", "/console/images")
+        .await;
+    let page = browser.get("/console/tasks").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("import-submit"));
+    assert!(page.body.contains("need the cloudImages:admin role"));
+    let detail = browser
+        .get(&format!("/console/images/DFW/{}", f.image))
+        .await;
+    assert!(!detail.body.contains("Export Image"));
+}
