@@ -60,6 +60,9 @@ impl Views {
             env.add_template(name, source)
                 .map_err(|error| ConsoleError::Template(error.to_string()))?;
         }
+        // `{{ value | segment }}`: a value percent-encoded for one path segment of a URL (member
+        // accounts are free text to the API, so one may hold `/` or `?`).
+        env.add_filter("segment", |value: String| crate::api::encode(&value));
         // Fixed paths of our own, not user data: marked safe so that they render as written.
         let safe = minijinja::Value::from_safe_string;
         env.add_global("css_url", safe(format!("{MOUNT}/static/{css_name}")));

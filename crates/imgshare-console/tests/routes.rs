@@ -697,3 +697,26 @@ async fn an_observer_gets_no_import_form() {
         .await;
     assert!(!detail.body.contains("Export Image"));
 }
+
+#[tokio::test]
+async fn a_member_with_url_characters_can_be_removed() {
+    let f = fixture();
+    let mut browser = Browser::new(&f.app);
+    browser
+        .login("producer", "producer-pass", "/console/images")
+        .await;
+    let share = format!("/console/images/DFW/{}/share", f.image);
+    let csrf = browser.get(&share).await.csrf();
+    let shared = browser
+        .post(&share, &[("csrf", &csrf), ("account", "a/b?c")])
+        .await;
+    assert_eq!(shared.status, StatusCode::SEE_OTHER);
+    let detail = browser.get(shared.location.as_deref().unwrap()).await;
+    assert!(detail.body.contains("Account numbers are digits"));
+    let action = format!("/console/images/DFW/{}/members/a%2Fb%3Fc/remove", f.image);
+    assert!(detail.body.contains(&action), "{}", detail.body);
+    assert_eq!(members(&f.engine, f.image), 1);
+    let removed = browser.post(&action, &[("csrf", &csrf)]).await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    assert_eq!(members(&f.engine, f.image), 0);
+}
