@@ -23,7 +23,7 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 /// (user, password, token, account, role)
-const USERS: [(&str, &str, &str, &str, &str); 3] = [
+const USERS: [(&str, &str, &str, &str, &str); 4] = [
     (
         "producer",
         "producer-pass",
@@ -44,6 +44,13 @@ const USERS: [(&str, &str, &str, &str, &str); 3] = [
         "tok-consumer",
         "222222",
         "cloudImages:admin",
+    ),
+    (
+        "creator",
+        "creator-pass",
+        "tok-creator",
+        "222222",
+        "cloudImages:creator",
     ),
 ];
 
@@ -719,4 +726,49 @@ async fn a_member_with_url_characters_can_be_removed() {
     let removed = browser.post(&action, &[("csrf", &csrf)]).await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
     assert_eq!(members(&f.engine, f.image), 0);
+}
+
+#[tokio::test]
+async fn a_creator_cannot_accept_and_a_forced_accept_shows_the_apis_refusal() {
+    let f = fixture();
+    let mut producer = Browser::new(&f.app);
+    producer
+        .login("producer", "producer-pass", "/console/images")
+        .await;
+    let share = format!("/console/images/DFW/{}/share", f.image);
+    let csrf = producer.get(&share).await.csrf();
+    producer
+        .post(&share, &[("csrf", &csrf), ("account", "222222")])
+        .await;
+    let mut creator = Browser::new(&f.app);
+    creator
+        .login("creator", "creator-pass", "/console/images")
+        .await;
+    let list = creator.get("/console/images").await;
+    assert!(list.body.contains(&format!("id=\"pending-{}\"", f.image)));
+    assert!(!list.body.contains("data-action=\"accept\""));
+    assert!(list.body.contains("An account administrator"));
+    let decision = format!("/console/images/DFW/{}/decision", f.image);
+    let page = creator
+        .post(
+            &decision,
+            &[
+                ("csrf", &list.csrf()),
+                ("decision", "accepted"),
+                ("back", "/console/images"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let after = creator.get("/console/images").await;
+    assert!(
+        after
+            .body
+            .contains("requires role cloudImages:admin or admin"),
+        "{}",
+        after.body
+    );
+    // Still pending: the notification is there, nothing in the list.
+    assert!(after.body.contains(&format!("id=\"pending-{}\"", f.image)));
+    assert!(!after.body.contains("Shared Image"));
 }
