@@ -409,7 +409,7 @@ fn a_reload_of_a_broken_file_keeps_the_users() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("users.toml");
     std::fs::write(&path, "[users.x\n").unwrap();
-    assert!(identity.reload(&path).is_err());
+    assert!(identity.reload_from(&path).is_err());
     assert!(identity
         .authenticate(&key("alice", "alice-key"), at(0))
         .is_ok());
