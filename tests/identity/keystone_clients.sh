@@ -15,7 +15,9 @@ build_imgshare
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 KS_PORT=$(free_port)
-export KS_PORT
+# One Keystone worker: concurrent password authentications on SQLite would meet "database is locked".
+KS_WORKERS=1
+export KS_PORT KS_WORKERS
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
