@@ -100,6 +100,12 @@ def main():
     token = session.get_token()
     status, _ = get("/v2/images", token)
     check(status == 200, f"a Keystone token works on the API ({status})")
+    # A valid token scoped to no project: nothing to map to an account, 403.
+    unscoped = ks_session.Session(auth=v3.Password(
+        auth_url=KEYSTONE, username="producer", password="producer-pw",
+        user_domain_id="default", unscoped=True)).get_token()
+    status, body = get("/v2/images", unscoped)
+    check(status == 403, f"an unscoped Keystone token is 403 ({status} {body[:100]!r})")
     admin = v3.Password(auth_url=KEYSTONE, username="admin",
                         password=os.environ.get("IMGSHARE_KEYSTONE_ADMIN_PASSWORD", "adminpw"),
                         project_name="admin", user_domain_id="default",
