@@ -24,8 +24,9 @@ build_imgshare() {
   cargo build --quiet --locked -p imgshare-cli
 }
 
-# start_server DIR SERVE-ARGUMENTS...: starts `imgshare serve` on a free port (the arguments must
-# name a tokens file with --tokens, or ask for --demo, or serve refuses to start), its output in
+# start_server DIR SERVE-ARGUMENTS...: starts `imgshare serve` on a free port, or on
+# $server_listen if set (the arguments must name an identity: --tokens FILE, --users FILE,
+# --identity keystone …, or ask for --demo, or serve refuses to start), its output in
 # DIR/server.out and DIR/server.err, and sets server_pid and server_url (the address it
 # announces). Returns 1, with the server's output on stderr, if no address comes within 10 s or
 # the server exits first.
@@ -33,7 +34,7 @@ start_server() {
   local dir=$1
   shift
   touch "$dir/server.out"
-  "$binary" serve --listen 127.0.0.1:0 "$@" >"$dir/server.out" 2>"$dir/server.err" &
+  "$binary" serve --listen "${server_listen:-127.0.0.1:0}" "$@" >"$dir/server.out" 2>"$dir/server.err" &
   server_pid=$!
   server_url=""
   for _ in $(seq 1 100); do

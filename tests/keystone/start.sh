@@ -3,7 +3,9 @@
 # State under ${IMGSHARE_SVC:-/tmp/imgshare-svc}: the venv (ks-venv, reused while the pinned
 # versions match) and a fresh Keystone directory (ks-<port>) per start. Prints the exports a test needs.
 # Environment: IMGSHARE_SVC (cache dir), KS_PORT (default 5000), KS_TOKEN_EXPIRATION (seconds,
-# default 3600), KS_ADMIN_PASSWORD (default adminpw). stop.sh takes the same KS_PORT.
+# default 3600), KS_ADMIN_PASSWORD (default adminpw), KS_WORKERS (gunicorn workers, default 2; 1
+# serialises requests, which SQLite needs under concurrent password authentications: two workers
+# writing at once get "database is locked", a 500). stop.sh takes the same KS_PORT.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 R=${IMGSHARE_SVC:-/tmp/imgshare-svc} P=${KS_PORT:-5000}
@@ -43,7 +45,7 @@ $M bootstrap --bootstrap-password "${KS_ADMIN_PASSWORD:-adminpw}" --bootstrap-re
   --bootstrap-public-url "http://127.0.0.1:$P/v3/" --bootstrap-internal-url "http://127.0.0.1:$P/v3/" \
   --bootstrap-admin-url "http://127.0.0.1:$P/v3/" >>"$K/setup.log" 2>&1
 # --no-control-socket: otherwise gunicorn takes a machine-wide control socket.
-OS_KEYSTONE_CONFIG_DIR=$K setsid "$R/ks-venv/bin/gunicorn" --chdir "$K" -b "127.0.0.1:$P" -w 2 \
+OS_KEYSTONE_CONFIG_DIR=$K setsid "$R/ks-venv/bin/gunicorn" --chdir "$K" -b "127.0.0.1:$P" -w "${KS_WORKERS:-2}" \
   --no-control-socket ks_wsgi:application >"$K/gunicorn.log" 2>&1 &
 echo $! >"$K/gunicorn.pid"
 if ! timeout 60 bash -c "until curl -fs -m 2 http://127.0.0.1:$P/v3 >/dev/null; do sleep 0.3; done"; then

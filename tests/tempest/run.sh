@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs OpenStack tempest's image API tests against `imgshare serve --profile glance`.
-# There is no Identity service: fake_keystone.py issues static tokens (the same ones the server's
-# tokens file maps to projects) and a catalog pointing at the server. Creates a virtual
-# environment at .venv-tempest (reused while requirements.txt is unchanged).
+# Runs OpenStack tempest's image API tests against `imgshare serve --profile glance` with a real
+# Keystone as its identity: tests/keystone/start.sh starts Keystone on a free port,
+# tests/keystone/provision.py creates the image endpoint (pointing at imgshare), imgshare's service
+# user and tempest's pre-provisioned accounts through Keystone's API, and imgshare validates every
+# token with Keystone. Creates a virtual environment at .venv-tempest (reused while
+# requirements.txt is unchanged).
 # Usage: bash tests/tempest/run.sh [extra tempest run arguments]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,12 +16,18 @@ venv="$root/.venv-tempest"
 ensure_venv "$venv" "$here/requirements.txt" tempest
 build_imgshare
 
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+KS_PORT=$(free_port)
+# One Keystone worker: concurrent password authentications on SQLite would meet "database is locked".
+KS_WORKERS=1
+export KS_PORT KS_WORKERS
 work=$(mktemp -d)
-pids=()
+server_pid=""
 cleanup() {
-  for pid in "${pids[@]}"; do
-    stop "$pid"
-  done
+  if [ -n "$server_pid" ]; then
+    stop "$server_pid"
+  fi
+  "$root/tests/keystone/stop.sh"
   if [ -n "${KEEP_TEMPEST_WORK:-}" ]; then
     echo "tempest work directory kept: $work" >&2
   else
@@ -27,59 +35,40 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+eval "$("$root/tests/keystone/start.sh")"
 
-# Accounts for tempest's pre-provisioned credentials. A test takes a project's member, often the
-# reader of the same project, and sometimes an "alt" account: the first free non-admin account in
-# file order. Members come first, so "alt" is always another project's member; five projects
-# leave room for two workers. Keystone-style hex ids; tokens carry the implied roles
-# (admin > member > reader).
-"$venv/bin/python" - "$work" <<'PY'
-import json, sys, uuid
-work = sys.argv[1]
-implied = {"admin": ["admin", "member", "reader"], "member": ["member", "reader"],
-           "reader": ["reader"]}
-projects = {name: uuid.uuid4().hex for name in ["p1", "p2", "p3", "p4", "p5", "admin1", "admin2"]}
+# Accounts for tempest's pre-provisioned credentials, created in Keystone. A test takes a
+# project's member, often the reader of the same project, and sometimes an "alt" account: the
+# first free non-admin account in file order. Members come first, so "alt" is always another
+# project's member; five projects leave room for two workers. Keystone's implied roles give
+# tokens admin > member > reader.
+port=$(free_port)
+"$python" - "$work" "http://127.0.0.1:$port" <<'PY'
+import json, sys
+work, image_url = sys.argv[1], sys.argv[2]
 accounts_in_order = ([(f"p{n}", "member") for n in range(1, 6)]
                      + [(f"p{n}", "reader") for n in range(1, 6)]
                      + [("admin1", "admin"), ("admin2", "admin")])
-users = {}
-accounts = []
+users, accounts = [], []
 for project, role in accounts_in_order:
     name = f"{project}-{role}"
-    users[name] = {"password": "secret-" + name, "token": "tok-" + uuid.uuid4().hex,
-                   "user_id": uuid.uuid4().hex, "project_id": projects[project],
-                   "project_name": "project-" + project, "roles": implied[role]}
+    users.append({"name": name, "password": "secret-" + name, "project": "project-" + project,
+                  "role": role})
     accounts.append(f"- username: '{name}'\n  project_name: 'project-{project}'\n"
                     f"  password: 'secret-{name}'\n  roles: ['{role}']\n")
-json.dump({"users": users, "region": "DFW"}, open(f"{work}/users.json", "w"), indent=1)
-tokens = {u["token"]: {"tenant_id": u["project_id"], "user_id": u["user_id"], "roles": u["roles"]}
-          for u in users.values()}
-json.dump({"tokens": tokens}, open(f"{work}/tokens.json", "w"), indent=1)
+spec = {"region": "DFW", "image_url": image_url, "users": users,
+        "service_user": {"name": "imgshare", "password": "imgshare-service-pw"}}
+json.dump(spec, open(f"{work}/spec.json", "w"), indent=1)
 open(f"{work}/accounts.yaml", "w").write("".join(accounts))
 PY
+"$python" "$root/tests/keystone/provision.py" "$IMGSHARE_KEYSTONE_URL" \
+  "$IMGSHARE_KEYSTONE_ADMIN_PASSWORD" <"$work/spec.json" >"$work/ids.json"
+printf 'user = "imgshare"\npassword = "imgshare-service-pw"\n' >"$work/service.toml"
 
-# A server that started but never announced its address is still stopped by cleanup.
-started=0
-start_server "$work" --profile glance --db "$work/imgshare.db" --tokens "$work/tokens.json" \
-  --region DFW --data-dir "$work/data" || started=1
-pids+=("$server_pid")
-[ "$started" -eq 0 ] || exit 1
-url=$server_url
-
-"$venv/bin/python" - "$work/users.json" "$url" <<'PY'
-import json, sys
-path, url = sys.argv[1], sys.argv[2]
-config = json.load(open(path))
-config["image_url"] = url
-json.dump(config, open(path, "w"), indent=1)
-PY
-"$venv/bin/python" "$here/fake_keystone.py" "$work/users.json" "$work/keystone.port" &
-pids+=($!)
-for _ in $(seq 1 100); do
-  [ -s "$work/keystone.port" ] && break
-  sleep 0.1
-done
-keystone="http://127.0.0.1:$(cat "$work/keystone.port")/v3"
+server_listen="127.0.0.1:$port" start_server "$work" --profile glance --db "$work/imgshare.db" \
+  --region DFW --data-dir "$work/data" --identity keystone \
+  --keystone-url "$IMGSHARE_KEYSTONE_URL" --keystone-service-credentials "$work/service.toml"
+keystone="$IMGSHARE_KEYSTONE_URL/v3"
 
 # A tempest workspace by hand (`tempest init` registers workspaces globally by name).
 mkdir -p "$work/tempest/etc"

@@ -10,6 +10,7 @@
 //! `imgshare users` edits the built-in identity's users file (see [`users`]).
 
 mod audit;
+mod identity;
 mod serve;
 mod swift_args;
 mod users;
@@ -22,7 +23,6 @@ use anyhow::Context as _;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 use imgshare_core::{patch, Actor, Command, Context, ImageCommand, Profile, ProfileKind, Region};
-use imgshare_server::TokenStore;
 use imgshare_store::{DbOptions, Durability, Engine, EngineError, EngineOptions};
 use serde_json::Value;
 use uuid::Uuid;
@@ -126,11 +126,14 @@ enum Sub {
     },
     /// Serve the Cloud Images 2.0 / Glance v2 API over HTTP until Ctrl-C or SIGTERM.
     ///
-    /// Needs `--tokens FILE` (the accounts that may call the API), or `--demo` for a try-out:
-    /// then, without `--tokens`, it creates `imgshare-tokens.json` next to the database (a
-    /// producer, account 111111, and a consumer, 222222), prints their tokens, and registers the
-    /// producer's saved image "my-saved-image-name" in an empty database. Every option can also
-    /// be set through the environment variable named in its help.
+    /// Needs an identity: `--users FILE` (the built-in Rackspace identity, `POST /v2.0/tokens`),
+    /// `--identity keystone` with `--keystone-url` and `--keystone-service-credentials`, or
+    /// `--tokens FILE` (static tokens); or `--demo` for a try-out: then, without `--tokens`, it
+    /// creates `imgshare-users.toml` next to the database (a producer, account 111111, and a
+    /// consumer, 222222), prints their API keys and the quickstart's `curl` line, and registers
+    /// the producer's saved image "my-saved-image-name" in an empty database. One listener per
+    /// `--region`. Every option can also be set through the environment variable named in its
+    /// help.
     Serve(Box<ServeArgs>),
     /// Empty the read models and rebuild them from the event log.
     Rebuild {
@@ -180,20 +183,37 @@ enum Sub {
 struct ServeArgs {
     #[command(flatten)]
     db: DbArgs,
-    /// The address to listen on (port 0: any free port; the bound address is printed as
-    /// `listening on http://ADDR`).
-    #[arg(long, env = "IMGSHARE_LISTEN", default_value = "127.0.0.1:9292")]
-    listen: String,
-    /// The region this endpoint serves.
-    #[arg(long, env = "IMGSHARE_REGION", default_value = "DFW")]
-    region: String,
-    /// The tokens file (.json or .toml): which token is which tenant, user and roles. Required
-    /// unless `--demo`.
+    /// Where to listen: `HOST:PORT` for every region, or `REGION=HOST:PORT` for one
+    /// (repeatable; port 0: any free port, one per region). Each region gets its own listener,
+    /// printed as `region R listening on http://ADDR`; the last banner line is `listening on
+    /// http://ADDR` of the first region.
+    #[arg(
+        long,
+        env = "IMGSHARE_LISTEN",
+        default_value = "127.0.0.1:9292",
+        value_delimiter = ','
+    )]
+    listen: Vec<String>,
+    /// A region to serve (repeatable, e.g. --region DFW --region ORD; the first is users'
+    /// default region). One process and one database serve them all; an image of one region
+    /// is not seen in another.
+    #[arg(
+        long,
+        env = "IMGSHARE_REGION",
+        default_value = "DFW",
+        value_delimiter = ','
+    )]
+    region: Vec<String>,
+    /// A static tokens file (.json or .toml): which token is which tenant, user and roles
+    /// (`--identity tokens`, for tests and scripts).
     #[arg(long, env = "IMGSHARE_TOKENS")]
     tokens: Option<PathBuf>,
-    /// A try-out server: demo accounts (a tokens file created next to the database unless
-    /// `--tokens` is given) whose tokens are printed, and the demo image in an empty database.
-    /// Never on a database that matters: the demo image stays in its log.
+    #[command(flatten)]
+    identity: identity::IdentityArgs,
+    /// A try-out server: demo users (in `imgshare-users.toml` next to the database unless
+    /// `--users` or `--tokens` is given) whose API keys and tokens are printed, and the demo
+    /// image in an empty database. Never on a database that matters: the demo image stays in
+    /// its log.
     #[arg(long, env = "IMGSHARE_DEMO")]
     demo: bool,
     /// Where uploaded image data is kept (created if missing); default: `<db file>.data`
@@ -327,17 +347,33 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         import_size_limit: args.import_size_limit,
         ..choose_profile(&args.db.db, args.db.options.profile).profile()
     };
-    // Before the database is opened: a refused start writes nothing.
-    Region::parse(&args.region)?;
-    let tokens = serve::tokens_file(&args.db.db, args.tokens, args.demo, profile.kind)?;
-    let token_store = TokenStore::load(&tokens.path)
-        .with_context(|| format!("reading tokens file {}", tokens.path.display()))?;
+    // Everything that can be refused is checked before the database is opened: a refused
+    // start writes nothing (the demo users file aside, which --demo asks for).
+    let regions = identity::regions(&args.region)?;
+    let mode = identity::mode(&args.identity, args.tokens.as_deref(), args.demo)?;
+    let users = match mode {
+        identity::IdentityMode::Builtin => Some(identity::load_users(
+            &args.identity,
+            &args.db.db,
+            args.demo,
+            profile.kind,
+        )?),
+        _ => None,
+    };
+    let listeners =
+        identity::bind_regions(&regions, &args.listen, &args.identity.region_endpoints)?;
+    // The catalog's cloudFiles endpoints: as given, else the Swift each region's tasks use.
+    let object_store_urls = if args.identity.object_store_urls.is_empty() {
+        args.swift.urls()
+    } else {
+        &args.identity.object_store_urls
+    };
+    let catalog = identity::catalog(&listeners, object_store_urls)?;
+    let identity = identity::setup(mode, &args.identity, args.tokens.as_deref(), users, catalog)?;
     let engine = open_with(&args.db.db, &args.db.options, profile)?;
     let options = serve::ServeOptions {
-        listen: args.listen,
-        region: args.region,
-        tokens,
-        token_store,
+        listeners,
+        identity,
         demo: args.demo,
         data_dir: args.data_dir,
         objects_dir: args.objects_dir,

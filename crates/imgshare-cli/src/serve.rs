@@ -1,11 +1,13 @@
-//! `imgshare serve`: the HTTP API over a database file, with a tokens file.
+//! `imgshare serve`: the HTTP API over a database file, one listener per region.
 //!
-//! It needs a tokens file (`--tokens`) and prints no secret. With `--demo` (a try-out) and no
-//! `--tokens`, it creates `imgshare-tokens.json` next to the database (a producer, account
-//! 111111, and a consumer, account 222222, both `cloudImages:admin` (`member` on the Glance
-//! profile), with random tokens); with `--demo` it also registers the producer's saved image
-//! `my-saved-image-name` when the log is empty, and prints the tokens, the shell variables and a
-//! `curl` line for the seed walkthrough.
+//! Identity (see the `identity` module and docs/identity.md): the built-in Rackspace identity
+//! over a users file (`--users`), Keystone, or a static tokens file (`--tokens`). With `--demo`
+//! (a try-out) and no `--tokens`, the built-in identity runs over `imgshare-users.toml` next to
+//! the database, with a producer (account 111111) and a consumer (222222), both
+//! `cloudImages:admin` (`member` on the Glance profile), whose new API keys are printed with the
+//! quickstart's `curl` authentication line. `--demo` also registers the producer's saved image
+//! `my-saved-image-name` when the log is empty, and prints tokens, the shell variables and a
+//! `curl` line for the seed walkthrough. Outside `--demo` no secret is printed.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,10 +19,12 @@ use imgshare_core::{
     Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, ProfileKind,
     Region, Visibility,
 };
-use imgshare_server::{AppState, TokenStore};
+use imgshare_server::AppState;
 use imgshare_store::{Engine, FsImageDataStore, FsObjectStore, TaskEnvironment};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
+
+use crate::identity::{IdentityBanner, IdentitySetup, RegionListener};
 
 /// The producer account of the seed walkthrough.
 pub(crate) const PRODUCER: &str = "111111";
@@ -28,20 +32,12 @@ pub(crate) const PRODUCER: &str = "111111";
 pub(crate) const CONSUMER: &str = "222222";
 /// The name of the producer's saved image registered in an empty database.
 const DEMO_IMAGE_NAME: &str = "my-saved-image-name";
-/// The tokens file created next to the database when `--tokens` is not given.
-const DEFAULT_TOKENS_FILE: &str = "imgshare-tokens.json";
-
-/// The tokens file `serve` uses.
-pub(crate) struct TokensFile {
-    pub(crate) path: PathBuf,
-}
 
 /// What `serve` was asked to do.
 pub(crate) struct ServeOptions {
-    pub(crate) listen: String,
-    pub(crate) region: String,
-    pub(crate) tokens: TokensFile,
-    pub(crate) token_store: TokenStore,
+    /// One bound listener per region; the first region is the default one.
+    pub(crate) listeners: Vec<RegionListener>,
+    pub(crate) identity: IdentitySetup,
     /// Demo accounts and image, and secrets printed.
     pub(crate) demo: bool,
     pub(crate) data_dir: Option<PathBuf>,
@@ -78,59 +74,6 @@ fn data_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
 /// `<db file name>.objects` next to the database.
 fn objects_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
     beside_db(db, given, ".objects")
-}
-
-/// The tokens file to use: the given one; in demo mode without one, `imgshare-tokens.json` next
-/// to the database, created with a producer and a consumer account if it does not exist yet.
-/// Without either, `serve` refuses to start: a server nobody configured must not invent accounts.
-pub(crate) fn tokens_file(
-    db: &Path,
-    given: Option<PathBuf>,
-    demo: bool,
-    profile: ProfileKind,
-) -> anyhow::Result<TokensFile> {
-    if let Some(path) = given {
-        return Ok(TokensFile { path });
-    }
-    if !demo {
-        anyhow::bail!(
-            "no tokens file: `imgshare serve` needs --tokens FILE (or IMGSHARE_TOKENS=FILE), the \
-             accounts that may call the API (format in the imgshare-server crate docs and \
-             docs/operations.md); for a try-out with demo accounts and a demo image, run \
-             `imgshare serve --demo`. Nothing was started or written."
-        );
-    }
-    let dir = db
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let path = dir.join(DEFAULT_TOKENS_FILE);
-    if !path.exists() {
-        let role = account_role(profile);
-        let account = |tenant: &str, user: &str| json!({"tenant_id": tenant, "user_id": user, "roles": [role]});
-        let file = json!({"tokens": {
-            Uuid::new_v4().to_string(): account(PRODUCER, "producer"),
-            Uuid::new_v4().to_string(): account(CONSUMER, "consumer"),
-        }});
-        let text = serde_json::to_string_pretty(&file)?;
-        write_private(&path, &(text + "\n"))
-            .with_context(|| format!("creating tokens file {}", path.display()))?;
-        eprintln!("created tokens file {}", path.display());
-    }
-    Ok(TokensFile { path })
-}
-
-/// Creates `path` (which must not exist) readable by its owner only: it holds credentials.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(text.as_bytes())
 }
 
 /// The first token of a JSON tokens file that belongs to `tenant` (for printing).
@@ -200,112 +143,192 @@ fn find_demo_image(engine: &Engine, region: &Region) -> Option<Uuid> {
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow::Result<()> {
-    let region = Region::parse(&options.region)?;
-    let tokens_path = options.tokens.path;
-    let tokens = options.token_store;
+    let regions: Vec<Region> = options.listeners.iter().map(|l| l.region.clone()).collect();
+    let first = regions.first().cloned().context("no region to serve")?;
     let data_dir = data_dir(db, options.data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let swift = options.swift.store_for(&region)?;
-    let (tasks, objects_root) = match swift {
-        Some(store) => {
-            let env = TaskEnvironment::new(Arc::new(FsImageDataStore::new(&data_dir)))
-                .with_region(region.clone(), Arc::new(store));
-            (env, None)
+    let objects_dir = objects_dir(db, options.objects_dir);
+    // Each region keeps its objects in Swift when one is configured for it, else under
+    // `<objects_dir>/<REGION>`.
+    let mut tasks = TaskEnvironment::new(Arc::new(FsImageDataStore::new(&data_dir)));
+    let mut object_stores = Vec::with_capacity(regions.len());
+    for region in &regions {
+        match options.swift.store_for(region)? {
+            Some(store) => {
+                tasks = tasks.with_region(region.clone(), Arc::new(store));
+                object_stores.push((region.clone(), None));
+            }
+            None => {
+                let store = FsObjectStore::for_region(&objects_dir, region);
+                let root = store.root().to_owned();
+                std::fs::create_dir_all(&root)
+                    .with_context(|| format!("creating object store {}", root.display()))?;
+                tasks = tasks.with_region(region.clone(), Arc::new(store));
+                object_stores.push((region.clone(), Some(root)));
+            }
         }
-        None => {
-            let objects_dir = objects_dir(db, options.objects_dir);
-            let objects_root = FsObjectStore::for_region(&objects_dir, &region)
-                .root()
-                .to_owned();
-            std::fs::create_dir_all(&objects_root)
-                .with_context(|| format!("creating object store {}", objects_root.display()))?;
-            let env =
-                TaskEnvironment::filesystem(&objects_dir, &data_dir, std::slice::from_ref(&region));
-            (env, Some(objects_root))
-        }
-    };
+    }
     let empty = engine
         .read(|conn| Ok(imgshare_store::head(conn)?))?
         .is_none();
     let seeded = match (options.demo, empty) {
         (false, _) => None,
-        (true, true) => Some(seed_demo_image(&engine, &region)?),
-        (true, false) => find_demo_image(&engine, &region),
+        (true, true) => Some(seed_demo_image(&engine, &first)?),
+        (true, false) => find_demo_image(&engine, &first),
     };
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&options.listen)
-            .await
-            .with_context(|| format!("listening on {}", options.listen))?;
-        let addr: SocketAddr = listener.local_addr()?;
+        let engine = Arc::new(engine);
+        let mut base = AppState::new(Arc::clone(&engine), options.identity.validator, first);
+        base.builtin_identity = options.identity.builtin;
+        base.image_data = Some(Arc::new(FsImageDataStore::new(data_dir)));
+        base.tasks = Some(Arc::new(tasks));
+        let mut endpoints = Vec::with_capacity(options.listeners.len());
+        let mut shown = Vec::with_capacity(options.listeners.len());
+        for bound in options.listeners {
+            bound.listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(bound.listener)?;
+            shown.push((bound.region.clone(), bound.addr, bound.public_url));
+            let state = AppState {
+                region: bound.region,
+                ..base.clone()
+            };
+            endpoints.push((listener, state));
+        }
         // Before the banner, whose last line (`listening on`) is what scripts wait for.
         print_object_store(
-            objects_root.as_deref(),
+            &object_stores,
             engine.profile().import_size_limit,
             options.demo,
         );
         print_banner(
-            addr,
-            &region,
+            &shown,
             db,
-            &tokens_path,
+            &options.identity.banner,
             options.demo.then_some(seeded),
         );
-        let mut state = AppState::new(Arc::new(engine), Arc::new(tokens), region);
-        state.image_data = Some(Arc::new(FsImageDataStore::new(data_dir)));
-        state.tasks = Some(Arc::new(tasks));
-        imgshare_server::serve(listener, state).await?;
+        imgshare_server::serve_regions(endpoints).await?;
         eprintln!("imgshare: shut down");
         anyhow::Ok(())
     })
 }
 
 /// Where import and export tasks find and put objects, and how to give an import its VHD.
-fn print_object_store(root: Option<&Path>, import_size_limit: u64, demo: bool) {
-    let Some(root) = root else {
+fn print_object_store(stores: &[(Region, Option<PathBuf>)], import_size_limit: u64, demo: bool) {
+    let limit = imgshare_core::vhd::format_limit(import_size_limit);
+    for (region, root) in stores {
+        match root {
+            Some(root) => println!(
+                "object store of {region}: {}/<account>/<container>/<object> (import limit {limit})",
+                root.display()
+            ),
+            None => println!(
+                "object store of {region}: Swift, each tenant's own account (import limit {limit})"
+            ),
+        }
+    }
+    if let Some((_, Some(root))) = stores.first() {
+        // Outside demo mode there are no known accounts to name.
+        let account = if demo { PRODUCER } else { "<account>" };
         println!(
-            "object store: Swift, each tenant's own account (import limit {})",
-            imgshare_core::vhd::format_limit(import_size_limit)
+            "# to import: mkdir -p {root}/{account}/exports && cp my-image.vhd {root}/{account}/exports/",
+            root = root.display()
         );
-        return;
-    };
-    println!(
-        "object store: {}/<account>/<container>/<object> (import limit {})",
-        root.display(),
-        imgshare_core::vhd::format_limit(import_size_limit)
-    );
-    // Outside demo mode there are no known accounts to name.
-    let account = if demo { PRODUCER } else { "<account>" };
-    println!(
-        "# to import: mkdir -p {root}/{account}/exports && cp my-image.vhd {root}/{account}/exports/",
-        root = root.display()
-    );
+    }
 }
 
-/// The banner; `demo` is `Some(the demo image)` in demo mode, the only mode that prints tokens.
+/// The banner; `demo` is `Some(the demo image)` in demo mode, the only mode that prints
+/// secrets. Its last line is `listening on <the first region's base URL>`.
 fn print_banner(
-    addr: SocketAddr,
-    region: &Region,
+    regions: &[(Region, SocketAddr, String)],
     db: &Path,
-    tokens_path: &Path,
+    identity: &IdentityBanner,
     demo: Option<Option<Uuid>>,
 ) {
-    let base = format!("http://{addr}");
-    println!("imgshare: region {region}, database {}", db.display());
-    println!("tokens file: {}", tokens_path.display());
+    let names: Vec<String> = regions
+        .iter()
+        .map(|(region, ..)| region.to_string())
+        .collect();
+    println!(
+        "imgshare: regions {}, database {}",
+        names.join(", "),
+        db.display()
+    );
+    match identity {
+        IdentityBanner::Tokens(path) => println!("identity: static tokens file {}", path.display()),
+        IdentityBanner::Builtin { users, .. } => println!(
+            "identity: built-in (POST /v2.0/tokens on every listener), users file {}",
+            users.display()
+        ),
+        IdentityBanner::Keystone(url) => println!("identity: Keystone at {url}"),
+    }
+    for (region, addr, public_url) in regions {
+        println!("region {region} listening on http://{addr} (catalog publicURL {public_url})");
+    }
+    let Some((first_region, first_addr, _)) = regions.first() else {
+        return;
+    };
+    let base = format!("http://{first_addr}");
     if let Some(seeded) = demo {
-        print_demo_accounts(&base, tokens_path, seeded);
+        match identity {
+            IdentityBanner::Tokens(path) => {
+                let producer = token_of(path, PRODUCER);
+                let consumer = token_of(path, CONSUMER);
+                print_demo_accounts(&base, producer, consumer, seeded);
+            }
+            IdentityBanner::Builtin { demo: users, .. } => {
+                for user in users {
+                    println!(
+                        "demo user {} (account {}): API key {}",
+                        user.name, user.account, user.api_key
+                    );
+                }
+                let token = |account: &str| {
+                    users
+                        .iter()
+                        .find(|user| user.account == account)
+                        .and_then(|user| user.token.clone())
+                };
+                print_demo_accounts(&base, token(PRODUCER), token(CONSUMER), seeded);
+                if let Some(user) = users.first() {
+                    print_quickstart(&base, first_region, &user.name, &user.api_key);
+                }
+            }
+            IdentityBanner::Keystone(_) => {
+                if let Some(image_id) = seeded {
+                    println!("the producer's saved image \"{DEMO_IMAGE_NAME}\": {image_id}");
+                }
+            }
+        }
     }
     println!();
     println!("listening on {base}");
 }
 
+/// The quickstart's first step against this server: authenticate, then take `TOKEN` and the
+/// region's `ENDPOINT` from the catalog.
+fn print_quickstart(base: &str, region: &Region, user: &str, key: &str) {
+    println!();
+    println!("# the quickstart: authenticate, then export TOKEN and ENDPOINT from the catalog");
+    println!("export IDENTITY={base}");
+    println!(
+        "curl -s -X POST $IDENTITY/v2.0/tokens -H 'Content-Type: application/json' -d '{{\"auth\": {{\"RAX-KSKEY:apiKeyCredentials\": {{\"username\": \"{user}\", \"apiKey\": \"{key}\"}}}}}}' | python3 -m json.tool"
+    );
+    println!(
+        "eval \"$(curl -s -X POST $IDENTITY/v2.0/tokens -H 'Content-Type: application/json' -d '{{\"auth\": {{\"RAX-KSKEY:apiKeyCredentials\": {{\"username\": \"{user}\", \"apiKey\": \"{key}\"}}}}}}' | python3 -c 'import json,sys; a=json.load(sys.stdin)[\"access\"]; print(\"export TOKEN=\" + a[\"token\"][\"id\"]); print(\"export ENDPOINT=\" + [e[\"publicURL\"] for s in a[\"serviceCatalog\"] if s[\"type\"] == \"image\" for e in s[\"endpoints\"] if e[\"region\"] == \"{region}\"][0])')\""
+    );
+    println!("curl -s $ENDPOINT/images -H \"X-Auth-Token: $TOKEN\" | python3 -m json.tool");
+}
+
 /// Demo mode: the demo accounts' tokens and the walkthrough's shell variables.
-fn print_demo_accounts(base: &str, tokens_path: &Path, seeded: Option<Uuid>) {
-    let producer = token_of(tokens_path, PRODUCER);
-    let consumer = token_of(tokens_path, CONSUMER);
+fn print_demo_accounts(
+    base: &str,
+    producer: Option<String>,
+    consumer: Option<String>,
+    seeded: Option<Uuid>,
+) {
     if let Some(token) = &producer {
         println!("producer ({PRODUCER}) token: {token}");
     }
@@ -330,7 +353,7 @@ fn print_demo_accounts(base: &str, tokens_path: &Path, seeded: Option<Uuid>) {
         println!("export IMAGE_ID_PRODUCER={image_id}");
     }
     println!(
-        "curl -s -H \"X-Auth-Token: $TOKEN_PRODUCER\" \"$ENDPOINT_IMAGES_PRODUCER/images\" | python -mjson.tool"
+        "curl -s -H \"X-Auth-Token: $TOKEN_PRODUCER\" \"$ENDPOINT_IMAGES_PRODUCER/images\" | python3 -m json.tool"
     );
 }
 

@@ -45,6 +45,11 @@ pub(crate) struct SwiftArgs {
 }
 
 impl SwiftArgs {
+    /// The `REGION=URL` entries as given: the regions' Cloud Files endpoints for the catalog.
+    pub(crate) fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
     /// The URL given for `region`, if any; an entry that is not `REGION=URL` is an error.
     fn url_of(&self, region: &Region) -> anyhow::Result<Option<&str>> {
         let mut found = None;

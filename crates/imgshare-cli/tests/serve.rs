@@ -1,6 +1,7 @@
-//! `imgshare serve` as a user runs it: the real binary on an ephemeral port; in demo mode with the
-//! tokens file and the demo image it creates itself, answering one HTTP request over a plain TCP
-//! socket; without `--demo`, refusing to start with no tokens file, and printing no secret.
+//! `imgshare serve` as a user runs it: the real binary on ephemeral ports; in demo mode with the
+//! built-in identity, its users file and the demo image, answering HTTP over a plain TCP socket;
+//! several regions from one process; without `--demo`, refusing to start with no identity or a
+//! users file that does not parse, and printing no secret.
 
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -33,42 +34,94 @@ fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
     (status, response)
 }
 
+fn request(addr: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    (status, response)
+}
+
+/// The JSON body of an HTTP/1.1 response read whole.
+fn json_body(response: &str) -> serde_json::Value {
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    serde_json::from_str(body).unwrap_or_else(|error| panic!("{error}: {response}"))
+}
+
+fn api_key_auth(user: &str, key: &str) -> String {
+    format!(
+        r#"{{"auth": {{"RAX-KSKEY:apiKeyCredentials": {{"username": "{user}", "apiKey": "{key}"}}}}}}"#
+    )
+}
+
 #[test]
-fn serve_demo_creates_tokens_seeds_the_demo_image_and_answers_http() {
+fn serve_demo_runs_the_builtin_identity_prints_keys_and_the_curl_line_and_answers_http() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("imgshare.db");
     let (mut server, lines) = start(&db, &["--demo"]);
     let addr = find(&lines, "listening on http://").to_owned();
+    let key = find(&lines, "demo user producer (account 111111): API key ").to_owned();
+    let curl = find(&lines, "curl -s -X POST $IDENTITY/v2.0/tokens ");
+    assert!(
+        curl.contains(&format!(r#""username": "producer", "apiKey": "{key}""#)),
+        "{curl}"
+    );
     let exports = find(&lines, "export TOKEN_PRODUCER=");
     let producer_token = exports.split(' ').next().unwrap().to_owned();
     let image_id = find(&lines, "export IMAGE_ID_PRODUCER=").to_owned();
     assert!(find(&lines, "export ENDPOINT_IMAGES_PRODUCER=")
         .starts_with(&format!("http://{addr}/v2/111111 ")));
-    assert!(lines.iter().any(|line| line.starts_with("curl -s")));
 
     assert!(dir.path().join("imgshare.db.data").is_dir());
-    let tokens_path = dir.path().join("imgshare-tokens.json");
+    let users_path = dir.path().join("imgshare-users.toml");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(&tokens_path)
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(&users_path).unwrap().permissions().mode();
         assert_eq!(
             mode & 0o077,
             0,
-            "the tokens file is readable by others: {mode:o}"
+            "the users file is readable by others: {mode:o}"
         );
     }
-    let tokens = std::fs::read_to_string(&tokens_path).unwrap();
-    assert!(tokens.contains(&producer_token));
-    assert!(tokens.contains("\"222222\""));
+    let users = std::fs::read_to_string(&users_path).unwrap();
+    assert!(!users.contains(&key), "a key in clear: {users}");
+    assert!(users.contains("$argon2id$"), "{users}");
 
+    // The quickstart's first step: the key gives a token and a catalog pointing here.
+    let (status, response) = request(
+        &addr,
+        "POST",
+        "/v2.0/tokens",
+        "",
+        &api_key_auth("producer", &key),
+    );
+    assert_eq!(status, 200, "{response}");
+    let access = json_body(&response);
+    let token = access["access"]["token"]["id"].as_str().unwrap().to_owned();
+    let endpoint = &access["access"]["serviceCatalog"][0]["endpoints"][0];
+    assert_eq!(endpoint["region"], "DFW");
+    assert_eq!(endpoint["publicURL"], format!("http://{addr}/v2"));
+    let (status, response) = get(&addr, "/v2/images", &token);
+    assert_eq!(status, 200, "{response}");
+    assert!(response.contains(&image_id), "{response}");
     let (status, response) = get(&addr, "/v2/images", &producer_token);
     assert_eq!(status, 200, "{response}");
     assert!(response.contains("my-saved-image-name"), "{response}");
-    assert!(response.contains(&image_id), "{response}");
 
     let (status, _) = get(&addr, "/v2/111111/images", "not-a-token");
     assert_eq!(status, 401);
@@ -86,17 +139,151 @@ fn serve_demo_creates_tokens_seeds_the_demo_image_and_answers_http() {
     #[cfg(not(unix))]
     let _ = server.0.kill();
 
-    // A restart keeps the tokens file and the image, and does not seed a second one.
+    // A restart keeps the users and the image (no second one); built-in tokens lived in the
+    // old process, and the demo users get new keys.
     let (_server, lines) = start(&db, &["--demo"]);
     let addr = find(&lines, "listening on http://").to_owned();
-    assert!(find(&lines, "export TOKEN_PRODUCER=").starts_with(&producer_token));
+    assert_ne!(
+        find(&lines, "demo user producer (account 111111): API key "),
+        key
+    );
     assert_eq!(find(&lines, "export IMAGE_ID_PRODUCER="), image_id);
-    let (status, response) = get(&addr, "/v2/images", &producer_token);
+    let (status, _) = get(&addr, "/v2/images", &producer_token);
+    assert_eq!(status, 401);
+    let (status, _) = request(
+        &addr,
+        "POST",
+        "/v2.0/tokens",
+        "",
+        &api_key_auth("producer", &key),
+    );
+    assert_eq!(status, 401);
+    let token = find(&lines, "export TOKEN_PRODUCER=")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, response) = get(&addr, "/v2/images", &token);
     assert_eq!(status, 200, "{response}");
     assert_eq!(
         response.matches("my-saved-image-name").count(),
         1,
         "{response}"
+    );
+}
+
+#[test]
+fn serve_serves_every_region_from_one_process_each_on_its_own_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("imgshare.db");
+    let (_server, lines) = start(
+        &db,
+        &[
+            "--demo",
+            // The Glance profile lets users create images (Rackspace's only by snapshot or import).
+            "--profile",
+            "glance",
+            "--region",
+            "DFW",
+            "--region",
+            "ord",
+            "--region-endpoint",
+            "ORD=https://ord.images.example.com/v2",
+            "--object-store-url",
+            "DFW=https://storage.dfw.example.com/v1",
+        ],
+    );
+    let dfw = find(&lines, "region DFW listening on http://")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let ord = find(&lines, "region ORD listening on http://")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(dfw, ord);
+    let key = find(&lines, "demo user producer (account 111111): API key ").to_owned();
+    let image_id = find(&lines, "export IMAGE_ID_PRODUCER=").to_owned();
+
+    // Either listener authenticates; the catalog lists both regions and DFW's object store.
+    let (status, response) = request(
+        &ord,
+        "POST",
+        "/v2.0/tokens",
+        "",
+        &api_key_auth("producer", &key),
+    );
+    assert_eq!(status, 200, "{response}");
+    let access = json_body(&response);
+    let token = access["access"]["token"]["id"].as_str().unwrap().to_owned();
+    let catalog = &access["access"]["serviceCatalog"];
+    assert_eq!(
+        catalog[0]["endpoints"][0]["publicURL"],
+        format!("http://{dfw}/v2")
+    );
+    assert_eq!(catalog[0]["endpoints"][1]["region"], "ORD");
+    assert_eq!(
+        catalog[0]["endpoints"][1]["publicURL"],
+        "https://ord.images.example.com/v2"
+    );
+    assert_eq!(catalog[1]["type"], "object-store");
+    assert_eq!(
+        catalog[1]["endpoints"][0]["publicURL"],
+        "https://storage.dfw.example.com/v1/MossoCloudFS_111111"
+    );
+    assert_eq!(catalog[1]["endpoints"].as_array().unwrap().len(), 1);
+
+    // The demo image lives in DFW: seen there, 404 in ORD; an image created in ORD stays there.
+    let (status, _) = get(&dfw, &format!("/v2/images/{image_id}"), &token);
+    assert_eq!(status, 200);
+    let (status, _) = get(&ord, &format!("/v2/images/{image_id}"), &token);
+    assert_eq!(status, 404);
+    let (status, response) = request(&ord, "POST", "/v2/images", &token, r#"{"name": "in-ord"}"#);
+    assert_eq!(status, 201, "{response}");
+    let (_, listed) = get(&ord, "/v2/images", &token);
+    assert!(
+        listed.contains("in-ord") && !listed.contains(&image_id),
+        "{listed}"
+    );
+    let (_, listed) = get(&dfw, "/v2/images", &token);
+    assert!(
+        !listed.contains("in-ord") && listed.contains(&image_id),
+        "{listed}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_users_file_that_does_not_parse_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("prod.db");
+    let users = dir.path().join("users.toml");
+    std::fs::write(&users, "[users.alice\nid = 1\n").unwrap();
+    for extra in [
+        &["--users"][..],
+        &["--identity", "builtin", "--demo", "--users"][..],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_imgshare"))
+            .arg("serve")
+            .arg("--db")
+            .arg(&db)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .arg(&users)
+            .env_remove("IMGSHARE_TOKENS")
+            .env_remove("IMGSHARE_DEMO")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("users.toml"), "{stderr}");
+        assert!(stderr.contains("not valid TOML"), "{stderr}");
+        assert!(!db.exists(), "a refused start created the database");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&users).unwrap(),
+        "[users.alice\nid = 1\n"
     );
 }
 
@@ -148,7 +335,7 @@ fn serve_with_a_tokens_file_seeds_nothing_and_prints_no_token() {
     let lines = common::banner(&mut server);
     let addr = find(&lines, "listening on http://").to_owned();
     assert!(
-        find(&lines, "imgshare: region ").starts_with("ORD, database "),
+        find(&lines, "imgshare: regions ").starts_with("ORD, database "),
         "{lines:#?}"
     );
     assert!(

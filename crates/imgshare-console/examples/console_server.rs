@@ -170,7 +170,7 @@ async fn main() -> anyhow::Result<()> {
         &args.dir.join("console.db"),
         EngineOptions::default(),
     )?);
-    let tokens = Arc::new(tokens);
+    let tokens: Arc<dyn imgshare_identity::TokenValidator> = Arc::new(tokens);
     // Import and export: objects under DIR/objects/<region>/<account>/<container>/<object>,
     // image bytes under DIR/data; one worker runs the tasks of every region.
     let region_list = args

@@ -156,7 +156,7 @@ fn fixture() -> Fixture {
             },
         );
     }
-    let tokens = Arc::new(tokens);
+    let tokens: Arc<dyn imgshare_identity::TokenValidator> = Arc::new(tokens);
     let regions = ["DFW", "ORD"]
         .into_iter()
         .map(|name| RegionApi {

@@ -1,6 +1,6 @@
 //! The built-in identity: Rackspace Cloud Identity v2.0 authentication over a users file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
@@ -226,6 +226,8 @@ pub struct BuiltinIdentity {
     tokens: Mutex<TokenTable>,
     limiter: Mutex<FailureLimiter>,
     options: BuiltinOptions,
+    // The users file `load` read, re-read by `TokenValidator::reload`.
+    users_path: Option<PathBuf>,
     // Verified against when the user or its secret does not exist, so that an unknown user
     // costs the same time as a wrong key and cannot be told apart.
     dummy_hash: String,
@@ -248,6 +250,7 @@ impl BuiltinIdentity {
             tokens: Mutex::new(TokenTable::new()),
             limiter: Mutex::new(FailureLimiter::new(options.failure_limit)),
             options,
+            users_path: None,
             dummy_hash,
         })
     }
@@ -255,13 +258,27 @@ impl BuiltinIdentity {
     /// An identity over the users file at `path` (refused if it does not load).
     pub fn load(path: &Path, options: BuiltinOptions) -> Result<Self, UsersError> {
         let users = UsersFile::load(path)?;
-        BuiltinIdentity::new(users, options).map_err(|error| UsersError::Secret(error.to_string()))
+        let mut identity = BuiltinIdentity::new(users, options)
+            .map_err(|error| UsersError::Secret(error.to_string()))?;
+        identity.users_path = Some(path.to_owned());
+        Ok(identity)
+    }
+
+    /// Records the users file `users` came from, for [`TokenValidator::reload`].
+    pub fn with_users_path(mut self, path: &Path) -> Self {
+        self.users_path = Some(path.to_owned());
+        self
+    }
+
+    /// The users file this identity was loaded from, if any.
+    pub fn users_path(&self) -> Option<&Path> {
+        self.users_path.as_deref()
     }
 
     /// Re-reads the users file; on any error the users in use stay as they were. Tokens of
     /// users that are gone or disabled stop validating at once; a reset key does not end the
     /// tokens issued before it.
-    pub fn reload(&self, path: &Path) -> Result<(), UsersError> {
+    pub fn reload_from(&self, path: &Path) -> Result<(), UsersError> {
         let users = UsersFile::load(path)?;
         self.replace_users(users);
         Ok(())
@@ -482,6 +499,20 @@ impl TokenValidator for BuiltinIdentity {
     fn validate<'a>(&'a self, token: &'a str) -> ValidateFuture<'a> {
         let result = self.identify(token, Utc::now());
         Box::pin(std::future::ready(result))
+    }
+
+    fn reload(&self) -> Result<String, IdentityError> {
+        let Some(path) = self.users_path.as_deref() else {
+            return Ok("no users file to reload".into());
+        };
+        self.reload_from(path).map_err(|error| {
+            IdentityError::Internal(format!("{error}; the users in use are kept"))
+        })?;
+        Ok(format!(
+            "users file {} reloaded: {} users",
+            path.display(),
+            self.users().users.len()
+        ))
     }
 }
 

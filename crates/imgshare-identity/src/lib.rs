@@ -59,7 +59,14 @@ pub type ValidateFuture<'a> =
 /// Errors are classified by [`IdentityError::kind`]: `Unauthorized` (unknown, expired or revoked
 /// token: 401), `Forbidden` (a valid token that cannot be used here, e.g. not scoped to a
 /// project: 403), `Unavailable` (the identity service cannot be reached: 503, never a guess).
-pub trait TokenValidator: Send + Sync {
+pub trait TokenValidator: Send + Sync + std::fmt::Debug {
     /// The identity behind `token`.
     fn validate<'a>(&'a self, token: &'a str) -> ValidateFuture<'a>;
+
+    /// Re-reads whatever the validator was loaded from (the built-in identity's users file, a
+    /// static tokens file) and returns a one-line summary for the log. On any error the data in
+    /// use stays as it was. Validators with nothing to re-read (Keystone) only say so.
+    fn reload(&self) -> Result<String, IdentityError> {
+        Ok("nothing to reload".into())
+    }
 }

@@ -6,8 +6,10 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use imgshare_identity::{ErrorKind, IdentityError};
 
 use crate::error::ApiError;
 use crate::extract::decodes;
@@ -18,26 +20,57 @@ use crate::AUTH_TOKEN_HEADER;
 /// The message of every 404 for a path that names nothing.
 pub(crate) const NOT_FOUND: &str = "The resource could not be found.";
 
-/// 401 without a known `X-Auth-Token`; otherwise the caller's [`Identity`] goes into the
-/// request's extensions. Applied to the fallback too, so an unknown path needs a token (as
-/// keystone middleware in front of Glance does).
+/// Asks the state's validator who is behind the `X-Auth-Token`: 401 without a token or for an
+/// unknown, expired or revoked one; 403 for a valid token that cannot be used here (e.g. a
+/// Keystone token without a project); 503 when the identity service cannot answer (never a
+/// guess). Otherwise the caller's [`Identity`] goes into the request's extensions. Applied to
+/// the fallback too, so an unknown path needs a token (as keystone middleware in front of
+/// Glance does).
 pub(crate) async fn authenticate(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let identity = request
+    let token = request
         .headers()
         .get(AUTH_TOKEN_HEADER)
         .and_then(|token| token.to_str().ok())
-        .and_then(|token| state.tokens.identify(token.trim()))
-        .cloned();
-    match identity {
-        Some(identity) => {
-            request.extensions_mut().insert(identity);
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .map(str::to_owned);
+    let Some(token) = token else {
+        return ApiError::unauthorized().into_response();
+    };
+    match state.validator.validate(&token).await {
+        Ok(identity) => {
+            request.extensions_mut().insert(Identity::from(identity));
             next.run(request).await
         }
-        None => ApiError::unauthorized().into_response(),
+        Err(error) => refusal(&error).into_response(),
+    }
+}
+
+/// The API's answer to a validator's refusal.
+fn refusal(error: &IdentityError) -> ApiError {
+    match error.kind() {
+        ErrorKind::Forbidden => {
+            ApiError::new(StatusCode::FORBIDDEN, "forbidden", error.to_string())
+        }
+        ErrorKind::Unavailable | ErrorKind::OverLimit => {
+            eprintln!("imgshare: identity: {error}");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "identity_unavailable",
+                "The identity service is temporarily unavailable, so the token could not be \
+                 checked; try again later.",
+            )
+        }
+        ErrorKind::Internal => {
+            eprintln!("imgshare: identity: {error}");
+            ApiError::internal("identity_internal")
+        }
+        // Unknown, expired, revoked, or its user disabled: one answer, as keystonemiddleware.
+        _ => ApiError::unauthorized(),
     }
 }
 

@@ -1,7 +1,13 @@
-//! Who is calling: the tokens file that maps each `X-Auth-Token` to an account, a user and roles.
+//! Who is calling: the caller's [`Identity`] as the handlers see it, and the static tokens file
+//! that maps each `X-Auth-Token` to an account, a user and roles (one of the three
+//! [`TokenValidator`]s; the others are in `imgshare-identity`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use chrono::{DateTime, Utc};
+use imgshare_identity::{IdentityError, TokenValidator, ValidateFuture};
 
 use imgshare_core::Actor;
 use serde::{Deserialize, Serialize};
@@ -25,6 +31,16 @@ impl Identity {
     pub fn actor(&self) -> Actor {
         let roles: Vec<&str> = self.roles.iter().map(String::as_str).collect();
         Actor::tenant(&self.tenant_id, &self.user_id, &roles)
+    }
+}
+
+impl From<imgshare_identity::Identity> for Identity {
+    fn from(identity: imgshare_identity::Identity) -> Self {
+        Identity {
+            tenant_id: identity.tenant,
+            user_id: identity.user_id,
+            roles: identity.roles,
+        }
     }
 }
 
@@ -61,17 +77,22 @@ pub enum TokenStoreError {
     EmptyField,
 }
 
-/// Known tokens. Lookups compare the whole token exactly.
+/// Known tokens. Lookups compare the whole token exactly. Static tokens never expire.
+///
+/// Cheap to clone (shared state); [`TokenValidator::reload`] re-reads the file it was loaded
+/// from, keeping the tokens in use if the file no longer loads.
 #[derive(Clone, Default)]
 pub struct TokenStore {
-    tokens: BTreeMap<String, Identity>,
+    tokens: Arc<RwLock<BTreeMap<String, Identity>>>,
+    path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for TokenStore {
     // Never print the tokens themselves.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenStore")
-            .field("tokens", &self.tokens.len())
+            .field("tokens", &self.len())
+            .field("path", &self.path)
             .finish()
     }
 }
@@ -92,11 +113,25 @@ impl TokenStore {
             path: path.to_owned(),
             source,
         })?;
-        match extension.as_deref() {
+        let mut store = match extension.as_deref() {
             Some("json") => Self::from_json(&text),
             Some("toml") => Self::from_toml(&text),
             _ => Err(TokenStoreError::UnknownFormat(path.to_owned())),
-        }
+        }?;
+        store.path = Some(path.to_owned());
+        Ok(store)
+    }
+
+    /// Re-reads the file this store was loaded from; on error the tokens in use are kept.
+    pub fn reload_file(&self) -> Result<usize, TokenStoreError> {
+        let Some(path) = &self.path else {
+            return Ok(self.len());
+        };
+        let fresh = Self::load(path)?;
+        let tokens = std::mem::take(&mut *write(&fresh.tokens));
+        let count = tokens.len();
+        *write(&self.tokens) = tokens;
+        Ok(count)
     }
 
     /// Parses the JSON form.
@@ -118,27 +153,73 @@ impl TokenStore {
         if empty {
             return Err(TokenStoreError::EmptyField);
         }
-        Ok(TokenStore { tokens })
+        Ok(TokenStore {
+            tokens: Arc::new(RwLock::new(tokens)),
+            path: None,
+        })
     }
 
     /// Adds (or replaces) a token.
     pub fn insert(&mut self, token: impl Into<String>, identity: Identity) {
-        self.tokens.insert(token.into(), identity);
+        write(&self.tokens).insert(token.into(), identity);
     }
 
     /// The identity behind `token`, if known.
-    pub fn identify(&self, token: &str) -> Option<&Identity> {
-        self.tokens.get(token)
+    pub fn identify(&self, token: &str) -> Option<Identity> {
+        read(&self.tokens).get(token).cloned()
     }
 
     /// Number of known tokens.
     pub fn len(&self) -> usize {
-        self.tokens.len()
+        read(&self.tokens).len()
     }
 
     /// True if no token is known.
     pub fn is_empty(&self) -> bool {
-        self.tokens.is_empty()
+        self.len() == 0
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // A panic while holding the lock leaves a whole map behind: keep serving it.
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl TokenValidator for TokenStore {
+    fn validate<'a>(&'a self, token: &'a str) -> ValidateFuture<'a> {
+        let result = self
+            .identify(token)
+            .map(|identity| imgshare_identity::Identity {
+                tenant: identity.tenant_id,
+                user_name: identity.user_id.clone(),
+                user_id: identity.user_id,
+                roles: identity.roles,
+                // Static tokens do not expire.
+                expires: DateTime::<Utc>::MAX_UTC,
+            })
+            .ok_or_else(|| {
+                IdentityError::Unauthorized(
+                    "The request you have made requires authentication.".into(),
+                )
+            });
+        Box::pin(std::future::ready(result))
+    }
+
+    fn reload(&self) -> Result<String, IdentityError> {
+        match (&self.path, self.reload_file()) {
+            (None, _) => Ok("no tokens file to reload".into()),
+            (Some(path), Ok(count)) => Ok(format!(
+                "tokens file {} reloaded: {count} tokens",
+                path.display()
+            )),
+            (Some(_), Err(error)) => Err(IdentityError::Internal(format!(
+                "{error}; the tokens in use are kept"
+            ))),
+        }
     }
 }
 
@@ -179,5 +260,22 @@ mod tests {
         std::fs::write(&toml, "[tokens.t]\ntenant_id = \"1\"\nuser_id = \"u\"\n").unwrap();
         assert_eq!(TokenStore::load(&toml).unwrap().len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reload_rereads_the_file_and_keeps_the_tokens_on_a_broken_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.toml");
+        std::fs::write(&path, "[tokens.t1]\ntenant_id = \"1\"\nuser_id = \"u\"\n").unwrap();
+        let store = TokenStore::load(&path).unwrap();
+        let shared = store.clone();
+        std::fs::write(&path, "[tokens.t2]\ntenant_id = \"2\"\nuser_id = \"v\"\n").unwrap();
+        let summary = TokenValidator::reload(&store).unwrap();
+        assert!(summary.contains("1 tokens"), "{summary}");
+        assert!(shared.identify("t1").is_none());
+        assert_eq!(shared.identify("t2").unwrap().tenant_id, "2");
+        std::fs::write(&path, "[tokens.t3\n").unwrap();
+        assert!(TokenValidator::reload(&store).is_err());
+        assert_eq!(shared.identify("t2").unwrap().tenant_id, "2");
     }
 }

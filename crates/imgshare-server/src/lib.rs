@@ -9,11 +9,18 @@
 //! document whose self link is that endpoint, for clients that run version discovery on an
 //! image endpoint (keystoneauth, openstacksdk).
 //!
-//! # Identity: the tokens file
+//! # Identity
 //!
-//! There is no identity service: each request's `X-Auth-Token` is looked up in a tokens file
-//! loaded with [`TokenStore::load`]. A request without a known token gets 401. The format is
-//! chosen by the file's extension. JSON (`tokens.json`):
+//! Each request's `X-Auth-Token` goes to [`AppState::validator`], a [`TokenValidator`]: the
+//! built-in Rackspace identity (whose `/v2.0/tokens` endpoints the router then also serves,
+//! outside the token check, see [`AppState::builtin_identity`]), a Keystone validator, or the
+//! static tokens file below. An unknown, expired or revoked token is 401, a token the identity
+//! refuses for this use 403, an identity service that cannot answer 503 (`docs/identity.md`).
+//!
+//! ## The static tokens file
+//!
+//! Loaded with [`TokenStore::load`]; the format is chosen by the file's extension. JSON
+//! (`tokens.json`):
 //!
 //! ```json
 //! {
@@ -101,6 +108,7 @@ mod state;
 pub use error::ApiError;
 pub use handlers::import::resume_imports;
 pub use identity::{Identity, TokenStore, TokenStoreError};
+pub use imgshare_identity::TokenValidator;
 pub use routes::router;
 pub use state::{AppState, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IMAGE_BYTES};
 pub use tasks::{spawn_task_worker, DEFAULT_POLL_INTERVAL};
@@ -116,17 +124,56 @@ pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 /// imports a previous run left `importing` (see [`resume_imports`]), with the task worker
 /// ([`spawn_task_worker`]) running beside it if the state has a task environment.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    let resume_state = state.clone();
-    let resumed = tokio::task::spawn_blocking(move || resume_imports(&resume_state)).await;
-    if let Ok(Err(error)) = resumed {
-        return Err(std::io::Error::other(format!(
-            "could not resume interrupted imports: {error:?}"
-        )));
+    serve_regions(vec![(listener, state)]).await
+}
+
+/// Serves several regions from one process: each `(listener, state)` pair is one region's
+/// endpoint (`state.region`), all over the same engine. Every region's interrupted imports are
+/// finished first; one task worker (the first state's, whose task environment should list
+/// every region) runs beside them. Stops all listeners on Ctrl-C or SIGTERM; the first listener
+/// that fails ends the whole server.
+pub async fn serve_regions(
+    endpoints: Vec<(tokio::net::TcpListener, AppState)>,
+) -> std::io::Result<()> {
+    for (_, state) in &endpoints {
+        let resume_state = state.clone();
+        let resumed = tokio::task::spawn_blocking(move || resume_imports(&resume_state)).await;
+        if let Ok(Err(error)) = resumed {
+            return Err(std::io::Error::other(format!(
+                "could not resume interrupted imports in region {}: {error:?}",
+                state.region
+            )));
+        }
     }
-    let worker = spawn_task_worker(&state, DEFAULT_POLL_INTERVAL);
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let worker = endpoints
+        .first()
+        .and_then(|(_, state)| spawn_task_worker(state, DEFAULT_POLL_INTERVAL));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for (listener, state) in endpoints {
+        let mut stop = stop_rx.clone();
+        servers.spawn(async move {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                })
+                .await
+        });
+    }
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut served = Ok(());
+    while let Some(result) = servers.join_next().await {
+        let result = result.unwrap_or_else(|join| Err(std::io::Error::other(join)));
+        if result.is_err() && served.is_ok() {
+            // One region failing stops the others: a half-served deployment would mislead.
+            served = result;
+            servers.abort_all();
+        }
+    }
+    signal.abort();
     if let Some(worker) = worker {
         worker.abort();
     }

@@ -4,8 +4,9 @@
 //! Where axum's defaults differ from Glance, the API keeps Glance's behaviour:
 //! - Every `/v2/...` route also exists as `/v2/{tenant_id}/...`, where the tenant must be the
 //!   caller's (404 otherwise, before the method is looked at).
-//! - `GET /`, `GET /versions`, `GET /v2` and `GET /v2/` need no token; everything else, unknown
-//!   paths included, needs one first (401 before 404).
+//! - `GET /`, `GET /versions`, `GET /v2` and `GET /v2/` need no token, nor do the built-in
+//!   identity's `/v2.0/tokens` endpoints when it is on; everything else, unknown paths included,
+//!   needs one first (401 before 404).
 //! - A path segment with a bad percent escape or non-UTF-8 text is 404 (axum: 400 or literal).
 //! - `HEAD` is not served (axum answers it with the `GET` handler): 405.
 //! - 405 has the JSON error body and lists methods as `GET, PATCH, DELETE` (axum: an empty body
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn(decodable_path))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let identity = state.builtin_identity.clone();
     let app = Router::new()
         .route("/", get(versions::versions))
         .route("/versions", get(versions::versions))
@@ -57,11 +59,14 @@ pub fn router(state: AppState) -> Router {
         .merge(authenticated)
         .layer(body_limit)
         .with_state(state);
+    // The built-in identity's `/v2.0/tokens` endpoints need no token: they hand them out.
+    let outer = match identity {
+        Some(identity) => imgshare_identity::router(identity),
+        None => Router::new(),
+    };
     // The edge runs before routing, so that it sees every request (HEAD included) and every
     // response (401, 404 and 405 included).
-    Router::new()
-        .fallback_service(app)
-        .layer(middleware::from_fn(edge))
+    outer.fallback_service(app).layer(middleware::from_fn(edge))
 }
 
 /// The v2 resources, mounted under `/v2` and `/v2/{tenant_id}`. The order of the methods on

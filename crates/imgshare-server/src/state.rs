@@ -3,10 +3,9 @@
 use std::sync::Arc;
 
 use imgshare_core::Region;
+use imgshare_identity::{BuiltinIdentity, TokenValidator};
 use imgshare_store::{Engine, ImageDataStore, TaskEnvironment};
 use tokio::sync::Notify;
-
-use crate::identity::TokenStore;
 
 /// Default limit on request bodies.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -18,8 +17,12 @@ pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 40 * 1024 * 1024 * 1024;
 pub struct AppState {
     /// The engine (blocking: called through `spawn_blocking`).
     pub engine: Arc<Engine>,
-    /// Known tokens.
-    pub tokens: Arc<TokenStore>,
+    /// Who is behind each request's `X-Auth-Token`: the built-in identity, Keystone, or a
+    /// static [`TokenStore`](crate::TokenStore).
+    pub validator: Arc<dyn TokenValidator>,
+    /// The built-in identity whose `/v2.0/tokens` endpoints this server also serves (outside
+    /// the token check); `None`: no identity endpoint.
+    pub builtin_identity: Option<Arc<BuiltinIdentity>>,
     /// The region this endpoint serves.
     pub region: Region,
     /// Bodies larger than this are refused with 413 (image data has its own limit).
@@ -36,11 +39,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// A state with the default body limit ([`DEFAULT_MAX_BODY_BYTES`]).
-    pub fn new(engine: Arc<Engine>, tokens: Arc<TokenStore>, region: Region) -> Self {
+    /// A state with the default body limit ([`DEFAULT_MAX_BODY_BYTES`]), validating tokens
+    /// with `validator` (e.g. an `Arc<TokenStore>`).
+    pub fn new(engine: Arc<Engine>, validator: Arc<dyn TokenValidator>, region: Region) -> Self {
         AppState {
             engine,
-            tokens,
+            validator,
+            builtin_identity: None,
             region,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,

@@ -409,7 +409,7 @@ fn a_reload_of_a_broken_file_keeps_the_users() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("users.toml");
     std::fs::write(&path, "[users.x\n").unwrap();
-    assert!(identity.reload(&path).is_err());
+    assert!(identity.reload_from(&path).is_err());
     assert!(identity
         .authenticate(&key("alice", "alice-key"), at(0))
         .is_ok());
@@ -515,4 +515,41 @@ fn no_object_store_means_no_cloud_files_service() {
     let rendered = catalog.render("1", "MossoCloudFS_1");
     assert_eq!(rendered.as_array().unwrap().len(), 1);
     assert_eq!(rendered[0]["type"], "image");
+}
+
+#[test]
+fn the_validator_reload_rereads_the_users_file_it_was_loaded_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.toml");
+    let mut users = UsersFile::default();
+    users
+        .add_user(
+            "alice",
+            "111111",
+            vec![],
+            None,
+            Some("alice-key"),
+            None,
+            HashStrength::Fast,
+        )
+        .unwrap();
+    users.save(&path).unwrap();
+    let identity = BuiltinIdentity::load(&path, BuiltinOptions::default()).unwrap();
+    assert_eq!(identity.users_path(), Some(path.as_path()));
+    let token = identity
+        .authenticate(&key("alice", "alice-key"), at(0))
+        .unwrap()
+        .token
+        .id;
+    users.set_enabled("alice", false).unwrap();
+    users.save(&path).unwrap();
+    let summary = TokenValidator::reload(&identity).unwrap();
+    assert!(summary.contains("1 users"), "{summary}");
+    assert!(identity.identify(&token, at(1)).is_err());
+    std::fs::write(&path, "[users.alice\n").unwrap();
+    let error = TokenValidator::reload(&identity).unwrap_err();
+    assert!(error.to_string().contains("kept"), "{error}");
+    // Without a file there is nothing to re-read.
+    let summary = TokenValidator::reload(&self::identity()).unwrap();
+    assert!(summary.contains("no users file"), "{summary}");
 }
