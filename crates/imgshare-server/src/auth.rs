@@ -30,10 +30,13 @@ pub(crate) async fn authenticate(
         .headers()
         .get(AUTH_TOKEN_HEADER)
         .and_then(|token| token.to_str().ok())
-        .and_then(|token| state.tokens.identify(token.trim()))
-        .cloned();
+        .and_then(|token| state.tokens.identify(token.trim()));
     match identity {
         Some(identity) => {
+            // The request's log line names the caller (never the token).
+            let span = tracing::Span::current();
+            span.record("tenant", identity.tenant_id.as_str());
+            span.record("user", identity.user_id.as_str());
             request.extensions_mut().insert(identity);
             next.run(request).await
         }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use imgshare_core::Actor;
 use serde::{Deserialize, Serialize};
@@ -142,6 +143,43 @@ impl TokenStore {
     }
 }
 
+/// The tokens a running server checks requests against. Reloading (SIGHUP) swaps the whole
+/// store at once, so a request sees the old file or the new one, never a mix, and requests in
+/// flight are not disturbed.
+#[derive(Debug, Clone, Default)]
+pub struct SharedTokens(Arc<RwLock<Arc<TokenStore>>>);
+
+impl SharedTokens {
+    /// Starts with `store`.
+    pub fn new(store: Arc<TokenStore>) -> Self {
+        SharedTokens(Arc::new(RwLock::new(store)))
+    }
+
+    /// The store in use now.
+    pub fn current(&self) -> Arc<TokenStore> {
+        // A panic while swapping cannot leave a half-written `Arc`: the old value is still whole.
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The identity behind `token` in the store in use now.
+    pub fn identify(&self, token: &str) -> Option<Identity> {
+        self.current().identify(token).cloned()
+    }
+
+    /// Replaces the store for every later request.
+    pub fn replace(&self, store: TokenStore) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(store);
+    }
+
+    /// Loads `path` and, only if it loads, replaces the store; on error the old one stays.
+    pub fn reload(&self, path: &Path) -> Result<usize, TokenStoreError> {
+        let store = TokenStore::load(path)?;
+        let count = store.len();
+        self.replace(store);
+        Ok(count)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -158,6 +196,23 @@ mod tests {
         assert_eq!(a.identify("tok-a").unwrap().actor().tenant_id, "111111");
         assert!(a.identify("tok-b").is_none());
         assert!(!format!("{a:?}").contains("tok-a"));
+    }
+
+    #[test]
+    fn a_reload_that_fails_keeps_the_old_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let one = r#"{"tokens": {"tok-a": {"tenant_id": "1", "user_id": "a"}}}"#;
+        std::fs::write(&path, one).unwrap();
+        let shared = SharedTokens::new(Arc::new(TokenStore::load(&path).unwrap()));
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(shared.reload(&path).is_err());
+        assert_eq!(shared.identify("tok-a").unwrap().tenant_id, "1");
+        let two = r#"{"tokens": {"tok-b": {"tenant_id": "2", "user_id": "b"}}}"#;
+        std::fs::write(&path, two).unwrap();
+        assert_eq!(shared.reload(&path).unwrap(), 1);
+        assert!(shared.identify("tok-a").is_none());
+        assert_eq!(shared.identify("tok-b").unwrap().tenant_id, "2");
     }
 
     #[test]

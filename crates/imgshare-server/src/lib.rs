@@ -77,33 +77,54 @@
 //! 7. an id that is not a hyphenated UUID → 404 with the engine's wording; then the engine.
 //!
 //! Path segments are percent-decoded (a bad escape or non-UTF-8 text is 404). Engine calls run
-//! in `spawn_blocking`; 500s carry a generic message and the engine's `error_code` only.
+//! in `spawn_blocking`; 500s carry a generic message and the engine's `error_code` only (the
+//! cause goes to the log line of the request, with its request id).
+//!
+//! # Operations
+//!
+//! `GET /healthcheck` (no token) answers 200 `OK` or 503 with the reason (see [`health`]);
+//! `GET /metrics` (no token) the Prometheus text format when [`AppState::metrics`] is set (see
+//! [`metrics`]). Every request is one log line through `tracing` (method, route template,
+//! status, latency, request ids, tenant, user). [`serve_with`] reloads the tokens file on SIGHUP
+//! and drains in-flight requests on SIGTERM within a deadline.
 //!
 //! # Where things are
 //!
-//! - `routes`: the route table, and the edge layer (request id, `HEAD`, 405 rendering);
+//! - `routes`: the route table, and the edge layer (`HEAD`, 405 rendering);
+//! - `observe`: request ids, the request's log line and metrics;
 //! - `auth`: the layers before a route's method is looked at (token, path, tenant prefix);
 //! - `extract`: the caller's context, path parameters, body limits;
 //! - `handlers`: one module per resource; `state`: [`AppState`]; `error`: [`ApiError`];
 //! - [`tasks`]: the background task worker.
 
 pub mod error;
+pub mod health;
 pub mod identity;
+pub mod metrics;
 pub mod tasks;
 
 mod auth;
 mod extract;
 mod handlers;
+mod observe;
 mod response;
 mod routes;
 mod state;
 
 pub use error::ApiError;
 pub use handlers::import::resume_imports;
-pub use identity::{Identity, TokenStore, TokenStoreError};
+pub use identity::{Identity, SharedTokens, TokenStore, TokenStoreError};
+pub use metrics::metrics_router;
 pub use routes::router;
 pub use state::{AppState, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IMAGE_BYTES};
 pub use tasks::{spawn_task_worker, DEFAULT_POLL_INTERVAL};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
 
 /// The header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
@@ -112,10 +133,49 @@ pub const IMPORT_METHODS_HEADER: &str = "openstack-image-import-methods";
 /// The header carrying the caller's token.
 pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 
-/// Serves `router(state)` on `listener` until Ctrl-C (or SIGTERM on Unix), after finishing the
-/// imports a previous run left `importing` (see [`resume_imports`]), with the task worker
-/// ([`spawn_task_worker`]) running beside it if the state has a task environment.
+/// How [`serve_with`] runs beyond the API itself.
+#[derive(Debug)]
+pub struct ServeConfig {
+    /// After SIGTERM (or Ctrl-C), how long in-flight requests may take to finish; connections
+    /// still open then are closed.
+    pub shutdown_timeout: Duration,
+    /// The tokens file reloaded into [`AppState::tokens`] on SIGHUP; `None`: SIGHUP is ignored.
+    pub tokens_file: Option<PathBuf>,
+    /// A listener of its own for `GET /metrics`, with the exporter's handle.
+    pub metrics: Option<(tokio::net::TcpListener, PrometheusHandle)>,
+}
+
+/// The default drain deadline.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            tokens_file: None,
+            metrics: None,
+        }
+    }
+}
+
+/// Serves `router(state)` on `listener` until Ctrl-C (or SIGTERM on Unix), with the defaults
+/// of [`ServeConfig`] (see [`serve_with`]).
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    serve_with(listener, state, ServeConfig::default()).await
+}
+
+/// Serves `router(state)` on `listener` until Ctrl-C or SIGTERM, after finishing the imports a
+/// previous run left `importing` (see [`resume_imports`]), with the task worker
+/// ([`spawn_task_worker`]) running beside it if the state has a task environment.
+///
+/// On the signal it stops accepting connections and waits up to `config.shutdown_timeout` for
+/// the requests in flight; SIGHUP reloads `config.tokens_file` (a file that does not load is
+/// logged and the old tokens stay); `config.metrics` serves `GET /metrics` on its own listener.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    config: ServeConfig,
+) -> std::io::Result<()> {
     let resume_state = state.clone();
     let resumed = tokio::task::spawn_blocking(move || resume_imports(&resume_state)).await;
     if let Ok(Err(error)) = resumed {
@@ -124,15 +184,83 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
         )));
     }
     let worker = spawn_task_worker(&state, DEFAULT_POLL_INTERVAL);
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-    if let Some(worker) = worker {
-        worker.abort();
+    let reloader = config
+        .tokens_file
+        .clone()
+        .map(|path| tokio::spawn(reload_on_hangup(state.tokens.clone(), path)));
+    let metrics_server = config.metrics.map(|(listener, handle)| {
+        let app = metrics_router(Arc::clone(&state.engine), handle);
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(error = %error, "metrics listener stopped");
+            }
+        })
+    });
+    let stopping = Arc::new(Notify::new());
+    let signalled = Arc::clone(&stopping);
+    let timeout = config.shutdown_timeout;
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!(
+            timeout_s = timeout.as_secs_f64(),
+            "shutting down: no new connections, draining requests in flight"
+        );
+        // A permit, so the deadline starts even if its waiter is polled after this.
+        signalled.notify_one();
+    });
+    let deadline = async {
+        stopping.notified().await;
+        tokio::time::sleep(timeout).await;
+    };
+    let served = tokio::select! {
+        served = server => served,
+        () = deadline => {
+            tracing::warn!(
+                timeout_s = timeout.as_secs_f64(),
+                "shutdown deadline passed: closing the connections still open"
+            );
+            Ok(())
+        }
+    };
+    for task in [worker, reloader, metrics_server].into_iter().flatten() {
+        task.abort();
     }
     served
 }
 
+/// Reloads the tokens file on every SIGHUP; a file that does not load leaves the old tokens.
+async fn reload_on_hangup(tokens: SharedTokens, path: PathBuf) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => hangup,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGHUP: the tokens file will not be reloaded");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            let (tokens, path) = (tokens.clone(), path.clone());
+            let reloaded = tokio::task::spawn_blocking(move || tokens.reload(&path)).await;
+            match reloaded {
+                Ok(Ok(count)) => {
+                    ::metrics::counter!(metrics::TOKEN_RELOADS, "result" => "ok").increment(1);
+                    tracing::info!(tokens = count, "tokens file reloaded");
+                }
+                Ok(Err(error)) => {
+                    ::metrics::counter!(metrics::TOKEN_RELOADS, "result" => "error").increment(1);
+                    tracing::error!(error = %error, "tokens file not reloaded: keeping the tokens in use");
+                }
+                Err(error) => tracing::error!(error = %error, "tokens reload did not finish"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (tokens, path);
+    }
+}
 async fn shutdown_signal() {
     let ctrl_c = async {
         // If the handler cannot be installed, wait forever rather than stop at once.

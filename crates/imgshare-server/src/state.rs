@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use imgshare_core::Region;
 use imgshare_store::{Engine, ImageDataStore, TaskEnvironment};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
 
-use crate::identity::TokenStore;
+use crate::identity::{SharedTokens, TokenStore};
 
 /// Default limit on request bodies.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -18,8 +19,8 @@ pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 40 * 1024 * 1024 * 1024;
 pub struct AppState {
     /// The engine (blocking: called through `spawn_blocking`).
     pub engine: Arc<Engine>,
-    /// Known tokens.
-    pub tokens: Arc<TokenStore>,
+    /// Known tokens (reloadable: see [`SharedTokens`]).
+    pub tokens: SharedTokens,
     /// The region this endpoint serves.
     pub region: Region,
     /// Bodies larger than this are refused with 413 (image data has its own limit).
@@ -33,6 +34,13 @@ pub struct AppState {
     pub tasks: Option<Arc<TaskEnvironment>>,
     /// Wakes the task worker when a task is created.
     pub task_wakeup: Arc<Notify>,
+    /// The endpoint clients reach the API at (`https://images.example.com`, no trailing
+    /// slash), for the version documents' links behind a proxy; `None`: `http://` and the
+    /// request's `Host`.
+    pub public_endpoint: Option<String>,
+    /// Serve `GET /metrics` on the API's listener with this exporter; `None`: not there (no
+    /// metrics, or metrics on their own listener, see [`crate::metrics_router`]).
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl AppState {
@@ -40,13 +48,15 @@ impl AppState {
     pub fn new(engine: Arc<Engine>, tokens: Arc<TokenStore>, region: Region) -> Self {
         AppState {
             engine,
-            tokens,
+            tokens: SharedTokens::new(tokens),
             region,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
             image_data: None,
             tasks: None,
             task_wakeup: Arc::new(Notify::new()),
+            public_endpoint: None,
+            metrics: None,
         }
     }
 }
