@@ -26,9 +26,7 @@ pub(crate) fn init(format: LogFormat, default: &str) {
         .with_writer(std::io::stderr);
     // Another subscriber already installed (only possible in tests) keeps its place.
     let _ = match format {
-        LogFormat::Text => builder
-            .with_ansi(crate::stderr_is_terminal())
-            .try_init(),
+        LogFormat::Text => builder.with_ansi(crate::stderr_is_terminal()).try_init(),
         LogFormat::Json => builder
             .json()
             .with_current_span(true)

@@ -72,7 +72,10 @@ pub(crate) fn parse_public_endpoint(text: &str) -> Result<String, String> {
     if uri.query().is_some() || text.contains('#') {
         return Err(bad("it may not have a query or fragment"));
     }
-    if uri.authority().is_some_and(|authority| authority.as_str().contains('@')) {
+    if uri
+        .authority()
+        .is_some_and(|authority| authority.as_str().contains('@'))
+    {
         return Err(bad("it may not carry credentials"));
     }
     Ok(text.trim().trim_end_matches('/').to_owned())

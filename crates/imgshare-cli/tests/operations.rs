@@ -4,6 +4,8 @@
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// Each test binary uses a different part of the shared set-up.
+#[allow(dead_code)]
 mod common;
 
 use std::io::{Read, Write};
@@ -77,7 +79,10 @@ impl Running {
             if let Some(line) = log.lines().find(|line| line.contains(needle)) {
                 return line.to_owned();
             }
-            assert!(Instant::now() < deadline, "no {needle:?} in the log:\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log:\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -202,7 +207,10 @@ fn a_500_is_logged_with_its_cause_and_the_request_id() {
     std::fs::write(&data_dir, "not a directory").unwrap();
     let (status, response) = request(&server.addr, &upload_head(TOKEN, &image_id, 4), b"data");
     assert_eq!(status, 500, "{response}");
-    assert!(!response.contains("directory"), "the cause leaked: {response}");
+    assert!(
+        !response.contains("directory"),
+        "the cause leaked: {response}"
+    );
     let local = header(&response, "x-openstack-request-id").to_owned();
     let line = server.wait_for_log(&local);
     assert!(line.contains("ERROR"), "{line}");

@@ -32,7 +32,10 @@ impl FromRequestParts<AppState> for Ctx {
             now: Utc::now(),
             actor: identity.actor(),
             region: state.region.clone(),
-            request_id: parts.extensions.get::<RequestId>().map(|id| id.local.clone()),
+            request_id: parts
+                .extensions
+                .get::<RequestId>()
+                .map(|id| id.local.clone()),
         }))
     }
 }

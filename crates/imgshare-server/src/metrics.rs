@@ -53,10 +53,7 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
     }
     let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), &LATENCY_BUCKETS)?
-        .set_buckets_for_metric(
-            Matcher::Full(GROUP_COMMIT_SIZE.to_owned()),
-            &GROUP_BUCKETS,
-        )?
+        .set_buckets_for_metric(Matcher::Full(GROUP_COMMIT_SIZE.to_owned()), &GROUP_BUCKETS)?
         .build_recorder();
     let handle = recorder.handle();
     // A recorder someone else installed first wins; this handle then stays empty, which the
@@ -68,7 +65,10 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(HTTP_REQUESTS, "Requests answered, by method, route and status.");
+    describe_counter!(
+        HTTP_REQUESTS,
+        "Requests answered, by method, route and status."
+    );
     describe_histogram!(
         HTTP_DURATION,
         Unit::Seconds,
@@ -131,9 +131,11 @@ pub fn metrics_router(engine: Arc<Engine>, handle: PrometheusHandle) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(|State((engine, handle)): State<(Arc<Engine>, PrometheusHandle)>| {
-                answer(engine, handle)
-            }),
+            get(
+                |State((engine, handle)): State<(Arc<Engine>, PrometheusHandle)>| {
+                    answer(engine, handle)
+                },
+            ),
         )
         .with_state((engine, handle))
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use imgshare_core::StreamId;
 use imgshare_store::{Engine, EngineError, TaskEnvironment, TaskRunReport};
-use uuid::Uuid;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 use crate::AppState;
 
@@ -52,8 +52,8 @@ async fn run(
                 let engine_now = Arc::clone(&engine);
                 // Reading the finished tasks back is cheap (one short stream each) and keeps
                 // the log line's facts those the API shows.
-                let _ = tokio::task::spawn_blocking(move || log_finished(&engine_now, &report))
-                    .await;
+                let _ =
+                    tokio::task::spawn_blocking(move || log_finished(&engine_now, &report)).await;
             }
             // The database was busy or failing: try again at the next tick.
             Ok(Err(error)) => {

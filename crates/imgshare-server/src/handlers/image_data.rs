@@ -156,8 +156,7 @@ async fn receive(
     slot: DataSlot,
     mut body: Body,
 ) -> Result<(Box<dyn DataWriter>, ImageActivated), ApiError> {
-    let mut writer =
-        blocking(move || store.writer(image_id, slot).map_err(storage_error)).await?;
+    let mut writer = blocking(move || store.writer(image_id, slot).map_err(storage_error)).await?;
     while let Some(frame) = body.frame().await {
         let frame =
             frame.map_err(|_| ApiError::bad_request("body_read_failed", "Could not read body."))?;
