@@ -28,14 +28,13 @@ impl FromRequestParts<AppState> for Ctx {
             .extensions
             .get::<Identity>()
             .ok_or_else(ApiError::unauthorized)?;
+        let ids = parts.extensions.get::<RequestId>();
         Ok(Ctx(Context {
             now: Utc::now(),
             actor: identity.actor(),
             region: state.region.clone(),
-            request_id: parts
-                .extensions
-                .get::<RequestId>()
-                .map(|id| id.local.clone()),
+            request_id: ids.map(|ids| ids.local.clone()),
+            global_request_id: ids.and_then(|ids| ids.global.clone()),
         }))
     }
 }

@@ -52,7 +52,10 @@ pub fn check(engine: &Engine) -> Result<(), String> {
     engine
         .read(|conn| Ok(imgshare_store::head(conn)?))
         .map_err(|error| format!("database cannot be read: {error}"))?;
-    if storage_full(engine)? {
+    if engine
+        .storage_full()
+        .map_err(|error| format!("database cannot be read: {error}"))?
+    {
         return Err("database is full: it has reached its size limit".to_owned());
     }
     let Some(path) = engine.path() else {
@@ -81,8 +84,4 @@ fn free_space(path: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn storage_full(_engine: &Engine) -> Result<bool, String> {
-    Ok(false)
 }

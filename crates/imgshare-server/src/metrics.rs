@@ -27,8 +27,6 @@ pub const REFUSALS: &str = "imgshare_refusals_total";
 pub const TASKS_FINISHED: &str = "imgshare_tasks_finished_total";
 /// Task worker passes that failed before finishing (busy or failing database).
 pub const TASK_WORKER_ERRORS: &str = "imgshare_task_worker_errors_total";
-/// Tasks `pending` after the worker's last pass.
-pub const TASKS_PENDING: &str = "imgshare_tasks_pending";
 /// The log's last position, read when scraped.
 pub const LOG_HEAD: &str = "imgshare_log_head_position";
 /// Token reloads, by `result` (`ok`, `error`).
@@ -40,8 +38,6 @@ const LATENCY_BUCKETS: [f64; 14] = [
 ];
 /// Commands per group commit.
 const GROUP_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
-/// The engine's histogram of group-commit sizes (recorded by the store).
-const GROUP_COMMIT_SIZE: &str = "imgshare_group_commit_commands";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -53,7 +49,10 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
     }
     let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), &LATENCY_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full(GROUP_COMMIT_SIZE.to_owned()), &GROUP_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full(imgshare_store::metrics::GROUP_COMMIT_COMMANDS.to_owned()),
+            &GROUP_BUCKETS,
+        )?
         .build_recorder();
     let handle = recorder.handle();
     // A recorder someone else installed first wins; this handle then stays empty, which the
@@ -77,9 +76,9 @@ fn describe() {
     describe_counter!(REFUSALS, "Error answers, by error_code and status.");
     describe_counter!(TASKS_FINISHED, "Tasks finished by the worker, by outcome.");
     describe_counter!(TASK_WORKER_ERRORS, "Task worker passes that failed.");
-    describe_gauge!(TASKS_PENDING, "Tasks pending after the worker's last pass.");
     describe_gauge!(LOG_HEAD, "The event log's last position.");
     describe_counter!(TOKEN_RELOADS, "Tokens file reloads (SIGHUP), by result.");
+    imgshare_store::metrics::describe();
 }
 
 /// Counts one answered request.

@@ -1,5 +1,6 @@
-//! What a load balancer and a Prometheus server see: `GET /healthcheck` (200 `OK`, 503 on a
-//! read-only or full database) and `GET /metrics`.
+//! What a load balancer sees: `GET /healthcheck` (200 `OK`, 503 on a read-only or full
+//! database). `GET /metrics` is in `metrics.rs`, a binary of its own, since the recorder is
+//! global to the process.
 //!
 //! The read-only and full-disk cases on a real file system need mounts (a read-only bind mount, a
 //! small tmpfs), which only root may make (as in `tests/tests/storage_failures.rs`); elsewhere
@@ -206,46 +207,88 @@ async fn healthcheck_goes_503_on_a_full_disk_and_recovers_when_space_is_freed() 
     assert_eq!(health(&app).await.0, StatusCode::OK);
 }
 
-/// The value of the sample `name{labels}` in a text exposition (0 when absent).
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
+#[tokio::test]
+async fn healthcheck_goes_503_on_a_database_at_its_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("capped.db");
+    let pages: u32 = {
+        let engine = open(&path, DbOptions::default());
+        engine
+            .read(|conn| {
+                Ok(conn
+                    .pragma_query_value(None, "page_count", |row| row.get(0))
+                    .unwrap())
+            })
+            .unwrap()
+    };
+    let engine = open(
+        &path,
+        DbOptions {
+            max_page_count: Some(pages + 64),
+            ..DbOptions::default()
+        },
+    );
+    let app = router(state(Arc::clone(&engine)));
+    assert_eq!(health(&app).await.0, StatusCode::OK);
+    let body = format!(
+        r#"{{"name": "{}", "disk_format": "raw", "container_format": "bare"}}"#,
+        "x".repeat(250)
+    );
+    let mut refused = None;
+    for _ in 0..10_000 {
+        let (status, text) = send(&app, Method::POST, "/v2/images", &body).await;
+        if status != StatusCode::CREATED {
+            refused = Some((status, text));
+            break;
+        }
+    }
+    let (status, text) = refused.expect("the database never filled up");
+    assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{text}");
+    let (status, body) = health(&app).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("database is full"), "{body}");
 }
 
 #[tokio::test]
-async fn metrics_count_a_request_and_an_append() {
+async fn a_callers_request_id_is_stored_next_to_the_local_one_in_the_events() {
     let dir = tempfile::tempdir().unwrap();
-    let mut state = state(open(&dir.path().join("m.db"), DbOptions::default()));
-    state.metrics = Some(imgshare_server::metrics::install().unwrap());
-    let app = router(state);
-    let metrics = |app: Router| async move {
-        let (status, text) = send(&app, Method::GET, "/metrics", "").await;
-        assert_eq!(status, StatusCode::OK, "{text}");
-        text
-    };
-    let created = r#"imgshare_http_requests_total{method="POST",route="/v2/images",status="201"}"#;
-    let before = metrics(app.clone()).await;
-    let (status, body) = send(
-        &app,
-        Method::POST,
-        "/v2/images",
-        r#"{"name": "counted", "disk_format": "raw", "container_format": "bare"}"#,
-    )
-    .await;
+    let engine = open(&dir.path().join("ids.db"), DbOptions::default());
+    let app = router(state(Arc::clone(&engine)));
+    let global = "req-6c1f1d4e-2b8a-4d47-9a55-1f0f3c2e9b7a";
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v2/images")
+        .header("x-auth-token", TOKEN)
+        .header("x-openstack-request-id", global)
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"name": "traced"}"#))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let local = response.headers()["x-openstack-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(local, global);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let image_id = uuid::Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
+    let history = engine.history(image_id).unwrap();
+    let metadata = &history.first().unwrap().metadata;
+    assert_eq!(metadata.request_id.as_deref(), Some(local.as_str()));
+    assert_eq!(metadata.global_request_id.as_deref(), Some(global));
+
+    // Without one, nothing is stored for it, and metadata written before the field existed
+    // reads as it always did.
+    let (status, body) = send(&app, Method::POST, "/v2/images", r#"{"name": "plain"}"#).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let after = metrics(app.clone()).await;
-    assert_eq!(sample(&after, created), sample(&before, created) + 1.0);
-    let head = "imgshare_log_head_position";
-    assert_eq!(sample(&after, head), sample(&before, head) + 1.0, "{after}");
-    assert!(
-        after.contains(r#"imgshare_http_request_duration_seconds_bucket{method="POST",route="/v2/images",le="+Inf"}"#),
-        "{after}"
-    );
-    // A refusal is counted by its code.
-    let (status, _) = send(&app, Method::GET, "/v2/images/not-an-id", "").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let refused = metrics(app.clone()).await;
-    let series = r#"imgshare_refusals_total{error_code="image_not_found",status="404"}"#;
-    assert_eq!(sample(&refused, series), sample(&after, series) + 1.0);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let image_id = uuid::Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
+    let history = engine.history(image_id).unwrap();
+    assert_eq!(history.first().unwrap().metadata.global_request_id, None);
+    let old =
+        serde_json::json!({"region": "DFW", "request_id": "req-1", "correlation_id": "req-1"});
+    let read = imgshare_store::audit::EventMetadata::from_value(&old);
+    assert_eq!(read.request_id.as_deref(), Some("req-1"));
+    assert_eq!(read.global_request_id, None);
 }
