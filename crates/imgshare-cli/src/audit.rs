@@ -193,9 +193,13 @@ pub(crate) fn log(args: &LogArgs) -> anyhow::Result<()> {
     flush(&mut out)
 }
 
-/// `\r[#####.....]  50% 5000/10000 events` on stderr.
+/// `\r[#####.....]  50% 5000/10000 events` on stderr, only when stderr is a terminal: redrawn
+/// lines in a journal or a log file are noise (the summary line is printed either way).
 fn progress_bar(done: u64, total: u64) {
     const WIDTH: u64 = 30;
+    if !crate::stderr_is_terminal() {
+        return;
+    }
     let total = total.max(1);
     let filled = (done.min(total) * WIDTH / total) as usize;
     eprint!(
@@ -204,6 +208,13 @@ fn progress_bar(done: u64, total: u64) {
         ".".repeat(WIDTH as usize - filled),
         done.min(total) * 100 / total
     );
+}
+
+/// Ends the progress bar's line, if there is one.
+fn end_progress_bar() {
+    if crate::stderr_is_terminal() {
+        eprintln!();
+    }
 }
 
 pub(crate) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
@@ -231,7 +242,7 @@ fn rebuild(path: &Path, options: EngineOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let report = engine.rebuild(|done| progress_bar(done, total))?;
     let seconds = started.elapsed().as_secs_f64();
-    eprintln!();
+    end_progress_bar();
     println!(
         "rebuilt {} streams: {} events in {seconds:.2} s ({:.0} events/s); checkpoint at position {}",
         report.streams,
@@ -300,7 +311,7 @@ fn replay_to(args: &ReplayArgs, as_of: &AsOf) -> anyhow::Result<()> {
     flush(&mut out)?;
     let seconds = started.elapsed().as_secs_f64();
     progress_bar(total, total);
-    eprintln!();
+    end_progress_bar();
     eprintln!(
         "replayed {streams} streams as of {as_of}: {total} events in {seconds:.2} s ({:.0} events/s); stored read models untouched",
         total as f64 / seconds.max(1e-9)

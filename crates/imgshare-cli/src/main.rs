@@ -11,6 +11,7 @@
 
 mod audit;
 mod identity;
+mod logging;
 mod serve;
 mod swift_args;
 mod users;
@@ -231,6 +232,23 @@ struct ServeArgs {
     import_size_limit: u64,
     #[command(flatten)]
     swift: swift_args::SwiftArgs,
+    /// The log's format on stderr: `text` (one readable line per event) or `json` (one JSON
+    /// object per line). What is logged is chosen with `RUST_LOG` (default: `info`).
+    #[arg(long, env = "IMGSHARE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: logging::LogFormat,
+    /// Serve `GET /metrics` on this address only (e.g. `127.0.0.1:9293`), not on the API's;
+    /// default: on the API's listener.
+    #[arg(long, env = "IMGSHARE_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<String>,
+    /// The URL clients reach the API at, behind a TLS-terminating proxy
+    /// (`https://images.example.com`): the version documents' links use it instead of
+    /// `http://` and the request's `Host`.
+    #[arg(long, env = "IMGSHARE_PUBLIC_ENDPOINT", value_name = "URL", value_parser = serve::parse_public_endpoint)]
+    public_endpoint: Option<String>,
+    /// After SIGTERM, how long requests in flight may take to finish before their connections
+    /// are closed: seconds, or with an `s` or `m` suffix.
+    #[arg(long, env = "IMGSHARE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = serve::parse_timeout)]
+    shutdown_timeout: std::time::Duration,
 }
 
 /// A byte count: digits, optionally followed by K, M, G or T (powers of 1024, `B` optional).
@@ -272,8 +290,20 @@ fn open_with(db: &Path, args: &OpenArgs, profile: Profile) -> anyhow::Result<Eng
     Engine::open(db, options).with_context(|| format!("opening {}", db.display()))
 }
 
+/// Whether stderr is a terminal: progress bars are drawn only there.
+pub(crate) fn stderr_is_terminal() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal()
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse().command) {
+    let cli = Cli::parse();
+    match &cli.command {
+        Sub::Serve(args) => logging::init(args.log_format, "info"),
+        // The other commands report on stdout and stderr themselves; their log is for warnings.
+        _ => logging::init(logging::LogFormat::Text, "warn"),
+    }
+    match run(cli.command) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("Error: {error:?}");
@@ -311,9 +341,16 @@ fn run(command: Sub) -> anyhow::Result<ExitCode> {
         Sub::Rebuild { db } => {
             let engine = open(&db.db, &db.options)?;
             let started = Instant::now();
-            let report = engine.rebuild(|done| eprint!("\rrebuilding: {done} events"))?;
+            let terminal = stderr_is_terminal();
+            let report = engine.rebuild(|done| {
+                if terminal {
+                    eprint!("\rrebuilding: {done} events");
+                }
+            })?;
             let seconds = started.elapsed().as_secs_f64();
-            eprintln!();
+            if terminal {
+                eprintln!();
+            }
             println!(
                 "rebuilt {} streams from {} events in {seconds:.2} s ({:.0} events/s); checkpoint at position {}",
                 report.streams,
@@ -378,6 +415,9 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         objects_dir: args.objects_dir,
         swift: args.swift,
+        metrics_listen: args.metrics_listen,
+        public_endpoint: args.public_endpoint,
+        shutdown_timeout: args.shutdown_timeout,
     };
     serve::serve(engine, &args.db.db, options)
 }

@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -19,7 +20,7 @@ use imgshare_core::{
     Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, ProfileKind,
     Region, Visibility,
 };
-use imgshare_server::AppState;
+use imgshare_server::{AppState, ServeConfig};
 use imgshare_store::{Engine, FsImageDataStore, FsObjectStore, TaskEnvironment};
 use serde_json::Value;
 use uuid::Uuid;
@@ -43,6 +44,54 @@ pub(crate) struct ServeOptions {
     pub(crate) data_dir: Option<PathBuf>,
     pub(crate) objects_dir: Option<PathBuf>,
     pub(crate) swift: crate::swift_args::SwiftArgs,
+    /// `GET /metrics` on its own address instead of the API's.
+    pub(crate) metrics_listen: Option<String>,
+    /// Checked by [`parse_public_endpoint`]: no trailing slash.
+    pub(crate) public_endpoint: Option<String>,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+/// `--public-endpoint`: an absolute `http` or `https` URL with a host, optionally a path
+/// prefix, no query or fragment; returned without a trailing slash (links append `/v2/...`).
+pub(crate) fn parse_public_endpoint(text: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!("not a public endpoint URL: {text:?} ({why}; e.g. https://images.example.com)")
+    };
+    let uri: axum::http::Uri = text.trim().parse().map_err(|_| bad("does not parse"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(bad("the scheme must be http or https")),
+    }
+    match uri.host() {
+        Some(host) if !host.is_empty() => {}
+        _ => return Err(bad("it has no host")),
+    }
+    if uri.query().is_some() || text.contains('#') {
+        return Err(bad("it may not have a query or fragment"));
+    }
+    if uri
+        .authority()
+        .is_some_and(|authority| authority.as_str().contains('@'))
+    {
+        return Err(bad("it may not carry credentials"));
+    }
+    Ok(text.trim().trim_end_matches('/').to_owned())
+}
+
+/// `--shutdown-timeout`: whole seconds, optionally with an `s` or `m` suffix.
+pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    let (digits, unit) = if let Some(minutes) = trimmed.strip_suffix('m') {
+        (minutes, 60)
+    } else {
+        (trimmed.strip_suffix('s').unwrap_or(trimmed), 1)
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|number| number.checked_mul(unit))
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("not a duration: {text:?} (e.g. 30, 30s, 2m)"))
 }
 
 /// The role the walkthrough's accounts get: full image rights in each profile.
@@ -178,13 +227,30 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
         (true, false) => find_demo_image(&engine, &first),
     };
 
+    let metrics = imgshare_server::metrics::install().context("starting the metrics exporter")?;
+
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        let metrics_listener = match &options.metrics_listen {
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("listening for metrics on {address}"))?,
+            ),
+            None => None,
+        };
+        if let Some(listener) = &metrics_listener {
+            println!("metrics on http://{}/metrics", listener.local_addr()?);
+        }
         let engine = Arc::new(engine);
         let mut base = AppState::new(Arc::clone(&engine), options.identity.validator, first);
         base.builtin_identity = options.identity.builtin;
         base.image_data = Some(Arc::new(FsImageDataStore::new(data_dir)));
         base.tasks = Some(Arc::new(tasks));
+        base.public_endpoint = options.public_endpoint;
+        if metrics_listener.is_none() {
+            base.metrics = Some(metrics.clone());
+        }
         let mut endpoints = Vec::with_capacity(options.listeners.len());
         let mut shown = Vec::with_capacity(options.listeners.len());
         for bound in options.listeners {
@@ -209,8 +275,13 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
             &options.identity.banner,
             options.demo.then_some(seeded),
         );
-        imgshare_server::serve_regions(endpoints).await?;
-        eprintln!("imgshare: shut down");
+        let config = ServeConfig {
+            shutdown_timeout: options.shutdown_timeout,
+            reload_on_hangup: true,
+            metrics: metrics_listener.map(|listener| (listener, metrics)),
+        };
+        imgshare_server::serve_regions(endpoints, config).await?;
+        tracing::info!("shut down");
         anyhow::Ok(())
     })
 }
@@ -379,5 +450,39 @@ mod tests {
             objects_dir(Path::new("/srv/x/images.db"), None),
             PathBuf::from("/srv/x/images.db.objects")
         );
+    }
+
+    #[test]
+    fn public_endpoints_must_be_http_urls_with_a_host() {
+        assert_eq!(
+            parse_public_endpoint("https://images.example.com/").as_deref(),
+            Ok("https://images.example.com")
+        );
+        assert_eq!(
+            parse_public_endpoint("https://proxy.example.com:8443/image").as_deref(),
+            Ok("https://proxy.example.com:8443/image")
+        );
+        for bad in [
+            "",
+            "images.example.com",
+            "ftp://images.example.com",
+            "https://",
+            "https://images.example.com/?x=1",
+            "https://images.example.com/#top",
+            "https://user:pw@images.example.com",
+            "not a url",
+        ] {
+            assert!(parse_public_endpoint(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timeouts_take_seconds_or_minutes() {
+        assert_eq!(parse_timeout("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["", "s", "1.5s", "-1", "3h"] {
+            assert!(parse_timeout(bad).is_err(), "{bad:?}");
+        }
     }
 }

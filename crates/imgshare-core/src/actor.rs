@@ -74,6 +74,9 @@ pub struct Context {
     pub region: Region,
     /// The API request id, kept in event metadata for audits.
     pub request_id: Option<String>,
+    /// The caller's own request id (`req-<uuid>` in the request's `X-Openstack-Request-Id`, as
+    /// Glance keeps it as the global request id), kept in event metadata next to `request_id`.
+    pub global_request_id: Option<String>,
 }
 
 impl Context {
@@ -84,6 +87,7 @@ impl Context {
             actor,
             region,
             request_id: None,
+            global_request_id: None,
         }
     }
 }

@@ -75,6 +75,39 @@ pub enum Command {
 }
 
 impl Command {
+    /// A stable name of the command's kind (`image.add_member`, `task.start`), for counting
+    /// commands by kind; never stored.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::Image { command, .. } => match command {
+                ImageCommand::Register { .. } => "image.register",
+                ImageCommand::StartSaving => "image.start_saving",
+                ImageCommand::Activate(_) => "image.activate",
+                ImageCommand::Kill { .. } => "image.kill",
+                ImageCommand::Upload(_) => "image.upload",
+                ImageCommand::Stage { .. } => "image.stage",
+                ImageCommand::StartImport { .. } => "image.start_import",
+                ImageCommand::FinishImport(_) => "image.finish_import",
+                ImageCommand::FailImport { .. } => "image.fail_import",
+                ImageCommand::Deactivate => "image.deactivate",
+                ImageCommand::Reactivate => "image.reactivate",
+                ImageCommand::Update(_) => "image.update",
+                ImageCommand::AddTag { .. } => "image.add_tag",
+                ImageCommand::RemoveTag { .. } => "image.remove_tag",
+                ImageCommand::Delete => "image.delete",
+                ImageCommand::AddMember { .. } => "image.add_member",
+                ImageCommand::RemoveMember { .. } => "image.remove_member",
+                ImageCommand::SetMemberStatus { .. } => "image.set_member_status",
+            },
+            Command::Task { command, .. } => match command {
+                TaskCommand::Create { .. } => "task.create",
+                TaskCommand::Start => "task.start",
+                TaskCommand::Succeed { .. } => "task.succeed",
+                TaskCommand::Fail { .. } => "task.fail",
+            },
+        }
+    }
+
     /// The streams whose state the decision needs; the first is the addressed aggregate.
     pub fn streams(&self) -> Vec<StreamId> {
         match self {

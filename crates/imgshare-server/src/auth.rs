@@ -43,7 +43,12 @@ pub(crate) async fn authenticate(
     };
     match state.validator.validate(&token).await {
         Ok(identity) => {
-            request.extensions_mut().insert(Identity::from(identity));
+            let identity = Identity::from(identity);
+            // The request's log line names the caller (never the token).
+            let span = tracing::Span::current();
+            span.record("tenant", identity.tenant_id.as_str());
+            span.record("user", identity.user_id.as_str());
+            request.extensions_mut().insert(identity);
             next.run(request).await
         }
         Err(error) => refusal(&error).into_response(),
@@ -57,7 +62,7 @@ fn refusal(error: &IdentityError) -> ApiError {
             ApiError::new(StatusCode::FORBIDDEN, "forbidden", error.to_string())
         }
         ErrorKind::Unavailable | ErrorKind::OverLimit => {
-            eprintln!("imgshare: identity: {error}");
+            tracing::error!(error = %error, "identity service unavailable");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "identity_unavailable",
@@ -66,7 +71,7 @@ fn refusal(error: &IdentityError) -> ApiError {
             )
         }
         ErrorKind::Internal => {
-            eprintln!("imgshare: identity: {error}");
+            tracing::error!(error = %error, "identity service unavailable");
             ApiError::internal("identity_internal")
         }
         // Unknown, expired, revoked, or its user disabled: one answer, as keystonemiddleware.

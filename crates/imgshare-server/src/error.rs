@@ -23,6 +23,17 @@ pub struct ApiError {
     pub error_code: &'static str,
     /// Headers to add (`Allow`, `Accept-Patch`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What really went wrong behind a 5xx whose message hides it: logged with the request id,
+    /// never sent to the client.
+    pub cause: Option<String>,
+}
+
+/// What the request log needs to know about an error answer; put into the response's
+/// extensions, since the body is already JSON by the time the log line is written.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorInfo {
+    pub(crate) error_code: &'static str,
+    pub(crate) cause: Option<String>,
 }
 
 impl ApiError {
@@ -33,7 +44,14 @@ impl ApiError {
             message: message.into(),
             error_code,
             headers: Vec::new(),
+            cause: None,
         }
+    }
+
+    /// The same error, with the cause the log shows for it.
+    pub fn with_cause(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
     }
 
     /// 400.
@@ -142,6 +160,10 @@ impl IntoResponse for ApiError {
         for (name, value) in self.headers {
             response.headers_mut().insert(name, value);
         }
+        response.extensions_mut().insert(ErrorInfo {
+            error_code: self.error_code,
+            cause: self.cause,
+        });
         response
     }
 }
@@ -172,7 +194,7 @@ impl From<EngineError> for ApiError {
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE
         );
         if status.is_server_error() && !actionable {
-            return ApiError::internal(error.code());
+            return ApiError::internal(error.code()).with_cause(format_args!("{error}: {error:?}"));
         }
         let mut api = ApiError::new(status, error.code(), error.to_string());
         if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
@@ -247,5 +269,7 @@ mod tests {
         assert_eq!(corrupt.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(corrupt.error_code, "database_corrupt");
         assert_eq!(corrupt.message, INTERNAL_MESSAGE);
+        let cause = corrupt.cause.unwrap_or_default();
+        assert!(cause.contains("file is not a database"), "{cause}");
     }
 }

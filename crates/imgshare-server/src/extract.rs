@@ -13,11 +13,8 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::identity::Identity;
+use crate::observe::RequestId;
 use crate::state::AppState;
-
-/// The id of the request, set on every request before routing (see `routes`).
-#[derive(Debug, Clone)]
-pub(crate) struct RequestId(pub(crate) String);
 
 /// The caller's context: now, the authenticated actor, the endpoint's region, the request id.
 pub(crate) struct Ctx(pub(crate) Context);
@@ -31,11 +28,13 @@ impl FromRequestParts<AppState> for Ctx {
             .extensions
             .get::<Identity>()
             .ok_or_else(ApiError::unauthorized)?;
+        let ids = parts.extensions.get::<RequestId>();
         Ok(Ctx(Context {
             now: Utc::now(),
             actor: identity.actor(),
             region: state.region.clone(),
-            request_id: parts.extensions.get::<RequestId>().map(|id| id.0.clone()),
+            request_id: ids.map(|ids| ids.local.clone()),
+            global_request_id: ids.and_then(|ids| ids.global.clone()),
         }))
     }
 }

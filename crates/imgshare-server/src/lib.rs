@@ -84,23 +84,36 @@
 //! 7. an id that is not a hyphenated UUID → 404 with the engine's wording; then the engine.
 //!
 //! Path segments are percent-decoded (a bad escape or non-UTF-8 text is 404). Engine calls run
-//! in `spawn_blocking`; 500s carry a generic message and the engine's `error_code` only.
+//! in `spawn_blocking`; 500s carry a generic message and the engine's `error_code` only (the
+//! cause goes to the log line of the request, with its request id).
+//!
+//! # Operations
+//!
+//! `GET /healthcheck` (no token) answers 200 `OK` or 503 with the reason (see [`health`]);
+//! `GET /metrics` (no token) the Prometheus text format when [`AppState::metrics`] is set (see
+//! [`metrics`]). Every request is one log line through `tracing` (method, route template,
+//! status, latency, request ids, tenant, user). [`serve_regions`] reloads the users or tokens file on SIGHUP
+//! and drains in-flight requests on SIGTERM within a deadline.
 //!
 //! # Where things are
 //!
-//! - `routes`: the route table, and the edge layer (request id, `HEAD`, 405 rendering);
+//! - `routes`: the route table, and the edge layer (`HEAD`, 405 rendering);
+//! - `observe`: request ids, the request's log line and metrics;
 //! - `auth`: the layers before a route's method is looked at (token, path, tenant prefix);
 //! - `extract`: the caller's context, path parameters, body limits;
 //! - `handlers`: one module per resource; `state`: [`AppState`]; `error`: [`ApiError`];
 //! - [`tasks`]: the background task worker.
 
 pub mod error;
+pub mod health;
 pub mod identity;
+pub mod metrics;
 pub mod tasks;
 
 mod auth;
 mod extract;
 mod handlers;
+mod observe;
 mod response;
 mod routes;
 mod state;
@@ -109,9 +122,16 @@ pub use error::ApiError;
 pub use handlers::import::resume_imports;
 pub use identity::{Identity, TokenStore, TokenStoreError};
 pub use imgshare_identity::TokenValidator;
+pub use metrics::metrics_router;
 pub use routes::router;
 pub use state::{AppState, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IMAGE_BYTES};
 pub use tasks::{spawn_task_worker, DEFAULT_POLL_INTERVAL};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
 
 /// The header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
@@ -120,20 +140,51 @@ pub const IMPORT_METHODS_HEADER: &str = "openstack-image-import-methods";
 /// The header carrying the caller's token.
 pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 
-/// Serves `router(state)` on `listener` until Ctrl-C (or SIGTERM on Unix), after finishing the
-/// imports a previous run left `importing` (see [`resume_imports`]), with the task worker
-/// ([`spawn_task_worker`]) running beside it if the state has a task environment.
+/// How [`serve_regions`] runs beyond the API itself.
+#[derive(Debug)]
+pub struct ServeConfig {
+    /// After SIGTERM (or Ctrl-C), how long in-flight requests may take to finish; connections
+    /// still open then are closed.
+    pub shutdown_timeout: Duration,
+    /// Whether SIGHUP re-reads the validator's users or tokens file ([`TokenValidator::reload`]);
+    /// `false`: SIGHUP is ignored.
+    pub reload_on_hangup: bool,
+    /// A listener of its own for `GET /metrics`, with the exporter's handle.
+    pub metrics: Option<(tokio::net::TcpListener, PrometheusHandle)>,
+}
+
+/// The default drain deadline.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            reload_on_hangup: false,
+            metrics: None,
+        }
+    }
+}
+
+/// Serves `router(state)` on `listener` until Ctrl-C (or SIGTERM on Unix), with the defaults
+/// of [`ServeConfig`] (see [`serve_regions`]).
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    serve_regions(vec![(listener, state)]).await
+    serve_regions(vec![(listener, state)], ServeConfig::default()).await
 }
 
 /// Serves several regions from one process: each `(listener, state)` pair is one region's
 /// endpoint (`state.region`), all over the same engine. Every region's interrupted imports are
 /// finished first; one task worker (the first state's, whose task environment should list
-/// every region) runs beside them. Stops all listeners on Ctrl-C or SIGTERM; the first listener
-/// that fails ends the whole server.
+/// every region) runs beside them.
+///
+/// On Ctrl-C or SIGTERM every listener stops accepting connections and the requests in flight
+/// get up to `config.shutdown_timeout`; the first listener that fails ends the whole server.
+/// With `config.reload_on_hangup`, SIGHUP re-reads the first state's validator (a file that
+/// does not load is logged and the data in use stays); `config.metrics` serves `GET /metrics`
+/// on its own listener.
 pub async fn serve_regions(
     endpoints: Vec<(tokio::net::TcpListener, AppState)>,
+    config: ServeConfig,
 ) -> std::io::Result<()> {
     for (_, state) in &endpoints {
         let resume_state = state.clone();
@@ -145,9 +196,22 @@ pub async fn serve_regions(
             )));
         }
     }
-    let worker = endpoints
-        .first()
-        .and_then(|(_, state)| spawn_task_worker(state, DEFAULT_POLL_INTERVAL));
+    let Some((_, first)) = endpoints.first() else {
+        return Ok(());
+    };
+    let worker = spawn_task_worker(first, DEFAULT_POLL_INTERVAL);
+    // Every region shares one validator, so one reload serves them all.
+    let reloader = config
+        .reload_on_hangup
+        .then(|| tokio::spawn(reload_on_hangup(Arc::clone(&first.validator))));
+    let metrics_server = config.metrics.map(|(listener, handle)| {
+        let app = metrics_router(Arc::clone(&first.engine), handle);
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(error = %error, "metrics listener stopped");
+            }
+        })
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for (listener, state) in endpoints {
@@ -160,24 +224,85 @@ pub async fn serve_regions(
                 .await
         });
     }
+    let stopping = Arc::new(Notify::new());
+    let signalled = Arc::clone(&stopping);
+    let timeout = config.shutdown_timeout;
     let signal = tokio::spawn(async move {
         shutdown_signal().await;
+        tracing::info!(
+            timeout_s = timeout.as_secs_f64(),
+            "shutting down: no new connections, draining requests in flight"
+        );
         let _ = stop_tx.send(true);
+        // A permit, so the deadline starts even if its waiter is polled after this.
+        signalled.notify_one();
     });
-    let mut served = Ok(());
-    while let Some(result) = servers.join_next().await {
-        let result = result.unwrap_or_else(|join| Err(std::io::Error::other(join)));
-        if result.is_err() && served.is_ok() {
-            // One region failing stops the others: a half-served deployment would mislead.
-            served = result;
-            servers.abort_all();
+    let all_served = async {
+        let mut served = Ok(());
+        while let Some(result) = servers.join_next().await {
+            let result = result.unwrap_or_else(|join| Err(std::io::Error::other(join)));
+            if result.is_err() && served.is_ok() {
+                // One region failing stops the others: a half-served deployment would mislead.
+                served = result;
+                servers.abort_all();
+            }
         }
-    }
+        served
+    };
+    let deadline = async {
+        stopping.notified().await;
+        tokio::time::sleep(timeout).await;
+    };
+    let served = tokio::select! {
+        served = all_served => served,
+        () = deadline => {
+            tracing::warn!(
+                timeout_s = timeout.as_secs_f64(),
+                "shutdown deadline passed: closing the connections still open"
+            );
+            Ok(())
+        }
+    };
     signal.abort();
-    if let Some(worker) = worker {
-        worker.abort();
+    for task in [worker, reloader, metrics_server].into_iter().flatten() {
+        task.abort();
     }
     served
+}
+
+/// Re-reads the validator's file on every SIGHUP; a file that does not load leaves the data in
+/// use.
+async fn reload_on_hangup(validator: Arc<dyn TokenValidator>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => hangup,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGHUP: the identity file will not be reloaded");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            let validator = Arc::clone(&validator);
+            let reloaded = tokio::task::spawn_blocking(move || validator.reload()).await;
+            match reloaded {
+                Ok(Ok(summary)) => {
+                    ::metrics::counter!(metrics::TOKEN_RELOADS, "result" => "ok").increment(1);
+                    tracing::info!(summary = %summary, "identity reloaded");
+                }
+                Ok(Err(error)) => {
+                    ::metrics::counter!(metrics::TOKEN_RELOADS, "result" => "error").increment(1);
+                    tracing::error!(error = %error, "identity not reloaded: keeping the data in use");
+                }
+                Err(error) => tracing::error!(error = %error, "identity reload did not finish"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = validator;
+    }
 }
 
 async fn shutdown_signal() {

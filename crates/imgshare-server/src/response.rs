@@ -31,5 +31,5 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(call)
         .await
-        .map_err(|_| ApiError::internal("worker_failed"))?
+        .map_err(|error| ApiError::internal("worker_failed").with_cause(error))?
 }

@@ -22,14 +22,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put, MethodRouter};
 use axum::Router;
-use uuid::Uuid;
 
 use crate::auth::{authenticate, decodable_path, own_tenant, NOT_FOUND};
 use crate::error::ApiError;
-use crate::extract::RequestId;
 use crate::handlers::{image_data, images, import, members, tags, tasks, versions};
+use crate::observe::{assign_request_id, note_route, note_served, trace_layer};
 use crate::state::AppState;
-use crate::REQUEST_ID_HEADER;
 
 /// The API as an axum router.
 pub fn router(state: AppState) -> Router {
@@ -50,13 +48,23 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(decodable_path))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let identity = state.builtin_identity.clone();
+    let mut open = Router::new().route("/healthcheck", get(crate::health::healthcheck));
+    if let Some(handle) = state.metrics.clone() {
+        let engine = std::sync::Arc::clone(&state.engine);
+        open = open.route(
+            "/metrics",
+            get(move || crate::metrics::answer(engine, handle)),
+        );
+    }
     let app = Router::new()
         .route("/", get(versions::versions))
         .route("/versions", get(versions::versions))
         .route("/v2", get(versions::version))
         .route("/v2/", get(versions::version))
+        .merge(open)
         .method_not_allowed_fallback(method_not_allowed)
         .merge(authenticated)
+        .layer(middleware::from_fn(note_route))
         .layer(body_limit)
         .with_state(state);
     // The built-in identity's `/v2.0/tokens` endpoints need no token: they hand them out.
@@ -65,8 +73,14 @@ pub fn router(state: AppState) -> Router {
         None => Router::new(),
     };
     // The edge runs before routing, so that it sees every request (HEAD included) and every
-    // response (401, 404 and 405 included).
-    outer.fallback_service(app).layer(middleware::from_fn(edge))
+    // response (401, 404 and 405 included); the request's ids and its log line are outside it,
+    // so that the line shows what the client got.
+    outer
+        .fallback_service(app)
+        .layer(middleware::from_fn(edge))
+        .layer(middleware::from_fn(note_served))
+        .layer(trace_layer())
+        .layer(middleware::from_fn(assign_request_id))
 }
 
 /// The v2 resources, mounted under `/v2` and `/v2/{tenant_id}`. The order of the methods on
@@ -157,14 +171,9 @@ async fn method_not_allowed() -> Response {
     response
 }
 
-/// Gives every request its id (in the `X-Openstack-Request-Id` header of the response and the
-/// metadata of the events it appends), turns `HEAD` into a method no route serves, and renders
-/// axum's 405 as the API's JSON error with Glance's `Allow` list.
+/// Turns `HEAD` into a method no route serves, and renders axum's 405 as the API's JSON error
+/// with Glance's `Allow` list.
 async fn edge(mut request: Request, next: Next) -> Response {
-    let request_id = format!("req-{}", Uuid::new_v4());
-    request
-        .extensions_mut()
-        .insert(RequestId(request_id.clone()));
     let head = request.method() == Method::HEAD;
     if head {
         if let Ok(unserved) = Method::from_bytes(b"HEAD-NOT-SERVED") {
@@ -184,9 +193,6 @@ async fn edge(mut request: Request, next: Next) -> Response {
             .map(glance_allow)
             .unwrap_or(HeaderValue::from_static(""));
         response = ApiError::method_not_allowed(allow).into_response();
-    }
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     if head {
         response = without_body(response);

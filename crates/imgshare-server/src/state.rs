@@ -5,6 +5,7 @@ use std::sync::Arc;
 use imgshare_core::Region;
 use imgshare_identity::{BuiltinIdentity, TokenValidator};
 use imgshare_store::{Engine, ImageDataStore, TaskEnvironment};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
 
 /// Default limit on request bodies.
@@ -36,6 +37,13 @@ pub struct AppState {
     pub tasks: Option<Arc<TaskEnvironment>>,
     /// Wakes the task worker when a task is created.
     pub task_wakeup: Arc<Notify>,
+    /// The endpoint clients reach the API at (`https://images.example.com`, no trailing
+    /// slash), for the version documents' links behind a proxy; `None`: `http://` and the
+    /// request's `Host`.
+    pub public_endpoint: Option<String>,
+    /// Serve `GET /metrics` on the API's listener with this exporter; `None`: not there (no
+    /// metrics, or metrics on their own listener, see [`crate::metrics_router`]).
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl AppState {
@@ -52,6 +60,8 @@ impl AppState {
             image_data: None,
             tasks: None,
             task_wakeup: Arc::new(Notify::new()),
+            public_endpoint: None,
+            metrics: None,
         }
     }
 }

@@ -6,9 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use imgshare_core::StreamId;
 use imgshare_store::{Engine, EngineError, TaskEnvironment, TaskRunReport};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 use crate::AppState;
 
@@ -45,14 +47,58 @@ async fn run(
         })
         .await;
         match pass {
-            Ok(Ok(_)) => recovered = true,
+            Ok(Ok(report)) => {
+                recovered = true;
+                let engine_now = Arc::clone(&engine);
+                // Reading the finished tasks back is cheap (one short stream each) and keeps
+                // the log line's facts those the API shows.
+                let _ =
+                    tokio::task::spawn_blocking(move || log_finished(&engine_now, &report)).await;
+            }
             // The database was busy or failing: try again at the next tick.
-            Ok(Err(error)) => eprintln!("imgshare: task worker: {error}"),
-            Err(error) => eprintln!("imgshare: task worker stopped a pass: {error}"),
+            Ok(Err(error)) => {
+                metrics::counter!(crate::metrics::TASK_WORKER_ERRORS).increment(1);
+                tracing::warn!(error = %error, "task worker pass failed; retrying at the next tick");
+            }
+            Err(error) => {
+                metrics::counter!(crate::metrics::TASK_WORKER_ERRORS).increment(1);
+                tracing::error!(error = %error, "task worker pass stopped");
+            }
         }
         tokio::select! {
             () = wakeup.notified() => {},
             () = tokio::time::sleep(poll_interval) => {},
         }
+    }
+}
+
+/// One line per finished task: id, type, tenant, outcome and the message its owner reads.
+fn log_finished(engine: &Engine, report: &TaskRunReport) {
+    let finished = report
+        .succeeded
+        .iter()
+        .map(|id| (id, "success"))
+        .chain(report.failed.iter().map(|id| (id, "failure")));
+    for (&task_id, outcome) in finished {
+        metrics::counter!(crate::metrics::TASKS_FINISHED, "outcome" => outcome).increment(1);
+        log_task(engine, task_id, outcome);
+    }
+}
+
+fn log_task(engine: &Engine, task_id: Uuid, outcome: &'static str) {
+    let task = engine
+        .load(StreamId::Task(task_id))
+        .ok()
+        .and_then(|loaded| loaded.state.as_task().cloned());
+    let Some(task) = task else {
+        tracing::warn!(task_id = %task_id, outcome, "task finished but cannot be read back");
+        return;
+    };
+    let task_type = task.task_type.as_str();
+    let message = task.message.as_deref();
+    if outcome == "failure" {
+        tracing::warn!(task_id = %task_id, task_type, tenant = task.owner.as_str(), outcome, message, "task finished");
+    } else {
+        tracing::info!(task_id = %task_id, task_type, tenant = task.owner.as_str(), outcome, message, "task finished");
     }
 }

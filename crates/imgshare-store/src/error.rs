@@ -227,9 +227,11 @@ pub enum EngineError {
     /// The log refused or failed the write.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A read model failed, or a list query was invalid.
+    /// A read model failed, or a list query was invalid. A full, read-only or damaged database
+    /// met while writing a read model is a [`EngineError::Store`] error instead, as it would
+    /// have been had the log's write met it first.
     #[error(transparent)]
-    Projection(#[from] ProjectionError),
+    Projection(ProjectionError),
     /// A stored stream cannot be read or folded; the log needs an auditor, not a retry.
     #[error("stream {stream} is unreadable at version {version}: {reason}")]
     CorruptStream {
@@ -268,8 +270,38 @@ impl EngineError {
     }
 }
 
+impl From<ProjectionError> for EngineError {
+    fn from(error: ProjectionError) -> Self {
+        match error {
+            ProjectionError::Sqlite(sqlite) => match classify(&sqlite) {
+                Some(typed) => EngineError::Store(typed),
+                None => EngineError::Projection(ProjectionError::Sqlite(sqlite)),
+            },
+            other => EngineError::Projection(other),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for EngineError {
     fn from(error: rusqlite::Error) -> Self {
         EngineError::Store(StoreError::from(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_database_met_while_writing_a_read_model_is_storage_full() {
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        let error = EngineError::from(ProjectionError::Sqlite(full));
+        assert_eq!(error.code(), "storage_full");
+        let other = rusqlite::Error::InvalidQuery;
+        let error = EngineError::from(ProjectionError::Sqlite(other));
+        assert_eq!(error.code(), "projection_storage_error");
     }
 }

@@ -6,7 +6,7 @@
 //! what the catalogue was at a past point and checks the log and read models against each other;
 //! [`engine`] is what a backend embeds: [`Engine`] decides commands and appends their events.
 //! [`objects`] and [`image_data`] are the ports (with file-system adapters) that the task worker
-//! of [`tasks`] moves VHD images between.
+//! of [`tasks`] moves VHD images between. [`metrics`] names what the engine counts.
 
 pub mod anchor;
 pub mod audit;
@@ -29,6 +29,7 @@ pub use log::{
 pub mod engine;
 pub mod fold;
 pub mod image_data;
+pub mod metrics;
 pub mod objects;
 pub mod swift;
 pub mod tasks;

@@ -136,7 +136,10 @@ impl Engine {
     /// database is busy or unusable); a task's own problems end it in `failure` instead.
     pub fn run_pending_tasks(&self, env: &TaskEnvironment) -> Result<TaskRunReport, EngineError> {
         let mut report = TaskRunReport::default();
-        for task_id in self.queued_tasks(env, TaskStatus::Pending)? {
+        let pending = self.queued_tasks(env, TaskStatus::Pending)?;
+        // Exact up to 2^53 tasks.
+        metrics::gauge!(crate::metrics::TASKS_PENDING).set(pending.len() as f64);
+        for task_id in pending {
             let Some(task) = self.task_state(task_id)? else {
                 continue;
             };
@@ -152,7 +155,15 @@ impl Engine {
                 },
             );
             match start {
-                Ok(outcome) if !outcome.already_applied => {}
+                Ok(outcome) if !outcome.already_applied => {
+                    tracing::info!(
+                        task_id = %task_id,
+                        task_type = task.task_type.as_str(),
+                        tenant = task.owner.as_str(),
+                        status = "processing",
+                        "task started"
+                    );
+                }
                 // Another worker started it (same derived command, or a transition refused).
                 Ok(_) | Err(EngineError::Domain(DomainError::InvalidTransition { .. })) => continue,
                 Err(error) => return Err(error),
@@ -177,6 +188,13 @@ impl Engine {
                 continue;
             };
             if task.status == TaskStatus::Processing {
+                tracing::info!(
+                    task_id = %task_id,
+                    task_type = task.task_type.as_str(),
+                    tenant = task.owner.as_str(),
+                    status = "processing",
+                    "task resumed: the process that started it stopped before it finished"
+                );
                 self.run_task(env, &task, true, &mut report)?;
             }
         }

@@ -26,8 +26,8 @@ use crate::state::AppState;
 /// How much of the stored data one read of a download takes.
 const DOWNLOAD_CHUNK: usize = 64 * 1024;
 
-fn storage_error() -> ApiError {
-    ApiError::internal("image_storage_failed")
+fn storage_error(error: impl std::fmt::Display) -> ApiError {
+    ApiError::internal("image_storage_failed").with_cause(error)
 }
 
 /// 501: the endpoint keeps no image data.
@@ -114,7 +114,7 @@ impl DataRequest<'_> {
             Ok(())
         })
         .await?;
-        blocking(move || writer.commit().map_err(|_| storage_error())).await?;
+        blocking(move || writer.commit().map_err(storage_error)).await?;
         Ok(no_content())
     }
 
@@ -156,8 +156,7 @@ async fn receive(
     slot: DataSlot,
     mut body: Body,
 ) -> Result<(Box<dyn DataWriter>, ImageActivated), ApiError> {
-    let mut writer =
-        blocking(move || store.writer(image_id, slot).map_err(|_| storage_error())).await?;
+    let mut writer = blocking(move || store.writer(image_id, slot).map_err(storage_error)).await?;
     while let Some(frame) = body.frame().await {
         let frame =
             frame.map_err(|_| ApiError::bad_request("body_read_failed", "Could not read body."))?;
@@ -168,13 +167,13 @@ async fn receive(
             return Err(too_large(limit));
         }
         writer = blocking(move || {
-            writer.write(&chunk).map_err(|_| storage_error())?;
+            writer.write(&chunk).map_err(storage_error)?;
             Ok(writer)
         })
         .await?;
     }
     blocking(move || {
-        let data = writer.finish().map_err(|_| storage_error())?;
+        let data = writer.finish().map_err(storage_error)?;
         Ok((writer, data))
     })
     .await

@@ -12,7 +12,12 @@ use crate::extract::{NoBody, SchemaPath, TenantPath};
 use crate::response::json_response;
 use crate::state::AppState;
 
-fn base_url(headers: &HeaderMap) -> String {
+/// Where clients reach the API: the configured public endpoint, else `http://` and the `Host`
+/// the client used.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(endpoint) = &state.public_endpoint {
+        return endpoint.clone();
+    }
     headers
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())
@@ -21,8 +26,8 @@ fn base_url(headers: &HeaderMap) -> String {
 }
 
 /// `GET /` and `GET /versions`: 300 with the version list, no token needed.
-pub(crate) async fn versions(headers: HeaderMap) -> Response {
-    let base = base_url(&headers);
+pub(crate) async fn versions(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let base = base_url(&state, &headers);
     json_response(
         StatusCode::MULTIPLE_CHOICES,
         &json!({"versions": [{
@@ -34,23 +39,24 @@ pub(crate) async fn versions(headers: HeaderMap) -> Response {
 }
 
 /// `GET /v2`: the v2 version document, no token needed.
-pub(crate) async fn version(headers: HeaderMap) -> Response {
-    version_document(&headers, None)
+pub(crate) async fn version(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    version_document(&state, &headers, None)
 }
 
 /// `GET /v2/{tenant_id}`: the version document of the tenant's endpoint.
 pub(crate) async fn tenant_version(
+    State(state): State<AppState>,
     Path(TenantPath { tenant_id }): Path<TenantPath>,
     headers: HeaderMap,
     NoBody: NoBody,
 ) -> Response {
-    version_document(&headers, Some(&tenant_id))
+    version_document(&state, &headers, Some(&tenant_id))
 }
 
 /// The version document, 200: its self link is the versioned endpoint a discovering client
 /// (keystoneauth, openstacksdk) then appends `images`, `tasks`, ... to.
-fn version_document(headers: &HeaderMap, tenant: Option<&str>) -> Response {
-    let base = base_url(headers);
+fn version_document(state: &AppState, headers: &HeaderMap, tenant: Option<&str>) -> Response {
+    let base = base_url(state, headers);
     let href = match tenant {
         Some(tenant) => format!("{base}/v2/{tenant}/"),
         None => format!("{base}/v2/"),

@@ -169,6 +169,11 @@ pub struct EventMetadata {
     /// The request that caused the event.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// The caller's own id of that request (`X-Openstack-Request-Id: req-<uuid>` as sent);
+    /// absent from events of requests that sent none, and from every event written before it
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_request_id: Option<String>,
     /// The request chain the event belongs to.
     #[serde(default)]
     pub correlation_id: Option<String>,

@@ -354,6 +354,7 @@ impl Engine {
                 cache.put(stream, version, state);
             }
         }
+        record_group(items, &results);
         Ok(results)
     }
 
@@ -371,12 +372,15 @@ impl Engine {
         }
         if let Some((cached, state)) = written.get(&stream) {
             if *cached == version {
+                crate::metrics::cache_lookup(true);
                 return Ok((version, Arc::clone(state)));
             }
         }
         if let Some(state) = self.cached(stream, version) {
+            crate::metrics::cache_lookup(true);
             return Ok((version, state));
         }
+        crate::metrics::cache_lookup(false);
         // Not cached here: the fold may see this transaction's uncommitted writes; the caller's
         // states reach the cache only after the commit.
         let loaded = load_stream(tx, stream)?;
@@ -584,9 +588,32 @@ pub(super) fn group_appends(
     appends
 }
 
-/// Named metadata fields, because audits query them: who, where, which request.
+/// Counts a committed group: its size, what it appended by kind, what was refused.
+fn record_group(items: &[BatchItem], results: &[Result<Outcome, EngineError>]) {
+    use crate::metrics::{
+        COMMANDS_APPENDED, COMMANDS_REFUSED, EVENTS_APPENDED, GROUP_COMMIT_COMMANDS,
+    };
+    // Exact for any group size a process can queue.
+    metrics::histogram!(GROUP_COMMIT_COMMANDS).record(items.len() as f64);
+    for (item, result) in items.iter().zip(results) {
+        match result {
+            Ok(outcome) if !outcome.already_applied => {
+                metrics::counter!(COMMANDS_APPENDED, "kind" => item.command.kind()).increment(1);
+                let events = u64::try_from(outcome.events.len()).unwrap_or(u64::MAX);
+                metrics::counter!(EVENTS_APPENDED).increment(events);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                metrics::counter!(COMMANDS_REFUSED, "error_code" => error.code()).increment(1);
+            }
+        }
+    }
+}
+
+/// Named metadata fields, because audits query them: who, where, which request. The global
+/// request id is written only when there is one, so events without it are stored as before.
 pub(super) fn event_metadata(ctx: &Context, command_id: Uuid) -> serde_json::Value {
-    json!({
+    let mut metadata = json!({
         "actor": {
             "tenant_id": ctx.actor.tenant_id,
             "user_id": ctx.actor.user_id,
@@ -597,5 +624,9 @@ pub(super) fn event_metadata(ctx: &Context, command_id: Uuid) -> serde_json::Val
         "request_id": ctx.request_id,
         "correlation_id": ctx.request_id,
         "causation_id": command_id,
-    })
+    });
+    if let (Some(global), Some(fields)) = (&ctx.global_request_id, metadata.as_object_mut()) {
+        fields.insert("global_request_id".to_owned(), json!(global));
+    }
+    metadata
 }

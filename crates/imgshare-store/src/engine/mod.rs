@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
 use crate::audit::{self, AsOf};
-use crate::db::{self, DbOptions};
+use crate::db::{self, DbOptions, StoreError};
 use crate::log::RecordedEvent;
 
 mod group;
@@ -23,6 +23,10 @@ pub use crate::error::EngineError;
 pub use crate::fold::{decode, fold_streams, load_stream, Loaded, RebuildReport};
 pub use group::BatchItem;
 use group::{Queued, StateCache};
+
+/// [`Engine::storage_full`]: fewer free pages than this is full. A group commit of a few
+/// commands writes about this many pages (events, their indexes, read-model rows).
+pub const FULL_MARGIN_PAGES: i64 = 16;
 
 /// How an engine is opened.
 #[derive(Debug, Clone, Default)]
@@ -237,6 +241,22 @@ impl Engine {
     /// The database file, if any.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// Whether the database has reached its size cap (`max_page_count`): fewer than
+    /// [`FULL_MARGIN_PAGES`] pages left to grow into and to reuse from the free list, so the
+    /// next group commit would be refused with `storage_full`. A full file system is not seen
+    /// here (SQLite learns of it only when a write fails).
+    pub fn storage_full(&self) -> Result<bool, EngineError> {
+        self.read(|conn| {
+            let pragma = |name: &str| -> Result<i64, EngineError> {
+                Ok(conn
+                    .pragma_query_value(None, name, |row| row.get::<_, i64>(0))
+                    .map_err(StoreError::from)?)
+            };
+            let room = pragma("max_page_count")?.saturating_sub(pragma("page_count")?);
+            Ok(room.saturating_add(pragma("freelist_count")?) < FULL_MARGIN_PAGES)
+        })
     }
 
     /// Runs `read` on a read connection.
