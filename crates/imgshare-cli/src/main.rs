@@ -329,7 +329,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
     };
     // Before the database is opened: a refused start writes nothing.
     Region::parse(&args.region)?;
-    let tokens = serve::tokens_file(&args.db.db, args.tokens, args.demo, profile.kind)?;
+    let tokens = serve::tokens_file(&args.db.db, args.tokens, args.demo, &profile)?;
     let token_store = TokenStore::load(&tokens.path)
         .with_context(|| format!("reading tokens file {}", tokens.path.display()))?;
     let engine = open_with(&args.db.db, &args.db.options, profile)?;
@@ -376,7 +376,7 @@ fn demo(engine: &Engine, region: &Region, database: &str) -> anyhow::Result<()> 
             Actor::tenant(
                 tenant,
                 &format!("user-{tenant}"),
-                &[serve::account_role(engine.profile().kind)],
+                &[engine.profile().full_access_role()],
             ),
             region.clone(),
             Utc::now(),

@@ -14,8 +14,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use chrono::Utc;
 use imgshare_core::{
-    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, ProfileKind,
-    Region, Visibility,
+    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Profile, Region,
 };
 use imgshare_server::{AppState, TokenStore};
 use imgshare_store::{Engine, FsImageDataStore, FsObjectStore, TaskEnvironment};
@@ -49,14 +48,6 @@ pub(crate) struct ServeOptions {
     pub(crate) swift: crate::swift_args::SwiftArgs,
 }
 
-/// The role the walkthrough's accounts get: full image rights in each profile.
-pub(crate) fn account_role(profile: ProfileKind) -> &'static str {
-    match profile {
-        ProfileKind::Rackspace => "cloudImages:admin",
-        ProfileKind::Glance => "member",
-    }
-}
-
 /// The given directory, or `<db file name><suffix>` next to the database.
 fn beside_db(db: &Path, given: Option<PathBuf>, suffix: &str) -> PathBuf {
     given.unwrap_or_else(|| {
@@ -87,7 +78,7 @@ pub(crate) fn tokens_file(
     db: &Path,
     given: Option<PathBuf>,
     demo: bool,
-    profile: ProfileKind,
+    profile: &Profile,
 ) -> anyhow::Result<TokensFile> {
     if let Some(path) = given {
         return Ok(TokensFile { path });
@@ -106,7 +97,7 @@ pub(crate) fn tokens_file(
         .unwrap_or_else(|| Path::new("."));
     let path = dir.join(DEFAULT_TOKENS_FILE);
     if !path.exists() {
-        let role = account_role(profile);
+        let role = profile.full_access_role();
         let account = |tenant: &str, user: &str| json!({"tenant_id": tenant, "user_id": user, "roles": [role]});
         let file = json!({"tokens": {
             Uuid::new_v4().to_string(): account(PRODUCER, "producer"),
@@ -147,9 +138,9 @@ fn token_of(path: &Path, tenant: &str) -> Option<String> {
 /// Registers the producer's saved image of seed 000 (a snapshot, active, ovf/vhd). On the
 /// Glance profile it is `shared`, since only shared images have members there.
 pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Result<Uuid> {
-    let profile = engine.profile().kind;
+    let profile = engine.profile();
     let ctx = Context::new(
-        Actor::tenant(PRODUCER, "producer", &[account_role(profile)]),
+        Actor::tenant(PRODUCER, "producer", &[profile.full_access_role()]),
         region.clone(),
         Utc::now(),
     );
@@ -161,7 +152,7 @@ pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Resul
         min_disk: 20,
         min_ram: 512,
         properties: [("com.rackspace__1__options".to_owned(), "0".to_owned())].into(),
-        visibility: (profile == ProfileKind::Glance).then_some(Visibility::Shared),
+        visibility: profile.visibility_for_members(),
         data: Some(ImageActivated {
             size: 647_449_489,
             checksum: "acd9be13a17af33ec8f66ac5b1afc44a".into(),
@@ -187,7 +178,7 @@ pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Resul
 /// The id of the producer's saved image in an existing database, if it is there.
 fn find_demo_image(engine: &Engine, region: &Region) -> Option<Uuid> {
     let ctx = Context::new(
-        Actor::tenant(PRODUCER, "producer", &[account_role(engine.profile().kind)]),
+        Actor::tenant(PRODUCER, "producer", &[engine.profile().full_access_role()]),
         region.clone(),
         Utc::now(),
     );
