@@ -10,14 +10,14 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use chrono::{Duration, Utc};
 use clap::{Args, ValueEnum};
-use imgshare_core::{ProfileKind, Region};
+use imgshare_core::{Profile, Region};
 use imgshare_identity::{
     AuthRequest, BuiltinIdentity, BuiltinOptions, Catalog, Credential, HashStrength,
     KeystoneOptions, KeystoneValidator, RegionEndpoints, TokenValidator, UsersFile,
 };
 use imgshare_server::TokenStore;
 
-use crate::serve::{account_role, CONSUMER, PRODUCER};
+use crate::serve::{CONSUMER, PRODUCER};
 
 /// The users file created next to the database by `--demo` without `--users` or `--tokens`.
 const DEFAULT_USERS_FILE: &str = "imgshare-users.toml";
@@ -273,7 +273,7 @@ pub(crate) fn load_users(
     args: &IdentityArgs,
     db: &Path,
     demo: bool,
-    profile: ProfileKind,
+    profile: &Profile,
 ) -> anyhow::Result<(PathBuf, UsersFile, Vec<DemoUser>)> {
     let path = match &args.users {
         Some(path) => path.clone(),
@@ -291,7 +291,7 @@ pub(crate) fn load_users(
     }
     let mut users = UsersFile::load_or_default(&path)
         .with_context(|| format!("reading users file {}; nothing was started", path.display()))?;
-    let role = account_role(profile);
+    let role = profile.full_access_role();
     let mut demo_users = Vec::new();
     for (name, account) in [("producer", PRODUCER), ("consumer", CONSUMER)] {
         // The keys are kept only as hashes, so a demo start shows new ones each time. Demo

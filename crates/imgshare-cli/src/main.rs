@@ -393,7 +393,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
             &args.identity,
             &args.db.db,
             args.demo,
-            profile.kind,
+            &profile,
         )?),
         _ => None,
     };
@@ -452,7 +452,7 @@ fn demo(engine: &Engine, region: &Region, database: &str) -> anyhow::Result<()> 
             Actor::tenant(
                 tenant,
                 &format!("user-{tenant}"),
-                &[serve::account_role(engine.profile().kind)],
+                &[engine.profile().full_access_role()],
             ),
             region.clone(),
             Utc::now(),

@@ -17,8 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::Utc;
 use imgshare_core::{
-    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, ProfileKind,
-    Region, Visibility,
+    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Region,
 };
 use imgshare_server::{AppState, ServeConfig};
 use imgshare_store::{Engine, FsImageDataStore, FsObjectStore, TaskEnvironment};
@@ -94,14 +93,6 @@ pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("not a duration: {text:?} (e.g. 30, 30s, 2m)"))
 }
 
-/// The role the walkthrough's accounts get: full image rights in each profile.
-pub(crate) fn account_role(profile: ProfileKind) -> &'static str {
-    match profile {
-        ProfileKind::Rackspace => "cloudImages:admin",
-        ProfileKind::Glance => "member",
-    }
-}
-
 /// The given directory, or `<db file name><suffix>` next to the database.
 fn beside_db(db: &Path, given: Option<PathBuf>, suffix: &str) -> PathBuf {
     given.unwrap_or_else(|| {
@@ -139,9 +130,9 @@ fn token_of(path: &Path, tenant: &str) -> Option<String> {
 /// Registers the producer's saved image of seed 000 (a snapshot, active, ovf/vhd). On the
 /// Glance profile it is `shared`, since only shared images have members there.
 pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Result<Uuid> {
-    let profile = engine.profile().kind;
+    let profile = engine.profile();
     let ctx = Context::new(
-        Actor::tenant(PRODUCER, "producer", &[account_role(profile)]),
+        Actor::tenant(PRODUCER, "producer", &[profile.full_access_role()]),
         region.clone(),
         Utc::now(),
     );
@@ -153,7 +144,7 @@ pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Resul
         min_disk: 20,
         min_ram: 512,
         properties: [("com.rackspace__1__options".to_owned(), "0".to_owned())].into(),
-        visibility: (profile == ProfileKind::Glance).then_some(Visibility::Shared),
+        visibility: profile.visibility_for_members(),
         data: Some(ImageActivated {
             size: 647_449_489,
             checksum: "acd9be13a17af33ec8f66ac5b1afc44a".into(),
@@ -179,7 +170,7 @@ pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Resul
 /// The id of the producer's saved image in an existing database, if it is there.
 fn find_demo_image(engine: &Engine, region: &Region) -> Option<Uuid> {
     let ctx = Context::new(
-        Actor::tenant(PRODUCER, "producer", &[account_role(engine.profile().kind)]),
+        Actor::tenant(PRODUCER, "producer", &[engine.profile().full_access_role()]),
         region.clone(),
         Utc::now(),
     );

@@ -304,6 +304,25 @@ impl Profile {
         }
     }
 
+    /// The visibility to register an image with so that it may carry members: none needed on
+    /// Rackspace (every image but a public one may), `shared` on Glance (only shared images
+    /// have members).
+    pub fn visibility_for_members(&self) -> Option<Visibility> {
+        match self.kind {
+            ProfileKind::Rackspace => None,
+            ProfileKind::Glance => Some(Visibility::Shared),
+        }
+    }
+
+    /// A tenant role that allows every image, member and task operation of this profile (what
+    /// demo and walkthrough accounts get).
+    pub fn full_access_role(&self) -> &'static str {
+        match self.kind {
+            ProfileKind::Rackspace => "cloudImages:admin",
+            ProfileKind::Glance => "member",
+        }
+    }
+
     /// The visibilities at which a member row grants access: every one but `public` on
     /// Rackspace (a shared image shows as `private` there), only `shared` on Glance. The one
     /// source of the rule; the list queries build their SQL from it.

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use imgshare_core::{Profile, Region, Visibility};
+use imgshare_core::{Profile, Region, Task, Visibility};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -604,6 +604,27 @@ fn task_sort_expression(key: TaskSortKey) -> &'static str {
         TaskSortKey::Type => "task_type",
         TaskSortKey::Status => "status",
     }
+}
+
+/// Every task the caller sees (unexpired, its own, in this region) in `GET /v2/tasks`'s default
+/// order (newest first), unpaged: for queries that filter on a task's input or result.
+pub fn visible_tasks(
+    conn: &Connection,
+    viewer: &Viewer<'_>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Task>, ProjectionError> {
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM proj_tasks WHERE owner = ?1 AND region = ?2 \
+         AND (expires_at IS NULL OR expires_at > ?3) ORDER BY created_at DESC, task_id DESC"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(
+            rusqlite::params![viewer.tenant_id, viewer.region.as_str(), api_time(now)],
+            task_from_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(into_task).collect()
 }
 
 /// One page of `GET /v2/tasks`: the caller's unexpired tasks in this region.

@@ -215,21 +215,20 @@ impl From<imgshare_core::DomainError> for ApiError {
 
 impl From<PatchError> for ApiError {
     fn from(error: PatchError) -> Self {
-        match error.kind {
+        let status = status_of(error.kind.error_kind());
+        let mut api = match error.kind {
             PatchErrorKind::UnsupportedMediaType => {
-                let mut api = ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    error.message,
-                );
-                api.headers.push((
-                    HeaderName::from_static("accept-patch"),
-                    HeaderValue::from_static(ACCEPT_PATCH),
-                ));
-                api
+                ApiError::new(status, "unsupported_media_type", error.message)
             }
-            PatchErrorKind::BadRequest => ApiError::bad_request("invalid_patch", error.message),
+            PatchErrorKind::BadRequest => ApiError::new(status, "invalid_patch", error.message),
+        };
+        if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            api.headers.push((
+                HeaderName::from_static("accept-patch"),
+                HeaderValue::from_static(ACCEPT_PATCH),
+            ));
         }
+        api
     }
 }
 

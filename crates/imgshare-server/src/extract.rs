@@ -168,34 +168,8 @@ pub(crate) fn image_id(text: &str) -> Result<Uuid, ApiError> {
 /// Whether a path segment percent-decodes to UTF-8 text. axum's `Path` decodes the parameters
 /// it extracts, but leaves a bad escape (`%zz`) as it is and answers 400 for text that is not
 /// UTF-8; the API answers 404 for both, for every segment, as it always has.
-///
-/// Only validity is checked here; the projection crate owns the public decoder.
 pub(crate) fn decodes(segment: &str) -> bool {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while let Some(&byte) = bytes.get(index) {
-        if byte == b'%' {
-            let (Some(high), Some(low)) = (
-                bytes.get(index + 1).copied().and_then(hex_value),
-                bytes.get(index + 2).copied().and_then(hex_value),
-            ) else {
-                return false;
-            };
-            out.push(high << 4 | low);
-            index += 3;
-        } else {
-            out.push(byte);
-            index += 1;
-        }
-    }
-    String::from_utf8(out).is_ok()
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    char::from(byte)
-        .to_digit(16)
-        .and_then(|digit| u8::try_from(digit).ok())
+    imgshare_projection::percent::decode_path(segment).is_some()
 }
 
 #[cfg(test)]

@@ -242,6 +242,10 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
+    /// A command succeeded but its aggregate lacks what the caller asked to see afterwards (a
+    /// member command's member); a fault in the engine, not in the request.
+    #[error("the command's result is missing from the aggregate's state")]
+    MissingState,
     /// A lock guarding a connection was poisoned by a panic in another thread.
     #[error("the engine is unusable after a panic in another thread")]
     Poisoned,
@@ -254,7 +258,9 @@ impl EngineError {
             EngineError::Domain(error) => error.kind(),
             EngineError::Store(error) => error.kind(),
             EngineError::Projection(error) => error.kind(),
-            EngineError::CorruptStream { .. } | EngineError::Poisoned => ErrorKind::Internal,
+            EngineError::CorruptStream { .. }
+            | EngineError::MissingState
+            | EngineError::Poisoned => ErrorKind::Internal,
         }
     }
 
@@ -265,6 +271,7 @@ impl EngineError {
             EngineError::Store(error) => error.code(),
             EngineError::Projection(error) => error.code(),
             EngineError::CorruptStream { .. } => "corrupt_stream",
+            EngineError::MissingState => "missing_state",
             EngineError::Poisoned => "engine_poisoned",
         }
     }

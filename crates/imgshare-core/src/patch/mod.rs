@@ -14,6 +14,8 @@
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::error::ErrorKind;
+
 /// Media types accepted, in the order for the `Accept-Patch` header.
 pub const ACCEPT_PATCH: &str =
     "application/openstack-images-v2.0-json-patch, application/openstack-images-v2.1-json-patch";
@@ -114,21 +116,21 @@ pub struct PatchDocument {
     pub ops: Vec<PatchOp>,
 }
 
-/// Category of a parse failure, mapping to an HTTP status.
+/// Category of a parse failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PatchErrorKind {
-    /// 400: the body is not a valid patch document.
+    /// The body is not a valid patch document.
     BadRequest,
-    /// 415: the `Content-Type` is not a patch media type. Respond with `Accept-Patch: ACCEPT_PATCH`.
+    /// The `Content-Type` is not a patch media type. Respond with `Accept-Patch: ACCEPT_PATCH`.
     UnsupportedMediaType,
 }
 
 impl PatchErrorKind {
-    /// The HTTP status code for this kind.
-    pub const fn status_code(self) -> u16 {
+    /// What sort of failure this is; adapters map it to what their callers see.
+    pub const fn error_kind(self) -> ErrorKind {
         match self {
-            PatchErrorKind::BadRequest => 400,
-            PatchErrorKind::UnsupportedMediaType => 415,
+            PatchErrorKind::BadRequest => ErrorKind::Invalid,
+            PatchErrorKind::UnsupportedMediaType => ErrorKind::UnsupportedMediaType,
         }
     }
 }
@@ -137,7 +139,7 @@ impl PatchErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{message}")]
 pub struct PatchError {
-    /// Which HTTP status the failure maps to.
+    /// Which sort of failure.
     pub kind: PatchErrorKind,
     /// Message for the client.
     pub message: String,

@@ -89,7 +89,7 @@ fn media_types_rejected() {
     ] {
         let e = dialect_for_content_type(ct).unwrap_err();
         assert_eq!(e.kind, PatchErrorKind::UnsupportedMediaType, "{ct:?}");
-        assert_eq!(e.kind.status_code(), 415);
+        assert_eq!(e.kind.error_kind(), ErrorKind::UnsupportedMediaType);
         assert!(e.message.starts_with("Unsupported Content-Type"));
         assert_eq!(e.to_string(), e.message);
     }
@@ -471,7 +471,7 @@ fn non_array_body() {
             e.message,
             "Request body must be a JSON array of operation objects."
         );
-        assert_eq!(e.kind.status_code(), 400);
+        assert_eq!(e.kind.error_kind(), ErrorKind::Invalid);
     }
 }
 

@@ -51,6 +51,16 @@ impl Task {
         self.owner == tenant_id && self.region == *region && !self.is_expired(now)
     }
 
+    /// True if the task is about `image_id`: the image an import was asked to fill
+    /// (`input.image_uuid`) or the image it produced (`result.image_id`).
+    pub fn is_about_image(&self, image_id: &str) -> bool {
+        self.input["image_uuid"] == image_id
+            || self
+                .result
+                .as_ref()
+                .is_some_and(|result| result["image_id"] == image_id)
+    }
+
     /// True once `expires_at` has passed.
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|expires_at| expires_at <= now)

@@ -460,3 +460,18 @@ fn a_doomed_input_still_creates_a_task() {
     let input = json!({"image_uuid": "not-mine", "receiving_swift_container": "a/b?c."});
     assert!(run(&None, admin(), &create("export", input)).is_ok());
 }
+
+#[test]
+fn a_task_is_about_the_image_it_was_given_or_produced() {
+    let image = "0000000f-0000-0000-0000-000000000000";
+    let mut task = task_in(TaskType::Import, TaskStatus::Pending).unwrap();
+    assert!(!task.is_about_image(image));
+    task.input = json!({"image_uuid": image});
+    assert!(task.is_about_image(image));
+    assert!(!task.is_about_image("0000000e-0000-0000-0000-000000000000"));
+    task.input = json!({"image_uuid": 15});
+    task.result = Some(json!({"image_id": image}));
+    assert!(task.is_about_image(image));
+    task.result = Some(json!({"image_id": [image]}));
+    assert!(!task.is_about_image(image));
+}

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use imgshare_core::{Command, Context, ImageCommand};
-use imgshare_projection::views;
+use imgshare_core::{Context, ImageCommand};
 use imgshare_store::Engine;
 use serde_json::Value;
 use uuid::Uuid;
@@ -54,11 +53,9 @@ pub(crate) async fn add(
             ))
         }
     };
-    let command = ImageCommand::AddMember {
-        member_id: member_id.clone(),
-    };
+    let command = ImageCommand::AddMember { member_id };
     let engine = Arc::clone(&state.engine);
-    let view = member_command(engine, ctx, image_id, member_id, command).await?;
+    let view = member_command(engine, ctx, image_id, command).await?;
     Ok(json_response(StatusCode::OK, &view))
 }
 
@@ -95,13 +92,12 @@ pub(crate) async fn update(
         Some(Value::String(status)) => status.clone(),
         Some(other) => other.to_string(),
     };
-    let member_id = path.member_id;
     let command = ImageCommand::SetMemberStatus {
-        member_id: member_id.clone(),
+        member_id: path.member_id,
         status,
     };
     let engine = Arc::clone(&state.engine);
-    let view = member_command(engine, ctx, image_id, member_id, command).await?;
+    let view = member_command(engine, ctx, image_id, command).await?;
     Ok(json_response(StatusCode::OK, &view))
 }
 
@@ -120,21 +116,12 @@ pub(crate) async fn remove(
     Ok(no_content())
 }
 
-/// Executes a member command and answers with that member as it is after the command.
+/// Executes a member command; the engine renders the member as it is after the command.
 async fn member_command(
     engine: Arc<Engine>,
     ctx: Context,
     image_id: Uuid,
-    member_id: String,
     command: ImageCommand,
 ) -> Result<Value, ApiError> {
-    blocking(move || {
-        let outcome = engine.execute(&ctx, Command::Image { image_id, command })?;
-        let member = outcome
-            .image()
-            .and_then(|image| image.members.get(&member_id))
-            .ok_or_else(|| ApiError::internal("missing_state"))?;
-        Ok(views::member(&image_id.to_string(), member))
-    })
-    .await
+    blocking(move || Ok(engine.execute_member_command(&ctx, image_id, command)?)).await
 }

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use imgshare_core::{Command, Context, TaskCommand};
+use imgshare_core::{Command, TaskCommand};
 use imgshare_projection::views;
-use imgshare_store::Engine;
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -96,45 +95,6 @@ pub(crate) async fn image_tasks(
 ) -> Result<Response, ApiError> {
     let image_id = image_id(&path.image_id)?;
     let engine = Arc::clone(&state.engine);
-    let tasks = blocking(move || tasks_about_image(&engine, &ctx, image_id)).await?;
-    Ok(json_response(StatusCode::OK, &json!({"tasks": tasks})))
-}
-
-/// The caller's visible tasks about an image (`input.image_uuid` or `result.image_id`), in the
-/// order `GET /v2/tasks` lists them; 404 if the image is not visible.
-fn tasks_about_image(
-    engine: &Engine,
-    ctx: &Context,
-    image_id: Uuid,
-) -> Result<Vec<Value>, ApiError> {
-    engine.get_image(ctx, image_id)?;
-    let wanted = image_id.to_string();
-    let mut tasks = Vec::new();
-    let mut query = String::new();
-    loop {
-        let page = engine.list_tasks(ctx, &query)?;
-        let stubs = page["tasks"].as_array().cloned().unwrap_or_default();
-        for stub in &stubs {
-            let Some(task_id) = stub["id"].as_str().and_then(parse_id) else {
-                continue;
-            };
-            let Ok(view) = engine.task_view(ctx, task_id) else {
-                continue;
-            };
-            if view["input"]["image_uuid"] == wanted.as_str()
-                || view["result"]["image_id"] == wanted.as_str()
-            {
-                tasks.push(view);
-            }
-        }
-        let next = page["next"]
-            .as_str()
-            .and_then(|next| next.split_once('?'))
-            .map(|(_, next_query)| next_query.to_owned());
-        match next {
-            Some(next) if !stubs.is_empty() && next != query => query = next,
-            _ => break,
-        }
-    }
-    Ok(tasks)
+    let tasks = blocking(move || Ok(engine.list_image_tasks(&ctx, image_id)?)).await?;
+    Ok(json_response(StatusCode::OK, &tasks))
 }

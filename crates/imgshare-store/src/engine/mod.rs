@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use imgshare_core::{Aggregate, Image, Profile, StreamId, Task};
-use imgshare_projection::tables;
+use imgshare_core::{Aggregate, Command, Context, Image, ImageCommand, Profile, StreamId, Task};
+use imgshare_projection::{tables, views};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
@@ -295,6 +295,27 @@ impl Engine {
         tables::set_checkpoint(&tx, report.last_position)?;
         tx.commit()?;
         Ok(report)
+    }
+
+    /// Executes a member command (`AddMember`, `SetMemberStatus`) and renders that member as it
+    /// is after the command, as `GET /v2/images/{id}/members/{member_id}` would.
+    pub fn execute_member_command(
+        &self,
+        ctx: &Context,
+        image_id: Uuid,
+        command: ImageCommand,
+    ) -> Result<serde_json::Value, EngineError> {
+        let member_id = match &command {
+            ImageCommand::AddMember { member_id }
+            | ImageCommand::SetMemberStatus { member_id, .. } => member_id.clone(),
+            _ => return Err(EngineError::MissingState),
+        };
+        let outcome = self.execute(ctx, Command::Image { image_id, command })?;
+        let member = outcome
+            .image()
+            .and_then(|image| image.members.get(&member_id))
+            .ok_or(EngineError::MissingState)?;
+        Ok(views::member(&image_id.to_string(), member))
     }
 
     /// Folds a stream up to a position or time ([`audit::state_as_of`]).

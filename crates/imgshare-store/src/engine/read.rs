@@ -196,6 +196,27 @@ impl Engine {
         })
     }
 
+    /// `GET /v2/images/{id}/tasks` as JSON: the caller's tasks about the image
+    /// ([`Task::is_about_image`]) in `GET /v2/tasks`'s default order; 404 if the image is not
+    /// visible to the caller.
+    pub fn list_image_tasks(
+        &self,
+        ctx: &Context,
+        image_id: Uuid,
+    ) -> Result<serde_json::Value, EngineError> {
+        self.get_image(ctx, image_id)?;
+        self.profile.authorize(&ctx.actor, Operation::ReadTasks)?;
+        let viewer = self.viewer(ctx);
+        let tasks = self.read(|conn| Ok(listing::visible_tasks(conn, &viewer, ctx.now)?))?;
+        let image_id = image_id.to_string();
+        let views: Vec<_> = tasks
+            .iter()
+            .filter(|task| task.is_about_image(&image_id))
+            .map(|task| views::task(&self.profile, task))
+            .collect();
+        Ok(serde_json::json!({ "tasks": views }))
+    }
+
     /// May `tenant_id` boot a new server from `image_id` in `region`? For compute backends.
     ///
     /// True for the owner, for public images, and for members in any status (pending, accepted

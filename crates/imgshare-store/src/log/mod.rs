@@ -227,7 +227,7 @@ fn append_in_scope(
         return Err(StoreError::PartialRetry { event_id });
     }
 
-    let head = last_event(conn)?.map(|(position, hash, at)| Head { position, hash, at });
+    let head = read_head(conn)?;
     write_events(conn, appends, head, recorded_at, VersionCheck::AgainstLog)
         .map(AppendResult::Appended)
 }
@@ -245,7 +245,34 @@ pub struct Head {
 
 /// The log's head (`None` when it is empty).
 pub fn read_head(conn: &Connection) -> Result<Option<Head>, StoreError> {
-    Ok(last_event(conn)?.map(|(position, hash, at)| Head { position, hash, at }))
+    let Some((position, hash, at_text)) = head_row(conn)? else {
+        return Ok(None);
+    };
+    Ok(Some(Head {
+        position,
+        hash,
+        at: parse_recorded_at(&at_text?, position)?,
+    }))
+}
+
+/// A `recorded_at` column read as text, or why it could not be.
+type TimeText = Result<String, StoreError>;
+
+/// Position, hash and `recorded_at` text of the last event: the one query that reads the head.
+/// The time stays text here so that [`head`] (anchors, `verify`) still answers on a log whose
+/// last time is damaged.
+fn head_row(conn: &Connection) -> Result<Option<(i64, String, TimeText)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1",
+    )?;
+    let mut rows = stmt.query([])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let position: i64 = row.get(0)?;
+    let hash: String = column(row, 1, position, "hash")?;
+    let at_text = column(row, 2, position, "recorded_at");
+    Ok(Some((position, hash, at_text)))
 }
 
 /// How the versions of an append are checked.
@@ -381,25 +408,6 @@ pub fn effective_time(head: Option<&Head>, now: DateTime<Utc>) -> DateTime<Utc> 
     head.map_or(now, |head| now.max(head.at))
 }
 
-/// Position, hash and recorded_at of the last event.
-fn last_event(conn: &Connection) -> Result<Option<(i64, String, DateTime<Utc>)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1",
-    )?;
-    let mut rows = stmt.query([])?;
-    let Some(row) = rows.next()? else {
-        return Ok(None);
-    };
-    let position: i64 = row.get(0)?;
-    let hash: String = column(row, 1, position, "hash")?;
-    let at_text: String = column(row, 2, position, "recorded_at")?;
-    Ok(Some((
-        position,
-        hash,
-        parse_recorded_at(&at_text, position)?,
-    )))
-}
-
 /// The version of the stream's last event, `None` if it has no events.
 pub fn stream_version(conn: &Connection, stream_id: &str) -> Result<Option<u64>, StoreError> {
     // Same answer as MAX(version), but also yields the position for Corrupt.
@@ -416,16 +424,10 @@ pub fn stream_version(conn: &Connection, stream_id: &str) -> Result<Option<u64>,
     Ok(Some(to_u64(version, position, "version")?))
 }
 
-/// The position and hash of the last event, `None` for an empty log.
+/// The position and hash of the last event, `None` for an empty log ([`read_head`] without
+/// the time).
 pub fn head(conn: &Connection) -> Result<Option<(i64, String)>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")?;
-    let mut rows = stmt.query([])?;
-    let Some(row) = rows.next()? else {
-        return Ok(None);
-    };
-    let position: i64 = row.get(0)?;
-    Ok(Some((position, column(row, 1, position, "hash")?)))
+    Ok(head_row(conn)?.map(|(position, hash, _)| (position, hash)))
 }
 
 macro_rules! select_events {
