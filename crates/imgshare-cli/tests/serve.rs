@@ -363,3 +363,61 @@ fn serve_with_a_tokens_file_seeds_nothing_and_prints_no_token() {
         .unwrap();
     assert!(!stderr.contains(secret), "{stderr}");
 }
+
+#[test]
+fn the_catalog_lists_the_swift_of_each_region_that_keeps_its_objects_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("imgshare.db");
+    let key_file = dir.path().join("swift.key");
+    std::fs::write(&key_file, "service-key\n").unwrap();
+    // Nothing listens on port 9: the store only authenticates when a task first needs it.
+    let (_server, lines) = start(
+        &db,
+        &[
+            "--demo",
+            "--region",
+            "DFW",
+            "--region",
+            "ORD",
+            "--swift-url",
+            "ORD=http://127.0.0.1:9/v1",
+            "--swift-auth-url",
+            "http://127.0.0.1:9/auth/v1.0",
+            "--swift-user",
+            "admin:admin",
+            "--swift-key-file",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    let dfw = find(&lines, "region DFW listening on http://")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let key = find(&lines, "demo user producer (account 111111): API key ").to_owned();
+    let (status, response) = request(
+        &dfw,
+        "POST",
+        "/v2.0/tokens",
+        "",
+        &api_key_auth("producer", &key),
+    );
+    assert_eq!(status, 200, "{response}");
+    let access = json_body(&response);
+    let catalog = access["access"]["serviceCatalog"].as_array().unwrap();
+    let files = catalog
+        .iter()
+        .find(|service| service["type"] == "object-store")
+        .expect("a cloudFiles entry");
+    let endpoints = files["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1, "{files}");
+    assert_eq!(endpoints[0]["region"], "ORD");
+    assert_eq!(
+        endpoints[0]["publicURL"],
+        "http://127.0.0.1:9/v1/MossoCloudFS_111111"
+    );
+    assert!(
+        lines.iter().any(|line| line.contains("object store of ORD: Swift")),
+        "{lines:?}"
+    );
+}
