@@ -152,6 +152,16 @@ async fn method_not_allowed() -> Response {
     response
 }
 
+/// A 405 a handler decides on, listing `allow` (as axum writes it); [`edge`] renders it.
+pub(crate) fn method_not_allowed_for(allow: &'static str) -> Response {
+    let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
+    response.extensions_mut().insert(MethodNotAllowed);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
 /// Gives every request its id (in the `X-Openstack-Request-Id` header of the response and the
 /// metadata of the events it appends), turns `HEAD` into a method no route serves, and renders
 /// axum's 405 as the API's JSON error with Glance's `Allow` list.
