@@ -8,8 +8,11 @@
 //! `imgshare log`, `replay`, `audit`, `head` and `verify` read the log for audits (see [`audit`]);
 //! `imgshare backup` copies a live database.
 //! `imgshare users` edits the built-in identity's users file (see [`users`]).
+//! `imgshare images publish` and `snapshot` register base images and server snapshots from VHD
+//! files (see [`images`]).
 
 mod audit;
+mod images;
 mod serve;
 mod users;
 
@@ -22,7 +25,7 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 use imgshare_core::{patch, Actor, Command, Context, ImageCommand, Profile, ProfileKind, Region};
 use imgshare_server::TokenStore;
-use imgshare_store::{DbOptions, Durability, Engine, EngineError, EngineOptions};
+use imgshare_store::{DbOptions, Durability, Engine, EngineError, EngineOptions, ImageDataStore};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -172,6 +175,12 @@ enum Sub {
     },
     /// Manage the built-in identity's users file: add, list, remove, reset-key, disable, enable.
     Users(users::UsersArgs),
+    /// Register images the tenant API cannot create: provider base images (`publish`) and
+    /// snapshots of tenants' servers (`snapshot`), from VHD files.
+    Images {
+        #[command(subcommand)]
+        command: images::ImagesCommand,
+    },
 }
 
 /// `imgshare serve`'s options.
@@ -282,7 +291,8 @@ fn run(command: Sub) -> anyhow::Result<ExitCode> {
             } else {
                 path.display().to_string()
             };
-            demo(&engine, &region, &shown)?;
+            let store = images::data_store(&path, None)?;
+            demo(&engine, &store, &region, &shown)?;
         }
         Sub::Serve(args) => serve_command(*args)?,
         Sub::Rebuild { db } => {
@@ -315,6 +325,7 @@ fn run(command: Sub) -> anyhow::Result<ExitCode> {
             );
         }
         Sub::Users(args) => users::run(&args)?,
+        Sub::Images { command } => images::run(&command)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -359,7 +370,12 @@ fn status(title: &str, request: &str, result: Result<u16, EngineError>) {
     show(title, request, response);
 }
 
-fn demo(engine: &Engine, region: &Region, database: &str) -> anyhow::Result<()> {
+fn demo(
+    engine: &Engine,
+    store: &dyn ImageDataStore,
+    region: &Region,
+    database: &str,
+) -> anyhow::Result<()> {
     let producer = "111111";
     let consumer = "222222";
     let ctx = |tenant: &str| {
@@ -381,7 +397,8 @@ fn demo(engine: &Engine, region: &Region, database: &str) -> anyhow::Result<()> 
     );
     println!("database: {database}");
 
-    let image_id = serve::seed_demo_image(engine, region)?;
+    let image_id = serve::seed_demo_image(engine, store, region)?;
+    let base_ids = serve::seed_base_images(engine, store, region)?;
     let images = format!("/v2/images/{image_id}");
 
     show(
@@ -389,6 +406,25 @@ fn demo(engine: &Engine, region: &Region, database: &str) -> anyhow::Result<()> 
         &format!("GET {images}"),
         engine.image_view(&ctx(producer), image_id),
     );
+    show(
+        "Consumer: the images available to it (the provider's base images)",
+        "GET /v2/images?visibility=public",
+        engine.list_images(&ctx(consumer), "visibility=public"),
+    );
+    if let Some(base_id) = base_ids.first() {
+        show(
+            "Producer: try to share a public base image",
+            &format!("POST /v2/images/{base_id}/members {{\"member\": \"{consumer}\"}}"),
+            run(
+                producer,
+                *base_id,
+                ImageCommand::AddMember {
+                    member_id: consumer.into(),
+                },
+            )
+            .and_then(|_| engine.member_view(&ctx(producer), *base_id, consumer)),
+        );
+    }
     show(
         "Producer: its members (never shared yet)",
         &format!("GET {images}/members"),

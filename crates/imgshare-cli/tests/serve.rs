@@ -23,8 +23,10 @@ fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {token}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    // Image data is binary; the assertions look at its text parts.
+    let response = String::from_utf8_lossy(&bytes).into_owned();
     let status = response
         .split(' ')
         .nth(1)
@@ -73,6 +75,28 @@ fn serve_demo_creates_tokens_seeds_the_demo_image_and_answers_http() {
     let (status, _) = get(&addr, "/v2/111111/images", "not-a-token");
     assert_eq!(status, 401);
 
+    // The demo image has real bytes (a small VHD) and the provider's base images are public.
+    let (status, response) = get(
+        &addr,
+        &format!("/v2/images/{image_id}/file"),
+        &producer_token,
+    );
+    assert_eq!(status, 200, "{response}");
+    assert!(response.contains("imgshare demo disk"), "{response}");
+    assert!(response.contains("conectix"), "{response}");
+    let (status, response) = get(&addr, "/v2/images?visibility=public", &producer_token);
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(
+        response.matches("\"image_type\": \"base\"").count()
+            + response.matches("\"image_type\":\"base\"").count(),
+        3,
+        "{response}"
+    );
+    assert!(
+        response.contains("Ubuntu 12.04 LTS (Precise Pangolin) (PVHVM)"),
+        "{response}"
+    );
+
     // SIGTERM shuts the server down gracefully (exit status 0).
     #[cfg(unix)]
     {
@@ -95,6 +119,11 @@ fn serve_demo_creates_tokens_seeds_the_demo_image_and_answers_http() {
     assert_eq!(status, 200, "{response}");
     assert_eq!(
         response.matches("my-saved-image-name").count(),
+        1,
+        "{response}"
+    );
+    assert_eq!(
+        response.matches("Ubuntu 12.04 LTS").count(),
         1,
         "{response}"
     );

@@ -453,10 +453,21 @@ async fn an_empty_segment_is_an_empty_parameter() {
 async fn a_share_with_a_blank_image_id_is_405_on_rackspace() {
     let (app, _data) = api();
     let (status, allow, _, _) = ask(&app, "POST", "/v2/images//members", true).await;
-    assert_eq!((status, allow.as_deref()), (405, Some("GET, PATCH, DELETE")));
-    let (status, allow, _, _) =
-        ask(&app, "POST", &format!("/v2/{PRODUCER}/images//members"), true).await;
-    assert_eq!((status, allow.as_deref()), (405, Some("GET, PATCH, DELETE")));
+    assert_eq!(
+        (status, allow.as_deref()),
+        (405, Some("GET, PATCH, DELETE"))
+    );
+    let (status, allow, _, _) = ask(
+        &app,
+        "POST",
+        &format!("/v2/{PRODUCER}/images//members"),
+        true,
+    )
+    .await;
+    assert_eq!(
+        (status, allow.as_deref()),
+        (405, Some("GET, PATCH, DELETE"))
+    );
     let (status, ..) = ask(&app, "POST", "/v2/images//members", false).await;
     assert_eq!(status, 401);
     let (status, ..) = ask(&app, "GET", "/v2/images//members", true).await;

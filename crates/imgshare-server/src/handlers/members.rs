@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::execute_image;
 use crate::error::ApiError;
 use crate::extract::{image_id, json_body, Ctx, ImagePath, MemberPath, NoBody, Payload};
-use crate::routes::method_not_allowed_for;
 use crate::response::{blocking, json_response, no_content};
+use crate::routes::method_not_allowed_for;
 use crate::state::AppState;
 
 /// `GET /members`: the image's members.
