@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use imgshare_core::ErrorKind;
 use imgshare_store::EngineError;
 use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, TestCaseResult, TestRunner};
@@ -69,8 +70,8 @@ pub fn write_steps<S: fmt::Debug>(
 pub struct Refusals {
     /// All refusals.
     pub total: u64,
-    /// By HTTP status.
-    pub by_status: BTreeMap<u16, u64>,
+    /// By error kind (what the API turns into a status).
+    pub by_status: BTreeMap<ErrorKind, u64>,
     /// By the step's kind and the error's code.
     pub by_kind: BTreeMap<(&'static str, &'static str), u64>,
 }
@@ -79,7 +80,7 @@ impl Refusals {
     /// Counts one refusal of a step of kind `kind`.
     pub fn record(&mut self, kind: &'static str, error: &EngineError) {
         self.total += 1;
-        *self.by_status.entry(error.http_status()).or_default() += 1;
+        *self.by_status.entry(error.kind()).or_default() += 1;
         *self.by_kind.entry((kind, error.code())).or_default() += 1;
     }
 }

@@ -6,9 +6,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use imgshare_core::patch::{PatchDialect, PatchDocument, PatchOp, PatchOpKind};
-use imgshare_core::{
-    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Region,
-};
+use imgshare_core::{Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Region};
 use uuid::Uuid;
 
 /// The owner of every workload image.
@@ -84,19 +82,7 @@ pub fn register(name: &str) -> ImageCommand {
         origin: ImageOrigin::Snapshot {
             server_id: "srv-reliability".to_owned(),
         },
-        image: NewImage {
-            name: Some(name.to_owned()),
-            container_format: Some("ovf".to_owned()),
-            disk_format: Some("vhd".to_owned()),
-            data: Some(ImageActivated {
-                size: 1024,
-                checksum: "0123456789abcdef0123456789abcdef".to_owned(),
-                virtual_size: None,
-                os_hash_algo: None,
-                os_hash_value: None,
-            }),
-            ..NewImage::default()
-        },
+        image: NewImage::snapshot_fixture(name, 1024),
     }
 }
 

@@ -47,23 +47,11 @@ fn glance_member(tenant: &str) -> Actor {
 }
 
 fn data() -> ImageActivated {
-    ImageActivated {
-        size: 1024,
-        checksum: "0123456789abcdef0123456789abcdef".to_owned(),
-        virtual_size: None,
-        os_hash_algo: None,
-        os_hash_value: None,
-    }
+    ImageActivated::fixture(1024)
 }
 
 fn snapshot(name: &str) -> NewImage {
-    NewImage {
-        name: Some(name.to_owned()),
-        container_format: Some("ovf".to_owned()),
-        disk_format: Some("vhd".to_owned()),
-        data: Some(data()),
-        ..NewImage::default()
-    }
+    NewImage::snapshot_fixture(name, 1024)
 }
 
 /// An engine holding one shared image: owned by OWNER, MEMBER pending, tag `web`, property
@@ -159,7 +147,7 @@ impl Fixture {
             return Ok(None);
         };
         prop_assert!(
-            (400..500).contains(&error.http_status()),
+            (400..500).contains(&imgshare_server::error::status_of(error.kind()).as_u16()),
             "{:?} gave {}",
             document,
             error
@@ -186,11 +174,13 @@ fn check_refused(
     let after = fixture.observable();
     match result {
         Ok(()) => Some(format!("{name}: accepted, expected {status}")),
-        Err(error) if error.http_status() != status => Some(format!(
-            "{name}: {} ({}: {error}), expected {status}",
-            error.http_status(),
-            error.code()
-        )),
+        Err(error) if imgshare_server::error::status_of(error.kind()).as_u16() != status => {
+            Some(format!(
+                "{name}: {} ({}: {error}), expected {status}",
+                imgshare_server::error::status_of(error.kind()).as_u16(),
+                error.code()
+            ))
+        }
         Err(error) if error.to_string().trim().is_empty() || error.code().is_empty() => {
             Some(format!("{name}: empty message or code"))
         }
@@ -892,7 +882,13 @@ fn query_parser_fuzz_never_panics_and_writes_nothing() {
                 }
                 (Err(error), parsed) => {
                     counts.1 += 1;
-                    prop_assert_eq!(error.http_status(), 400, "{:?}: {}", raw, error);
+                    prop_assert_eq!(
+                        imgshare_server::error::status_of(error.kind()).as_u16(),
+                        400,
+                        "{:?}: {}",
+                        raw,
+                        error
+                    );
                     prop_assert!(!error.to_string().is_empty());
                     // Beyond the parser's refusals, the engine refuses only a marker it cannot show.
                     prop_assert!(
@@ -905,7 +901,13 @@ fn query_parser_fuzz_never_panics_and_writes_nothing() {
             }
             if let Err(error) = fixture.engine.list_tasks(&ctx, &raw) {
                 counts.2 += 1;
-                prop_assert_eq!(error.http_status(), 400, "{:?}: {}", raw, error);
+                prop_assert_eq!(
+                    imgshare_server::error::status_of(error.kind()).as_u16(),
+                    400,
+                    "{:?}: {}",
+                    raw,
+                    error
+                );
             }
             Ok(())
         },

@@ -27,8 +27,8 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use imgshare_core::patch::{PatchDialect, PatchDocument, PatchOp, PatchOpKind};
 use imgshare_core::{
-    access, Actor, Command, Context, Image, ImageActivated, ImageCommand, ImageOrigin, ImageStatus,
-    MemberStatus, NewImage, Profile, Region, Visibility,
+    access, Actor, Command, Context, ErrorKind, Image, ImageActivated, ImageCommand, ImageOrigin,
+    ImageStatus, MemberStatus, NewImage, Profile, Region, Visibility,
 };
 use imgshare_projection::tables;
 use imgshare_store::{head, verify_chain, Engine, EngineError, Outcome};
@@ -941,7 +941,7 @@ fn rejected_command_appends_nothing(change: &Change<'_>) -> Result<(), TestCaseE
         return Ok(());
     };
     prop_assert!(
-        (400..500).contains(&error.http_status()),
+        (400..500).contains(&imgshare_server::error::status_of(error.kind()).as_u16()),
         "{}: refused with a server error: {:?}",
         change.label,
         error
@@ -1251,7 +1251,10 @@ fn nothing_visible_or_bootable_outside_its_region(
             for image in &foreign {
                 let read = run.engine.get_image(&ctx, image.id);
                 prop_assert!(
-                    read.as_ref().is_err_and(|error| error.http_status() == 404),
+                    read.as_ref()
+                        .is_err_and(|error| imgshare_server::error::status_of(error.kind())
+                            .as_u16()
+                            == 404),
                     "{}: {:?} reads {} of {} in {:?}: {:?}",
                     label,
                     acct,
@@ -1307,9 +1310,9 @@ fn deleted_images_are_gone_for_everyone(run: &Run, label: &str) -> Result<(), Te
                 ..ctx
             };
             prop_assert!(
-                run.engine
-                    .get_image(&ctx, image.id)
-                    .is_err_and(|error| error.http_status() == 404),
+                run.engine.get_image(&ctx, image.id).is_err_and(|error| {
+                    imgshare_server::error::status_of(error.kind()).as_u16() == 404
+                }),
                 "{}: {:?} still reads deleted {}",
                 label,
                 acct,
@@ -1345,7 +1348,9 @@ fn deleted_images_are_gone_for_everyone(run: &Run, label: &str) -> Result<(), Te
             prop_assert!(
                 result
                     .as_ref()
-                    .is_err_and(|error| error.http_status() == 404),
+                    .is_err_and(
+                        |error| imgshare_server::error::status_of(error.kind()).as_u16() == 404
+                    ),
                 "{}: {:?} on deleted {} gave {:?}",
                 label,
                 command,
@@ -1513,7 +1518,11 @@ fn stranger_gets_404_for_every_operation(
             for (id, state) in hidden {
                 let who = format!("{label}: {acct:?}({role:?})@{region:?} on {id}");
                 let not_found = |what: &str, result: Result<(), EngineError>| match result {
-                    Err(error) if error.http_status() == 404 => Ok(()),
+                    Err(error)
+                        if imgshare_server::error::status_of(error.kind()).as_u16() == 404 =>
+                    {
+                        Ok(())
+                    }
                     other => Err(TestCaseError::fail(format!(
                         "{who}: {what} gave {other:?}, not 404"
                     ))),
@@ -1529,7 +1538,9 @@ fn stranger_gets_404_for_every_operation(
                 prop_assert!(
                     marker
                         .as_ref()
-                        .is_err_and(|error| error.http_status() == 400),
+                        .is_err_and(|error| imgshare_server::error::status_of(error.kind())
+                            .as_u16()
+                            == 400),
                     "{}: marker gave {:?}, not 400",
                     who,
                     marker.map(|page| page["images"].as_array().map(Vec::len))
@@ -1707,7 +1718,13 @@ fn sharing_invariants_hold_after_every_step() {
     assert!(stats.accepted_by_kind.contains_key("share"), "{stats:?}");
     assert!(stats.accepted_by_kind.contains_key("answer"), "{stats:?}");
     assert!(stats.accepted_by_kind.contains_key("delete"), "{stats:?}");
-    assert!(stats.rejected.by_status.contains_key(&404), "{stats:?}");
-    assert!(stats.rejected.by_status.contains_key(&403), "{stats:?}");
+    assert!(
+        stats.rejected.by_status.contains_key(&ErrorKind::NotFound),
+        "{stats:?}"
+    );
+    assert!(
+        stats.rejected.by_status.contains_key(&ErrorKind::Forbidden),
+        "{stats:?}"
+    );
     assert!(cases() < 32 || stats.quota_reached > 0, "{stats:?}");
 }

@@ -5,7 +5,7 @@
 
 use chrono::{TimeZone, Utc};
 use imgshare_core::{
-    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Profile, Region,
+    Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Profile, Region,
 };
 use imgshare_projection::query::{parse_image_list_query, QueryDialect};
 use imgshare_projection::{explain_image_list, Viewer};
@@ -24,19 +24,7 @@ fn ctx(actor: Actor) -> Context {
 fn catalogue(profile: Profile, roles: &[&str]) -> (Engine, Uuid) {
     let engine = Engine::in_memory_with(profile).unwrap();
     let image_id = Uuid::from_u128(1);
-    let image = NewImage {
-        name: Some("web".into()),
-        container_format: Some("ovf".into()),
-        disk_format: Some("vhd".into()),
-        data: Some(ImageActivated {
-            size: 1,
-            checksum: "0123456789abcdef0123456789abcdef".into(),
-            virtual_size: None,
-            os_hash_algo: None,
-            os_hash_value: None,
-        }),
-        ..NewImage::default()
-    };
+    let image = NewImage::snapshot_fixture("web", 1);
     let owner = ctx(Actor::tenant("111", "u", roles));
     let origin = ImageOrigin::Snapshot {
         server_id: "srv".into(),

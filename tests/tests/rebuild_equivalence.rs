@@ -1115,7 +1115,7 @@ fn run(scenario: &Scenario, stats: &mut Stats) -> Result<(), TestCaseError> {
                     .rejected
                     .record(scenario.steps[index].action.kind(), &error);
                 prop_assert!(
-                    (400..500).contains(&error.http_status()),
+                    (400..500).contains(&imgshare_server::error::status_of(error.kind()).as_u16()),
                     "step #{} {} failed with a server error: {:?}",
                     index,
                     step,

@@ -98,7 +98,13 @@ fn a_database_at_its_page_limit_refuses_with_storage_full_and_changes_nothing() 
         matches!(error, EngineError::Store(StoreError::Full)),
         "{error:?}"
     );
-    assert_eq!((error.code(), error.http_status()), ("storage_full", 507));
+    assert_eq!(
+        (
+            error.code(),
+            imgshare_server::error::status_of(error.kind()).as_u16()
+        ),
+        ("storage_full", 507)
+    );
     chain_is_intact(&engine);
     // Reads still work on a full database.
     assert!(engine.list_images(&ctx(), "").is_ok());
@@ -294,7 +300,10 @@ fn a_read_only_database_refuses_writes_with_a_typed_error_and_can_still_be_read(
         "{error:?}"
     );
     assert_eq!(
-        (error.code(), error.http_status()),
+        (
+            error.code(),
+            imgshare_server::error::status_of(error.kind()).as_u16()
+        ),
         ("database_read_only", 503)
     );
     // Reading still works: the audit tools' read-only open.
@@ -329,7 +338,10 @@ fn a_damaged_header_is_reported_as_a_corrupt_database_and_the_file_is_not_touche
         "{error:?}"
     );
     assert_eq!(
-        (error.code(), error.http_status()),
+        (
+            error.code(),
+            imgshare_server::error::status_of(error.kind()).as_u16()
+        ),
         ("database_corrupt", 500)
     );
     assert_eq!(
@@ -375,5 +387,8 @@ fn a_damaged_page_is_reported_as_corruption_never_as_a_silent_success() {
         ),
         "{error:?}"
     );
-    assert_eq!(error.http_status(), 500);
+    assert_eq!(
+        imgshare_server::error::status_of(error.kind()).as_u16(),
+        500
+    );
 }

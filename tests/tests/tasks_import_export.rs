@@ -716,12 +716,8 @@ fn finished_tasks_expire_48_hours_later_and_are_no_longer_shown() {
     let mut after = world.ctx(PRODUCER, "DFW");
     after.now = expires_at;
     assert_eq!(
-        world
-            .engine
-            .get_task(&after, task_id)
-            .unwrap_err()
-            .http_status(),
-        404
+        world.engine.get_task(&after, task_id).unwrap_err().kind(),
+        imgshare_core::ErrorKind::NotFound
     );
     let listed = world.engine.list_tasks(&after, "").unwrap();
     assert_eq!(listed["tasks"], json!([]));

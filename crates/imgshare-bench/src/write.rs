@@ -10,7 +10,7 @@ use anyhow::{ensure, Context as _, Result};
 use chrono::Utc;
 use clap::Args;
 use imgshare_core::{
-    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Profile, Region,
+    Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Profile, Region,
 };
 use imgshare_projection::tables;
 use imgshare_store::{db, BatchItem, DbOptions, Durability, Engine, EngineOptions, RecordedEvent};
@@ -60,19 +60,7 @@ fn setup(engine: &Engine, images: u32, region: &Region) -> Result<Vec<Uuid>> {
     let mut ids = Vec::new();
     for index in 0..images {
         let image_id = Uuid::new_v4();
-        let image = NewImage {
-            name: Some(format!("image-{index}")),
-            container_format: Some("ovf".into()),
-            disk_format: Some("vhd".into()),
-            data: Some(ImageActivated {
-                size: 1024,
-                checksum: "0123456789abcdef0123456789abcdef".into(),
-                virtual_size: None,
-                os_hash_algo: None,
-                os_hash_value: None,
-            }),
-            ..NewImage::default()
-        };
+        let image = NewImage::snapshot_fixture(format!("image-{index}"), 1024);
         let command = ImageCommand::Register {
             origin: ImageOrigin::Snapshot {
                 server_id: format!("server-{index}"),

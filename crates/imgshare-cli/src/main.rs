@@ -361,8 +361,13 @@ fn show(title: &str, request: &str, response: Result<Value, EngineError>) {
             "{}",
             serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string())
         ),
-        Err(error) => println!("{} {}: {error}", error.http_status(), error.code()),
+        Err(error) => println!("{} {}: {error}", http_status(&error), error.code()),
     }
+}
+
+/// The status the API would answer the error with, as the walkthrough prints it.
+fn http_status(error: &EngineError) -> u16 {
+    imgshare_server::error::status_of(error.kind()).as_u16()
 }
 
 fn status(title: &str, request: &str, result: Result<u16, EngineError>) {

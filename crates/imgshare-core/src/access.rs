@@ -2,9 +2,9 @@
 
 use crate::actor::Actor;
 use crate::error::DomainError;
-use crate::image::Image;
 use crate::model::{ImageStatus, MemberStatus, Region, Visibility};
 use crate::profile::Profile;
+use crate::state::Image;
 
 /// Why an account can use an image; `None` from [`relation`] means it cannot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub fn can_boot(profile: &Profile, image: &Image, tenant_id: &str, region: &Regi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::Member;
+    use crate::state::Member;
     use chrono::{DateTime, TimeZone, Utc};
     use std::collections::{BTreeMap, BTreeSet};
     use uuid::Uuid;
@@ -282,7 +282,7 @@ mod tests {
         assert!(may_download(&glance, &private(ImageStatus::Active, None), &owner).is_ok());
         let refused =
             may_download(&glance, &private(ImageStatus::Deactivated, None), &owner).unwrap_err();
-        assert_eq!(refused.http_status(), 403);
+        assert_eq!(crate::error::status_seen_by_clients(refused.kind()), 403);
         assert!(refused.to_string().contains("deactivated"));
         let admin = Actor::tenant("999", "u", &["admin"]);
         assert!(may_download(&glance, &private(ImageStatus::Deactivated, None), &admin).is_ok());

@@ -20,6 +20,7 @@ pub mod model;
 pub mod patch;
 pub mod profile;
 pub mod queries;
+pub mod state;
 pub mod task;
 pub mod transfer;
 pub mod vhd;
@@ -31,7 +32,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 pub use actor::{Actor, ActorKind, Context};
-pub use error::DomainError;
+pub use error::{DomainError, ErrorKind};
 pub use event::{Event, ImageActivated, ImageRegistered, PropertyChange, TaskCreated, UpcastError};
 pub use image::{Image, ImageCommand, ImageOrigin, Member, NewImage};
 pub use model::{ImageStatus, MemberStatus, Region, StreamId, TaskStatus, TaskType, Visibility};

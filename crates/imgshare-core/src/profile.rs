@@ -22,6 +22,41 @@ pub enum ProfileKind {
     Glance,
 }
 
+/// Which dialect's schema documents (`/v2/schemas/*`) to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchemaProfile {
+    /// Rackspace Cloud Images 2.0: visibility `public|private`, task types `import|export`.
+    Rackspace,
+    /// Modern Glance: the upstream documents unchanged.
+    Glance,
+}
+
+/// The profile-dependent parts of list-query validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryDialect {
+    /// Accepted values of the `visibility` filter.
+    pub visibility_filters: &'static [&'static str],
+    /// Page size when `limit` is absent.
+    pub limit_default: u32,
+    /// Larger `limit` values are silently lowered to this.
+    pub limit_max: u32,
+}
+
+impl QueryDialect {
+    /// Rackspace Cloud Images 2.0: `shared` exists only as a filter; no `community`/`all`.
+    pub const RACKSPACE: Self = Self {
+        visibility_filters: &["public", "private", "shared"],
+        limit_default: 25,
+        limit_max: 1000,
+    };
+    /// Modern Glance (`images.py` `_get_filters`).
+    pub const GLANCE: Self = Self {
+        visibility_filters: &["public", "private", "shared", "community", "all"],
+        limit_default: 25,
+        limit_max: 1000,
+    };
+}
+
 /// Which version of the Rackspace permission matrix governs tag changes (the matrix changed in 2016).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TagPermissions {
@@ -269,12 +304,61 @@ impl Profile {
         }
     }
 
+    /// The visibilities at which a member row grants access: every one but `public` on
+    /// Rackspace (a shared image shows as `private` there), only `shared` on Glance. The one
+    /// source of the rule; the list queries build their SQL from it.
+    pub fn membership_visibilities(&self) -> &'static [Visibility] {
+        match self.kind {
+            ProfileKind::Rackspace => &[
+                Visibility::Private,
+                Visibility::Shared,
+                Visibility::Community,
+            ],
+            ProfileKind::Glance => &[Visibility::Shared],
+        }
+    }
+
     /// True if a member row grants access to an image of this visibility.
     pub fn membership_grants_access(&self, visibility: Visibility) -> bool {
+        self.membership_visibilities().contains(&visibility)
+    }
+
+    /// How list query strings are validated in this dialect.
+    pub fn query_dialect(&self) -> QueryDialect {
         match self.kind {
-            ProfileKind::Rackspace => visibility != Visibility::Public,
-            ProfileKind::Glance => visibility == Visibility::Shared,
+            ProfileKind::Rackspace => QueryDialect::RACKSPACE,
+            ProfileKind::Glance => QueryDialect::GLANCE,
         }
+    }
+
+    /// Which schema documents this dialect serves.
+    pub fn schema_profile(&self) -> SchemaProfile {
+        match self.kind {
+            ProfileKind::Rackspace => SchemaProfile::Rackspace,
+            ProfileKind::Glance => SchemaProfile::Glance,
+        }
+    }
+
+    /// True if API views show a key whose value is null (Glance); Rackspace omits it.
+    pub fn shows_null_keys(&self) -> bool {
+        self.kind == ProfileKind::Glance
+    }
+
+    /// True if images carry Glance's `os_hidden`, `os_hash_algo` and `os_hash_value` fields.
+    pub fn has_os_fields(&self) -> bool {
+        self.kind == ProfileKind::Glance
+    }
+
+    /// True if only the provider registers images through the API (Rackspace: tenants create
+    /// images from servers or by import tasks).
+    pub fn api_registration_is_provider_only(&self) -> bool {
+        self.kind == ProfileKind::Rackspace
+    }
+
+    /// True if the `private` list filter means "not public" and `shared` means "shared with me"
+    /// (Rackspace, as Icehouse); Glance filters on the stored visibility.
+    pub fn private_filter_means_not_public(&self) -> bool {
+        self.kind == ProfileKind::Rackspace
     }
 
     /// May `actor` set `visibility` through the API? Rackspace: only the provider, and only to
@@ -477,7 +561,7 @@ mod tests {
                 DeleteMember,
             )
             .unwrap_err();
-        assert_eq!(err.http_status(), 403);
+        assert_eq!(crate::error::status_seen_by_clients(err.kind()), 403);
         assert!(err.to_string().contains("cloudImages:admin"), "{err}");
     }
 
@@ -514,7 +598,11 @@ mod tests {
             let refused = rackspace
                 .may_set_visibility(&provider, visibility)
                 .unwrap_err();
-            assert_eq!(refused.http_status(), 400, "{visibility}");
+            assert_eq!(
+                crate::error::status_seen_by_clients(refused.kind()),
+                400,
+                "{visibility}"
+            );
         }
         let glance = Profile::glance();
         assert!(glance

@@ -3,8 +3,8 @@
 use crate::access::administers;
 use crate::actor::Actor;
 use crate::error::DomainError;
-use crate::image::{Image, Member};
 use crate::profile::{Operation, Profile};
+use crate::state::{Image, Member};
 
 /// `GET /v2/images/{id}/members` for a caller who can see the image: the owner gets every row,
 /// a member only its own (`rackspace-behaviour.md` §4.2).

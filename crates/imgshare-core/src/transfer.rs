@@ -6,8 +6,8 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::image::Image;
 use crate::model::ImageStatus;
+use crate::state::Image;
 use crate::task::Task;
 
 /// Import source missing, unreadable or not a valid location (the docs' text, §9 choice 5).

@@ -9,6 +9,7 @@
 //! * [`schemas`]: the `/v2/schemas/*` documents of each profile.
 
 pub mod listing;
+pub mod percent;
 pub mod query;
 pub mod schemas;
 pub mod tables;

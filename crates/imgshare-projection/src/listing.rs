@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use imgshare_core::{Profile, ProfileKind, Region};
+use imgshare_core::{Profile, Region, Visibility};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -137,10 +137,7 @@ fn push_candidates(
     let shared_with_me = {
         let region = region.clone();
         move |sql: &mut Sql| {
-            let visibility_rule = match profile.kind {
-                ProfileKind::Rackspace => "i.visibility <> 'public'",
-                ProfileKind::Glance => "i.visibility = 'shared'",
-            };
+            let visibility_rule = membership_rule(profile);
             sql.push("SELECT i.image_id FROM proj_members m JOIN proj_images i ON i.image_id = m.image_id WHERE m.member_id = ")
                 .bind(viewer.tenant_id.to_owned());
             if let Some(status) = member_status_clause(query.member_status) {
@@ -149,7 +146,7 @@ fn push_candidates(
             sql.push(" AND i.region = ")
                 .bind(region.clone())
                 .push(" AND ")
-                .push(visibility_rule);
+                .push(&visibility_rule);
         }
     };
     if viewer.is_admin {
@@ -171,26 +168,28 @@ fn push_candidates(
         branch(sql, &mut admin);
         return;
     }
-    match (profile.kind, query.visibility.as_deref()) {
-        (_, Some("public")) => {
+    // `community` and `all` reach here only in a dialect whose parser accepts them.
+    let not_public = profile.private_filter_means_not_public();
+    match query.visibility.as_deref() {
+        Some("public") => {
             branch(sql, &mut with_visibility("public"));
             branch(sql, &mut unowned.clone());
         }
-        (ProfileKind::Rackspace, Some("private")) => {
+        Some("private") if not_public => {
             // Icehouse: `private` means "not public" within the caller's set.
             branch(sql, &mut own(" AND i.visibility <> 'public'"));
             branch(sql, &mut shared_with_me.clone());
         }
-        (ProfileKind::Rackspace, Some("shared")) => branch(sql, &mut shared_with_me.clone()),
-        (ProfileKind::Glance, Some("private")) => {
+        Some("shared") if not_public => branch(sql, &mut shared_with_me.clone()),
+        Some("private") => {
             branch(sql, &mut own(" AND i.visibility = 'private'"));
         }
-        (ProfileKind::Glance, Some("shared")) => {
+        Some("shared") => {
             branch(sql, &mut own(" AND i.visibility = 'shared'"));
             branch(sql, &mut shared_with_me.clone());
         }
-        (ProfileKind::Glance, Some("community")) => branch(sql, &mut with_visibility("community")),
-        (ProfileKind::Glance, Some("all")) => {
+        Some("community") => branch(sql, &mut with_visibility("community")),
+        Some("all") => {
             branch(sql, &mut own(""));
             branch(sql, &mut with_visibility("public"));
             branch(sql, &mut unowned.clone());
@@ -331,6 +330,29 @@ fn push_keyset(sql: &mut Sql, sort: &[(SortKey, SortDir)], marker_values: &[SqlV
     sql.push(")");
 }
 
+/// The SQL condition on `i.visibility` under which a member row grants access, built from
+/// [`Profile::membership_visibilities`] (the rule's one source): `<> 'x'` when it is every
+/// visibility but one, `= 'x'` for one, `IN (…)` otherwise.
+fn membership_rule(profile: &Profile) -> String {
+    const ALL: [Visibility; 4] = [
+        Visibility::Public,
+        Visibility::Private,
+        Visibility::Shared,
+        Visibility::Community,
+    ];
+    let granting = profile.membership_visibilities();
+    let quoted = |v: &Visibility| format!("'{}'", v.as_str());
+    let excluded: Vec<_> = ALL.iter().filter(|v| !granting.contains(v)).collect();
+    match (granting, excluded.as_slice()) {
+        (_, [only]) => format!("i.visibility <> {}", quoted(only)),
+        ([only], _) => format!("i.visibility = {}", quoted(only)),
+        _ => format!(
+            "i.visibility IN ({})",
+            granting.iter().map(quoted).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 /// True if the caller may see `image_id` at all (any member status): a usable marker.
 fn marker_visible(
     conn: &Connection,
@@ -338,10 +360,7 @@ fn marker_visible(
     viewer: &Viewer<'_>,
     image_id: &str,
 ) -> Result<bool, ProjectionError> {
-    let membership_rule = match profile.kind {
-        ProfileKind::Rackspace => "i.visibility <> 'public'",
-        ProfileKind::Glance => "i.visibility = 'shared'",
-    };
+    let membership_rule = membership_rule(profile);
     let sql = format!(
         "SELECT 1 FROM proj_images i WHERE i.image_id = ?1 AND i.region = ?2 AND (?3 OR i.owner = ?4
            OR i.owner IS NULL OR i.visibility IN ('public', 'community')
@@ -663,4 +682,21 @@ pub fn list_tasks(
         page["next"] = json!(next_link("/v2/tasks", raw_query, &last.id.to_string()));
     }
     Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_membership_condition_is_built_from_the_profile() {
+        assert_eq!(
+            membership_rule(&Profile::rackspace()),
+            "i.visibility <> 'public'"
+        );
+        assert_eq!(
+            membership_rule(&Profile::glance()),
+            "i.visibility = 'shared'"
+        );
+    }
 }

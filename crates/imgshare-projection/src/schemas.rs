@@ -14,6 +14,8 @@
 
 use serde_json::{Map, Value};
 
+pub use imgshare_core::profile::SchemaProfile;
+
 /// The reference documents. The collections are derived from these in code so that
 /// `images.items == image` (and the same for members and tasks) holds by construction.
 const IMAGE_JSON: &str = include_str!("../schemas/image.json");
@@ -23,15 +25,6 @@ const TASK_JSON: &str = include_str!("../schemas/task.json");
 /// Task properties that the list view omits, so the `tasks` collection does not declare them
 /// (`_format_task_stub` in Glance).
 const TASK_DETAIL_ONLY: [&str; 3] = ["input", "result", "message"];
-
-/// Which dialect's schema documents to serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SchemaProfile {
-    /// Rackspace Cloud Images 2.0: visibility `public|private`, task types `import|export`.
-    Rackspace,
-    /// Modern Glance: the upstream documents unchanged.
-    Glance,
-}
 
 /// One of the six schema documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use imgshare_core::{
-    Aggregate, Image, ImageStatus, Member, MemberStatus, Region, Task, TaskStatus, TaskType,
-    Visibility,
+    Aggregate, ErrorKind, Image, ImageStatus, Member, MemberStatus, Region, Task, TaskStatus,
+    TaskType, Visibility,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use thiserror::Error;
@@ -30,17 +30,17 @@ pub enum ProjectionError {
         /// What is wrong.
         reason: String,
     },
-    /// The query string is invalid, or names a marker the caller cannot use (400).
+    /// The query string is invalid, or names a marker the caller cannot use.
     #[error("{0}")]
     BadQuery(String),
 }
 
 impl ProjectionError {
-    /// The HTTP status this error answers with.
-    pub fn http_status(&self) -> u16 {
+    /// What sort of failure this is.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            ProjectionError::BadQuery(_) => 400,
-            ProjectionError::Sqlite(_) | ProjectionError::Corrupt { .. } => 500,
+            ProjectionError::BadQuery(_) => ErrorKind::Invalid,
+            ProjectionError::Sqlite(_) | ProjectionError::Corrupt { .. } => ErrorKind::Internal,
         }
     }
 

@@ -3,7 +3,7 @@
 //! Rackspace (Icehouse) omits base attributes whose value is null and knows no `os_hidden` or
 //! `os_hash_*`; modern Glance shows every base key, null included (`glance-behaviour.md` §1.3).
 
-use imgshare_core::{Image, Member, Profile, ProfileKind, Task, TaskStatus};
+use imgshare_core::{Image, Member, Profile, Task, TaskStatus};
 use serde_json::{json, Map, Value};
 
 use crate::tables::api_time;
@@ -33,13 +33,13 @@ pub fn image(profile: &Profile, image: &Image) -> Value {
         ("min_disk", json!(image.min_disk)),
         ("owner", json!(image.owner)),
     ];
-    if profile.kind == ProfileKind::Glance {
+    if profile.has_os_fields() {
         base.push(("os_hidden", json!(image.os_hidden)));
         base.push(("os_hash_algo", json!(image.os_hash_algo)));
         base.push(("os_hash_value", json!(image.os_hash_value)));
     }
     for (key, value) in base {
-        if value.is_null() && profile.kind == ProfileKind::Rackspace {
+        if value.is_null() && !profile.shows_null_keys() {
             view.remove(key);
         } else {
             view.insert(key.to_owned(), value);
@@ -89,15 +89,15 @@ pub fn task(profile: &Profile, task: &Task) -> Value {
         _ => profile.task_success_message().to_owned(),
     };
     view.insert("message".to_owned(), json!(message));
-    match (&task.result, profile.kind) {
-        (Some(result), _) => {
+    match &task.result {
+        Some(result) => {
             view.insert("result".to_owned(), result.clone());
         }
         // Glance always has the key (null until success); Rackspace shows it only on success.
-        (None, ProfileKind::Glance) => {
+        None if profile.shows_null_keys() => {
             view.insert("result".to_owned(), Value::Null);
         }
-        (None, ProfileKind::Rackspace) => {}
+        None => {}
     }
     sorted(view)
 }

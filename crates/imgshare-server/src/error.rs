@@ -4,6 +4,7 @@
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use imgshare_core::patch::{PatchError, PatchErrorKind, ACCEPT_PATCH};
+use imgshare_core::ErrorKind;
 use imgshare_store::EngineError;
 use serde_json::json;
 
@@ -145,10 +146,25 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The HTTP status each kind of engine error answers with: the one place a lower layer's
+/// refusal becomes a status.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::OverLimit => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
-        let status =
-            StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = status_of(error.kind());
         // 503 and 507 say what the operator must do (wait, make the database writable, free
         // space) and reveal nothing internal; other 5xx keep their details in the server.
         let actionable = matches!(

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use rusqlite_migration::{Migrations, M};
-use uuid::Uuid;
 
-use crate::log::ExpectedVersion;
+#[cfg(test)]
+use crate::error::ExpectedVersion;
+pub use crate::error::StoreError;
 
 /// Schema migrations, oldest first. Adding `migrations/0002_….sql` is one more
 /// line here; never edit or reorder a released entry, because a database's
@@ -211,186 +212,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Everything that can go wrong in the store.
-///
-/// [`StoreError::code`] and [`StoreError::http_status`] give stable values for
-/// API responses; the `Display` text is for humans and may change.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// Any other SQLite failure (I/O error, full disk, constraint backstop...).
-    #[error("sqlite error: {0}")]
-    Sqlite(#[source] rusqlite::Error),
-    /// The schema could not be migrated to the latest version.
-    #[error("schema migration failed: {0}")]
-    Migration(#[source] rusqlite_migration::Error),
-    /// The stream's current version does not satisfy the append's expectation:
-    /// someone else wrote to it since the caller read it.
-    #[error(
-        "wrong expected version for stream {stream_id:?}: expected {expected}, actual {}",
-        describe_version(.actual)
-    )]
-    Conflict {
-        /// The stream whose expectation failed.
-        stream_id: String,
-        /// What the caller expected.
-        expected: ExpectedVersion,
-        /// The stream's version when checked; `None` if it has no events.
-        actual: Option<u64>,
-    },
-    /// Some, but not all, event ids of an append are already stored: the call
-    /// is neither a fresh append nor an exact retry.
-    #[error("event {event_id} is already stored but other events of the same append are not")]
-    PartialRetry {
-        /// The first event id of the append that is already stored.
-        event_id: Uuid,
-    },
-    /// A stored row cannot be read back (bad JSON, uuid, timestamp or column
-    /// type); the log needs an operator, not a retry.
-    #[error("event at position {position} is unreadable: {reason}")]
-    Corrupt {
-        /// Position of the unreadable row.
-        position: i64,
-        /// What failed to parse.
-        reason: String,
-    },
-    /// SQLite stayed busy or locked for longer than the busy timeout; the
-    /// operation can be retried later.
-    #[error("database is busy or locked")]
-    Busy,
-    /// The append itself is malformed (duplicate event ids, empty stream id,
-    /// version overflow); retrying it cannot succeed.
-    #[error("invalid append: {0}")]
-    InvalidAppend(String),
-    /// The disk (or the database's `max_page_count`) is full; the write was rolled back.
-    #[error("storage full: the database cannot grow, the write was not applied")]
-    Full,
-    /// The database file or its directory cannot be written (read-only file system or
-    /// permissions); nothing was written.
-    #[error("the database is read-only (file system or permissions): nothing was written")]
-    ReadOnly,
-    /// SQLite found the file malformed or not a database at all; it needs an operator
-    /// (restore from a copy), not a retry.
-    #[error("the database file is corrupt or not a database: {0}")]
-    DatabaseCorrupt(String),
-    /// A database opened read-only has another schema version than this code's.
-    #[error("database schema version is {found}, this program reads version {expected}")]
-    SchemaMismatch {
-        /// The file's `user_version`.
-        found: i64,
-        /// The number of migrations this code knows.
-        expected: i64,
-    },
-    /// The database was created with another profile than the one it is being opened with
-    /// (see [`crate::meta`]); nothing was written.
-    #[error("the database was created with the {stored} profile and cannot be opened with the {requested} profile")]
-    ProfileMismatch {
-        /// The profile recorded in the database (as stored, even if this code does not know it).
-        stored: String,
-        /// The profile the caller asked for.
-        requested: String,
-    },
-    /// SQLite refused WAL journal mode for a database file.
-    #[error("database file does not support WAL (journal_mode is {journal_mode:?})")]
-    WalUnavailable {
-        /// The journal mode SQLite reported instead of `wal`.
-        journal_mode: String,
-    },
-}
-
-fn describe_version(version: &Option<u64>) -> String {
-    match version {
-        Some(v) => v.to_string(),
-        None => "no stream".to_owned(),
-    }
-}
-
-fn is_busy(err: &rusqlite::Error) -> bool {
-    matches!(
-        err.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
-}
-
-/// The store's own variant for SQLite failures an operator or caller acts on differently from
-/// a generic error: wait and retry, free space, fix permissions, restore the file.
-fn classify(err: &rusqlite::Error) -> Option<StoreError> {
-    if is_busy(err) {
-        return Some(StoreError::Busy);
-    }
-    match err.sqlite_error_code()? {
-        ErrorCode::DiskFull => Some(StoreError::Full),
-        ErrorCode::ReadOnly => Some(StoreError::ReadOnly),
-        ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
-            Some(StoreError::DatabaseCorrupt(err.to_string()))
-        }
-        _ => None,
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(err: rusqlite::Error) -> Self {
-        classify(&err).unwrap_or(StoreError::Sqlite(err))
-    }
-}
-
-impl From<rusqlite_migration::Error> for StoreError {
-    fn from(err: rusqlite_migration::Error) -> Self {
-        // Opening a full, read-only or damaged file fails in the migration step; the cause
-        // matters to the operator more than the step.
-        let typed = match &err {
-            rusqlite_migration::Error::RusqliteError { err: sqlite, .. } => classify(sqlite),
-            _ => None,
-        };
-        typed.unwrap_or(StoreError::Migration(err))
-    }
-}
-
-impl StoreError {
-    /// A stable snake_case identifier of the error kind, for API responses and
-    /// metrics.
-    pub fn code(&self) -> &'static str {
-        match self {
-            StoreError::Sqlite(_) => "sqlite_error",
-            StoreError::Migration(_) => "migration_failed",
-            StoreError::Conflict { .. } => "version_conflict",
-            StoreError::PartialRetry { .. } => "partial_retry",
-            StoreError::Corrupt { .. } => "corrupt_event",
-            StoreError::Busy => "database_busy",
-            StoreError::InvalidAppend(_) => "invalid_append",
-            StoreError::WalUnavailable { .. } => "wal_unavailable",
-            StoreError::Full => "storage_full",
-            StoreError::ReadOnly => "database_read_only",
-            StoreError::DatabaseCorrupt(_) => "database_corrupt",
-            StoreError::SchemaMismatch { .. } => "schema_mismatch",
-            StoreError::ProfileMismatch { .. } => "profile_mismatch",
-        }
-    }
-
-    /// The HTTP status a backend should answer with.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            StoreError::Conflict { .. } | StoreError::PartialRetry { .. } => 409,
-            StoreError::Busy | StoreError::ReadOnly => 503,
-            StoreError::Full => 507,
-            StoreError::InvalidAppend(_) => 400,
-            StoreError::DatabaseCorrupt(_)
-            | StoreError::Sqlite(_)
-            | StoreError::Migration(_)
-            | StoreError::Corrupt { .. }
-            | StoreError::WalUnavailable { .. }
-            | StoreError::SchemaMismatch { .. }
-            | StoreError::ProfileMismatch { .. } => 500,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::{append, head, read_stream, AppendResult, NewEvent, StreamAppend};
     use chrono::{TimeZone, Utc};
+    use imgshare_core::ErrorKind;
     use serde_json::json;
+    use uuid::Uuid;
 
     fn one_event(stream: &str, expected: ExpectedVersion) -> Vec<StreamAppend> {
         vec![StreamAppend {
@@ -522,7 +351,7 @@ mod tests {
         let err = append(&waiter, &one_event("s", ExpectedVersion::Any), at).unwrap_err();
         assert!(matches!(err, StoreError::Busy), "{err:?}");
         assert_eq!(err.code(), "database_busy");
-        assert_eq!(err.http_status(), 503);
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(
             waiter.is_autocommit(),
             "failed append must not leave a transaction open"
@@ -537,42 +366,45 @@ mod tests {
             actual: Some(3),
         };
         assert_eq!(conflict.code(), "version_conflict");
-        assert_eq!(conflict.http_status(), 409);
+        assert_eq!(conflict.kind(), ErrorKind::Conflict);
         let partial = StoreError::PartialRetry {
             event_id: Uuid::nil(),
         };
         assert_eq!(partial.code(), "partial_retry");
-        assert_eq!(partial.http_status(), 409);
+        assert_eq!(partial.kind(), ErrorKind::Conflict);
         let corrupt = StoreError::Corrupt {
             position: 7,
             reason: "bad".to_owned(),
         };
         assert_eq!(corrupt.code(), "corrupt_event");
-        assert_eq!(corrupt.http_status(), 500);
+        assert_eq!(corrupt.kind(), ErrorKind::Internal);
         let full = StoreError::from(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
             None,
         ));
         assert!(matches!(full, StoreError::Full), "{full:?}");
-        assert_eq!((full.code(), full.http_status()), ("storage_full", 507));
+        assert_eq!(
+            (full.code(), full.kind()),
+            ("storage_full", ErrorKind::StorageFull)
+        );
         let read_only = StoreError::from(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
             None,
         ));
         assert_eq!(
-            (read_only.code(), read_only.http_status()),
-            ("database_read_only", 503)
+            (read_only.code(), read_only.kind()),
+            ("database_read_only", ErrorKind::Unavailable)
         );
         let not_a_db = StoreError::from(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
             None,
         ));
         assert_eq!(
-            (not_a_db.code(), not_a_db.http_status()),
-            ("database_corrupt", 500)
+            (not_a_db.code(), not_a_db.kind()),
+            ("database_corrupt", ErrorKind::Internal)
         );
         let sqlite = StoreError::from(rusqlite::Error::QueryReturnedNoRows);
         assert_eq!(sqlite.code(), "sqlite_error");
-        assert_eq!(sqlite.http_status(), 500);
+        assert_eq!(sqlite.kind(), ErrorKind::Internal);
     }
 }

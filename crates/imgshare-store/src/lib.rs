@@ -12,6 +12,7 @@ pub mod anchor;
 pub mod audit;
 pub mod backup;
 pub mod db;
+pub mod error;
 pub mod log;
 pub mod meta;
 
@@ -26,6 +27,7 @@ pub use log::{
 };
 
 pub mod engine;
+pub mod fold;
 pub mod image_data;
 pub mod objects;
 pub mod tasks;

@@ -57,29 +57,17 @@ pub(crate) fn observer_of(tenant: &str) -> Actor {
 
 /// Data facts of a saved snapshot.
 pub(crate) fn snapshot_data() -> ImageActivated {
-    ImageActivated {
-        size: 2_147_483_648,
-        checksum: "0123456789abcdef0123456789abcdef".to_owned(),
-        virtual_size: None,
-        os_hash_algo: None,
-        os_hash_value: None,
-    }
+    ImageActivated::fixture(2_147_483_648)
 }
 
 /// A finished snapshot (ovf/vhd with data), so it registers `active`.
 pub(crate) fn snapshot(name: &str) -> NewImage {
-    NewImage {
-        name: Some(name.to_owned()),
-        container_format: Some("ovf".to_owned()),
-        disk_format: Some("vhd".to_owned()),
-        data: Some(snapshot_data()),
-        ..NewImage::default()
-    }
+    NewImage::snapshot_fixture(name, 2_147_483_648)
 }
 
 /// The HTTP status of an engine error.
 pub(crate) fn status(error: &EngineError) -> u16 {
-    error.http_status()
+    imgshare_server::error::status_of(error.kind()).as_u16()
 }
 
 /// The domain error inside an engine error.

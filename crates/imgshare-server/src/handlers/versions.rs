@@ -3,8 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use imgshare_core::ProfileKind;
-use imgshare_projection::schemas::{schema_document, SchemaKind, SchemaProfile};
+use imgshare_projection::schemas::{schema_document, SchemaKind};
 use serde_json::json;
 
 use crate::auth::NOT_FOUND;
@@ -74,10 +73,7 @@ pub(crate) async fn schema(
 ) -> Result<Response, ApiError> {
     let kind =
         SchemaKind::from_path_segment(&name).ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
-    let profile = match state.engine.profile().kind {
-        ProfileKind::Rackspace => SchemaProfile::Rackspace,
-        ProfileKind::Glance => SchemaProfile::Glance,
-    };
+    let profile = state.engine.profile().schema_profile();
     Ok(json_response(
         StatusCode::OK,
         &schema_document(kind, profile),

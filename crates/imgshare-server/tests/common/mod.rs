@@ -8,9 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, request, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use imgshare_core::{
-    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Region,
-};
+use imgshare_core::{Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Region};
 use imgshare_server::{AppState, Identity, TokenStore};
 use imgshare_store::{Engine, FsImageDataStore};
 use tower::ServiceExt;
@@ -50,18 +48,8 @@ pub(crate) fn producer_context() -> Context {
 /// image create, so a snapshot is how such an image comes to be.
 pub(crate) fn register_snapshot(engine: &Engine, image_id: Uuid, name: &str, tags: &[&str]) {
     let image = NewImage {
-        name: Some(name.to_owned()),
-        container_format: Some("ovf".to_owned()),
-        disk_format: Some("vhd".to_owned()),
         tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
-        data: Some(ImageActivated {
-            size: 1024,
-            checksum: "0123456789abcdef0123456789abcdef".to_owned(),
-            virtual_size: None,
-            os_hash_algo: None,
-            os_hash_value: None,
-        }),
-        ..NewImage::default()
+        ..NewImage::snapshot_fixture(name, 1024)
     };
     let command = ImageCommand::Register {
         origin: ImageOrigin::Snapshot {

@@ -1,0 +1,601 @@
+//! Group commit: commands queue for the writer; whoever holds it runs every queued command in
+//! one transaction (`run_group`), without savepoints first and, if a command fails after
+//! writing, again with one savepoint per command. Each command: fold its streams (from the state
+//! cache when the version matches), decide, append, write the read-model rows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use imgshare_core::{decide, Aggregate, Command, Context, DomainError, Event, StreamId};
+use imgshare_projection::tables;
+use rusqlite::{Connection, TransactionBehavior};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::db::StoreError;
+use crate::log::{self, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend};
+
+use super::*;
+use crate::fold::corrupt;
+
+/// One command of [`Engine::execute_batch`].
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    /// Who asks, where, when.
+    pub ctx: Context,
+    /// The command's id (a retry with the same id writes nothing).
+    pub command_id: Uuid,
+    /// The command.
+    pub command: Command,
+}
+
+pub(super) type Slot = Arc<Mutex<Option<Result<Outcome, EngineError>>>>;
+
+/// A command in the group-commit queue, and where its result goes.
+pub(super) struct Queued {
+    item: BatchItem,
+    slot: Slot,
+}
+
+/// How a group keeps one command's failure from the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Isolation {
+    /// One command: its failure is the transaction's.
+    Alone,
+    /// No savepoints; a command that fails after writing sends the group back to run with them.
+    Optimistic,
+    /// A savepoint per command, rolled back if it fails.
+    Savepoints,
+}
+
+/// Why a command failed, by whether it had written anything in the transaction yet.
+pub(super) enum CommandFailure {
+    /// Before any write (a load, the decision): the transaction is as it was.
+    Refused(EngineError),
+    /// After its first write: only a rollback undoes its part.
+    AfterWriting(EngineError),
+}
+
+impl CommandFailure {
+    fn into_error(self) -> EngineError {
+        match self {
+            Self::Refused(error) | Self::AfterWriting(error) => error,
+        }
+    }
+}
+
+impl<E: Into<EngineError>> From<E> for CommandFailure {
+    fn from(error: E) -> Self {
+        Self::Refused(error.into())
+    }
+}
+
+/// A command's decided events with the states they were decided on, ready to append.
+pub(super) struct Decision {
+    primary: StreamId,
+    command_id: Uuid,
+    events: Vec<(StreamId, Event)>,
+    /// The decision's copy of each stream's state, which the fold continues.
+    before: BTreeMap<StreamId, Aggregate>,
+    /// The same states as loaded (shared with the cache), which the read-model diff compares to.
+    shared: BTreeMap<StreamId, Arc<Aggregate>>,
+    versions: BTreeMap<StreamId, u64>,
+}
+
+/// Why a group committed nothing.
+pub(super) enum GroupFailure {
+    /// A command failed after writing in a group without savepoints; run it again with them.
+    NeedsSavepoints,
+    /// The transaction could not run or commit.
+    Failed(EngineError),
+}
+
+impl<E: Into<EngineError>> From<E> for GroupFailure {
+    fn from(error: E) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+/// How many groups in a row the caller holding the writer runs while commands keep arriving.
+pub(super) const LEADER_GROUPS: usize = 16;
+
+/// The longest a queued command waits before looking at the writer again (a safety net: the
+/// leader of a group wakes the waiters when it is done).
+pub(super) const GROUP_WAIT: Duration = Duration::from_millis(5);
+
+/// How many streams' states the engine keeps folded in memory.
+pub(super) const CACHED_STREAMS: usize = 4096;
+
+/// Folded aggregates keyed by stream, each with the stream version it reflects. An entry is used
+/// only when the log's version of the stream still equals it, so another process writing the same
+/// database never makes it serve stale state.
+#[derive(Default)]
+pub(super) struct StateCache {
+    entries: HashMap<StreamId, (u64, Arc<Aggregate>)>,
+}
+
+/// States a group of commands has written so far, by stream, with their versions.
+pub(super) type Written = HashMap<StreamId, (u64, Arc<Aggregate>)>;
+
+impl StateCache {
+    pub(super) fn get(&self, stream: StreamId, version: u64) -> Option<Arc<Aggregate>> {
+        match self.entries.get(&stream) {
+            Some((cached, state)) if *cached == version => Some(Arc::clone(state)),
+            _ => None,
+        }
+    }
+
+    pub(super) fn put(&mut self, stream: StreamId, version: u64, state: Arc<Aggregate>) {
+        if self.entries.len() >= CACHED_STREAMS && !self.entries.contains_key(&stream) {
+            // Crude but bounded: a full cache starts over; hot streams come back on next use.
+            self.entries.clear();
+        }
+        self.entries.insert(stream, (version, state));
+    }
+}
+
+pub(super) fn take_slot(slot: &Slot) -> Result<Option<Result<Outcome, EngineError>>, EngineError> {
+    Ok(slot.lock().map_err(|_| EngineError::Poisoned)?.take())
+}
+
+impl Engine {
+    /// Executes a command with a fresh command id.
+    pub fn execute(&self, ctx: &Context, command: Command) -> Result<Outcome, EngineError> {
+        // Time-ordered, so the event ids derived from it are too (see `event_id_for`).
+        self.execute_idempotent(ctx, Uuid::now_v7(), command)
+    }
+
+    /// Executes a command; executing again with the same `command_id` (a client retry) writes
+    /// nothing and returns the first execution's events.
+    ///
+    /// Concurrent callers share transactions (group commit): each queues its command, and the
+    /// one that gets the writer runs every queued command in one transaction, each inside its
+    /// own savepoint, so one command's failure never affects another's outcome. If the shared
+    /// transaction itself fails (e.g. at commit), each command is run again alone.
+    pub fn execute_idempotent(
+        &self,
+        ctx: &Context,
+        command_id: Uuid,
+        command: Command,
+    ) -> Result<Outcome, EngineError> {
+        let slot: Slot = Arc::new(Mutex::new(None));
+        let item = BatchItem {
+            ctx: ctx.clone(),
+            command_id,
+            command,
+        };
+        self.queue
+            .lock()
+            .map_err(|_| EngineError::Poisoned)?
+            .push(Queued {
+                item,
+                slot: Arc::clone(&slot),
+            });
+        loop {
+            if let Some(result) = take_slot(&slot)? {
+                return result;
+            }
+            match self.writer.try_lock() {
+                Ok(mut writer) => {
+                    // Keep the writer while commands keep arriving: the callers of one group
+                    // queue their next commands while the following group runs, so groups grow
+                    // instead of each new arrival taking the writer for a group of one or two.
+                    // Bounded, so this caller's own answer is not held back for long.
+                    for _ in 0..LEADER_GROUPS {
+                        self.run_queued(&mut writer)?;
+                        // Under the queue lock, so a waiter that just found its slot empty is
+                        // already waiting and cannot miss this.
+                        let queue = self.queue.lock().map_err(|_| EngineError::Poisoned)?;
+                        self.group_done.notify_all();
+                        if queue.is_empty() {
+                            break;
+                        }
+                    }
+                    drop(writer);
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    // Another caller is running a group, which may include this command; wait
+                    // for it to finish rather than for the writer, so that every waiting
+                    // command can join the next group.
+                    let queue = self.queue.lock().map_err(|_| EngineError::Poisoned)?;
+                    if slot.lock().map_err(|_| EngineError::Poisoned)?.is_some() {
+                        continue;
+                    }
+                    let _woken = self
+                        .group_done
+                        .wait_timeout(queue, GROUP_WAIT)
+                        .map_err(|_| EngineError::Poisoned)?;
+                }
+                Err(std::sync::TryLockError::Poisoned(_)) => return Err(EngineError::Poisoned),
+            }
+        }
+    }
+
+    /// Runs every queued command as one group and puts each result in its caller's slot.
+    pub(super) fn run_queued(&self, writer: &mut Connection) -> Result<(), EngineError> {
+        let queued = std::mem::take(&mut *self.queue.lock().map_err(|_| EngineError::Poisoned)?);
+        let (items, slots): (Vec<BatchItem>, Vec<Slot>) =
+            queued.into_iter().map(|q| (q.item, q.slot)).unzip();
+        for (slot, result) in slots.iter().zip(self.run_items(writer, items)) {
+            *slot.lock().map_err(|_| EngineError::Poisoned)? = Some(result);
+        }
+        Ok(())
+    }
+
+    /// Executes `items` in order in one transaction (one commit, one sync): each command sees
+    /// the ones before it, and each has its own outcome — a refused command appends nothing and
+    /// does not stop the others. The outer error is for a batch that could not run at all.
+    pub fn execute_batch(
+        &self,
+        items: Vec<BatchItem>,
+    ) -> Result<Vec<Result<Outcome, EngineError>>, EngineError> {
+        let mut writer = lock(&self.writer)?;
+        Ok(self.run_items(&mut writer, items))
+    }
+
+    pub(super) fn run_items(
+        &self,
+        writer: &mut Connection,
+        items: Vec<BatchItem>,
+    ) -> Vec<Result<Outcome, EngineError>> {
+        if let [item] = items.as_slice() {
+            return vec![self.run_alone(writer, item)];
+        }
+        // Most refusals are decided before a command writes anything, so the group first runs
+        // without savepoints (each costs a copy of every page a command touches); only a
+        // command that fails after writing makes the group start over with them.
+        let mut attempt = self.run_group(writer, &items, Isolation::Optimistic);
+        if let Err(GroupFailure::NeedsSavepoints) = attempt {
+            attempt = self.run_group(writer, &items, Isolation::Savepoints);
+        }
+        match attempt {
+            Ok(results) => results,
+            // The lock was never taken: running each command alone would make each wait the
+            // whole busy timeout again, so they all get the same answer, to retry.
+            Err(GroupFailure::Failed(EngineError::Store(StoreError::Busy))) => items
+                .iter()
+                .map(|_| Err(EngineError::Store(StoreError::Busy)))
+                .collect(),
+            // Nothing was committed: each command gets its own transaction and its own error.
+            Err(_) => items
+                .iter()
+                .map(|item| self.run_alone(writer, item))
+                .collect(),
+        }
+    }
+
+    /// One command in its own transaction.
+    pub(super) fn run_alone(
+        &self,
+        writer: &mut Connection,
+        item: &BatchItem,
+    ) -> Result<Outcome, EngineError> {
+        // A lone command needs no savepoint: if it fails, the transaction is dropped unused.
+        // `run_group` answers once per command, so the pop always finds this one's outcome.
+        match self.run_group(writer, std::slice::from_ref(item), Isolation::Alone) {
+            Ok(mut results) => results.pop().unwrap_or(Err(EngineError::Poisoned)),
+            Err(GroupFailure::Failed(error)) => Err(error),
+            // Not produced for a lone command (its failure is its own answer).
+            Err(GroupFailure::NeedsSavepoints) => Err(EngineError::Poisoned),
+        }
+    }
+
+    /// One transaction for `items`; the cache learns the new states only once the transaction
+    /// is committed. `isolation` says how one command's failure is kept from the others.
+    pub(super) fn run_group(
+        &self,
+        writer: &mut Connection,
+        items: &[BatchItem],
+        isolation: Isolation,
+    ) -> Result<Vec<Result<Outcome, EngineError>>, GroupFailure> {
+        // IMMEDIATE takes the write lock before reading, so the state the decision sees cannot
+        // change before the append (a deferred transaction would fail to upgrade under load).
+        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut written: Written = HashMap::new();
+        // The head is read once: each command continues from the last one's events.
+        let mut head = log::read_head(&tx)?;
+        let mut results = Vec::with_capacity(items.len());
+        let mut last_position = None;
+        let savepoints = isolation == Isolation::Savepoints;
+        for item in items {
+            if savepoints {
+                tx.prepare_cached("SAVEPOINT imgshare_command")?
+                    .execute([])?;
+            }
+            let mut states = Vec::new();
+            match self.execute_in(&tx, item, &written, head.as_ref(), &mut states) {
+                Ok(outcome) => {
+                    if savepoints {
+                        tx.prepare_cached("RELEASE imgshare_command")?.execute([])?;
+                    }
+                    for (stream, version, state) in states {
+                        written.insert(stream, (version, state));
+                    }
+                    if let Some(last) = outcome.events.last().filter(|_| !outcome.already_applied) {
+                        last_position = Some(last.position);
+                        head = Some(log::Head {
+                            position: last.position,
+                            hash: last.hash.clone(),
+                            at: last.recorded_at,
+                        });
+                    }
+                    results.push(Ok(outcome));
+                }
+                // SQLite rolls the whole transaction back itself on some errors (a full disk or
+                // page limit, an I/O error): then no savepoint is left and nothing of the group
+                // was written, so the group fails with the command's own error.
+                Err(failure) if tx.is_autocommit() => return Err(failure.into_error().into()),
+                Err(CommandFailure::Refused(error)) if isolation != Isolation::Alone => {
+                    if savepoints {
+                        tx.prepare_cached("RELEASE imgshare_command")?.execute([])?;
+                    }
+                    results.push(Err(error));
+                }
+                Err(CommandFailure::AfterWriting(error)) if savepoints => {
+                    tx.prepare_cached("ROLLBACK TO imgshare_command")?
+                        .execute([])?;
+                    tx.prepare_cached("RELEASE imgshare_command")?.execute([])?;
+                    results.push(Err(error));
+                }
+                // Dropping the transaction rolls back what this command wrote, and the others'.
+                Err(CommandFailure::AfterWriting(_)) if isolation == Isolation::Optimistic => {
+                    return Err(GroupFailure::NeedsSavepoints)
+                }
+                Err(failure) => return Ok(vec![Err(failure.into_error())]),
+            }
+        }
+        if let Some(position) = last_position {
+            tables::set_checkpoint(&tx, position)?;
+        }
+        tx.commit()?;
+        if let Ok(mut cache) = self.cache.lock() {
+            for (stream, (version, state)) in written {
+                cache.put(stream, version, state);
+            }
+        }
+        Ok(results)
+    }
+
+    /// The state of `stream` for a write in `tx`: from this transaction's earlier commands, the
+    /// cache, or a fold of the log, whichever is at the log's current version.
+    pub(super) fn load_for_write(
+        &self,
+        tx: &Connection,
+        stream: StreamId,
+        written: &Written,
+    ) -> Result<(u64, Arc<Aggregate>), EngineError> {
+        let version = log::stream_version(tx, &stream.to_string())?.unwrap_or(0);
+        if version == 0 {
+            return Ok((version, Arc::new(Aggregate::empty(stream))));
+        }
+        if let Some((cached, state)) = written.get(&stream) {
+            if *cached == version {
+                return Ok((version, Arc::clone(state)));
+            }
+        }
+        if let Some(state) = self.cached(stream, version) {
+            return Ok((version, state));
+        }
+        // Not cached here: the fold may see this transaction's uncommitted writes; the caller's
+        // states reach the cache only after the commit.
+        let loaded = load_stream(tx, stream)?;
+        Ok((loaded.version, Arc::new(loaded.state)))
+    }
+
+    pub(super) fn cached(&self, stream: StreamId, version: u64) -> Option<Arc<Aggregate>> {
+        self.cache.lock().ok()?.get(stream, version)
+    }
+
+    /// Decides and appends one command inside `tx`; `states` receives each touched stream's new
+    /// version and state.
+    pub(super) fn execute_in(
+        &self,
+        tx: &Connection,
+        item: &BatchItem,
+        written: &Written,
+        head: Option<&log::Head>,
+        states: &mut Vec<(StreamId, u64, Arc<Aggregate>)>,
+    ) -> Result<Outcome, CommandFailure> {
+        let BatchItem {
+            ctx,
+            command_id,
+            command,
+        } = item;
+        let command_id = *command_id;
+        let streams = command.streams();
+        let Some(&primary) = streams.first() else {
+            return Err(EngineError::from(DomainError::InvalidInput {
+                message: "command addresses no stream".to_owned(),
+            })
+            .into());
+        };
+        if let Some(previous) = stored_command_events(tx, command_id, self.legacy_event_ids)? {
+            let (_, state) = self.load_for_write(tx, primary, written)?;
+            return Ok(Outcome {
+                events: previous,
+                already_applied: true,
+                state,
+            });
+        }
+        // The shared states stay as they are (the read-model diff compares against them); the
+        // decision and the fold work on one copy each.
+        let mut shared: BTreeMap<StreamId, Arc<Aggregate>> = BTreeMap::new();
+        let mut versions: BTreeMap<StreamId, u64> = BTreeMap::new();
+        for stream in &streams {
+            let (version, state) = self.load_for_write(tx, *stream, written)?;
+            versions.insert(*stream, version);
+            shared.insert(*stream, state);
+        }
+        let before: BTreeMap<StreamId, Aggregate> = shared
+            .iter()
+            .map(|(stream, state)| (*stream, Aggregate::clone(state)))
+            .collect();
+        // Decide at the time the log will record, so that times the domain computes (a task's
+        // expiry) agree with the recorded time even when this request's clock lags the log.
+        let ctx = &Context {
+            now: log::effective_time(head, ctx.now),
+            ..ctx.clone()
+        };
+        let decided = decide(&self.profile, &before, command, ctx)?;
+        let decision = Decision {
+            primary,
+            command_id,
+            events: decided,
+            before,
+            shared,
+            versions,
+        };
+        write_decision(tx, decision, ctx, head, states).map_err(CommandFailure::AfterWriting)
+    }
+}
+
+/// Appends a decision's events, folds them into each touched stream and writes the read models
+/// from the difference, all in `tx`; `states` receives each touched stream's new version and
+/// state.
+pub(super) fn write_decision(
+    tx: &Connection,
+    decision: Decision,
+    ctx: &Context,
+    head: Option<&log::Head>,
+    states: &mut Vec<(StreamId, u64, Arc<Aggregate>)>,
+) -> Result<Outcome, EngineError> {
+    let Decision {
+        primary,
+        command_id,
+        events: decided,
+        before,
+        mut shared,
+        mut versions,
+    } = decision;
+    let appends = group_appends(&decided, &versions, ctx, command_id);
+    let recorded = if appends.is_empty() {
+        Vec::new()
+    } else {
+        // The ids were just found absent (a command's events are written all or none) and
+        // the versions read in this transaction: the checks `log::append` repeats are done.
+        log::append_known(tx, &appends, head.cloned(), ctx.now)?
+    };
+    let mut after = before;
+    for ((stream, event), stored) in decided.iter().zip(&recorded) {
+        let state = after
+            .remove(stream)
+            .unwrap_or_else(|| Aggregate::empty(*stream));
+        let state = state
+            .apply(event, stored.recorded_at)
+            .map_err(|error| corrupt(&stored.stream_id, stored.version, error.message))?;
+        after.insert(*stream, state);
+        versions.insert(*stream, stored.version);
+    }
+    let mut state = None;
+    for (stream, after_state) in after {
+        let previous = shared
+            .remove(&stream)
+            .unwrap_or_else(|| Arc::new(Aggregate::empty(stream)));
+        let current = if *previous == after_state {
+            previous
+        } else {
+            tables::write_diff(tx, &previous, &after_state)?;
+            Arc::new(after_state)
+        };
+        let version = versions.get(&stream).copied().unwrap_or(0);
+        if version > 0 {
+            states.push((stream, version, Arc::clone(&current)));
+        }
+        if stream == primary {
+            state = Some(current);
+        }
+    }
+    let state = state.unwrap_or_else(|| Arc::new(Aggregate::empty(primary)));
+    Ok(Outcome {
+        events: recorded,
+        already_applied: false,
+        state,
+    })
+}
+
+/// The events a command already wrote, if its first event id is in the log; with `legacy`, ids
+/// made by the earlier rule are looked for too.
+pub(super) fn stored_command_events(
+    conn: &Connection,
+    command_id: Uuid,
+    legacy: bool,
+) -> Result<Option<Vec<RecordedEvent>>, EngineError> {
+    let rules: &[fn(Uuid, usize) -> Uuid] = if legacy {
+        &[event_id_for, legacy_event_id_for]
+    } else {
+        &[event_id_for]
+    };
+    for rule in rules {
+        let first = log::find_by_event_ids(conn, &[rule(command_id, 0)])?;
+        if first.is_empty() {
+            continue;
+        }
+        let mut events = first;
+        for index in 1.. {
+            let next = log::find_by_event_ids(conn, &[rule(command_id, index)])?;
+            if next.is_empty() {
+                break;
+            }
+            events.extend(next);
+        }
+        return Ok(Some(events));
+    }
+    Ok(None)
+}
+
+pub(super) fn group_appends(
+    decided: &[(StreamId, Event)],
+    versions: &BTreeMap<StreamId, u64>,
+    ctx: &Context,
+    command_id: Uuid,
+) -> Vec<StreamAppend> {
+    let metadata = event_metadata(ctx, command_id);
+    let mut appends: Vec<StreamAppend> = Vec::new();
+    for (index, (stream, event)) in decided.iter().enumerate() {
+        let stream_id = stream.to_string();
+        let new_event = NewEvent {
+            event_id: event_id_for(command_id, index),
+            event_type: event.event_type().to_owned(),
+            schema_version: event.schema_version(),
+            data: event.to_data(),
+            metadata: metadata.clone(),
+        };
+        match appends
+            .iter_mut()
+            .find(|append| append.stream_id == stream_id)
+        {
+            Some(append) => append.events.push(new_event),
+            None => {
+                let version = versions.get(stream).copied().unwrap_or(0);
+                let expected = if version == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(version)
+                };
+                appends.push(StreamAppend {
+                    stream_id,
+                    expected,
+                    events: vec![new_event],
+                });
+            }
+        }
+    }
+    appends
+}
+
+/// Named metadata fields, because audits query them: who, where, which request.
+pub(super) fn event_metadata(ctx: &Context, command_id: Uuid) -> serde_json::Value {
+    json!({
+        "actor": {
+            "tenant_id": ctx.actor.tenant_id,
+            "user_id": ctx.actor.user_id,
+            "roles": ctx.actor.roles,
+            "kind": ctx.actor.kind,
+        },
+        "region": ctx.region,
+        "request_id": ctx.request_id,
+        "correlation_id": ctx.request_id,
+        "causation_id": command_id,
+    })
+}

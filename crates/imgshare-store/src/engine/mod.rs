@@ -1,0 +1,308 @@
+//! The [`Engine`]: what a backend embeds. It loads aggregates by folding their streams, asks the
+//! pure domain to decide, and appends the resulting events (and, in the same transaction, the
+//! projection rows) to the SQLite log.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use imgshare_core::{Aggregate, Image, Profile, StreamId, Task};
+use imgshare_projection::tables;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use uuid::Uuid;
+
+use crate::audit::{self, AsOf};
+use crate::db::{self, DbOptions};
+use crate::log::RecordedEvent;
+
+mod group;
+mod read;
+#[cfg(test)]
+mod tests;
+
+pub use crate::error::EngineError;
+pub use crate::fold::{decode, fold_streams, load_stream, Loaded, RebuildReport};
+pub use group::BatchItem;
+use group::{Queued, StateCache};
+
+/// How an engine is opened.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// The policy profile (Rackspace by default).
+    pub profile: Profile,
+    /// Durability and lock waiting.
+    pub db: DbOptions,
+}
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The events it appended (or, for a retried command, the events appended the first time).
+    pub events: Vec<RecordedEvent>,
+    /// True if this was a retry of a command already in the log; nothing was written.
+    pub already_applied: bool,
+    /// The state of the addressed aggregate after the command (shared with the engine's cache).
+    pub state: Arc<Aggregate>,
+}
+
+impl Outcome {
+    /// The image after the command, if the command addressed an image.
+    pub fn image(&self) -> Option<&Image> {
+        self.state.as_image()
+    }
+
+    /// The task after the command, if the command addressed a task.
+    pub fn task(&self) -> Option<&Task> {
+        self.state.as_task()
+    }
+}
+
+/// The event-sourced image catalogue over one SQLite database.
+///
+/// ```
+/// use imgshare_core::{Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Region};
+/// use imgshare_store::Engine;
+/// use uuid::Uuid;
+///
+/// let engine = Engine::in_memory().unwrap();
+/// let dfw = Region::parse("DFW").unwrap();
+/// let producer = Actor::tenant("111111", "alice", &["cloudImages:admin"]);
+/// let ctx = Context::new(producer, dfw.clone(), chrono::Utc::now());
+/// let image_id = Uuid::new_v4();
+/// let snapshot = NewImage {
+///     name: Some("web-server".into()),
+///     container_format: Some("ovf".into()),
+///     disk_format: Some("vhd".into()),
+///     data: Some(imgshare_core::ImageActivated {
+///         size: 1024, checksum: "0123456789abcdef0123456789abcdef".into(),
+///         virtual_size: None, os_hash_algo: None, os_hash_value: None,
+///     }),
+///     ..NewImage::default()
+/// };
+/// let register = ImageCommand::Register {
+///     origin: ImageOrigin::Snapshot { server_id: "srv-1".into() },
+///     image: snapshot,
+/// };
+/// engine.execute(&ctx, Command::Image { image_id, command: register }).unwrap();
+///
+/// assert!(engine.can_boot("111111", image_id, &dfw).unwrap());
+/// assert!(!engine.can_boot("222222", image_id, &dfw).unwrap());
+/// ```
+pub struct Engine {
+    profile: Profile,
+    writer: Mutex<Connection>,
+    /// A separate connection for reads on a file database, so reads do not wait behind writes
+    /// (WAL lets them run concurrently). An in-memory database has only the writer.
+    reader: Option<Mutex<Connection>>,
+    path: Option<PathBuf>,
+    /// Commands waiting for the writer; whoever gets the writer runs them all in one
+    /// transaction (group commit).
+    queue: Mutex<Vec<Queued>>,
+    /// Signalled (under `queue`) each time a group has been committed or refused.
+    group_done: Condvar,
+    /// Recently folded aggregates by stream, each valid only at its version.
+    cache: Mutex<StateCache>,
+    /// The log's last event, when the engine opened, had an id made by the earlier rule (see
+    /// [`legacy_event_id_for`]): a retry of a command from before the change is then looked up
+    /// under both rules.
+    legacy_event_ids: bool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("profile", &self.profile.kind)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) fn lock(mutex: &Mutex<Connection>) -> Result<MutexGuard<'_, Connection>, EngineError> {
+    mutex.lock().map_err(|_| EngineError::Poisoned)
+}
+
+/// The id of the `index`-th event of a command: derived, so that a retried command (same
+/// command id) produces the same event ids and the log's idempotency check recognises it.
+///
+/// The first 8 bytes are the command id's, so the ids of commands that grow with time (UUID v7,
+/// as [`Engine::execute`] makes them) grow too, and each insert into the log's unique event-id
+/// index lands on its last page instead of a random one (a page written to the WAL per command
+/// otherwise). The other 8 come from a v5 hash of the command id and the index, so two commands
+/// that share their first 8 bytes still get different ids. Events logged before this rule kept
+/// the plain v5 id ([`legacy_event_id_for`]); an engine opened on a log whose last event has such
+/// an id looks a retried command up under both rules.
+pub fn event_id_for(command_id: Uuid, index: usize) -> Uuid {
+    let hashed = Uuid::new_v5(&command_id, &(index as u64).to_be_bytes());
+    let mut bytes = [0_u8; 16];
+    bytes[..8].copy_from_slice(&command_id.as_bytes()[..8]);
+    bytes[8..].copy_from_slice(&hashed.as_bytes()[8..]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// The id the `index`-th event of a command had before [`event_id_for`] kept the command id's
+/// order.
+pub fn legacy_event_id_for(command_id: Uuid, index: usize) -> Uuid {
+    Uuid::new_v5(&command_id, &(index as u64).to_be_bytes())
+}
+
+/// Whether the log's last event has an id [`event_id_for`] cannot have made (its ids are
+/// version 8): the log was last written by the earlier rule, so commands retried now may have
+/// their events stored under [`legacy_event_id_for`].
+pub(super) fn last_event_id_is_legacy(conn: &Connection) -> Result<bool, EngineError> {
+    let last: Option<String> = conn
+        .query_row(
+            "SELECT event_id FROM events ORDER BY position DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(last
+        .and_then(|id| Uuid::parse_str(&id).ok())
+        .is_some_and(|id| id.get_version_num() != 8))
+}
+
+impl Engine {
+    fn assemble(
+        profile: Profile,
+        writer: Connection,
+        reader: Option<Connection>,
+        path: Option<PathBuf>,
+        legacy_event_ids: bool,
+    ) -> Self {
+        Engine {
+            profile,
+            writer: Mutex::new(writer),
+            reader: reader.map(Mutex::new),
+            path,
+            queue: Mutex::new(Vec::new()),
+            group_done: Condvar::new(),
+            cache: Mutex::new(StateCache::default()),
+            legacy_event_ids,
+        }
+    }
+
+    /// Opens (creating if needed) the database at `path` and migrates it. A new database records
+    /// the profile; one that records another profile is refused ([`crate::meta`]).
+    pub fn open(path: &Path, options: EngineOptions) -> Result<Self, EngineError> {
+        let writer = db::open_file(path, &options.db)?;
+        crate::meta::pin_profile(&writer, options.profile.kind)?;
+        let reader = db::open_file(path, &options.db)?;
+        let legacy_event_ids = last_event_id_is_legacy(&writer)?;
+        Ok(Self::assemble(
+            options.profile,
+            writer,
+            Some(reader),
+            Some(path.to_owned()),
+            legacy_event_ids,
+        ))
+    }
+
+    /// Opens an existing database file read-only, for audits: nothing is created, migrated or
+    /// written, and commands fail; a database that records another profile is refused. See
+    /// [`db::open_read_only`].
+    pub fn open_read_only(path: &Path, profile: Profile) -> Result<Self, EngineError> {
+        let conn = db::open_read_only(path)?;
+        crate::meta::check_profile(&conn, profile.kind)?;
+        // Commands fail on it, so no retry needs looking up.
+        Ok(Self::assemble(
+            profile,
+            conn,
+            None,
+            Some(path.to_owned()),
+            false,
+        ))
+    }
+
+    /// A private in-memory engine with the Rackspace profile (tests, demos).
+    pub fn in_memory() -> Result<Self, EngineError> {
+        Self::in_memory_with(Profile::default())
+    }
+
+    /// A private in-memory engine with the given profile.
+    pub fn in_memory_with(profile: Profile) -> Result<Self, EngineError> {
+        // A new log has no events of the earlier rule.
+        Ok(Self::assemble(
+            profile,
+            db::open_in_memory()?,
+            None,
+            None,
+            false,
+        ))
+    }
+
+    /// The profile the engine was opened with.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The database file, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Runs `read` on a read connection.
+    pub fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let guard = lock(self.reader.as_ref().unwrap_or(&self.writer))?;
+        read(&guard)
+    }
+
+    /// Empties the read models and rebuilds them from the whole log, one stream at a time.
+    /// `progress` is called with the number of events folded so far, every 10 000 events.
+    pub fn rebuild(&self, mut progress: impl FnMut(u64)) -> Result<RebuildReport, EngineError> {
+        let mut writer = lock(&self.writer)?;
+        let report = self.rebuild_in(&mut writer, &mut progress)?;
+        progress(report.events);
+        Ok(report)
+    }
+
+    fn rebuild_in(
+        &self,
+        writer: &mut Connection,
+        progress: &mut impl FnMut(u64),
+    ) -> Result<RebuildReport, EngineError> {
+        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tables::reset(&tx)?;
+        let indexes = tables::drop_secondary_indexes(&tx)?;
+        let report = fold_streams(
+            &tx,
+            None,
+            |state, _| tables::write_state(&tx, &state).map_err(Into::into),
+            progress,
+        )?;
+        tables::recreate_indexes(&tx, &indexes)?;
+        tables::set_checkpoint(&tx, report.last_position)?;
+        tx.commit()?;
+        Ok(report)
+    }
+
+    /// Folds a stream up to a position or time ([`audit::state_as_of`]).
+    pub fn state_as_of(&self, stream: StreamId, as_of: AsOf) -> Result<Loaded, EngineError> {
+        self.read(|conn| audit::state_as_of(conn, stream, as_of))
+    }
+
+    /// The whole catalogue at a position or time ([`audit::catalogue_as_of`]).
+    pub fn catalogue_as_of(&self, as_of: AsOf) -> Result<audit::Catalogue, EngineError> {
+        self.read(|conn| audit::catalogue_as_of(conn, as_of))
+    }
+
+    /// Every event of an image with who, where and when ([`audit::history`]).
+    pub fn history(&self, image_id: Uuid) -> Result<Vec<audit::HistoryEntry>, EngineError> {
+        self.read(|conn| audit::history(conn, image_id))
+    }
+
+    /// Who could see and boot an image at a position or time, and why ([`audit::access_at`]).
+    pub fn access_at(
+        &self,
+        image_id: Uuid,
+        as_of: AsOf,
+    ) -> Result<audit::AccessReport, EngineError> {
+        self.read(|conn| audit::access_at(conn, &self.profile, image_id, as_of))
+    }
+
+    /// Checks the hash chain and the read models against a replay ([`audit::verify`]).
+    pub fn verify(&self) -> Result<audit::VerifyReport, EngineError> {
+        self.read(audit::verify)
+    }
+}

@@ -1,0 +1,214 @@
+//! Reads: one aggregate folded from its stream, API views, lists over the read models, and
+//! `can_boot`. Nothing here writes.
+
+use std::sync::Arc;
+
+use imgshare_core::{
+    access, queries, Aggregate, Context, DomainError, Image, Operation, Region, StreamId, Task,
+};
+use imgshare_projection::query::{parse_image_list_query, parse_task_list_query, QueryDialect};
+use imgshare_projection::{listing, tables, views, ProjectionError, Viewer};
+use uuid::Uuid;
+
+use crate::log::{self};
+
+use super::*;
+
+impl Engine {
+    /// Folds a stream as it is now (from the cache when it is at the log's version).
+    pub fn load(&self, stream: StreamId) -> Result<Loaded, EngineError> {
+        self.read(|conn| {
+            let version = log::stream_version(conn, &stream.to_string())?.unwrap_or(0);
+            if version > 0 {
+                if let Some(state) = self.cached(stream, version) {
+                    return Ok(Loaded {
+                        state: Aggregate::clone(&state),
+                        version,
+                    });
+                }
+            }
+            let loaded = load_stream(conn, stream)?;
+            if loaded.version > 0 {
+                if let Ok(mut cache) = self.cache.lock() {
+                    cache.put(stream, loaded.version, Arc::new(loaded.state.clone()));
+                }
+            }
+            Ok(loaded)
+        })
+    }
+
+    /// The image's state, whoever asks (no access check): for backends and auditors.
+    pub fn image_state(&self, image_id: Uuid) -> Result<Option<Image>, EngineError> {
+        Ok(self
+            .load(StreamId::Image(image_id))?
+            .state
+            .as_image()
+            .cloned())
+    }
+
+    /// The ids of `region`'s images in `status`, oldest first, from the read model: how a
+    /// restarted server finds imports it left `importing`.
+    pub fn image_ids_in_status(
+        &self,
+        region: &Region,
+        status: imgshare_core::ImageStatus,
+    ) -> Result<Vec<Uuid>, EngineError> {
+        self.read(|conn| {
+            let ids = tables::image_ids_in_status(conn, region, status)?;
+            ids.iter()
+                .map(|id| {
+                    Uuid::try_parse(id).map_err(|error| EngineError::CorruptStream {
+                        stream: format!("image-{id}"),
+                        version: 0,
+                        reason: format!("read model holds a bad image id: {error}"),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// The image as the caller in `ctx` may see it; 404 if it cannot.
+    pub fn get_image(&self, ctx: &Context, image_id: Uuid) -> Result<Image, EngineError> {
+        self.profile.authorize(&ctx.actor, Operation::GetImage)?;
+        match self.image_state(image_id)? {
+            Some(image) if access::can_see(&self.profile, &image, &ctx.actor, &ctx.region) => {
+                Ok(image)
+            }
+            _ => Err(DomainError::ImageNotFound {
+                image_id: image_id.to_string(),
+            }
+            .into()),
+        }
+    }
+
+    /// The task as its owner may see it at `ctx.now`; 404 otherwise.
+    pub fn get_task(&self, ctx: &Context, task_id: Uuid) -> Result<Task, EngineError> {
+        self.profile.authorize(&ctx.actor, Operation::ReadTasks)?;
+        let loaded = self.load(StreamId::Task(task_id))?;
+        match loaded.state.as_task() {
+            Some(task) if task.is_visible_to(&ctx.actor.tenant_id, &ctx.region, ctx.now) => {
+                Ok(task.clone())
+            }
+            _ => Err(DomainError::TaskNotFound {
+                task_id: task_id.to_string(),
+            }
+            .into()),
+        }
+    }
+
+    /// `GET /v2/images/{id}` as JSON.
+    pub fn image_view(
+        &self,
+        ctx: &Context,
+        image_id: Uuid,
+    ) -> Result<serde_json::Value, EngineError> {
+        Ok(views::image(&self.profile, &self.get_image(ctx, image_id)?))
+    }
+
+    /// `GET /v2/images/{id}/members` as JSON.
+    pub fn members_view(
+        &self,
+        ctx: &Context,
+        image_id: Uuid,
+    ) -> Result<serde_json::Value, EngineError> {
+        let image = self.get_image(ctx, image_id)?;
+        let rows: Vec<_> = queries::readable_members(&self.profile, &image, &ctx.actor)?
+            .into_iter()
+            .cloned()
+            .collect();
+        Ok(views::members(&image_id.to_string(), &rows))
+    }
+
+    /// `GET /v2/images/{id}/members/{member_id}` as JSON.
+    pub fn member_view(
+        &self,
+        ctx: &Context,
+        image_id: Uuid,
+        member_id: &str,
+    ) -> Result<serde_json::Value, EngineError> {
+        let image = self.get_image(ctx, image_id)?;
+        let member = queries::readable_member(&self.profile, &image, &ctx.actor, member_id)?;
+        Ok(views::member(&image_id.to_string(), member))
+    }
+
+    /// `GET /v2/tasks/{id}` as JSON.
+    pub fn task_view(
+        &self,
+        ctx: &Context,
+        task_id: Uuid,
+    ) -> Result<serde_json::Value, EngineError> {
+        Ok(views::task(&self.profile, &self.get_task(ctx, task_id)?))
+    }
+
+    fn dialect(&self) -> QueryDialect {
+        self.profile.query_dialect()
+    }
+
+    fn viewer<'a>(&self, ctx: &'a Context) -> Viewer<'a> {
+        Viewer {
+            tenant_id: &ctx.actor.tenant_id,
+            region: &ctx.region,
+            is_admin: self.profile.is_cloud_admin(&ctx.actor),
+        }
+    }
+
+    /// `GET /v2/images?{raw_query}` as JSON: one page, served from the read models.
+    pub fn list_images(
+        &self,
+        ctx: &Context,
+        raw_query: &str,
+    ) -> Result<serde_json::Value, EngineError> {
+        self.profile.authorize(&ctx.actor, Operation::ListImages)?;
+        let query = parse_image_list_query(raw_query, &self.dialect())
+            .map_err(|error| ProjectionError::BadQuery(error.message))?;
+        let viewer = self.viewer(ctx);
+        self.read(|conn| {
+            Ok(listing::list_images(
+                conn,
+                &self.profile,
+                &viewer,
+                &query,
+                raw_query,
+            )?)
+        })
+    }
+
+    /// `GET /v2/tasks?{raw_query}` as JSON: the caller's unexpired tasks in this region.
+    pub fn list_tasks(
+        &self,
+        ctx: &Context,
+        raw_query: &str,
+    ) -> Result<serde_json::Value, EngineError> {
+        self.profile.authorize(&ctx.actor, Operation::ReadTasks)?;
+        let types: Vec<&str> = self
+            .profile
+            .task_types()
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        let query = parse_task_list_query(raw_query, &self.dialect(), &types)
+            .map_err(|error| ProjectionError::BadQuery(error.message))?;
+        let viewer = self.viewer(ctx);
+        self.read(|conn| {
+            Ok(listing::list_tasks(
+                conn, &viewer, ctx.now, &query, raw_query,
+            )?)
+        })
+    }
+
+    /// May `tenant_id` boot a new server from `image_id` in `region`? For compute backends.
+    ///
+    /// True for the owner, for public images, and for members in any status (pending, accepted
+    /// or rejected); false for anyone else, for another region, and for images that are not
+    /// active (deleted, deactivated, still saving).
+    pub fn can_boot(
+        &self,
+        tenant_id: &str,
+        image_id: Uuid,
+        region: &Region,
+    ) -> Result<bool, EngineError> {
+        Ok(self
+            .image_state(image_id)?
+            .is_some_and(|image| access::can_boot(&self.profile, &image, tenant_id, region)))
+    }
+}

@@ -1,0 +1,479 @@
+use super::group::*;
+use super::*;
+use crate::db::{self, DbOptions, StoreError};
+use crate::log::{self, ExpectedVersion, NewEvent, StreamAppend};
+use chrono::{Duration, TimeZone, Utc};
+use imgshare_core::{Actor, ImageActivated, ImageCommand, ImageOrigin, NewImage};
+use imgshare_core::{Command, Context, ErrorKind, Region};
+use rusqlite::Connection;
+use std::sync::Arc;
+use uuid::Uuid;
+
+fn at(minutes: i64) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(minutes)
+}
+
+fn ctx(tenant: &str, minutes: i64) -> Context {
+    Context::new(
+        Actor::tenant(tenant, "user", &["cloudImages:admin"]),
+        Region::parse("DFW").unwrap(),
+        at(minutes),
+    )
+}
+
+#[test]
+fn event_ids_follow_the_order_of_time_ordered_command_ids() {
+    let commands: Vec<Uuid> = (0..64).map(|_| Uuid::now_v7()).collect();
+    let ids: Vec<Uuid> = commands
+        .iter()
+        .flat_map(|command| (0..3).map(|index| event_id_for(*command, index)))
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    // Ordered by their first 8 bytes, the command's (v7: time, then a counter); the rest is
+    // a hash, so ids of commands with the same first 8 bytes may come in either order.
+    for pair in ids.windows(2) {
+        assert!(
+            pair[0].as_bytes()[..8] <= pair[1].as_bytes()[..8],
+            "{pair:?}"
+        );
+    }
+    for (command, events) in commands.iter().zip(ids.chunks(3)) {
+        assert!(events
+            .iter()
+            .all(|id| id.as_bytes()[..6] == command.as_bytes()[..6]));
+        assert_eq!(
+            event_id_for(*command, 1),
+            events[1],
+            "a retry derives the same id"
+        );
+    }
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len(), "every event id is distinct");
+    // Random command ids still give distinct ids, and the prefix rule holds for them too.
+    let random = Uuid::new_v4();
+    assert_ne!(event_id_for(random, 0), event_id_for(random, 1));
+    assert_eq!(
+        event_id_for(random, 0).as_bytes()[..6],
+        random.as_bytes()[..6]
+    );
+    // Commands that share their first 8 bytes still differ.
+    let mut twin = *random.as_bytes();
+    twin[15] ^= 1;
+    assert_ne!(
+        event_id_for(random, 0),
+        event_id_for(Uuid::from_bytes(twin), 0)
+    );
+    assert_eq!(event_id_for(random, 0).get_version_num(), 8);
+}
+
+#[test]
+fn a_command_logged_under_the_earlier_event_id_rule_is_still_recognised_on_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let command_id = Uuid::new_v4();
+    let image_id = Uuid::new_v4();
+    let register = Command::Image {
+        image_id,
+        command: ImageCommand::Register {
+            origin: ImageOrigin::Snapshot {
+                server_id: "server-1".into(),
+            },
+            image: NewImage {
+                name: Some("web".into()),
+                ..NewImage::default()
+            },
+        },
+    };
+    // The event the command makes, as the earlier rule stored it: same row, v5 id.
+    let scratch = Engine::in_memory().unwrap();
+    let made = scratch
+        .execute_idempotent(&ctx("111111", 0), command_id, register.clone())
+        .unwrap()
+        .events;
+    let path = dir.path().join("old.db");
+    {
+        let conn = db::open_file(&path, &DbOptions::default()).unwrap();
+        let appends: Vec<StreamAppend> = made
+            .iter()
+            .enumerate()
+            .map(|(index, event)| StreamAppend {
+                stream_id: event.stream_id.clone(),
+                expected: ExpectedVersion::NoStream,
+                events: vec![NewEvent {
+                    event_id: legacy_event_id_for(command_id, index),
+                    event_type: event.event_type.clone(),
+                    schema_version: event.schema_version,
+                    data: event.data.clone(),
+                    metadata: event.metadata.clone(),
+                }],
+            })
+            .collect();
+        log::append(&conn, &appends, at(0)).unwrap();
+    }
+    let engine = Engine::open(&path, EngineOptions::default()).unwrap();
+    assert!(engine.legacy_event_ids);
+    let head = log_head(&engine);
+    let retried = engine
+        .execute_idempotent(&ctx("111111", 1), command_id, register)
+        .unwrap();
+    assert!(retried.already_applied, "{retried:?}");
+    assert_eq!(
+        retried.events[0].event_id,
+        legacy_event_id_for(command_id, 0)
+    );
+    assert_eq!(log_head(&engine), head, "nothing appended");
+    // Once the engine has written, its last event has a new-rule id: the next open needs
+    // no second lookup.
+    engine
+        .execute(
+            &ctx("111111", 2),
+            Command::Image {
+                image_id,
+                command: ImageCommand::AddMember {
+                    member_id: "222222".into(),
+                },
+            },
+        )
+        .unwrap();
+    drop(engine);
+    let reopened = Engine::open(&path, EngineOptions::default()).unwrap();
+    assert!(!reopened.legacy_event_ids);
+}
+
+fn snapshot(engine: &Engine, tenant: &str, name: &str, minutes: i64) -> Uuid {
+    let image_id = Uuid::new_v4();
+    let image = NewImage {
+        name: Some(name.into()),
+        container_format: Some("ovf".into()),
+        disk_format: Some("vhd".into()),
+        tags: vec!["web".into()],
+        data: Some(ImageActivated {
+            size: 10,
+            checksum: "0123456789abcdef0123456789abcdef".into(),
+            virtual_size: None,
+            os_hash_algo: None,
+            os_hash_value: None,
+        }),
+        ..NewImage::default()
+    };
+    let origin = ImageOrigin::Snapshot {
+        server_id: "srv".into(),
+    };
+    engine
+        .execute(
+            &ctx(tenant, minutes),
+            Command::Image {
+                image_id,
+                command: ImageCommand::Register { origin, image },
+            },
+        )
+        .unwrap();
+    image_id
+}
+
+fn member(engine: &Engine, caller: &str, image_id: Uuid, command: ImageCommand, minutes: i64) {
+    engine
+        .execute(&ctx(caller, minutes), Command::Image { image_id, command })
+        .unwrap();
+}
+
+fn dump(engine: &Engine) -> Vec<String> {
+    engine.read(|conn| Ok(tables::dump(conn)?)).unwrap()
+}
+
+/// Several servers may share one database file: each opens its own engine, and writes from
+/// both, interleaved from threads on the same image, are all kept.
+#[test]
+fn two_engines_on_one_file_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let first = Engine::open(&path, EngineOptions::default()).unwrap();
+    let second = Engine::open(&path, EngineOptions::default()).unwrap();
+    let image_id = snapshot(&first, "111", "shared", 1);
+    std::thread::scope(|scope| {
+        for (engine, prefix) in [(&first, "a"), (&second, "b")] {
+            scope.spawn(move || {
+                for index in 0..25 {
+                    let member_id = format!("{prefix}{index}");
+                    member(
+                        engine,
+                        "111",
+                        image_id,
+                        ImageCommand::AddMember { member_id },
+                        2,
+                    );
+                }
+            });
+        }
+    });
+    for engine in [&first, &second] {
+        let image = engine.image_state(image_id).unwrap().unwrap();
+        assert_eq!(image.members.len(), 50);
+        let page = engine
+            .list_images(&ctx("a7", 3), "member_status=pending")
+            .unwrap();
+        assert_eq!(page["images"].as_array().unwrap().len(), 1);
+    }
+    let live = dump(&first);
+    second.rebuild(|_| {}).unwrap();
+    assert_eq!(dump(&first), live);
+}
+
+#[test]
+fn consumer_lists_only_accepted_shares_and_rebuild_gives_the_same_rows() {
+    let engine = Engine::in_memory().unwrap();
+    let shared = snapshot(&engine, "111", "shared", 1);
+    let private = snapshot(&engine, "111", "private", 2);
+    let own = snapshot(&engine, "222", "own", 3);
+    member(
+        &engine,
+        "111",
+        shared,
+        ImageCommand::AddMember {
+            member_id: "222".into(),
+        },
+        4,
+    );
+    member(
+        &engine,
+        "111",
+        private,
+        ImageCommand::AddMember {
+            member_id: "333".into(),
+        },
+        5,
+    );
+
+    let names = |page: serde_json::Value| -> Vec<String> {
+        page["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(engine.list_images(&ctx("222", 6), "").unwrap()),
+        ["own"]
+    );
+    assert_eq!(
+        names(
+            engine
+                .list_images(&ctx("222", 6), "member_status=pending")
+                .unwrap()
+        ),
+        ["own", "shared"]
+    );
+    member(
+        &engine,
+        "222",
+        shared,
+        ImageCommand::SetMemberStatus {
+            member_id: "222".into(),
+            status: "accepted".into(),
+        },
+        7,
+    );
+    assert_eq!(
+        names(engine.list_images(&ctx("222", 8), "").unwrap()),
+        ["own", "shared"]
+    );
+    assert_eq!(
+        names(engine.list_images(&ctx("111", 8), "sort=name:asc").unwrap()),
+        ["private", "shared"]
+    );
+    let first_page = engine.list_images(&ctx("222", 8), "limit=1").unwrap();
+    assert_eq!(
+        first_page["next"],
+        format!("/v2/images?limit=1&marker={own}")
+    );
+    assert_eq!(
+        names(
+            engine
+                .list_images(&ctx("222", 8), &format!("limit=1&marker={own}"))
+                .unwrap()
+        ),
+        ["shared"]
+    );
+    let invisible_marker = engine
+        .list_images(&ctx("222", 8), &format!("marker={private}"))
+        .unwrap_err();
+    assert_eq!(invisible_marker.kind(), ErrorKind::Invalid);
+
+    let before = dump(&engine);
+    let report = engine.rebuild(|_| {}).unwrap();
+    assert_eq!(report.streams, 3);
+    assert_eq!(dump(&engine), before);
+}
+
+fn add(image_id: Uuid, member_id: &str, caller: &str) -> BatchItem {
+    BatchItem {
+        ctx: ctx(caller, 10),
+        command_id: Uuid::new_v4(),
+        command: Command::Image {
+            image_id,
+            command: ImageCommand::AddMember {
+                member_id: member_id.into(),
+            },
+        },
+    }
+}
+
+fn log_head(engine: &Engine) -> i64 {
+    engine
+        .read(|conn| Ok(log::head(conn)?))
+        .unwrap()
+        .map_or(0, |(position, _)| position)
+}
+
+/// The image has exactly `members`, and its read models agree with a rebuild from the log.
+fn assert_members_and_read_models(engine: &Engine, image_id: Uuid, members: &[&str]) {
+    let image = engine.image_state(image_id).unwrap().unwrap();
+    let found: Vec<&str> = image.members.keys().map(String::as_str).collect();
+    assert_eq!(found, members);
+    let before = dump(engine);
+    engine.rebuild(|_| {}).unwrap();
+    assert_eq!(dump(engine), before);
+}
+
+#[test]
+fn a_batch_is_one_transaction_with_an_outcome_per_command() {
+    let engine = Engine::in_memory().unwrap();
+    let image_id = snapshot(&engine, "111111", "web", 0);
+    let head = log_head(&engine);
+    let results = engine
+        .execute_batch(vec![
+            add(image_id, "222222", "111111"),
+            // Refused (a stranger): appends nothing, and does not stop the others.
+            add(image_id, "444444", "333333"),
+            // Sees the first command's member: a duplicate is refused.
+            add(image_id, "222222", "111111"),
+            add(image_id, "555555", "111111"),
+        ])
+        .unwrap();
+    let statuses: Vec<_> = results
+        .iter()
+        .map(|result| result.as_ref().map_err(EngineError::kind).err())
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            None,
+            Some(ErrorKind::NotFound),
+            Some(ErrorKind::Conflict),
+            None
+        ]
+    );
+    assert_eq!(log_head(&engine), head + 2);
+    assert_members_and_read_models(&engine, image_id, &["222222", "555555"]);
+}
+
+#[test]
+fn a_command_that_fails_after_writing_is_undone_alone_and_the_rest_commit() {
+    let engine = Engine::in_memory().unwrap();
+    let image_id = snapshot(&engine, "111111", "web", 0);
+    // A read-model write that fails after the command's event is appended: the group, run
+    // without savepoints first, must start over with them and undo only this command.
+    engine
+        .writer
+        .lock()
+        .unwrap()
+        .execute_batch(
+            "CREATE TEMP TRIGGER refuse_member BEFORE INSERT ON proj_members
+             WHEN NEW.member_id = '999999'
+             BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;",
+        )
+        .unwrap();
+    let head = log_head(&engine);
+    let results = engine
+        .execute_batch(vec![
+            add(image_id, "222222", "111111"),
+            add(image_id, "999999", "111111"),
+            add(image_id, "555555", "111111"),
+        ])
+        .unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert_eq!(
+        results[1].as_ref().map_err(EngineError::kind).err(),
+        Some(ErrorKind::Internal)
+    );
+    assert_eq!(
+        log_head(&engine),
+        head + 2,
+        "the failed command's event is gone"
+    );
+    assert_members_and_read_models(&engine, image_id, &["222222", "555555"]);
+}
+
+#[test]
+fn concurrent_callers_each_get_their_own_outcome_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Arc::new(Engine::open(&dir.path().join("group.db"), EngineOptions::default()).unwrap());
+    let image_id = snapshot(&engine, "111111", "web", 0);
+    let threads: Vec<_> = (0..6)
+        .map(|thread| {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                (0..15)
+                    .map(|index| {
+                        let item = add(image_id, &format!("m{thread}-{index}"), "111111");
+                        engine
+                            .execute_idempotent(&item.ctx, item.command_id, item.command)
+                            .map(|outcome| outcome.events.len())
+                            .map_err(|error| error.to_string())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for handle in threads {
+        for result in handle.join().unwrap() {
+            assert_eq!(result, Ok(1));
+        }
+    }
+    let image = engine.image_state(image_id).unwrap().unwrap();
+    assert_eq!(image.members.len(), 90);
+    let verified = engine.read(|conn| Ok(log::verify_chain(conn)?)).unwrap();
+    assert_eq!(
+        (verified.events_checked, verified.first_mismatch),
+        (92, None)
+    );
+}
+
+#[test]
+fn a_group_that_cannot_get_the_lock_answers_busy_to_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.db");
+    let options = EngineOptions {
+        db: DbOptions {
+            busy_timeout: std::time::Duration::from_millis(50),
+            ..DbOptions::default()
+        },
+        ..EngineOptions::default()
+    };
+    let engine = Engine::open(&path, options).unwrap();
+    let image_id = snapshot(&engine, "111111", "web", 0);
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let results = engine
+        .execute_batch(vec![
+            add(image_id, "222222", "111111"),
+            add(image_id, "333333", "111111"),
+            add(image_id, "444444", "111111"),
+        ])
+        .unwrap();
+    for result in &results {
+        assert!(
+            matches!(result, Err(EngineError::Store(StoreError::Busy))),
+            "{result:?}"
+        );
+    }
+    other.execute_batch("ROLLBACK").unwrap();
+    // Nothing was written, and the same commands go through once the lock is free.
+    assert_eq!(log_head(&engine), 2);
+    let retried = engine
+        .execute_batch(vec![add(image_id, "222222", "111111")])
+        .unwrap();
+    assert!(retried[0].is_ok(), "{retried:?}");
+}

@@ -1,0 +1,275 @@
+//! The store's errors and the expectation an append states about a stream's version, shared by
+//! [`crate::db`] and [`crate::log`] so that neither needs the other for its types.
+
+use std::fmt;
+
+use imgshare_core::{DomainError, ErrorKind};
+use imgshare_projection::ProjectionError;
+use rusqlite::ErrorCode;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use uuid::Uuid;
+
+/// What the writer believes the stream's version to be (its number of events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    /// The stream must have no events.
+    NoStream,
+    /// The stream's last event must have exactly this version. Versions start
+    /// at 1 and equal the event count, so `Exact(0)` means the same as
+    /// [`ExpectedVersion::NoStream`].
+    Exact(u64),
+    /// No check. Only for admin tools: it defeats optimistic concurrency.
+    Any,
+}
+
+impl ExpectedVersion {
+    pub(crate) fn accepts(self, current: Option<u64>) -> bool {
+        match self {
+            ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => current.is_none(),
+            ExpectedVersion::Exact(n) => current == Some(n),
+            ExpectedVersion::Any => true,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(n) => write!(f, "{n}"),
+            ExpectedVersion::Any => f.write_str("any"),
+        }
+    }
+}
+
+/// Everything that can go wrong in the store.
+///
+/// [`StoreError::code`] and [`StoreError::kind`] give stable values for
+/// API responses; the `Display` text is for humans and may change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Any other SQLite failure (I/O error, full disk, constraint backstop...).
+    #[error("sqlite error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+    /// The schema could not be migrated to the latest version.
+    #[error("schema migration failed: {0}")]
+    Migration(#[source] rusqlite_migration::Error),
+    /// The stream's current version does not satisfy the append's expectation:
+    /// someone else wrote to it since the caller read it.
+    #[error(
+        "wrong expected version for stream {stream_id:?}: expected {expected}, actual {}",
+        describe_version(.actual)
+    )]
+    Conflict {
+        /// The stream whose expectation failed.
+        stream_id: String,
+        /// What the caller expected.
+        expected: ExpectedVersion,
+        /// The stream's version when checked; `None` if it has no events.
+        actual: Option<u64>,
+    },
+    /// Some, but not all, event ids of an append are already stored: the call
+    /// is neither a fresh append nor an exact retry.
+    #[error("event {event_id} is already stored but other events of the same append are not")]
+    PartialRetry {
+        /// The first event id of the append that is already stored.
+        event_id: Uuid,
+    },
+    /// A stored row cannot be read back (bad JSON, uuid, timestamp or column
+    /// type); the log needs an operator, not a retry.
+    #[error("event at position {position} is unreadable: {reason}")]
+    Corrupt {
+        /// Position of the unreadable row.
+        position: i64,
+        /// What failed to parse.
+        reason: String,
+    },
+    /// SQLite stayed busy or locked for longer than the busy timeout; the
+    /// operation can be retried later.
+    #[error("database is busy or locked")]
+    Busy,
+    /// The append itself is malformed (duplicate event ids, empty stream id,
+    /// version overflow); retrying it cannot succeed.
+    #[error("invalid append: {0}")]
+    InvalidAppend(String),
+    /// The disk (or the database's `max_page_count`) is full; the write was rolled back.
+    #[error("storage full: the database cannot grow, the write was not applied")]
+    Full,
+    /// The database file or its directory cannot be written (read-only file system or
+    /// permissions); nothing was written.
+    #[error("the database is read-only (file system or permissions): nothing was written")]
+    ReadOnly,
+    /// SQLite found the file malformed or not a database at all; it needs an operator
+    /// (restore from a copy), not a retry.
+    #[error("the database file is corrupt or not a database: {0}")]
+    DatabaseCorrupt(String),
+    /// A database opened read-only has another schema version than this code's.
+    #[error("database schema version is {found}, this program reads version {expected}")]
+    SchemaMismatch {
+        /// The file's `user_version`.
+        found: i64,
+        /// The number of migrations this code knows.
+        expected: i64,
+    },
+    /// The database was created with another profile than the one it is being opened with
+    /// (see [`crate::meta`]); nothing was written.
+    #[error("the database was created with the {stored} profile and cannot be opened with the {requested} profile")]
+    ProfileMismatch {
+        /// The profile recorded in the database (as stored, even if this code does not know it).
+        stored: String,
+        /// The profile the caller asked for.
+        requested: String,
+    },
+    /// SQLite refused WAL journal mode for a database file.
+    #[error("database file does not support WAL (journal_mode is {journal_mode:?})")]
+    WalUnavailable {
+        /// The journal mode SQLite reported instead of `wal`.
+        journal_mode: String,
+    },
+}
+
+fn describe_version(version: &Option<u64>) -> String {
+    match version {
+        Some(v) => v.to_string(),
+        None => "no stream".to_owned(),
+    }
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// The store's own variant for SQLite failures an operator or caller acts on differently from
+/// a generic error: wait and retry, free space, fix permissions, restore the file.
+fn classify(err: &rusqlite::Error) -> Option<StoreError> {
+    if is_busy(err) {
+        return Some(StoreError::Busy);
+    }
+    match err.sqlite_error_code()? {
+        ErrorCode::DiskFull => Some(StoreError::Full),
+        ErrorCode::ReadOnly => Some(StoreError::ReadOnly),
+        ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
+            Some(StoreError::DatabaseCorrupt(err.to_string()))
+        }
+        _ => None,
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        classify(&err).unwrap_or(StoreError::Sqlite(err))
+    }
+}
+
+impl From<rusqlite_migration::Error> for StoreError {
+    fn from(err: rusqlite_migration::Error) -> Self {
+        // Opening a full, read-only or damaged file fails in the migration step; the cause
+        // matters to the operator more than the step.
+        let typed = match &err {
+            rusqlite_migration::Error::RusqliteError { err: sqlite, .. } => classify(sqlite),
+            _ => None,
+        };
+        typed.unwrap_or(StoreError::Migration(err))
+    }
+}
+
+impl StoreError {
+    /// A stable snake_case identifier of the error kind, for API responses and
+    /// metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Sqlite(_) => "sqlite_error",
+            StoreError::Migration(_) => "migration_failed",
+            StoreError::Conflict { .. } => "version_conflict",
+            StoreError::PartialRetry { .. } => "partial_retry",
+            StoreError::Corrupt { .. } => "corrupt_event",
+            StoreError::Busy => "database_busy",
+            StoreError::InvalidAppend(_) => "invalid_append",
+            StoreError::WalUnavailable { .. } => "wal_unavailable",
+            StoreError::Full => "storage_full",
+            StoreError::ReadOnly => "database_read_only",
+            StoreError::DatabaseCorrupt(_) => "database_corrupt",
+            StoreError::SchemaMismatch { .. } => "schema_mismatch",
+            StoreError::ProfileMismatch { .. } => "profile_mismatch",
+        }
+    }
+
+    /// What sort of failure this is; adapters map it to what their callers see.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Conflict { .. } | StoreError::PartialRetry { .. } => ErrorKind::Conflict,
+            StoreError::Busy | StoreError::ReadOnly => ErrorKind::Unavailable,
+            StoreError::Full => ErrorKind::StorageFull,
+            StoreError::InvalidAppend(_) => ErrorKind::Invalid,
+            StoreError::DatabaseCorrupt(_)
+            | StoreError::Sqlite(_)
+            | StoreError::Migration(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::WalUnavailable { .. }
+            | StoreError::SchemaMismatch { .. }
+            | StoreError::ProfileMismatch { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Why an engine call failed. Each variant has an [`ErrorKind`] and a stable code.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The domain refused the command.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The log refused or failed the write.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A read model failed, or a list query was invalid.
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    /// A stored stream cannot be read or folded; the log needs an auditor, not a retry.
+    #[error("stream {stream} is unreadable at version {version}: {reason}")]
+    CorruptStream {
+        /// The stream.
+        stream: String,
+        /// The first event that did not fold.
+        version: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A lock guarding a connection was poisoned by a panic in another thread.
+    #[error("the engine is unusable after a panic in another thread")]
+    Poisoned,
+}
+
+impl EngineError {
+    /// What sort of failure this is; adapters map it to what their callers see.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::Domain(error) => error.kind(),
+            EngineError::Store(error) => error.kind(),
+            EngineError::Projection(error) => error.kind(),
+            EngineError::CorruptStream { .. } | EngineError::Poisoned => ErrorKind::Internal,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Domain(error) => error.code(),
+            EngineError::Store(error) => error.code(),
+            EngineError::Projection(error) => error.code(),
+            EngineError::CorruptStream { .. } => "corrupt_stream",
+            EngineError::Poisoned => "engine_poisoned",
+        }
+    }
+}
+
+impl From<rusqlite::Error> for EngineError {
+    fn from(error: rusqlite::Error) -> Self {
+        EngineError::Store(StoreError::from(error))
+    }
+}
