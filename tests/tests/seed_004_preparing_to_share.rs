@@ -120,9 +120,17 @@ impl Cloud {
         image_id
     }
 
-    fn image(&self, tenant: &str, image_id: Uuid, command: ImageCommand) -> Result<(), EngineError> {
+    fn image(
+        &self,
+        tenant: &str,
+        image_id: Uuid,
+        command: ImageCommand,
+    ) -> Result<(), EngineError> {
         self.engine
-            .execute(&self.ctx(admin_of(tenant)), Command::Image { image_id, command })
+            .execute(
+                &self.ctx(admin_of(tenant)),
+                Command::Image { image_id, command },
+            )
             .map(|_| ())
     }
 
@@ -149,7 +157,10 @@ impl Cloud {
             input: json!({"image_uuid": image_id.to_string(), "receiving_swift_container": container}),
         };
         self.engine
-            .execute(&self.ctx(admin_of(tenant)), Command::Task { task_id, command })
+            .execute(
+                &self.ctx(admin_of(tenant)),
+                Command::Task { task_id, command },
+            )
             .unwrap();
         self.engine.run_pending_tasks(&self.env).unwrap();
         self.engine
@@ -217,7 +228,10 @@ fn a_saved_server_image_is_shared_accepted_and_exported_with_its_bytes() {
         )
         .unwrap();
     assert!(cloud.list(CONSUMER, "").contains(&image_id.to_string()));
-    assert!(cloud.engine.can_boot(CONSUMER, image_id, &region("DFW")).unwrap());
+    assert!(cloud
+        .engine
+        .can_boot(CONSUMER, image_id, &region("DFW"))
+        .unwrap());
 
     // The producer exports the saved image: the object holds the snapshot's bytes.
     let exports = cloud.container(PRODUCER, "exports");
@@ -227,7 +241,10 @@ fn a_saved_server_image_is_shared_accepted_and_exported_with_its_bytes() {
         task["result"]["export_location"],
         format!("exports/{image_id}.vhd")
     );
-    assert_eq!(fs::read(exports.join(format!("{image_id}.vhd"))).unwrap(), disk);
+    assert_eq!(
+        fs::read(exports.join(format!("{image_id}.vhd"))).unwrap(),
+        disk
+    );
 
     // The consumer may boot it but not export it (only the owner exports).
     cloud.container(CONSUMER, "exports");
@@ -252,8 +269,14 @@ fn base_images_are_available_to_everyone_and_have_no_members() {
 
     // "List available images": every account sees the base image; only the producer its own.
     for tenant in [PRODUCER, CONSUMER, STRANGER] {
-        assert!(cloud.list(tenant, "").contains(&base.to_string()), "{tenant}");
-        assert_eq!(cloud.list(tenant, "visibility=public"), vec![base.to_string()]);
+        assert!(
+            cloud.list(tenant, "").contains(&base.to_string()),
+            "{tenant}"
+        );
+        assert_eq!(
+            cloud.list(tenant, "visibility=public"),
+            vec![base.to_string()]
+        );
         assert!(cloud.engine.can_boot(tenant, base, &region("DFW")).unwrap());
     }
     assert_eq!(

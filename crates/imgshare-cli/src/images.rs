@@ -9,15 +9,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use imgshare_core::{
-    vhd, Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Profile, Region,
-};
-use imgshare_store::{DataSlot, Engine, FsImageDataStore, ImageDataStore};
+use imgshare_core::{vhd, Actor, Context, ImageOrigin, NewImage, Profile, Region};
+use imgshare_store::{register_vhd, FsImageDataStore};
 use uuid::Uuid;
 
 use crate::{choose_profile, open_with, serve, DbArgs};
@@ -141,16 +138,18 @@ pub(crate) fn run(command: &ImagesCommand) -> anyhow::Result<()> {
         ..NewImage::default()
     };
     let ctx = Context::new(actor, region, Utc::now());
-    let image_id = register_vhd(&engine, &store, &ctx, origin, image, &mut file)
+    let image_id = Uuid::new_v4();
+    register_vhd(&engine, &store, &ctx, image_id, origin, image, &mut file)
         .with_context(|| format!("registering {}", args.from.display()))?;
     println!("{image_id}");
     Ok(())
 }
 
-/// The region, as the profile allows it.
+/// The region named `name`, if the profile serves it (Rackspace: its six regions).
 pub(crate) fn checked_region(profile: &Profile, name: &str) -> anyhow::Result<Region> {
-    let _ = profile;
-    Ok(Region::parse(name)?)
+    let region = Region::parse(name)?;
+    profile.check_region(&region)?;
+    Ok(region)
 }
 
 /// `KEY=VALUE` pairs; the engine checks the names and values themselves.
@@ -170,79 +169,9 @@ fn parse_properties(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>
     Ok(properties)
 }
 
-/// Registers an image whose bytes are the VHD `file`: checks that it is a VHD (footer), copies
-/// it into `store` while hashing it, registers the image active with those facts (`ovf`/`vhd`),
-/// and only then makes the bytes visible. A refused registration leaves no bytes behind.
-pub(crate) fn register_vhd<F: Read + Seek>(
-    engine: &Engine,
-    store: &dyn ImageDataStore,
-    ctx: &Context,
-    origin: ImageOrigin,
-    mut image: NewImage,
-    file: &mut F,
-) -> anyhow::Result<Uuid> {
-    let length = file.seek(SeekFrom::End(0))?;
-    let footer_at = length
-        .checked_sub(vhd::FOOTER_LEN as u64)
-        .context("not a VHD: shorter than its 512-byte footer")?;
-    file.seek(SeekFrom::Start(footer_at))?;
-    let mut footer = vec![0_u8; vhd::FOOTER_LEN];
-    file.read_exact(&mut footer)?;
-    let parsed = vhd::parse_footer(&footer).map_err(|problem| anyhow::anyhow!("{problem}"))?;
-    vhd::dynamic_header_offset(&parsed, length).map_err(|problem| anyhow::anyhow!("{problem}"))?;
-    file.seek(SeekFrom::Start(0))?;
-
-    let image_id = Uuid::new_v4();
-    let mut writer = store
-        .writer(image_id, DataSlot::Image)
-        .context("opening the image data store")?;
-    let mut buffer = vec![0_u8; 1 << 16];
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        writer.write(buffer.get(..read).unwrap_or_default())?;
-    }
-    let mut data = writer.finish().context("storing the image data")?;
-    data.virtual_size = Some(parsed.current_size);
-    image.container_format = Some("ovf".to_owned());
-    image.disk_format = Some("vhd".to_owned());
-    image.data = Some(data);
-    let command = ImageCommand::Register { origin, image };
-    engine.execute(ctx, Command::Image { image_id, command })?;
-    writer.commit().context("storing the image data")?;
-    Ok(image_id)
-}
-
-/// A fixed VHD holding `data` (rounded up to whole 512-byte sectors), with `unique_id` as its
-/// disk id: the smallest file the import, the download and the export treat as a real disk.
-pub(crate) fn fixed_vhd(data: &[u8], unique_id: Uuid) -> Vec<u8> {
-    let sectors = data.len().div_ceil(512).max(1);
-    let size = (sectors * 512) as u64;
-    let mut bytes = data.to_vec();
-    bytes.resize(sectors * 512, 0);
-    let mut footer = vec![0_u8; vhd::FOOTER_LEN];
-    footer[..8].copy_from_slice(b"conectix");
-    footer[8..12].copy_from_slice(&2_u32.to_be_bytes());
-    footer[12..16].copy_from_slice(&0x0001_0000_u32.to_be_bytes());
-    // A fixed disk has no dynamic header.
-    footer[16..24].copy_from_slice(&u64::MAX.to_be_bytes());
-    footer[28..32].copy_from_slice(b"imgs");
-    footer[32..36].copy_from_slice(&0x0001_0000_u32.to_be_bytes());
-    footer[40..48].copy_from_slice(&size.to_be_bytes());
-    footer[48..56].copy_from_slice(&size.to_be_bytes());
-    // CHS geometry as the VHD specification computes it for small disks: 4 heads, 17 sectors.
-    let cylinders = u16::try_from(sectors.div_ceil(4 * 17)).unwrap_or(u16::MAX);
-    footer[56..58].copy_from_slice(&cylinders.to_be_bytes());
-    footer[58] = 4;
-    footer[59] = 17;
-    footer[60..64].copy_from_slice(&2_u32.to_be_bytes());
-    footer[68..84].copy_from_slice(unique_id.as_bytes());
-    let sum = vhd::footer_checksum(&footer);
-    footer[64..68].copy_from_slice(&sum.to_be_bytes());
-    bytes.extend_from_slice(&footer);
-    bytes
+/// A fixed VHD holding `data`, with a fresh disk id: the bytes of a demo image.
+pub(crate) fn fixed_vhd(data: &[u8]) -> Vec<u8> {
+    vhd::fixed_vhd(data, *Uuid::new_v4().as_bytes(), *b"imgs")
 }
 
 /// Opens the data store a command keeps image bytes in.
@@ -256,18 +185,7 @@ pub(crate) fn data_store(db: &Path, given: Option<PathBuf>) -> anyhow::Result<Fs
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_generated_vhd_is_a_fixed_disk_of_its_data() {
-        let id = Uuid::from_u128(7);
-        let bytes = fixed_vhd(b"hello", id);
-        assert_eq!(bytes.len(), 1024);
-        let footer = vhd::parse_footer(&bytes[512..]).unwrap();
-        assert_eq!(footer.disk_type, vhd::DiskType::Fixed);
-        assert_eq!(footer.current_size, 512);
-        assert_eq!(vhd::dynamic_header_offset(&footer, 1024), Ok(None));
-        assert_eq!(&bytes[..5], b"hello");
-    }
+    use imgshare_store::Engine;
 
     #[test]
     fn properties_are_key_equals_value() {
@@ -298,6 +216,7 @@ mod tests {
                 &engine,
                 &store,
                 &ctx,
+                Uuid::new_v4(),
                 origin.clone(),
                 NewImage::default(),
                 &mut file,

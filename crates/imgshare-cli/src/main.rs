@@ -275,7 +275,8 @@ fn run(command: Sub) -> anyhow::Result<ExitCode> {
             options,
             region,
         } => {
-            let region = Region::parse(&region)?;
+            let profile = choose_profile(db.as_deref().unwrap_or(Path::new("")), options.profile);
+            let region = images::checked_region(&profile.profile(), &region)?;
             // Kept alive until the demo ends; dropping it removes the temporary database.
             let mut scratch = None;
             let path = match db {
@@ -336,7 +337,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         ..choose_profile(&args.db.db, args.db.options.profile).profile()
     };
     // Before the database is opened: a refused start writes nothing.
-    Region::parse(&args.region)?;
+    images::checked_region(&profile, &args.region)?;
     let tokens = serve::tokens_file(&args.db.db, args.tokens, args.demo, profile.kind)?;
     let token_store = TokenStore::load(&tokens.path)
         .with_context(|| format!("reading tokens file {}", tokens.path.display()))?;

@@ -18,11 +18,14 @@ use anyhow::Context as _;
 use chrono::Utc;
 use imgshare_core::{Actor, Context, ImageOrigin, NewImage, ProfileKind, Region, Visibility};
 use imgshare_server::{AppState, TokenStore};
-use imgshare_store::{Engine, FsImageDataStore, FsObjectStore, ImageDataStore, TaskEnvironment};
+use imgshare_store::{
+    register_vhd, Engine, FsImageDataStore, FsObjectStore, ImageDataStore, TaskEnvironment,
+};
 
-use crate::images;
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+use crate::images;
 
 /// The producer account of the seed walkthrough.
 pub(crate) const PRODUCER: &str = "111111";
@@ -170,8 +173,18 @@ pub(crate) fn seed_demo_image(
     let origin = ImageOrigin::Snapshot {
         server_id: Uuid::new_v4().to_string(),
     };
-    let bytes = images::fixed_vhd(&demo_contents(DEMO_IMAGE_NAME), Uuid::new_v4());
-    images::register_vhd(engine, store, &ctx, origin, image, &mut Cursor::new(bytes))
+    let bytes = images::fixed_vhd(&demo_contents(DEMO_IMAGE_NAME));
+    let image_id = Uuid::new_v4();
+    register_vhd(
+        engine,
+        store,
+        &ctx,
+        image_id,
+        origin,
+        image,
+        &mut Cursor::new(bytes),
+    )?;
+    Ok(image_id)
 }
 
 /// 64 KiB of recognisable text: the disk contents of a demo image.
@@ -271,11 +284,13 @@ pub(crate) fn seed_base_images(
             properties,
             ..NewImage::default()
         };
-        let bytes = images::fixed_vhd(&demo_contents(base.name), Uuid::new_v4());
-        let id = images::register_vhd(
+        let bytes = images::fixed_vhd(&demo_contents(base.name));
+        let id = Uuid::new_v4();
+        register_vhd(
             engine,
             store,
             &ctx,
+            id,
             ImageOrigin::Base,
             image,
             &mut Cursor::new(bytes),

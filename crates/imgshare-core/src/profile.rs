@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actor::Actor;
 use crate::error::DomainError;
-use crate::model::{TaskType, Visibility};
+use crate::model::{Region, TaskType, Visibility};
 
 /// Which dialect of the API the engine speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,11 +183,27 @@ impl Profile {
             import_size_limit: 40 * GIB,
             task_ttl_seconds: 48 * 3600,
             tag_permissions: TagPermissions::Matrix2016,
-            protected_properties: ["image_type", "os_type", "owner", "user_id", "visibility"]
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            protected_prefixes: vec!["com.rackspace__".to_owned(), "org.openstack__".to_owned()],
+            // Set by the provider or the compute service, never by the tenant (§5.4): the
+            // tests' reserved keys, the snapshot's provenance, and the provider's namespaces.
+            // `vm_mode`, `img_config_drive`, `xenapi_use_agent`, `auto_disk_config`, `os_distro`
+            // and `os_version` stay writable: Rackspace asks users to set them after an import.
+            protected_properties: [
+                "image_type",
+                "os_type",
+                "owner",
+                "user_id",
+                "visibility",
+                "instance_uuid",
+                "base_image_ref",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+            protected_prefixes: vec![
+                "com.rackspace__".to_owned(),
+                "org.openstack__".to_owned(),
+                "instance_type_".to_owned(),
+            ],
         }
     }
 
@@ -410,6 +426,28 @@ impl Profile {
         }
     }
 
+    /// The regions this profile serves, or `None` if any well-formed name will do (Glance
+    /// deployments name their regions freely, e.g. `RegionOne`).
+    pub fn known_regions(&self) -> Option<&'static [&'static str]> {
+        match self.kind {
+            ProfileKind::Rackspace => Some(&Region::KNOWN),
+            ProfileKind::Glance => None,
+        }
+    }
+
+    /// Refuses a region the profile does not serve, naming the ones it does (400).
+    pub fn check_region(&self, region: &Region) -> Result<(), DomainError> {
+        match self.known_regions() {
+            Some(known) if !known.contains(&region.as_str()) => Err(DomainError::InvalidInput {
+                message: format!(
+                    "Unknown region '{region}': Rackspace Cloud Images serves {}",
+                    known.join(", ")
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// True if `key` is protected from writes through the API (403).
     pub fn is_protected_property(&self, key: &str) -> bool {
         self.protected_properties.contains(key)
@@ -629,5 +667,43 @@ mod tests {
         assert!(rackspace.is_protected_property("com.rackspace__1__options"));
         assert!(rackspace.is_protected_property("image_type"));
         assert!(!rackspace.is_protected_property("os_distro"));
+        for key in [
+            "instance_uuid",
+            "base_image_ref",
+            "instance_type_flavorid",
+            "org.openstack__1__os_distro",
+        ] {
+            assert!(rackspace.is_protected_property(key), "{key}");
+            assert!(!glance.is_protected_property(key), "{key}");
+        }
+        for key in [
+            "vm_mode",
+            "img_config_drive",
+            "xenapi_use_agent",
+            "auto_disk_config",
+        ] {
+            assert!(!rackspace.is_protected_property(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn rackspace_serves_its_six_regions_and_glance_any() {
+        let rackspace = Profile::rackspace();
+        for name in ["DFW", "ord", "IAD", "LON", "SYD", "hkg"] {
+            assert!(rackspace
+                .check_region(&Region::parse(name).unwrap())
+                .is_ok());
+        }
+        let error = rackspace
+            .check_region(&Region::parse("RegionOne").unwrap())
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Unknown region 'REGIONONE': Rackspace Cloud Images serves DFW, ORD, IAD, LON, SYD, HKG"
+        );
+        assert_eq!(crate::error::status_seen_by_clients(error.kind()), 400);
+        assert!(Profile::glance()
+            .check_region(&Region::parse("RegionOne").unwrap())
+            .is_ok());
     }
 }

@@ -156,7 +156,10 @@ async fn base_images_are_listed_for_every_account_and_cannot_be_shared() {
     );
     // Icehouse refuses the member repository of a public image as a whole, listing included.
     let (status, reply) = ask(&app, Method::GET, &members, CONSUMER, None).await;
-    assert_eq!((status, message(&reply)), (403, "Public images do not have members."));
+    assert_eq!(
+        (status, message(&reply)),
+        (403, "Public images do not have members.")
+    );
 
     // A tenant can neither delete, change nor tag the provider's image.
     let uri = format!("/v2/images/{BASE}");
@@ -243,4 +246,61 @@ async fn the_visibility_filter_takes_public_private_and_shared() {
         .await;
         assert_eq!(status, 400, "{bad}");
     }
+}
+
+#[tokio::test]
+async fn the_providers_properties_are_read_only_for_tenants() {
+    let (app, _data) = api();
+    let uri = format!("/v2/images/{SAVED}");
+    let refused = [
+        ("replace", "instance_uuid", json!("other-server")),
+        ("remove", "instance_uuid", Value::Null),
+        ("add", "base_image_ref", json!("x")),
+        ("add", "instance_type_flavorid", json!("performance1-1")),
+        ("replace", "image_type", json!("base")),
+        ("add", "org.openstack__1__os_distro", json!("com.ubuntu")),
+        ("add", "com.rackspace__1__options", json!("0")),
+        ("replace", "user_id", json!("someone")),
+    ];
+    for (op, key, value) in refused {
+        let mut change = json!({"op": op, "path": format!("/{key}")});
+        if !value.is_null() {
+            change["value"] = value;
+        }
+        let (status, reply) = ask(
+            &app,
+            Method::PATCH,
+            &uri,
+            PRODUCER,
+            Some((PATCH_V21, json!([change]))),
+        )
+        .await;
+        assert_eq!(
+            (status, message(&reply)),
+            (
+                403,
+                format!("You are not permitted to modify '{key}' on this image.").as_str()
+            ),
+            "{op} {key}"
+        );
+    }
+    let (_, image) = ask(&app, Method::GET, &uri, PRODUCER, None).await;
+    assert_eq!(image["instance_uuid"], "srv-1");
+    // What Rackspace lets tenants set stays writable.
+    let allowed = json!([
+        {"op": "replace", "path": "/name", "value": "renamed"},
+        {"op": "add", "path": "/vm_mode", "value": "hvm"},
+        {"op": "add", "path": "/os_distro", "value": "ubuntu"},
+        {"op": "add", "path": "/xenapi_use_agent", "value": "False"}
+    ]);
+    let (status, image) = ask(
+        &app,
+        Method::PATCH,
+        &uri,
+        PRODUCER,
+        Some((PATCH_V21, allowed)),
+    )
+    .await;
+    assert_eq!(status, 200, "{image}");
+    assert_eq!(image["vm_mode"], "hvm");
 }

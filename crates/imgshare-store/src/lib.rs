@@ -6,7 +6,8 @@
 //! what the catalogue was at a past point and checks the log and read models against each other;
 //! [`engine`] is what a backend embeds: [`Engine`] decides commands and appends their events.
 //! [`objects`] and [`image_data`] are the ports (with file-system adapters) that the task worker
-//! of [`tasks`] moves VHD images between.
+//! of [`tasks`] moves VHD images between; [`register`] registers snapshots and base images from
+//! VHD files through the same data port.
 
 pub mod anchor;
 pub mod audit;
@@ -30,6 +31,7 @@ pub mod engine;
 pub mod fold;
 pub mod image_data;
 pub mod objects;
+pub mod register;
 pub mod tasks;
 
 pub use engine::{BatchItem, Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
@@ -37,4 +39,5 @@ pub use image_data::{
     DataHashes, DataSlot, DataWriter, FsImageDataStore, HashingReader, ImageDataStore, StoredData,
 };
 pub use objects::{FsObjectStore, ObjectStore};
+pub use register::{register_vhd, RegisterError};
 pub use tasks::{imported_image_id, TaskEnvironment, TaskRunReport};
