@@ -303,7 +303,7 @@ fn base_images_are_available_to_everyone_and_have_no_members() {
                 },
             )
             .unwrap_err();
-        assert_eq!(error.http_status(), 403);
+        assert_eq!(common::status(&error), 403);
         match error {
             EngineError::Domain(DomainError::Forbidden { message }) => {
                 assert_eq!(message, "Public images do not have members.");

@@ -746,7 +746,6 @@ fn windows_images_cannot_be_imported_whatever_says_so() {
         &disk_with_partition(0x07),
     );
     let task_id = world.import(PRODUCER, "DFW", "exports/win.vhd", "win");
-    world.run();
     assert_eq!(
         world.failure_of(PRODUCER, "DFW", task_id),
         WINDOWS_NOT_IMPORTABLE
@@ -760,7 +759,6 @@ fn windows_images_cannot_be_imported_whatever_says_so() {
         json!({"import_from": "exports/fixed.vhd",
                "image_properties": {"name": "w", "os_type": "windows"}}),
     );
-    world.run();
     assert_eq!(
         world.failure_of(PRODUCER, "DFW", task_id),
         WINDOWS_NOT_IMPORTABLE

@@ -404,7 +404,6 @@ fn demo(
     println!("database: {database}");
 
     let image_id = serve::seed_demo_image(engine, store, region)?;
-    let base_ids = serve::seed_base_images(engine, store, region)?;
     let images = format!("/v2/images/{image_id}");
 
     show(
@@ -412,25 +411,6 @@ fn demo(
         &format!("GET {images}"),
         engine.image_view(&ctx(producer), image_id),
     );
-    show(
-        "Consumer: the images available to it (the provider's base images)",
-        "GET /v2/images?visibility=public",
-        engine.list_images(&ctx(consumer), "visibility=public"),
-    );
-    if let Some(base_id) = base_ids.first() {
-        show(
-            "Producer: try to share a public base image",
-            &format!("POST /v2/images/{base_id}/members {{\"member\": \"{consumer}\"}}"),
-            run(
-                producer,
-                *base_id,
-                ImageCommand::AddMember {
-                    member_id: consumer.into(),
-                },
-            )
-            .and_then(|_| engine.member_view(&ctx(producer), *base_id, consumer)),
-        );
-    }
     show(
         "Producer: its members (never shared yet)",
         &format!("GET {images}/members"),

@@ -205,3 +205,35 @@ fn serve_with_a_tokens_file_seeds_nothing_and_prints_no_token() {
         .unwrap();
     assert!(!stderr.contains(secret), "{stderr}");
 }
+
+#[test]
+fn an_unknown_region_is_refused_at_start_on_rackspace_and_free_on_glance() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("imgshare.db");
+    for region in ["RegionOne", "XYZ"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_imgshare"))
+            .arg("serve")
+            .arg("--db")
+            .arg(&db)
+            .args(["--listen", "127.0.0.1:0", "--demo", "--region", region])
+            .env_remove("IMGSHARE_PROFILE")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{region}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("Unknown region") && stderr.contains("DFW, ORD, IAD, LON, SYD, HKG"),
+            "{stderr}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "a refused start wrote {left:?}");
+    let (_server, lines) = start(
+        &db,
+        &["--demo", "--profile", "glance", "--region", "RegionOne"],
+    );
+    assert!(
+        find(&lines, "imgshare: region ").starts_with("REGIONONE, "),
+        "{lines:#?}"
+    );
+}
