@@ -66,7 +66,7 @@ fn api() -> (Router, tempfile::TempDir) {
         .unwrap();
     let mut tokens = TokenStore::new();
     for tenant in [PRODUCER, CONSUMER, STRANGER] {
-        tokens.insert(&format!("tok-{tenant}"), identity(tenant));
+        tokens.insert(format!("tok-{tenant}"), identity(tenant));
     }
     let data_dir = tempfile::tempdir().unwrap();
     let state = app_state(engine, tokens, data_dir.path());
