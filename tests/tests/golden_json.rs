@@ -959,7 +959,7 @@ fn seed_002_successful_import_task_and_its_image() {
             }"#]],
     );
 
-    // The imported image (rackspace-behaviour.md §3.9).
+    // The imported image (docs/spec/rackspace.md §3.9).
     let image = engine.image_view(&reader, IMPORTED).unwrap();
     assert_eq!(image["image_type"], "import");
     assert_eq!(image["visibility"], "private");
@@ -1209,7 +1209,7 @@ fn task_list_entries_have_no_input_result_or_message() {
 // The glance profile.
 // ---------------------------------------------------------------------------------------------
 
-/// Glance's base keys (`glance-behaviour.md` §1.3), always present, `null` when unset.
+/// Glance's base keys (`docs/spec/glance.md` §1.3), always present, `null` when unset.
 const GLANCE_IMAGE_KEYS: &[&str] = &[
     "checksum",
     "container_format",

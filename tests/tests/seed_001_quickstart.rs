@@ -317,7 +317,7 @@ fn consumer_cannot_read_another_members_row_or_change_its_status() {
             },
         )
         .unwrap_err();
-    // rackspace-behaviour.md §9 #2: 404 (the docs' answer).
+    // docs/spec/rackspace.md §9 #2: 404 (the docs' answer).
     assert_eq!(status(&err), 404);
     let image = world.get(&producer, "DFW", IMAGE).unwrap();
     assert_eq!(image.members[STRANGER].status, MemberStatus::Pending);

@@ -14,6 +14,7 @@
 mod audit;
 mod images;
 mod serve;
+mod swift_args;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -217,10 +218,12 @@ struct ServeArgs {
     /// or T suffix (powers of 1024).
     #[arg(long, env = "IMGSHARE_IMPORT_SIZE_LIMIT", default_value = "40G", value_parser = parse_size)]
     import_size_limit: u64,
+    #[command(flatten)]
+    swift: swift_args::SwiftArgs,
 }
 
 /// A byte count: digits, optionally followed by K, M, G or T (powers of 1024, `B` optional).
-fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let upper = text.trim().to_ascii_uppercase();
     let digits = upper.trim_end_matches('B');
     let (number, shift) = match digits.chars().last() {
@@ -350,6 +353,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         demo: args.demo,
         data_dir: args.data_dir,
         objects_dir: args.objects_dir,
+        swift: args.swift,
     };
     serve::serve(engine, &args.db.db, options)
 }

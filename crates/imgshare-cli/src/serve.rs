@@ -51,6 +51,7 @@ pub(crate) struct ServeOptions {
     pub(crate) demo: bool,
     pub(crate) data_dir: Option<PathBuf>,
     pub(crate) objects_dir: Option<PathBuf>,
+    pub(crate) swift: crate::swift_args::SwiftArgs,
 }
 
 /// The role the walkthrough's accounts get: full image rights in each profile.
@@ -336,13 +337,25 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
     let data_dir = data_dir(db, options.data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let objects_dir = objects_dir(db, options.objects_dir);
-    let objects_root = FsObjectStore::for_region(&objects_dir, &region)
-        .root()
-        .to_owned();
-    std::fs::create_dir_all(&objects_root)
-        .with_context(|| format!("creating object store {}", objects_root.display()))?;
-    let tasks = TaskEnvironment::filesystem(&objects_dir, &data_dir, std::slice::from_ref(&region));
+    let swift = options.swift.store_for(&region)?;
+    let (tasks, objects_root) = match swift {
+        Some(store) => {
+            let env = TaskEnvironment::new(Arc::new(FsImageDataStore::new(&data_dir)))
+                .with_region(region.clone(), Arc::new(store));
+            (env, None)
+        }
+        None => {
+            let objects_dir = objects_dir(db, options.objects_dir);
+            let objects_root = FsObjectStore::for_region(&objects_dir, &region)
+                .root()
+                .to_owned();
+            std::fs::create_dir_all(&objects_root)
+                .with_context(|| format!("creating object store {}", objects_root.display()))?;
+            let env =
+                TaskEnvironment::filesystem(&objects_dir, &data_dir, std::slice::from_ref(&region));
+            (env, Some(objects_root))
+        }
+    };
     let empty = engine
         .read(|conn| Ok(imgshare_store::head(conn)?))?
         .is_none();
@@ -365,7 +378,7 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
         let addr: SocketAddr = listener.local_addr()?;
         // Before the banner, whose last line (`listening on`) is what scripts wait for.
         print_object_store(
-            &objects_root,
+            objects_root.as_deref(),
             engine.profile().import_size_limit,
             options.demo,
         );
@@ -386,7 +399,14 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
 }
 
 /// Where import and export tasks find and put objects, and how to give an import its VHD.
-fn print_object_store(root: &Path, import_size_limit: u64, demo: bool) {
+fn print_object_store(root: Option<&Path>, import_size_limit: u64, demo: bool) {
+    let Some(root) = root else {
+        println!(
+            "object store: Swift, each tenant's own account (import limit {})",
+            imgshare_core::vhd::format_limit(import_size_limit)
+        );
+        return;
+    };
     println!(
         "object store: {}/<account>/<container>/<object> (import limit {})",
         root.display(),

@@ -54,7 +54,7 @@ pub fn administers(profile: &Profile, image: &Image, actor: &Actor) -> bool {
 }
 
 /// May a caller who can see `image` download its data? Not while it is deactivated, unless the
-/// caller is a cloud admin or the provider (`glance-behaviour.md` §2.2).
+/// caller is a cloud admin or the provider (`docs/spec/glance.md` §2.2).
 pub fn may_download(profile: &Profile, image: &Image, actor: &Actor) -> Result<(), DomainError> {
     if image.status == ImageStatus::Deactivated && !profile.is_cloud_admin(actor) {
         return Err(DomainError::forbidden(

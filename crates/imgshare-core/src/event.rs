@@ -179,7 +179,7 @@ pub enum Event {
     },
     /// `→ failure`.
     TaskFailed {
-        /// Why, in the words of `rackspace-behaviour.md` §3.7.
+        /// Why, in the words of `docs/spec/rackspace.md` §3.7.
         message: String,
         /// When the task stops being visible.
         expires_at: DateTime<Utc>,

@@ -75,7 +75,7 @@ macro_rules! api_enum {
 }
 
 api_enum!(
-    /// Image status (`glance-behaviour.md` §2).
+    /// Image status (`docs/spec/glance.md` §2).
     ImageStatus {
         Queued => "queued",
         Saving => "saving",

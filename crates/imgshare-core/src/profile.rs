@@ -1,7 +1,7 @@
 //! Policy profiles: the rules that differ between Rackspace Cloud Images 2.0 and modern Glance.
 //!
 //! The domain asks the profile; no other module branches on the dialect.
-//! The permission tables are `rackspace-behaviour.md` §1.2 and `glance-behaviour.md` §11.1.
+//! The permission tables are `docs/spec/rackspace.md` §1.2 and `docs/spec/glance.md` §11.1.
 
 use std::collections::BTreeSet;
 

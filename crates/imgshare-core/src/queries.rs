@@ -7,7 +7,7 @@ use crate::profile::{Operation, Profile};
 use crate::state::{Image, Member};
 
 /// `GET /v2/images/{id}/members` for a caller who can see the image: the owner gets every row,
-/// a member only its own (`rackspace-behaviour.md` §4.2).
+/// a member only its own (`docs/spec/rackspace.md` §4.2).
 pub fn readable_members<'a>(
     profile: &Profile,
     image: &'a Image,

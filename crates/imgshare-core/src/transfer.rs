@@ -1,6 +1,6 @@
 //! The rules of import and export tasks that need no I/O: reading a task's input, naming
 //! containers and objects, who may export which image, and the failure messages users see
-//! (`rackspace-behaviour.md` §3.2–§3.7). The worker in `imgshare-store` does the reading and
+//! (`docs/spec/rackspace.md` §3.2–§3.7). The worker in `imgshare-store` does the reading and
 //! writing and fails the task with these messages.
 
 use serde_json::Value;

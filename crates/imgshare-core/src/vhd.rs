@@ -5,7 +5,7 @@
 //! 512-byte footer; a dynamic or differencing disk also starts with a copy of it and has a
 //! 1024-byte dynamic disk header at the footer's data offset. All numbers are big-endian.
 //! The reasons a file is refused carry the numbered codes of the Cloud Images API
-//! (`rackspace-behaviour.md` §3.7).
+//! (`docs/spec/rackspace.md` §3.7).
 
 use std::fmt;
 

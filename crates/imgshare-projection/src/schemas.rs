@@ -1,4 +1,4 @@
-//! The JSON schemas served at `/v2/schemas/{kind}` (`glance-behaviour.md` §10).
+//! The JSON schemas served at `/v2/schemas/{kind}` (`docs/spec/glance.md` §10).
 //!
 //! The documents start from the ones a real Glance 33 publishes (copied verbatim into `schemas/`
 //! from `shared/reference/`), and the profile patches the few values that differ. Clients such as
@@ -132,7 +132,7 @@ fn image_schema(profile: SchemaProfile) -> Value {
     let mut doc = parse(IMAGE_JSON);
     if profile == SchemaProfile::Rackspace {
         // Rackspace never shows `shared` or `community`: a shared image reads `private`
-        // (rackspace-behaviour §4.8, §9 #7). `shared` survives only as a list filter.
+        // (docs/spec/rackspace.md §4.8, §9 #7). `shared` survives only as a list filter.
         set_enum(&mut doc, "visibility", &["public", "private"]);
         if let Some(props) = doc.get_mut("properties").and_then(Value::as_object_mut) {
             for key in GLANCE_ONLY_IMAGE_KEYS {

@@ -1,7 +1,7 @@
 //! The JSON the Cloud Images v2 API returns, rendered from domain values.
 //!
 //! Rackspace (Icehouse) omits base attributes whose value is null and knows no `os_hidden` or
-//! `os_hash_*`; modern Glance shows every base key, null included (`glance-behaviour.md` §1.3).
+//! `os_hash_*`; modern Glance shows every base key, null included (`docs/spec/glance.md` §1.3).
 
 use imgshare_core::{Image, Member, Profile, Task, TaskStatus};
 use serde_json::{json, Map, Value};

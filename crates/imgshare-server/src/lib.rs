@@ -62,7 +62,7 @@
 //!
 //! # Check order
 //!
-//! Where the spec is silent the adapter follows Glance's middleware order:
+//! Where the spec (`docs/spec/`) is silent the adapter follows Glance's middleware order:
 //! 1. `GET /` and `GET /versions` (no token);
 //! 2. token → 401 (before routing, as keystone middleware does: unknown paths need a token too);
 //! 3. unknown path → 404; a `/v2/{tenant_id}/` prefix naming another account → 404;

@@ -32,12 +32,14 @@ pub mod fold;
 pub mod image_data;
 pub mod objects;
 pub mod register;
+pub mod swift;
 pub mod tasks;
 
 pub use engine::{BatchItem, Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
 pub use image_data::{
     DataHashes, DataSlot, DataWriter, FsImageDataStore, HashingReader, ImageDataStore, StoredData,
 };
-pub use objects::{FsObjectStore, ObjectStore};
+pub use objects::{FsObjectStore, ObjectSource, ObjectStore, StoreUnavailable};
 pub use register::{register_vhd, RegisterError};
+pub use swift::{SwiftAuth, SwiftConfig, SwiftConfigError, SwiftObjectStore};
 pub use tasks::{imported_image_id, TaskEnvironment, TaskRunReport};

@@ -6,7 +6,7 @@
 //! object store plugs in by implementing the trait: `container_exists` is `HEAD
 //! /v1/<account>/<container>`, `object_len` a `HEAD` of the object, `read_range` a `GET` with a
 //! `Range` header, `open` a streaming `GET`, and `create` a `PUT` with `If-None-Match: *`
-//! (segmented as a DLO or SLO for large images).
+//! (segmented as a DLO for large images): [`crate::swift::SwiftObjectStore`].
 
 use std::fmt;
 use std::fs::{self, File};
@@ -51,8 +51,53 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
         account: &str,
         container: &str,
         object: &str,
-        data: &mut dyn Read,
+        data: &dyn ObjectSource,
     ) -> io::Result<u64>;
+}
+
+/// The bytes an object is created from. They can be read again from any offset, so that an
+/// upload interrupted by a network fault starts over from the failed part, not from the start.
+pub trait ObjectSource: Sync {
+    /// The number of bytes.
+    fn len(&self) -> u64;
+
+    /// True if there are no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes from `offset` to the end.
+    fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send + '_>>;
+}
+
+impl ObjectSource for &[u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send + '_>> {
+        let start = usize::try_from(offset).map_or(<[u8]>::len(self), |o| o.min(<[u8]>::len(self)));
+        Ok(Box::new(&self[start..]))
+    }
+}
+
+/// An error that says the object store did not answer in time or kept failing (after its
+/// retries), as opposed to an answer such as "no such object". The task worker reports it with
+/// its own message ([`crate::tasks::STORE_UNAVAILABLE`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreUnavailable(pub String);
+
+impl StoreUnavailable {
+    /// The io error that carries it.
+    pub fn into_io(self) -> io::Error {
+        io::Error::other(self)
+    }
+
+    /// The unavailability an io error carries, if any.
+    pub fn of(error: &io::Error) -> Option<&StoreUnavailable> {
+        error.get_ref()?.downcast_ref::<StoreUnavailable>()
+    }
 }
 
 /// Objects as files: `<root>/<account>/<container>/<object>`, where `root` is one region's
@@ -156,7 +201,7 @@ impl ObjectStore for FsObjectStore {
         account: &str,
         container: &str,
         object: &str,
-        data: &mut dyn Read,
+        data: &dyn ObjectSource,
     ) -> io::Result<u64> {
         let target = self.object_path(account, container, object)?;
         if !self.container_exists(account, container)? {
@@ -166,7 +211,7 @@ impl ObjectStore for FsObjectStore {
         fs::create_dir_all(parent)?;
         let temp = TempPath(parent.join(format!(".partial-{}", Uuid::new_v4())));
         let mut file = File::create(&temp.0)?;
-        let written = io::copy(data, &mut file)?;
+        let written = io::copy(&mut data.open_at(0)?, &mut file)?;
         file.flush()?;
         file.sync_all()?;
         drop(file);
@@ -207,7 +252,7 @@ mod tests {
         assert!(!store.container_exists("111", "other").unwrap());
         assert!(!store.container_exists("222", "exports").unwrap());
         let written = store
-            .create("111", "exports", "a/b.vhd", &mut &b"0123456789"[..])
+            .create("111", "exports", "a/b.vhd", &&b"0123456789"[..])
             .unwrap();
         assert_eq!(written, 10);
         assert_eq!(
@@ -238,10 +283,10 @@ mod tests {
     fn create_never_overwrites_and_needs_the_container() {
         let (dir, store) = store();
         store
-            .create("111", "exports", "x.vhd", &mut &b"first"[..])
+            .create("111", "exports", "x.vhd", &&b"first"[..])
             .unwrap();
         let again = store
-            .create("111", "exports", "x.vhd", &mut &b"second"[..])
+            .create("111", "exports", "x.vhd", &&b"second"[..])
             .unwrap_err();
         assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(
@@ -249,7 +294,7 @@ mod tests {
             b"first"
         );
         let missing = store
-            .create("111", "nope", "x.vhd", &mut &b"x"[..])
+            .create("111", "nope", "x.vhd", &&b"x"[..])
             .unwrap_err();
         assert_eq!(missing.kind(), io::ErrorKind::NotFound);
         let leftovers: Vec<_> = fs::read_dir(dir.path().join("DFW/111/exports"))
@@ -274,7 +319,7 @@ mod tests {
             let error = store.object_len(account, container, object).unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{object}");
             let error = store
-                .create(account, container, object, &mut &b"x"[..])
+                .create(account, container, object, &&b"x"[..])
                 .unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{object}");
         }

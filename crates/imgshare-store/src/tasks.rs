@@ -24,13 +24,26 @@ use uuid::Uuid;
 
 use crate::engine::{Engine, EngineError};
 use crate::image_data::{FsImageDataStore, HashingReader, ImageDataStore};
-use crate::objects::{FsObjectStore, ObjectStore};
+use crate::objects::{FsObjectStore, ObjectSource, ObjectStore, StoreUnavailable};
 
 /// The user id the worker's commands carry in the log's metadata.
 pub const WORKER_USER: &str = "task-worker";
 
 /// The message of a task whose worker could not record its result.
 pub const NOT_COMPLETED: &str = "The task could not be completed.";
+
+/// The start of the message of a task whose object store kept failing or timing out after its
+/// retries; the reason follows.
+pub const STORE_UNAVAILABLE: &str = "Cloud Files did not answer; the task can be retried later";
+
+/// The task's message for an object store error: the store's unavailability (with its reason),
+/// else `otherwise`.
+fn store_failure(error: &io::Error, otherwise: impl FnOnce() -> Failure) -> Failure {
+    match StoreUnavailable::of(error) {
+        Some(reason) => format!("{STORE_UNAVAILABLE}: {reason}."),
+        None => otherwise(),
+    }
+}
 
 /// What the worker works with: the image data store and one object store per region it serves.
 /// Tasks of other regions are left for the worker of their region.
@@ -303,7 +316,7 @@ impl Engine {
         let not_found = || transfer::IMPORT_NOT_FOUND.to_owned();
         let len = objects
             .object_len(account, container, object)
-            .map_err(|_| not_found())?
+            .map_err(|error| store_failure(&error, not_found))?
             .ok_or_else(not_found)?;
         vhd::check_physical_size(len, limit).map_err(problem)?;
         let footer_len = vhd::FOOTER_LEN as u64;
@@ -313,7 +326,7 @@ impl Engine {
         let read = |offset: u64, size: usize| {
             objects
                 .read_range(account, container, object, offset, size)
-                .map_err(|_| problem(VhdProblem::Unspecified))
+                .map_err(|error| store_failure(&error, || problem(VhdProblem::Unspecified)))
         };
         let footer_bytes = read(len - footer_len, vhd::FOOTER_LEN)?;
         let footer = vhd::parse_footer(&footer_bytes).map_err(problem)?;
@@ -337,11 +350,15 @@ impl Engine {
         let image_id = imported_image_id(task.id);
         let source = objects
             .open(account, container, object)
-            .map_err(|_| not_found())?;
+            .map_err(|error| store_failure(&error, not_found))?;
         let mut hashing = HashingReader::new(source.take(limit.saturating_add(1)));
         let stored = env.image_data.put(image_id, &mut hashing);
-        if stored.is_err() || hashing.size() != len {
-            // The object changed under the import, or the data could not be stored.
+        if let Err(error) = &stored {
+            let _ = env.image_data.remove(image_id);
+            return Err(store_failure(error, || problem(VhdProblem::Unspecified)));
+        }
+        if hashing.size() != len {
+            // The object changed under the import.
             let _ = env.image_data.remove(image_id);
             return Err(problem(VhdProblem::Unspecified));
         }
@@ -375,13 +392,13 @@ impl Engine {
         if let Err(message) = transfer::check_export(task, image.as_ref()) {
             return Ok(Err(message));
         }
-        let checksum = image.and_then(|image| image.checksum);
+        let (checksum, size) = image.map_or((None, None), |image| (image.checksum, image.size));
         Ok(write_export(
             env,
             objects,
             &task.owner,
             &request,
-            checksum.as_deref(),
+            (checksum.as_deref(), size),
             recovering,
         ))
     }
@@ -392,7 +409,7 @@ fn write_export(
     objects: &dyn ObjectStore,
     account: &str,
     request: &ExportRequest,
-    checksum: Option<&str>,
+    (checksum, size): (Option<&str>, Option<u64>),
     recovering: bool,
 ) -> Result<Done, Failure> {
     let container = request.container.as_str();
@@ -402,7 +419,7 @@ fn write_export(
     let write_failed = || "The image could not be written to the container.".to_owned();
     if !objects
         .container_exists(account, container)
-        .map_err(|_| missing_container())?
+        .map_err(|error| store_failure(&error, missing_container))?
     {
         return Err(missing_container());
     }
@@ -412,7 +429,7 @@ fn write_export(
     };
     if objects
         .object_len(account, container, &object)
-        .map_err(|_| write_failed())?
+        .map_err(|error| store_failure(&error, write_failed))?
         .is_some()
     {
         // After a restart, the object may be this task's own, written before it could finish.
@@ -424,16 +441,50 @@ fn write_export(
         }
         return Err(exists());
     }
-    let mut data = env
-        .image_data
-        .open(request.image_id)
-        .map_err(|_| write_failed())?
-        .ok_or_else(|| "The image has no data to export.".to_owned())?;
-    match objects.create(account, container, &object, &mut data) {
-        Ok(_) => Ok(done()),
+    let no_data = || "The image has no data to export.".to_owned();
+    // The log's size is what was stored; a data file of another length is not the image.
+    let len = match (size, env.image_data.open(request.image_id)) {
+        (Some(len), Ok(Some(_))) => len,
+        (_, Ok(None)) | (None, Ok(Some(_))) => return Err(no_data()),
+        (_, Err(_)) => return Err(write_failed()),
+    };
+    let source = ImageBytes {
+        store: env.image_data(),
+        image_id: request.image_id,
+        len,
+    };
+    match objects.create(account, container, &object, &source) {
+        Ok(written) if written == len => Ok(done()),
+        Ok(_) => Err(write_failed()),
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Err(exists()),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Err(missing_container()),
-        Err(_) => Err(write_failed()),
+        Err(error) => Err(store_failure(&error, write_failed)),
+    }
+}
+
+/// An image's stored bytes as the source of an object: opened again (and read up to the
+/// offset) for each retried part of an upload.
+struct ImageBytes<'a> {
+    store: &'a dyn ImageDataStore,
+    image_id: Uuid,
+    len: u64,
+}
+
+impl ObjectSource for ImageBytes<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send + '_>> {
+        let mut data = self
+            .store
+            .open(self.image_id)?
+            .ok_or(io::ErrorKind::NotFound)?;
+        let skipped = io::copy(&mut (&mut data).take(offset), &mut io::sink())?;
+        if skipped != offset {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(Box::new(data.take(self.len - offset)))
     }
 }
 

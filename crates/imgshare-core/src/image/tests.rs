@@ -190,7 +190,7 @@ fn assert_fails(result: Result<Vec<Event>, DomainError>, status: u16, code: &str
     }
 }
 
-// ---- image status transitions (glance-behaviour.md §2) -------------------------------
+// ---- image status transitions (docs/spec/glance.md §2) -------------------------------
 
 #[derive(Debug)]
 enum Expect {
@@ -649,7 +649,7 @@ fn a_tenant_snapshot_cannot_be_registered_public_or_shared_403() {
     assert!(run_with(&glance, &None, member, &community).is_ok());
 }
 
-// ---- member status table (spec README, rackspace-behaviour.md §4.4) ------------------
+// ---- member status table (docs/spec/README.md, docs/spec/rackspace.md §4.4) -----------
 
 fn check_member_transition(from: MemberStatus, to: MemberStatus) {
     let state = shared_with_member(from);
@@ -965,7 +965,7 @@ fn removing_a_non_member_is_404() {
     );
 }
 
-// ---- PATCH (glance-behaviour.md §6, rackspace-behaviour.md §5.4) ----------------------
+// ---- PATCH (docs/spec/glance.md §6, docs/spec/rackspace.md §5.4) ----------------------
 
 fn v21(ops: serde_json::Value) -> ImageCommand {
     ImageCommand::Update(parse_patch(PatchDialect::V2_1, &ops).unwrap())
@@ -1361,7 +1361,7 @@ fn patch_by_a_member_is_403_and_by_a_stranger_404() {
     );
 }
 
-// ---- RBAC per operation (rackspace-behaviour.md §1.2, rows that involve images) -------
+// ---- RBAC per operation (docs/spec/rackspace.md §1.2, rows that involve images) -------
 
 /// Runs `command` on `state` as the observer, creator and admin of `tenant`; true where allowed.
 /// A refusal must be a 403 role denial.

@@ -9,7 +9,7 @@ fn rackspace_allows(roles: &[&str], operation: Operation) -> bool {
         .is_ok()
 }
 
-/// Each row of the permission matrix (`rackspace-behaviour.md` §1.2): observer, creator, admin.
+/// Each row of the permission matrix (`docs/spec/rackspace.md` §1.2): observer, creator, admin.
 #[test]
 fn rackspace_matrix_rows() {
     let rows: &[(Operation, [bool; 3])] = &[

@@ -180,7 +180,7 @@ pub fn decide(
 }
 
 /// An imported image: private, owned by the task's account, in the task's region, `image_type`
-/// `import`, formats ovf/vhd (`rackspace-behaviour.md` §3.9).
+/// `import`, formats ovf/vhd (`docs/spec/rackspace.md` §3.9).
 fn imported_image_events(task: &Task, imported: &ImportedImage) -> Vec<(StreamId, Event)> {
     let properties = [
         ("image_type", "import"),

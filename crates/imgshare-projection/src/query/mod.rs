@@ -1,5 +1,5 @@
 //! Parsers for the query strings of `GET /v2/images` and `GET /v2/tasks`, and the `first`/`next`
-//! links built from them (`glance-behaviour.md` §5.2–§5.5, §9.4).
+//! links built from them (`docs/spec/glance.md` §5.2–§5.5, §9.4).
 //!
 //! Pure functions: no SQL and no store access. Whether a `marker` exists and is visible is for the
 //! store to decide (an unknown or invisible marker is a 400 there). Every error here is a
