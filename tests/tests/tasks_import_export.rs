@@ -722,3 +722,55 @@ fn finished_tasks_expire_48_hours_later_and_are_no_longer_shown() {
     let listed = world.engine.list_tasks(&after, "").unwrap();
     assert_eq!(listed["tasks"], json!([]));
 }
+
+// ---- Windows ---------------------------------------------------------------------------------
+
+/// A fixed disk whose first sector is an MBR with one partition of type `kind`.
+fn disk_with_partition(kind: u8) -> Vec<u8> {
+    let mut sector = vec![0_u8; 4096];
+    sector[446 + 4] = kind;
+    sector[510] = 0x55;
+    sector[511] = 0xAA;
+    vhd::fixed_vhd(&sector, [3; 16], *b"tap\0")
+}
+
+#[test]
+fn windows_images_cannot_be_imported_whatever_says_so() {
+    use imgshare_core::transfer::WINDOWS_NOT_IMPORTABLE;
+    let world = World::new();
+    // The disk says so: an NTFS partition.
+    world.put_object(
+        "DFW",
+        PRODUCER,
+        "exports/win.vhd",
+        &disk_with_partition(0x07),
+    );
+    let task_id = world.import(PRODUCER, "DFW", "exports/win.vhd", "win");
+    assert_eq!(
+        world.failure_of(PRODUCER, "DFW", task_id),
+        WINDOWS_NOT_IMPORTABLE
+    );
+    // The request says so, before the "name only" rule.
+    world.put_object("DFW", PRODUCER, "exports/fixed.vhd", &fixture("fixed.vhd"));
+    let task_id = world.create_task(
+        PRODUCER,
+        "DFW",
+        "import",
+        json!({"import_from": "exports/fixed.vhd",
+               "image_properties": {"name": "w", "os_type": "windows"}}),
+    );
+    assert_eq!(
+        world.failure_of(PRODUCER, "DFW", task_id),
+        WINDOWS_NOT_IMPORTABLE
+    );
+    // A Linux partition table imports.
+    world.put_object(
+        "DFW",
+        PRODUCER,
+        "exports/linux.vhd",
+        &disk_with_partition(0x83),
+    );
+    let task_id = world.import(PRODUCER, "DFW", "exports/linux.vhd", "linux");
+    let image_id = world.imported(PRODUCER, "DFW", task_id);
+    assert_eq!(world.image(image_id).status, ImageStatus::Active);
+}

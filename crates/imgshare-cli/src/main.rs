@@ -8,9 +8,12 @@
 //! `imgshare log`, `replay`, `audit`, `head` and `verify` read the log for audits (see [`audit`]);
 //! `imgshare backup` copies a live database.
 //! `imgshare users` edits the built-in identity's users file (see [`users`]).
+//! `imgshare images publish` and `snapshot` register base images and server snapshots from VHD
+//! files (see [`images`]).
 
 mod audit;
 mod identity;
+mod images;
 mod logging;
 mod serve;
 mod swift_args;
@@ -24,7 +27,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 use imgshare_core::{patch, Actor, Command, Context, ImageCommand, Profile, ProfileKind, Region};
-use imgshare_store::{DbOptions, Durability, Engine, EngineError, EngineOptions};
+use imgshare_store::{DbOptions, Durability, Engine, EngineError, EngineOptions, ImageDataStore};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -177,6 +180,12 @@ enum Sub {
     },
     /// Manage the built-in identity's users file: add, list, remove, reset-key, disable, enable.
     Users(users::UsersArgs),
+    /// Register images the tenant API cannot create: provider base images (`publish`) and
+    /// snapshots of tenants' servers (`snapshot`), from VHD files.
+    Images {
+        #[command(subcommand)]
+        command: images::ImagesCommand,
+    },
 }
 
 /// `imgshare serve`'s options.
@@ -319,7 +328,8 @@ fn run(command: Sub) -> anyhow::Result<ExitCode> {
             options,
             region,
         } => {
-            let region = Region::parse(&region)?;
+            let profile = choose_profile(db.as_deref().unwrap_or(Path::new("")), options.profile);
+            let region = images::checked_region(&profile.profile(), &region)?;
             // Kept alive until the demo ends; dropping it removes the temporary database.
             let mut scratch = None;
             let path = match db {
@@ -335,7 +345,8 @@ fn run(command: Sub) -> anyhow::Result<ExitCode> {
             } else {
                 path.display().to_string()
             };
-            demo(&engine, &region, &shown)?;
+            let store = images::data_store(&path, None)?;
+            demo(&engine, &store, &region, &shown)?;
         }
         Sub::Serve(args) => serve_command(*args)?,
         Sub::Rebuild { db } => {
@@ -375,6 +386,7 @@ fn run(command: Sub) -> anyhow::Result<ExitCode> {
             );
         }
         Sub::Users(args) => users::run(&args)?,
+        Sub::Images { command } => images::run(&command)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -387,6 +399,9 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
     // Everything that can be refused is checked before the database is opened: a refused
     // start writes nothing (the demo users file aside, which --demo asks for).
     let regions = identity::regions(&args.region)?;
+    for region in &regions {
+        profile.check_region(region)?;
+    }
     let mode = identity::mode(&args.identity, args.tokens.as_deref(), args.demo)?;
     let users = match mode {
         identity::IdentityMode::Builtin => Some(identity::load_users(
@@ -444,7 +459,12 @@ fn status(title: &str, request: &str, result: Result<u16, EngineError>) {
     show(title, request, response);
 }
 
-fn demo(engine: &Engine, region: &Region, database: &str) -> anyhow::Result<()> {
+fn demo(
+    engine: &Engine,
+    store: &dyn ImageDataStore,
+    region: &Region,
+    database: &str,
+) -> anyhow::Result<()> {
     let producer = "111111";
     let consumer = "222222";
     let ctx = |tenant: &str| {
@@ -466,7 +486,7 @@ fn demo(engine: &Engine, region: &Region, database: &str) -> anyhow::Result<()> 
     );
     println!("database: {database}");
 
-    let image_id = serve::seed_demo_image(engine, region)?;
+    let image_id = serve::seed_demo_image(engine, store, region)?;
     let images = format!("/v2/images/{image_id}");
 
     show(

@@ -8,7 +8,11 @@
 //! quickstart's `curl` authentication line. `--demo` also registers the producer's saved image
 //! `my-saved-image-name` when the log is empty, and prints tokens, the shell variables and a
 //! `curl` line for the seed walkthrough. Outside `--demo` no secret is printed.
+//! With `--demo` the provider's base images are also published in each region that has no public
+//! image yet (real bytes: small generated VHDs, like the saved image's).
 
+use std::collections::BTreeMap;
+use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,15 +20,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::Utc;
-use imgshare_core::{
-    Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin, NewImage, Region,
-};
+use imgshare_core::{Actor, Context, ImageOrigin, NewImage, Region};
 use imgshare_server::{AppState, ServeConfig};
-use imgshare_store::{Engine, FsImageDataStore, FsObjectStore, TaskEnvironment};
+use imgshare_store::{
+    register_vhd, Engine, FsImageDataStore, FsObjectStore, ImageDataStore, TaskEnvironment,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::identity::{IdentityBanner, IdentitySetup, RegionListener};
+use crate::images;
 
 /// The producer account of the seed walkthrough.
 pub(crate) const PRODUCER: &str = "111111";
@@ -106,7 +111,7 @@ fn beside_db(db: &Path, given: Option<PathBuf>, suffix: &str) -> PathBuf {
 }
 
 /// The image data directory: the given one, or `<db file name>.data` next to the database.
-fn data_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
+pub(crate) fn data_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
     beside_db(db, given, ".data")
 }
 
@@ -127,44 +132,170 @@ fn token_of(path: &Path, tenant: &str) -> Option<String> {
         .map(|(token, _)| token.clone())
 }
 
-/// Registers the producer's saved image of seed 000 (a snapshot, active, ovf/vhd). On the
-/// Glance profile it is `shared`, since only shared images have members there.
-pub(crate) fn seed_demo_image(engine: &Engine, region: &Region) -> anyhow::Result<Uuid> {
+/// Registers the producer's saved image of seed 000 (a snapshot, active, ovf/vhd) with real
+/// bytes, a small generated VHD, so that its download and export work. On the Glance profile it
+/// is `shared`, since only shared images have members there.
+pub(crate) fn seed_demo_image(
+    engine: &Engine,
+    store: &dyn ImageDataStore,
+    region: &Region,
+) -> anyhow::Result<Uuid> {
     let profile = engine.profile();
     let ctx = Context::new(
         Actor::tenant(PRODUCER, "producer", &[profile.full_access_role()]),
         region.clone(),
         Utc::now(),
     );
-    let image_id = Uuid::new_v4();
     let image = NewImage {
         name: Some(DEMO_IMAGE_NAME.into()),
-        container_format: Some("ovf".into()),
-        disk_format: Some("vhd".into()),
         min_disk: 20,
         min_ram: 512,
         properties: [("com.rackspace__1__options".to_owned(), "0".to_owned())].into(),
         visibility: profile.visibility_for_members(),
-        data: Some(ImageActivated {
-            size: 647_449_489,
-            checksum: "acd9be13a17af33ec8f66ac5b1afc44a".into(),
-            virtual_size: None,
-            os_hash_algo: None,
-            os_hash_value: None,
-        }),
         ..NewImage::default()
     };
     let origin = ImageOrigin::Snapshot {
         server_id: Uuid::new_v4().to_string(),
     };
-    engine.execute(
+    let bytes = images::fixed_vhd(&demo_contents(DEMO_IMAGE_NAME));
+    let image_id = Uuid::new_v4();
+    register_vhd(
+        engine,
+        store,
         &ctx,
-        Command::Image {
-            image_id,
-            command: ImageCommand::Register { origin, image },
-        },
+        image_id,
+        origin,
+        image,
+        &mut Cursor::new(bytes),
     )?;
     Ok(image_id)
+}
+
+/// 64 KiB of recognisable text: the disk contents of a demo image.
+fn demo_contents(name: &str) -> Vec<u8> {
+    format!("imgshare demo disk: {name}\n")
+        .into_bytes()
+        .into_iter()
+        .cycle()
+        .take(64 * 1024)
+        .collect()
+}
+
+/// A provider base image of the demo, in the shape of seed 002's Ubuntu image.
+struct BaseImage {
+    name: &'static str,
+    os_type: &'static str,
+    /// `org.openstack__1__os_distro`, `os_distro` and `org.openstack__1__os_version`.
+    distro: (&'static str, &'static str, &'static str),
+    /// `com.rackspace__1__options`: "0" exportable, else licensed (Windows, Red Hat).
+    options: &'static str,
+    min_disk: u64,
+    min_ram: u64,
+}
+
+const BASE_IMAGES: [BaseImage; 3] = [
+    BaseImage {
+        name: "Ubuntu 12.04 LTS (Precise Pangolin) (PVHVM)",
+        os_type: "linux",
+        distro: ("com.ubuntu", "ubuntu", "12.04"),
+        options: "0",
+        min_disk: 20,
+        min_ram: 512,
+    },
+    BaseImage {
+        name: "CentOS 6.5 (PVHVM)",
+        os_type: "linux",
+        distro: ("org.centos", "centos", "6.5"),
+        options: "0",
+        min_disk: 20,
+        min_ram: 512,
+    },
+    BaseImage {
+        name: "Windows Server 2012 R2",
+        os_type: "windows",
+        distro: ("com.microsoft.server", "windows", "2012.2"),
+        options: "4",
+        min_disk: 40,
+        min_ram: 1024,
+    },
+];
+
+/// Publishes the demo's provider base images (public, `image_type: base`, the properties of seed
+/// 002's list) in `region`, with real bytes; their ids.
+pub(crate) fn seed_base_images(
+    engine: &Engine,
+    store: &dyn ImageDataStore,
+    region: &Region,
+) -> anyhow::Result<Vec<Uuid>> {
+    let ctx = Context::new(
+        Actor::operator(images::PROVIDER_USER),
+        region.clone(),
+        Utc::now(),
+    );
+    let release_date = ctx.now.format("%Y-%m-%d_%H-%M-%S").to_string();
+    let mut ids = Vec::with_capacity(BASE_IMAGES.len());
+    for (release, base) in (1001_u32..).zip(BASE_IMAGES.iter()) {
+        let (rackspace_distro, distro, version) = base.distro;
+        let properties: BTreeMap<String, String> = [
+            ("auto_disk_config", "disabled"),
+            ("cache_in_nova", "True"),
+            ("com.rackspace__1__build_core", "1"),
+            ("com.rackspace__1__build_managed", "1"),
+            ("com.rackspace__1__build_rackconnect", "1"),
+            ("com.rackspace__1__options", base.options),
+            ("com.rackspace__1__platform_target", "PublicCloud"),
+            ("com.rackspace__1__release_build_date", &release_date),
+            ("com.rackspace__1__release_id", &release.to_string()),
+            ("com.rackspace__1__release_version", "1"),
+            ("com.rackspace__1__source", "kickstart"),
+            ("com.rackspace__1__visible_core", "1"),
+            ("com.rackspace__1__visible_managed", "0"),
+            ("com.rackspace__1__visible_rackconnect", "1"),
+            ("org.openstack__1__architecture", "x64"),
+            ("org.openstack__1__os_distro", rackspace_distro),
+            ("org.openstack__1__os_version", version),
+            ("os_distro", distro),
+            ("os_type", base.os_type),
+            ("vm_mode", "hvm"),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+        let image = NewImage {
+            name: Some(base.name.to_owned()),
+            min_disk: base.min_disk,
+            min_ram: base.min_ram,
+            properties,
+            ..NewImage::default()
+        };
+        let bytes = images::fixed_vhd(&demo_contents(base.name));
+        let id = Uuid::new_v4();
+        register_vhd(
+            engine,
+            store,
+            &ctx,
+            id,
+            ImageOrigin::Base,
+            image,
+            &mut Cursor::new(bytes),
+        )?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// True if `region` has a public image already (the demo's base images are published once).
+fn has_public_images(engine: &Engine, region: &Region) -> bool {
+    let ctx = Context::new(
+        Actor::tenant(PRODUCER, "producer", &[engine.profile().full_access_role()]),
+        region.clone(),
+        Utc::now(),
+    );
+    engine
+        .list_images(&ctx, "visibility=public&limit=1")
+        .ok()
+        .and_then(|page| page.get("images")?.as_array().map(|list| !list.is_empty()))
+        .unwrap_or(false)
 }
 
 /// The id of the producer's saved image in an existing database, if it is there.
@@ -212,11 +343,20 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
     let empty = engine
         .read(|conn| Ok(imgshare_store::head(conn)?))?
         .is_none();
+    let image_data = FsImageDataStore::new(data_dir);
     let seeded = match (options.demo, empty) {
         (false, _) => None,
-        (true, true) => Some(seed_demo_image(&engine, &first)?),
+        (true, true) => Some(seed_demo_image(&engine, &image_data, &first)?),
         (true, false) => find_demo_image(&engine, &first),
     };
+    // Each region a demo serves gets the provider's base images once.
+    if options.demo {
+        for region in &regions {
+            if !has_public_images(&engine, region) {
+                seed_base_images(&engine, &image_data, region)?;
+            }
+        }
+    }
 
     let metrics = imgshare_server::metrics::install().context("starting the metrics exporter")?;
 
@@ -236,7 +376,7 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
         let engine = Arc::new(engine);
         let mut base = AppState::new(Arc::clone(&engine), options.identity.validator, first);
         base.builtin_identity = options.identity.builtin;
-        base.image_data = Some(Arc::new(FsImageDataStore::new(data_dir)));
+        base.image_data = Some(Arc::new(image_data));
         base.tasks = Some(Arc::new(tasks));
         base.public_endpoint = options.public_endpoint;
         if metrics_listener.is_none() {

@@ -24,8 +24,10 @@ fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {token}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    // Image data is binary; the assertions look at its text parts.
+    let response = String::from_utf8_lossy(&bytes).into_owned();
     let status = response
         .split(' ')
         .nth(1)
@@ -126,6 +128,28 @@ fn serve_demo_runs_the_builtin_identity_prints_keys_and_the_curl_line_and_answer
     let (status, _) = get(&addr, "/v2/111111/images", "not-a-token");
     assert_eq!(status, 401);
 
+    // The demo image has real bytes (a small VHD) and the provider's base images are public.
+    let (status, response) = get(
+        &addr,
+        &format!("/v2/images/{image_id}/file"),
+        &producer_token,
+    );
+    assert_eq!(status, 200, "{response}");
+    assert!(response.contains("imgshare demo disk"), "{response}");
+    assert!(response.contains("conectix"), "{response}");
+    let (status, response) = get(&addr, "/v2/images?visibility=public", &producer_token);
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(
+        response.matches("\"image_type\": \"base\"").count()
+            + response.matches("\"image_type\":\"base\"").count(),
+        3,
+        "{response}"
+    );
+    assert!(
+        response.contains("Ubuntu 12.04 LTS (Precise Pangolin) (PVHVM)"),
+        "{response}"
+    );
+
     // SIGTERM shuts the server down gracefully (exit status 0).
     #[cfg(unix)]
     {
@@ -167,6 +191,11 @@ fn serve_demo_runs_the_builtin_identity_prints_keys_and_the_curl_line_and_answer
     assert_eq!(status, 200, "{response}");
     assert_eq!(
         response.matches("my-saved-image-name").count(),
+        1,
+        "{response}"
+    );
+    assert_eq!(
+        response.matches("Ubuntu 12.04 LTS").count(),
         1,
         "{response}"
     );
@@ -417,7 +446,41 @@ fn the_catalog_lists_the_swift_of_each_region_that_keeps_its_objects_there() {
         "http://127.0.0.1:9/v1/MossoCloudFS_111111"
     );
     assert!(
-        lines.iter().any(|line| line.contains("object store of ORD: Swift")),
+        lines
+            .iter()
+            .any(|line| line.contains("object store of ORD: Swift")),
         "{lines:?}"
+    );
+}
+
+#[test]
+fn an_unknown_region_is_refused_at_start_on_rackspace_and_free_on_glance() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("imgshare.db");
+    for region in ["RegionOne", "XYZ"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_imgshare"))
+            .arg("serve")
+            .arg("--db")
+            .arg(&db)
+            .args(["--listen", "127.0.0.1:0", "--demo", "--region", region])
+            .env_remove("IMGSHARE_PROFILE")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{region}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("Unknown region") && stderr.contains("DFW, ORD, IAD, LON, SYD, HKG"),
+            "{stderr}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "a refused start wrote {left:?}");
+    let (_server, lines) = start(
+        &db,
+        &["--demo", "--profile", "glance", "--region", "RegionOne"],
+    );
+    assert!(
+        find(&lines, "imgshare: region ").starts_with("REGIONONE, "),
+        "{lines:#?}"
     );
 }

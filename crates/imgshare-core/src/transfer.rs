@@ -17,6 +17,10 @@ pub const UNSUPPORTED_PROPERTY: &str =
     "Unsupported element in image_properties, please consult the documentation.";
 /// Export of an image the caller does not own (or cannot see, or that does not exist).
 pub const NOT_OWNER: &str = "An image may only be exported by the image owner.";
+/// An import of a Windows image (§3.2: licensing; the task message is not documented, so it
+/// gives the rule and Rackspace's reason).
+pub const WINDOWS_NOT_IMPORTABLE: &str = "Image import is not available for Windows images: \
+     Microsoft product use rights do not allow the use of License Mobility for Windows licenses.";
 /// The property whose value decides whether an image may leave the cloud.
 pub const LICENSE_PROPERTY: &str = "com.rackspace__1__options";
 
@@ -90,6 +94,22 @@ pub fn valid_object_name(name: &str) -> bool {
             .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
 }
 
+/// True if image properties describe Windows: `os_type` or `os_distro` `windows`, or
+/// `org.openstack__1__os_distro` `com.microsoft…` (how Rackspace's own Windows images are
+/// labelled), case-insensitively.
+pub fn properties_say_windows(properties: &serde_json::Map<String, Value>) -> bool {
+    let value = |key: &str| {
+        properties
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase)
+    };
+    value("os_type").as_deref() == Some("windows")
+        || value("os_distro").as_deref() == Some("windows")
+        || value("org.openstack__1__os_distro")
+            .is_some_and(|distro| distro.starts_with("com.microsoft"))
+}
+
 /// Reads an import task's input: `import_from` = `<container>/<object>`, optional
 /// `image_properties` with `name` only, optional legacy `import_from_format` = `vhd`.
 pub fn parse_import_input(input: &Value) -> Result<ImportRequest, String> {
@@ -97,6 +117,10 @@ pub fn parse_import_input(input: &Value) -> Result<ImportRequest, String> {
     match input.get("image_properties") {
         None | Some(Value::Null) => {}
         Some(Value::Object(properties)) => {
+            // Before the "name only" rule: saying Windows gets the reason that matters.
+            if properties_say_windows(properties) {
+                return Err(WINDOWS_NOT_IMPORTABLE.to_owned());
+            }
             for (key, value) in properties {
                 match (key.as_str(), value) {
                     ("name", Value::String(text)) => name = Some(text.clone()),
@@ -283,6 +307,28 @@ mod tests {
                 Err(UNSUPPORTED_PROPERTY.to_owned())
             );
         }
+    }
+
+    #[test]
+    fn properties_that_say_windows_fail_with_the_licensing_reason() {
+        for properties in [
+            json!({"name": "w", "os_type": "windows"}),
+            json!({"os_type": "Windows"}),
+            json!({"os_distro": "windows"}),
+            json!({"org.openstack__1__os_distro": "com.microsoft.server"}),
+        ] {
+            let input = json!({"import_from": "c/o.vhd", "image_properties": properties});
+            assert_eq!(
+                parse_import_input(&input),
+                Err(WINDOWS_NOT_IMPORTABLE.to_owned()),
+                "{input}"
+            );
+        }
+        let linux = json!({"import_from": "c/o.vhd", "image_properties": {"os_type": "linux"}});
+        assert_eq!(
+            parse_import_input(&linux),
+            Err(UNSUPPORTED_PROPERTY.to_owned())
+        );
     }
 
     #[test]

@@ -238,6 +238,72 @@ pub fn check_virtual_size(footer: &Footer, limit: u64) -> Result<(), VhdProblem>
     }
 }
 
+/// Where a disk's first sector (its MBR or boot sector) is stored in the file: offset 0 for a
+/// fixed disk; for a dynamic disk, from its header (`header`, 1024 bytes) and the first entry of
+/// its block allocation table (`first_block`, read at [`allocation_table_offset`]), after the
+/// block's sector bitmap. `None` if the first block is not allocated (the sector reads as zeros).
+pub fn first_sector_offset(header: &[u8], first_block: u32) -> Option<u64> {
+    if first_block == u32::MAX {
+        return None;
+    }
+    let block_size = u64::from(be_u32(header, 32)?);
+    // One bit per sector, padded to whole sectors.
+    let bitmap = (block_size / 512).div_ceil(8).div_ceil(512) * 512;
+    u64::from(first_block).checked_mul(512)?.checked_add(bitmap)
+}
+
+/// Where a dynamic disk's block allocation table starts (its header's "table offset").
+pub fn allocation_table_offset(header: &[u8]) -> Option<u64> {
+    be_u64(header, 16)
+}
+
+/// True if a disk's first sector says Windows: an NTFS boot sector (OEM id `NTFS    `), or an
+/// MBR with an NTFS (0x07) or Windows recovery (0x27) partition. Images of Windows cannot be
+/// imported (`docs/spec/rackspace.md` §3.2); this is what the disk itself tells without booting.
+pub fn first_sector_says_windows(sector: &[u8]) -> bool {
+    if sector.get(3..11) == Some(b"NTFS    ".as_slice()) {
+        return true;
+    }
+    let is_mbr = sector.get(510..512) == Some([0x55, 0xAA].as_slice());
+    is_mbr
+        && (0..4).any(|entry| {
+            sector
+                .get(446 + 16 * entry + 4)
+                .is_some_and(|kind| matches!(kind, 0x07 | 0x27))
+        })
+}
+
+/// A fixed VHD holding `data` (zero-padded to whole 512-byte sectors), with `unique_id` as its
+/// disk id and `creator` as its creator application: the smallest file an import, a download
+/// and an export treat as a real disk (demo images, tests).
+pub fn fixed_vhd(data: &[u8], unique_id: [u8; 16], creator: [u8; 4]) -> Vec<u8> {
+    let sectors = data.len().div_ceil(512).max(1);
+    let size = (sectors * 512) as u64;
+    let mut bytes = data.to_vec();
+    bytes.resize(sectors * 512, 0);
+    let mut footer = vec![0_u8; FOOTER_LEN];
+    footer[..8].copy_from_slice(FOOTER_COOKIE);
+    footer[8..12].copy_from_slice(&2_u32.to_be_bytes());
+    footer[12..16].copy_from_slice(&0x0001_0000_u32.to_be_bytes());
+    // A fixed disk has no dynamic header.
+    footer[16..24].copy_from_slice(&u64::MAX.to_be_bytes());
+    footer[28..32].copy_from_slice(&creator);
+    footer[32..36].copy_from_slice(&0x0001_0000_u32.to_be_bytes());
+    footer[40..48].copy_from_slice(&size.to_be_bytes());
+    footer[48..56].copy_from_slice(&size.to_be_bytes());
+    // CHS geometry as the VHD specification computes it for small disks: 4 heads, 17 sectors.
+    let cylinders = u16::try_from(sectors.div_ceil(4 * 17)).unwrap_or(u16::MAX);
+    footer[56..58].copy_from_slice(&cylinders.to_be_bytes());
+    footer[58] = 4;
+    footer[59] = 17;
+    footer[60..64].copy_from_slice(&2_u32.to_be_bytes());
+    footer[68..84].copy_from_slice(&unique_id);
+    let sum = footer_checksum(&footer);
+    footer[FOOTER_CHECKSUM_AT..FOOTER_CHECKSUM_AT + 4].copy_from_slice(&sum.to_be_bytes());
+    bytes.extend_from_slice(&footer);
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +336,54 @@ mod tests {
         bytes[40..56].copy_from_slice(&parent);
         seal(&mut bytes, DYNAMIC_CHECKSUM_AT);
         bytes
+    }
+
+    /// An MBR with one partition of type `kind`.
+    fn mbr(kind: u8) -> Vec<u8> {
+        let mut sector = vec![0_u8; 512];
+        sector[446 + 4] = kind;
+        sector[510] = 0x55;
+        sector[511] = 0xAA;
+        sector
+    }
+
+    #[test]
+    fn ntfs_partitions_and_boot_sectors_say_windows() {
+        assert!(first_sector_says_windows(&mbr(0x07)));
+        assert!(first_sector_says_windows(&mbr(0x27)));
+        assert!(!first_sector_says_windows(&mbr(0x83)));
+        let mut no_signature = mbr(0x07);
+        no_signature[511] = 0;
+        assert!(!first_sector_says_windows(&no_signature));
+        let mut boot = vec![0_u8; 512];
+        boot[3..11].copy_from_slice(b"NTFS    ");
+        assert!(first_sector_says_windows(&boot));
+        assert!(!first_sector_says_windows(&[0_u8; 512]));
+        assert!(!first_sector_says_windows(&[]));
+    }
+
+    #[test]
+    fn a_dynamic_disks_first_sector_follows_the_bitmap_of_its_first_block() {
+        let mut header = dynamic_header([0; 16]);
+        header[16..24].copy_from_slice(&1536_u64.to_be_bytes());
+        header[32..36].copy_from_slice(&(2_u32 << 20).to_be_bytes());
+        assert_eq!(allocation_table_offset(&header), Some(1536));
+        // 2 MiB blocks: 4096 sectors, a 512-byte bitmap.
+        assert_eq!(first_sector_offset(&header, 10), Some(10 * 512 + 512));
+        assert_eq!(first_sector_offset(&header, u32::MAX), None);
+    }
+
+    #[test]
+    fn a_generated_fixed_vhd_is_its_data_and_a_valid_footer() {
+        let bytes = fixed_vhd(b"hello", [9; 16], *b"imgs");
+        assert_eq!(bytes.len(), 1024);
+        let footer = parse_footer(&bytes[512..]).unwrap();
+        assert_eq!(footer.disk_type, DiskType::Fixed);
+        assert_eq!(footer.current_size, 512);
+        assert_eq!(dynamic_header_offset(&footer, 1024), Ok(None));
+        assert_eq!(&bytes[..5], b"hello");
+        assert!(bytes[5..512].iter().all(|b| *b == 0));
+        assert_eq!(fixed_vhd(&[], [9; 16], *b"imgs").len(), 1024);
     }
 
     #[test]

@@ -115,12 +115,30 @@ pub fn schema_document(kind: SchemaKind, profile: SchemaProfile) -> Value {
     }
 }
 
+/// Image keys of modern Glance that the Rackspace profile never serves: it has no hidden images,
+/// no sha512 multihash, one store and no locations. A schema that declared them would invite
+/// clients to read or patch keys that never appear (and `additionalProperties` still accepts any
+/// string property, so a document the server sends stays valid).
+pub const GLANCE_ONLY_IMAGE_KEYS: [&str; 6] = [
+    "os_hidden",
+    "os_hash_algo",
+    "os_hash_value",
+    "stores",
+    "locations",
+    "direct_url",
+];
+
 fn image_schema(profile: SchemaProfile) -> Value {
     let mut doc = parse(IMAGE_JSON);
     if profile == SchemaProfile::Rackspace {
         // Rackspace never shows `shared` or `community`: a shared image reads `private`
         // (docs/spec/rackspace.md §4.8, §9 #7). `shared` survives only as a list filter.
         set_enum(&mut doc, "visibility", &["public", "private"]);
+        if let Some(props) = doc.get_mut("properties").and_then(Value::as_object_mut) {
+            for key in GLANCE_ONLY_IMAGE_KEYS {
+                props.shift_remove(key);
+            }
+        }
     }
     doc
 }
@@ -266,17 +284,20 @@ mod tests {
     }
 
     #[test]
-    fn rackspace_differs_from_glance_only_in_the_two_enums() {
+    fn rackspace_differs_from_glance_in_the_two_enums_and_the_glance_only_keys() {
         let mut image = schema_document(SchemaKind::Image, SchemaProfile::Rackspace);
         set_enum(
             &mut image,
             "visibility",
             &["community", "public", "private", "shared"],
         );
-        assert_eq!(
-            image,
-            schema_document(SchemaKind::Image, SchemaProfile::Glance)
-        );
+        let mut glance = schema_document(SchemaKind::Image, SchemaProfile::Glance);
+        let props = glance["properties"].as_object_mut().unwrap();
+        for key in GLANCE_ONLY_IMAGE_KEYS {
+            assert!(props.shift_remove(key).is_some(), "{key}");
+            assert!(image["properties"].get(key).is_none(), "{key}");
+        }
+        assert_eq!(image, glance);
         let mut task = schema_document(SchemaKind::Task, SchemaProfile::Rackspace);
         set_enum(
             &mut task,
@@ -406,6 +427,14 @@ mod tests {
         active["owner"] = json!("123456");
         for profile in PROFILES {
             let image = schema_document(SchemaKind::Image, profile);
+            // What each profile's view sends: Rackspace has none of Glance's `os_*` keys.
+            let (mut base_image, mut active) = (base_image.clone(), active.clone());
+            if profile == SchemaProfile::Rackspace {
+                for key in GLANCE_ONLY_IMAGE_KEYS {
+                    base_image.as_object_mut().unwrap().remove(key);
+                    active.as_object_mut().unwrap().remove(key);
+                }
+            }
             assert!(accepts(&image, &base_image), "{profile:?}");
             assert!(accepts(&image, &active), "{profile:?}");
             let list = json!({"images": [base_image, active], "first": "/v2/images",

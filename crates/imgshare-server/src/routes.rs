@@ -171,6 +171,16 @@ async fn method_not_allowed() -> Response {
     response
 }
 
+/// A 405 a handler decides on, listing `allow` (as axum writes it); [`edge`] renders it.
+pub(crate) fn method_not_allowed_for(allow: &'static str) -> Response {
+    let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
+    response.extensions_mut().insert(MethodNotAllowed);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
 /// Turns `HEAD` into a method no route serves, and renders axum's 405 as the API's JSON error
 /// with Glance's `Allow` list.
 async fn edge(mut request: Request, next: Next) -> Response {

@@ -183,7 +183,10 @@ fn rows(image: Uuid) -> Vec<Row> {
         row("unshare: by the consumer", M::DELETE, consumer.clone(), 403).by(Token::Consumer),
         row("member: by a stranger", M::GET, consumer.clone(), 404).by(Token::Stranger),
         // Tags.
-        row("tag: empty", M::PUT, format!("{img}/tags/"), 400),
+        row("tag: empty", M::PUT, format!("{img}/tags/"), 404),
+        row("tag: empty, by a stranger", M::PUT, format!("{img}/tags/"), 404).by(Token::Stranger),
+        row("untag: empty", M::DELETE, format!("{img}/tags/"), 404),
+        row("share: blank image id", M::POST, "/v2/images//members".to_owned(), 405).json(json!({"member": CONSUMER}).to_string()),
         row("tag: 4-byte UTF-8", M::PUT, format!("{img}/tags/%F0%9F%98%80"), 400),
         row("tag: 256 characters", M::PUT, format!("{img}/tags/{long}"), 400),
         row("tag: by the consumer", M::PUT, format!("{img}/tags/db"), 403).by(Token::Consumer),

@@ -419,7 +419,9 @@ async fn an_empty_segment_is_an_empty_parameter() {
         ),
         ("GET", "/v2/tasks/".into(), 404, "No task found with ID "),
         ("GET", "/v2/schemas/".into(), 404, NOT_FOUND),
-        ("PUT", format!("{image}/tags/"), 400, "Tag can't be empty"),
+        ("PUT", format!("{image}/tags/"), 404, NOT_FOUND),
+        ("DELETE", format!("{image}/tags/"), 404, NOT_FOUND),
+        ("PUT", "/v2/images//tags/".into(), 404, NOT_FOUND),
         ("GET", format!("{image}/members/"), 404, &not_member),
         (
             "DELETE",
@@ -443,4 +445,52 @@ async fn an_empty_segment_is_an_empty_parameter() {
             "{method} {uri}"
         );
     }
+}
+
+/// Rackspace's tests expect 405 for a share with a blank image id: its proxy folded `//`, so the
+/// path named the image `members`, and `/images/{id}` takes no POST. Listing is still 404.
+#[tokio::test]
+async fn a_share_with_a_blank_image_id_is_405_on_rackspace() {
+    let (app, _data) = api();
+    let (status, allow, _, _) = ask(&app, "POST", "/v2/images//members", true).await;
+    assert_eq!(
+        (status, allow.as_deref()),
+        (405, Some("GET, PATCH, DELETE"))
+    );
+    let (status, allow, _, _) = ask(
+        &app,
+        "POST",
+        &format!("/v2/{PRODUCER}/images//members"),
+        true,
+    )
+    .await;
+    assert_eq!(
+        (status, allow.as_deref()),
+        (405, Some("GET, PATCH, DELETE"))
+    );
+    let (status, ..) = ask(&app, "POST", "/v2/images//members", false).await;
+    assert_eq!(status, 401);
+    let (status, ..) = ask(&app, "GET", "/v2/images//members", true).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_share_with_a_blank_image_id_is_404_on_glance() {
+    let engine = Engine::in_memory_with(imgshare_core::Profile::glance()).unwrap();
+    let mut tokens = TokenStore::new();
+    tokens.insert(
+        "tok",
+        imgshare_server::Identity {
+            tenant_id: PRODUCER.to_owned(),
+            user_id: "u".to_owned(),
+            roles: vec!["member".to_owned()],
+        },
+    );
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = router(app_state(Arc::new(engine), tokens, data_dir.path()));
+    let (status, allow, _, message) = ask(&app, "POST", "/v2/images//members", true).await;
+    assert_eq!(
+        (status, allow, message.as_str()),
+        (404, None, "No image found with ID ")
+    );
 }

@@ -6,7 +6,8 @@
 //! what the catalogue was at a past point and checks the log and read models against each other;
 //! [`engine`] is what a backend embeds: [`Engine`] decides commands and appends their events.
 //! [`objects`] and [`image_data`] are the ports (with file-system adapters) that the task worker
-//! of [`tasks`] moves VHD images between. [`metrics`] names what the engine counts.
+//! of [`tasks`] moves VHD images between; [`register`] registers snapshots and base images from
+//! VHD files through the same data port. [`metrics`] names what the engine counts.
 
 pub mod anchor;
 pub mod audit;
@@ -31,6 +32,7 @@ pub mod fold;
 pub mod image_data;
 pub mod metrics;
 pub mod objects;
+pub mod register;
 pub mod swift;
 pub mod tasks;
 
@@ -39,5 +41,6 @@ pub use image_data::{
     DataHashes, DataSlot, DataWriter, FsImageDataStore, HashingReader, ImageDataStore, StoredData,
 };
 pub use objects::{FsObjectStore, ObjectSource, ObjectStore, StoreUnavailable};
+pub use register::{register_vhd, RegisterError};
 pub use swift::{SwiftAuth, SwiftConfig, SwiftConfigError, SwiftObjectStore};
 pub use tasks::{imported_image_id, TaskEnvironment, TaskRunReport};

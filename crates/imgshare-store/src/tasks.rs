@@ -126,6 +126,20 @@ struct Done {
 /// Why a task fails: the message its user reads.
 type Failure = String;
 
+/// Where a dynamic disk's first sector is stored, if its first block is allocated and the
+/// allocation table can be read (a table that cannot is no Windows signal; the copy checks the
+/// file's length).
+fn first_block_sector(
+    read: &dyn Fn(u64, usize) -> Result<Vec<u8>, Failure>,
+    header: &[u8],
+    len: u64,
+) -> Option<u64> {
+    let table = vhd::allocation_table_offset(header).filter(|at| at.saturating_add(4) <= len)?;
+    let entry = read(table, 4).ok()?;
+    let first_block = u32::from_be_bytes(entry.get(..4)?.try_into().ok()?);
+    vhd::first_sector_offset(header, first_block)
+}
+
 fn problem(problem: VhdProblem) -> Failure {
     problem.to_string()
 }
@@ -334,12 +348,22 @@ impl Engine {
         };
         let footer_bytes = read(len - footer_len, vhd::FOOTER_LEN)?;
         let footer = vhd::parse_footer(&footer_bytes).map_err(problem)?;
-        if let Some(offset) = vhd::dynamic_header_offset(&footer, len).map_err(problem)? {
-            let head = read(0, vhd::FOOTER_LEN)?;
-            let header = read(offset, vhd::DYNAMIC_HEADER_LEN)?;
-            vhd::check_dynamic(&footer_bytes, &head, &header).map_err(problem)?;
-        }
+        let first_sector = match vhd::dynamic_header_offset(&footer, len).map_err(problem)? {
+            None => Some(0),
+            Some(offset) => {
+                let head = read(0, vhd::FOOTER_LEN)?;
+                let header = read(offset, vhd::DYNAMIC_HEADER_LEN)?;
+                vhd::check_dynamic(&footer_bytes, &head, &header).map_err(problem)?;
+                first_block_sector(&read, &header, len)
+            }
+        };
         vhd::check_virtual_size(&footer, limit).map_err(problem)?;
+        // Windows cannot be imported (§3.2), whatever the request says: ask the disk.
+        if let Some(at) = first_sector.filter(|at| at.saturating_add(512) <= len) {
+            if vhd::first_sector_says_windows(&read(at, 512)?) {
+                return Err(transfer::WINDOWS_NOT_IMPORTABLE.to_owned());
+            }
+        }
 
         let image_id = imported_image_id(task.id);
         let source = objects

@@ -14,6 +14,7 @@ use super::execute_image;
 use crate::error::ApiError;
 use crate::extract::{image_id, json_body, Ctx, ImagePath, MemberPath, NoBody, Payload};
 use crate::response::{blocking, json_response, no_content};
+use crate::routes::method_not_allowed_for;
 use crate::state::AppState;
 
 /// `GET /members`: the image's members.
@@ -30,12 +31,19 @@ pub(crate) async fn list(
 }
 
 /// `POST /members` with `{"member": "<tenant>"}`: the new member.
+///
+/// On the Rackspace profile a blank image id (`POST /v2/images//members`) is 405, as Rackspace's
+/// own tests expect (`docs/spec/rackspace.md` §4.2): its proxy folded `//`, so the path named an
+/// image called `members`, whose methods are `GET, PATCH, DELETE`.
 pub(crate) async fn add(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(path): Path<ImagePath>,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
+    if path.image_id.is_empty() && state.engine.profile().folds_double_slashes() {
+        return Ok(method_not_allowed_for("GET,PATCH,DELETE"));
+    }
     let image_id = image_id(&path.image_id)?;
     let body = json_body(&body)?;
     let member_id = match body.get("member") {

@@ -1,4 +1,8 @@
 //! `PUT` and `DELETE /v2/images/{image_id}/tags/{tag}`.
+//!
+//! An empty tag (`.../tags/`) is 404 before anything else: neither Rackspace (whose material
+//! says so, `docs/spec/rackspace.md` §5.7) nor Glance has a route for it, so it names nothing,
+//! whoever asks and whatever the image.
 
 use std::sync::Arc;
 
@@ -7,6 +11,7 @@ use axum::response::Response;
 use imgshare_core::ImageCommand;
 
 use super::execute_image;
+use crate::auth::NOT_FOUND;
 use crate::error::ApiError;
 use crate::extract::{image_id, Ctx, NoBody, TagPath};
 use crate::response::no_content;
@@ -19,6 +24,9 @@ pub(crate) async fn add(
     Path(path): Path<TagPath>,
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
+    if path.tag.is_empty() {
+        return Err(ApiError::not_found(NOT_FOUND));
+    }
     let image_id = image_id(&path.image_id)?;
     let command = ImageCommand::AddTag { tag: path.tag };
     execute_image(Arc::clone(&state.engine), ctx, image_id, command).await?;
@@ -32,6 +40,9 @@ pub(crate) async fn remove(
     Path(path): Path<TagPath>,
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
+    if path.tag.is_empty() {
+        return Err(ApiError::not_found(NOT_FOUND));
+    }
     let image_id = image_id(&path.image_id)?;
     let command = ImageCommand::RemoveTag { tag: path.tag };
     execute_image(Arc::clone(&state.engine), ctx, image_id, command).await?;
