@@ -148,8 +148,8 @@ curl -s $ENDPOINT/tasks -X POST \
 expect 201 "create import task"
 import_task=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$work/import.json")
 
-# The tasks end: the demo image has no data to export (a snapshot's bytes live elsewhere);
-# the import succeeds and makes "My New Image".
+# The tasks end: the export writes the demo image's bytes (a small generated VHD) to the
+# receiving container, and the import makes "My New Image".
 # wait_task ID STATUS MESSAGE-PART: the task reaches STATUS with MESSAGE-PART in its message.
 wait_task() {
   local status=""
@@ -167,7 +167,8 @@ wait_task() {
   fi
   echo "ok: task $1 ended $status"
 }
-wait_task "$export_task" failure "The image has no data to export."
+wait_task "$export_task" success '"export_location"'
+test -s "$work/imgshare.db.objects/DFW/111111/receivingSwiftContainer/$imageId.vhd"
 wait_task "$import_task" success '"image_id"'
 
 # --- Share an image (the producer adds the consumer's account)
