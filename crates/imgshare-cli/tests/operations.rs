@@ -236,12 +236,12 @@ fn sighup_reloads_the_tokens_file_and_keeps_the_old_tokens_when_it_is_broken() {
 
     std::fs::write(&server.tokens, "{\"tokens\": {broken").unwrap();
     server.signal("HUP");
-    server.wait_for_log("tokens file not reloaded");
+    server.wait_for_log("identity not reloaded");
     assert_eq!(list(TOKEN), 200, "a broken file replaced the tokens");
 
     std::fs::write(&server.tokens, tokens_json(OTHER_TOKEN)).unwrap();
     server.signal("HUP");
-    server.wait_for_log("tokens file reloaded");
+    server.wait_for_log("identity reloaded");
     assert_eq!(list(OTHER_TOKEN), 200);
     assert_eq!(list(TOKEN), 401, "the old token still works after a reload");
 
