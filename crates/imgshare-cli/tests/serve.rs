@@ -480,7 +480,7 @@ fn an_unknown_region_is_refused_at_start_on_rackspace_and_free_on_glance() {
         &["--demo", "--profile", "glance", "--region", "RegionOne"],
     );
     assert!(
-        find(&lines, "imgshare: region ").starts_with("REGIONONE, "),
+        find(&lines, "imgshare: regions ").starts_with("REGIONONE, "),
         "{lines:#?}"
     );
 }
