@@ -18,47 +18,13 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use imgshare_core::{Profile, Region};
-use imgshare_server::{router, AppState, Identity, TokenStore};
-use imgshare_store::{DbOptions, Engine, EngineOptions};
+use imgshare_server::router;
+use imgshare_store::DbOptions;
 use tower::ServiceExt;
 
-const TOKEN: &str = "tok-ops";
-
-fn open(path: &Path, db: DbOptions) -> Arc<Engine> {
-    let options = EngineOptions {
-        profile: Profile::glance(),
-        db,
-    };
-    Arc::new(Engine::open(path, options).unwrap())
-}
-
-fn state(engine: Arc<Engine>) -> AppState {
-    let mut tokens = TokenStore::new();
-    tokens.insert(
-        TOKEN,
-        Identity {
-            tenant_id: "111111".to_owned(),
-            user_id: "ops".to_owned(),
-            roles: vec!["member".to_owned()],
-        },
-    );
-    AppState::new(engine, Arc::new(tokens), Region::parse("DFW").unwrap())
-}
-
-async fn send(app: &Router, method: Method, uri: &str, body: &str) -> (StatusCode, String) {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("x-auth-token", TOKEN)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_owned()))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
-}
+#[path = "common/ops.rs"]
+mod ops;
+use ops::{open, send, state, TOKEN};
 
 async fn health(app: &Router) -> (StatusCode, String) {
     let request = Request::builder()
