@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Sourced by tests/clients/run.sh and tests/tempest/run.sh from the repository root: the steps
-# both take to get a Python environment and a running `imgshare serve`.
+# Sourced by the scripts under tests/ from the repository root: the steps
+# they share to get a Python environment, a free port and a running `imgshare serve`.
 
 root=$(pwd)
 python=${PYTHON:-python3}
@@ -49,6 +49,10 @@ start_server() {
   cat "$dir/server.out" "$dir/server.err" >&2
   return 1
 }
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now, for a service that
+# cannot be told to pick its own (Keystone, Swift).
+free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # stop PID: ends a process this script started and reaps it; one already gone is not an error.
 stop() {

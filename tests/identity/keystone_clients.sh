@@ -13,7 +13,6 @@ venv="$root/.venv-clients"
 ensure_venv "$venv" "$root/tests/clients/requirements.txt" python
 build_imgshare
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 KS_PORT=$(free_port)
 # One Keystone worker: concurrent password authentications on SQLite would meet "database is locked".
 KS_WORKERS=1
