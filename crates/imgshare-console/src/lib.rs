@@ -38,8 +38,8 @@ use imgshare_core::Profile;
 
 pub use api::RegionApi;
 pub use login::{
-    Authenticator, BuiltinAuthenticator, LoginCredential, LoginError, LoginFuture, LoginGrant,
-    LogoutFuture,
+    Authenticator, BuiltinAuthenticator, KeystoneAuthenticator, LoginCredential, LoginError,
+    LoginFuture, LoginGrant, LogoutFuture,
 };
 
 /// Where the console is mounted.
