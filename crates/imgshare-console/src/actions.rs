@@ -11,11 +11,14 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::api::encode;
 use crate::login::LoginCredential;
-use crate::pages::{self, call, error_page, login_page, require_session, safe_next, share_page};
+use crate::pages::{
+    self, call, error_page, login_page, region_of, require_session, safe_next, share_page,
+    ImageRef, Page,
+};
 use crate::session::{self, same_token, Flash, Session, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::{Console, MOUNT};
 
@@ -49,8 +52,42 @@ pub(crate) fn checked(
     }
 }
 
-fn detail_path(region: &str, image_id: &str) -> String {
-    format!("{MOUNT}/images/{}/{}", encode(region), encode(image_id))
+/// What a form asked the API, and the message the next page shows when it succeeds.
+struct Request {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    done: Flash,
+}
+
+/// Sends a form's request to the API as the session's user. The next page's message is `done`
+/// on success, the API's own message otherwise (nothing changed); returns whether it succeeded.
+async fn act(
+    console: &Console,
+    session: &Session,
+    region_name: &str,
+    request: Request,
+    back: &str,
+) -> Result<bool, Response> {
+    let region = region_of(console, session, region_name)?;
+    let answer = call(
+        console,
+        session,
+        region,
+        request.method,
+        &request.path,
+        request.body.as_ref(),
+        back,
+    )
+    .await?;
+    let succeeded = answer.status.is_success();
+    let flash = if succeeded {
+        request.done
+    } else {
+        Flash::error(answer.message())
+    };
+    console.sessions.set_flash(&session.id, flash);
+    Ok(succeeded)
 }
 
 fn with_cookie(mut response: Response, cookie: &str) -> Response {
@@ -171,25 +208,19 @@ pub(crate) async fn share(
     uri: OriginalUri,
     Path((region_name, image_id)): Path<(String, String)>,
     Form(fields): Form<Fields>,
-) -> Response {
+) -> Page {
     let back = pages::here(&uri);
-    let session = match checked(&console, &headers, &fields, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
+    let session = checked(&console, &headers, &fields, &back)?;
+    let target = ImageRef {
+        region: &region_name,
+        image_id: &image_id,
     };
-    let Some(region) = console.region(&region_name) else {
-        return error_page(
-            &console,
-            Some(&session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
-    };
+    let region = region_of(&console, &session, &region_name)?;
     // Sent as typed: the API decides what an account number is, and says so.
     let account = field(&fields, "account").trim().to_owned();
-    let path = format!("/v2/images/{}/members", encode(&image_id));
+    let path = format!("{}/members", target.api_path());
     let body = json!({ "member": account });
-    let answer = match call(
+    let answer = call(
         &console,
         &session,
         region,
@@ -198,88 +229,55 @@ pub(crate) async fn share(
         Some(&body),
         &back,
     )
-    .await
-    {
-        Ok(answer) => answer,
-        Err(response) => return response,
-    };
-    if answer.status.is_success() {
-        // Like Rackspace, the API does not check that an account exists or is a number; the
-        // article's advice is to verify the number, so say it when it does not look like one.
-        let flash = if account.bytes().all(|byte| byte.is_ascii_digit()) {
-            Flash::ok(format!(
-                "Image shared with account {account}: Pending Acceptance."
-            ))
-        } else {
-            Flash::warn(format!(
-                "Image shared with \"{account}\": Pending Acceptance. Account numbers are \
-                 digits: check it, and remove this member if it is wrong."
-            ))
-        };
-        console.sessions.set_flash(&session.id, flash);
-        Redirect::to(&detail_path(&region_name, &image_id)).into_response()
-    } else {
-        share_page(
-            &console,
-            &session,
-            &region_name,
-            &image_id,
-            answer.status,
-            Some(&answer.message()),
-            &account,
-            &back,
-        )
-        .await
+    .await?;
+    if !answer.status.is_success() {
+        let refused = Some((answer.status, answer.message()));
+        return share_page(&console, &session, &target, refused, &account, &back).await;
     }
+    // Like Rackspace, the API does not check that an account exists or is a number; the
+    // article's advice is to verify the number, so say it when it does not look like one.
+    let flash = if account.bytes().all(|byte| byte.is_ascii_digit()) {
+        Flash::ok(format!(
+            "Image shared with account {account}: Pending Acceptance."
+        ))
+    } else {
+        Flash::warn(format!(
+            "Image shared with \"{account}\": Pending Acceptance. Account numbers are \
+             digits: check it, and remove this member if it is wrong."
+        ))
+    };
+    console.sessions.set_flash(&session.id, flash);
+    Ok(Redirect::to(&target.detail_page()).into_response())
 }
 
-/// `POST /console/images/{region}/{id}/delete`.
+/// `POST /console/images/{region}/{id}/delete`: to Saved Images once deleted, else back to
+/// the image with the API's message.
 pub(crate) async fn delete_image(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     uri: OriginalUri,
     Path((region_name, image_id)): Path<(String, String)>,
     Form(fields): Form<Fields>,
-) -> Response {
-    let detail = detail_path(&region_name, &image_id);
-    let session = match checked(&console, &headers, &fields, &pages::here(&uri)) {
-        Ok(session) => session,
-        Err(response) => return response,
+) -> Page {
+    let session = checked(&console, &headers, &fields, &pages::here(&uri))?;
+    let target = ImageRef {
+        region: &region_name,
+        image_id: &image_id,
     };
-    let Some(region) = console.region(&region_name) else {
-        return error_page(
-            &console,
-            Some(&session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
+    let detail = target.detail_page();
+    let request = Request {
+        method: Method::DELETE,
+        path: target.api_path(),
+        body: None,
+        done: Flash::ok("The image was deleted."),
     };
-    let path = format!("/v2/images/{}", encode(&image_id));
-    match call(
-        &console,
-        &session,
-        region,
-        Method::DELETE,
-        &path,
-        None,
-        &detail,
-    )
-    .await
-    {
-        Ok(answer) if answer.status.is_success() => {
-            console
-                .sessions
-                .set_flash(&session.id, Flash::ok("The image was deleted."));
-            Redirect::to(&format!("{MOUNT}/images")).into_response()
-        }
-        Ok(answer) => {
-            console
-                .sessions
-                .set_flash(&session.id, Flash::error(answer.message()));
-            Redirect::to(&detail).into_response()
-        }
-        Err(response) => response,
-    }
+    let deleted = act(&console, &session, &region_name, request, &detail).await?;
+    let next = if deleted {
+        format!("{MOUNT}/images")
+    } else {
+        detail
+    };
+    Ok(Redirect::to(&next).into_response())
 }
 
 /// `POST /console/images/{region}/{id}/members/{member}/remove`: the producer removes a member.
@@ -289,44 +287,21 @@ pub(crate) async fn remove_member(
     uri: OriginalUri,
     Path((region_name, image_id, member)): Path<(String, String, String)>,
     Form(fields): Form<Fields>,
-) -> Response {
-    let detail = detail_path(&region_name, &image_id);
-    let session = match checked(&console, &headers, &fields, &pages::here(&uri)) {
-        Ok(session) => session,
-        Err(response) => return response,
+) -> Page {
+    let session = checked(&console, &headers, &fields, &pages::here(&uri))?;
+    let target = ImageRef {
+        region: &region_name,
+        image_id: &image_id,
     };
-    let Some(region) = console.region(&region_name) else {
-        return error_page(
-            &console,
-            Some(&session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
+    let detail = target.detail_page();
+    let request = Request {
+        method: Method::DELETE,
+        path: format!("{}/members/{}", target.api_path(), encode(&member)),
+        body: None,
+        done: Flash::ok(format!("Account {member} was removed from this image.")),
     };
-    let path = format!(
-        "/v2/images/{}/members/{}",
-        encode(&image_id),
-        encode(&member)
-    );
-    let flash = match call(
-        &console,
-        &session,
-        region,
-        Method::DELETE,
-        &path,
-        None,
-        &detail,
-    )
-    .await
-    {
-        Ok(answer) if answer.status.is_success() => {
-            Flash::ok(format!("Account {member} was removed from this image."))
-        }
-        Ok(answer) => Flash::error(answer.message()),
-        Err(response) => return response,
-    };
-    console.sessions.set_flash(&session.id, flash);
-    Redirect::to(&detail).into_response()
+    act(&console, &session, &region_name, request, &detail).await?;
+    Ok(Redirect::to(&detail).into_response())
 }
 
 /// `POST /console/images/{region}/{id}/decision`: the consumer accepts, or rejects (also the
@@ -337,46 +312,28 @@ pub(crate) async fn decide(
     uri: OriginalUri,
     Path((region_name, image_id)): Path<(String, String)>,
     Form(fields): Form<Fields>,
-) -> Response {
+) -> Page {
     let back = safe_next(fields.get("back").map(String::as_str));
-    let session = match checked(&console, &headers, &fields, &pages::here(&uri)) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let Some(region) = console.region(&region_name) else {
-        return error_page(
-            &console,
-            Some(&session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
+    let session = checked(&console, &headers, &fields, &pages::here(&uri))?;
+    let target = ImageRef {
+        region: &region_name,
+        image_id: &image_id,
     };
     // Sent as chosen: an unknown value is the API's to refuse.
     let decision = field(&fields, "decision").to_owned();
-    let path = format!(
-        "/v2/images/{}/members/{}",
-        encode(&image_id),
-        encode(&session.grant.tenant)
-    );
-    let body = json!({ "status": decision });
-    let flash = match call(
-        &console,
-        &session,
-        region,
-        Method::PUT,
-        &path,
-        Some(&body),
-        &back,
-    )
-    .await
-    {
-        Ok(answer) if answer.status.is_success() => match decision.as_str() {
+    let request = Request {
+        method: Method::PUT,
+        path: format!(
+            "{}/members/{}",
+            target.api_path(),
+            encode(&session.grant.tenant)
+        ),
+        body: Some(json!({ "status": decision })),
+        done: match decision.as_str() {
             "accepted" => Flash::ok("Image accepted: it is now in your Saved Images."),
             _ => Flash::ok("Image removed from your list."),
         },
-        Ok(answer) => Flash::error(answer.message()),
-        Err(response) => return response,
     };
-    console.sessions.set_flash(&session.id, flash);
-    Redirect::to(&back).into_response()
+    act(&console, &session, &region_name, request, &back).await?;
+    Ok(Redirect::to(&back).into_response())
 }

@@ -21,6 +21,10 @@ const MAX_LIST_PAGES: usize = 20;
 /// The selector value of All Regions (Global).
 pub(crate) const ALL_REGIONS: &str = "all";
 
+/// What a page handler answers: `Err` is an answer decided early (the login redirect, an error
+/// page), so that handlers can use `?`.
+pub(crate) type Page = Result<Response, Response>;
+
 /// The login page, remembering where to go back to.
 pub(crate) fn to_login(next: &str, expired: bool) -> Response {
     let mut target = format!("{MOUNT}/login?next={}", encode(next));
@@ -55,6 +59,78 @@ pub(crate) fn require_session(
         .sessions
         .find(headers, console.now())
         .map_err(|missing| to_login(here, missing == NoSession::Expired))
+}
+
+/// The region named in a path, or the page that says there is none.
+pub(crate) fn region_of<'a>(
+    console: &'a Console,
+    session: &Session,
+    name: &str,
+) -> Result<&'a RegionApi, Response> {
+    console.region(name).ok_or_else(|| {
+        error_page(
+            console,
+            Some(session),
+            StatusCode::NOT_FOUND,
+            "There is no such region.",
+        )
+    })
+}
+
+/// An image named by a console path: its region and id as they appear there.
+pub(crate) struct ImageRef<'a> {
+    pub(crate) region: &'a str,
+    pub(crate) image_id: &'a str,
+}
+
+impl ImageRef<'_> {
+    /// The image's API path, `/v2/images/{id}`.
+    pub(crate) fn api_path(&self) -> String {
+        format!("/v2/images/{}", encode(self.image_id))
+    }
+
+    /// The image's Image Detail page.
+    pub(crate) fn detail_page(&self) -> String {
+        format!(
+            "{MOUNT}/images/{}/{}",
+            encode(self.region),
+            encode(self.image_id)
+        )
+    }
+}
+
+/// Reads one resource of `region` as the session's user; an API refusal becomes the error page
+/// with the API's status and message.
+pub(crate) async fn fetch(
+    console: &Console,
+    session: &Session,
+    region: &RegionApi,
+    path: &str,
+    back: &str,
+) -> Result<Value, Response> {
+    let answer = call(console, session, region, Method::GET, path, None, back).await?;
+    if answer.status.is_success() {
+        Ok(answer.body)
+    } else {
+        Err(error_page(
+            console,
+            Some(session),
+            answer.status,
+            &answer.message(),
+        ))
+    }
+}
+
+/// The image as the session's user sees it through the API, with its region.
+pub(crate) async fn fetch_image<'a>(
+    console: &'a Console,
+    session: &Session,
+    target: &ImageRef<'_>,
+    back: &str,
+) -> Result<(&'a RegionApi, Value), Response> {
+    let region = region_of(console, session, target.region)?;
+    let image = fetch(console, session, region, &target.api_path(), back).await?;
+    Ok((region, image))
 }
 
 /// The path and query of the request, as the console sees it from outside.
@@ -259,8 +335,9 @@ async fn list_all(
     Ok(Ok(images))
 }
 
-fn text(image: &Value, key: &str) -> String {
-    match image.get(key) {
+/// A field of an API object as text ("" when absent or null).
+pub(crate) fn text(value: &Value, key: &str) -> String {
+    match value.get(key) {
         Some(Value::String(text)) => text.clone(),
         Some(Value::Null) | None => String::new(),
         Some(other) => other.to_string(),
@@ -273,12 +350,9 @@ pub(crate) async fn images(
     headers: HeaderMap,
     uri: OriginalUri,
     Query(query): Query<ImagesQuery>,
-) -> Response {
+) -> Page {
     let back = here(&uri);
-    let session = match require_session(&console, &headers, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+    let session = require_session(&console, &headers, &back)?;
     let selected = query.region.unwrap_or_else(|| ALL_REGIONS.to_owned());
     let scope: Vec<&RegionApi> = if selected == ALL_REGIONS {
         console.config.regions.iter().collect()
@@ -286,12 +360,12 @@ pub(crate) async fn images(
         match console.region(&selected) {
             Some(region) => vec![region],
             None => {
-                return error_page(
+                return Err(error_page(
                     &console,
                     Some(&session),
                     StatusCode::NOT_FOUND,
                     &format!("There is no region {selected:?}."),
-                )
+                ))
             }
         }
     };
@@ -302,11 +376,10 @@ pub(crate) async fn images(
     let mut pending = Vec::new();
     let mut errors = Vec::new();
     for region in scope {
-        let listed = list_all(&console, &session, region, "/v2/images?limit=100", &back).await;
+        let listed = list_all(&console, &session, region, "/v2/images?limit=100", &back).await?;
         match listed {
-            Err(response) => return response,
-            Ok(Err(message)) => errors.push(format!("{}: {message}", region.name)),
-            Ok(Ok(images)) => {
+            Err(message) => errors.push(format!("{}: {message}", region.name)),
+            Ok(images) => {
                 for image in images {
                     let owner = text(&image, "owner");
                     let own = owner == tenant;
@@ -337,11 +410,10 @@ pub(crate) async fn images(
             "/v2/images?visibility=shared&member_status=pending&limit=100",
             &back,
         )
-        .await;
+        .await?;
         match waiting {
-            Err(response) => return response,
-            Ok(Err(message)) => errors.push(format!("{}: {message}", region.name)),
-            Ok(Ok(images)) => {
+            Err(message) => errors.push(format!("{}: {message}", region.name)),
+            Ok(images) => {
                 for image in images {
                     pending.push(json!({
                         "region": region.name,
@@ -360,7 +432,7 @@ pub(crate) async fn images(
     context.insert("may_decide".into(), json!(may_decide));
     context.insert("errors".into(), json!(errors));
     context.insert("back".into(), json!(back));
-    render(&console, StatusCode::OK, "images.html", context)
+    Ok(render(&console, StatusCode::OK, "images.html", context))
 }
 
 /// The image's own fields shown at the top of the detail page; the rest are properties.
@@ -393,30 +465,17 @@ pub(crate) async fn image_detail(
     headers: HeaderMap,
     uri: OriginalUri,
     Path((region_name, image_id)): Path<(String, String)>,
-) -> Response {
+) -> Page {
     let back = here(&uri);
-    let session = match require_session(&console, &headers, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
+    let session = require_session(&console, &headers, &back)?;
+    let target = ImageRef {
+        region: &region_name,
+        image_id: &image_id,
     };
-    let Some(region) = console.region(&region_name) else {
-        return error_page(
-            &console,
-            Some(&session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
-    };
-    let path = format!("/v2/images/{}", encode(&image_id));
-    let image = match call(&console, &session, region, Method::GET, &path, None, &back).await {
-        Ok(answer) if answer.status.is_success() => answer.body,
-        Ok(answer) => {
-            return error_page(&console, Some(&session), answer.status, &answer.message())
-        }
-        Err(response) => return response,
-    };
-    let members_path = format!("{path}/members");
-    let members = match call(
+    let (region, image) = fetch_image(&console, &session, &target, &back).await?;
+    let members_path = format!("{}/members", target.api_path());
+    // A member of the image may not list the others: that refusal only means an empty table.
+    let answer = call(
         &console,
         &session,
         region,
@@ -425,16 +484,16 @@ pub(crate) async fn image_detail(
         None,
         &back,
     )
-    .await
-    {
-        Ok(answer) if answer.status.is_success() => answer
+    .await?;
+    let members = if answer.status.is_success() {
+        answer
             .body
             .get("members")
             .and_then(Value::as_array)
             .cloned()
-            .unwrap_or_default(),
-        Ok(_) => Vec::new(),
-        Err(response) => return response,
+            .unwrap_or_default()
+    } else {
+        Vec::new()
     };
     let tenant = session.grant.tenant.clone();
     let own = text(&image, "owner") == tenant;
@@ -510,7 +569,7 @@ pub(crate) async fn image_detail(
         "may_decide".into(),
         json!(!own && my_status.is_some() && may(&console, &session, Operation::UpdateMember)),
     );
-    render(&console, StatusCode::OK, "detail.html", context)
+    Ok(render(&console, StatusCode::OK, "detail.html", context))
 }
 
 /// How the article names a member status.
@@ -528,51 +587,30 @@ pub(crate) async fn share_form(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     uri: OriginalUri,
-    Path((region_name, image_id)): Path<(String, String)>,
-) -> Response {
+    Path((region, image_id)): Path<(String, String)>,
+) -> Page {
     let back = here(&uri);
-    let session = match require_session(&console, &headers, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
+    let session = require_session(&console, &headers, &back)?;
+    let target = ImageRef {
+        region: &region,
+        image_id: &image_id,
     };
-    share_page(
-        &console,
-        &session,
-        &region_name,
-        &image_id,
-        StatusCode::OK,
-        None,
-        "",
-        &back,
-    )
-    .await
+    share_page(&console, &session, &target, None, "", &back).await
 }
 
-/// The sharing dialog, with the API's refusal if the last attempt failed.
-#[allow(clippy::too_many_arguments)]
+/// The sharing dialog; `refused` is the API's status and message if the last attempt failed.
 pub(crate) async fn share_page(
     console: &Console,
     session: &Session,
-    region_name: &str,
-    image_id: &str,
-    status: StatusCode,
-    error: Option<&str>,
+    target: &ImageRef<'_>,
+    refused: Option<(StatusCode, String)>,
     account: &str,
     back: &str,
-) -> Response {
-    let Some(region) = console.region(region_name) else {
-        return error_page(
-            console,
-            Some(session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
-    };
-    let path = format!("/v2/images/{}", encode(image_id));
-    let image = match call(console, session, region, Method::GET, &path, None, back).await {
-        Ok(answer) if answer.status.is_success() => answer.body,
-        Ok(answer) => return error_page(console, Some(session), answer.status, &answer.message()),
-        Err(response) => return response,
+) -> Page {
+    let (region, image) = fetch_image(console, session, target, back).await?;
+    let (status, error) = match refused {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
     };
     let mut context = base_context(console, Some(session));
     context.insert(
@@ -581,5 +619,5 @@ pub(crate) async fn share_page(
     );
     context.insert("error".into(), json!(error));
     context.insert("account".into(), json!(account));
-    render(console, status, "share.html", context)
+    Ok(render(console, status, "share.html", context))
 }
