@@ -180,12 +180,33 @@ try:
     submit("#share-submit")
     check(member_status(CONSUMER) == "Pending Acceptance", "re-shared: Pending again")
     shot("producer-reshared", show="#sharing")
+
+    print("the owner's Audit tab: the history, and who could use the image at a date")
+    d.find_element(By.ID, "tab-audit").click()
+    events = [e.text for e in d.find_elements(By.CSS_SELECTOR, "#history-events .event")]
+    check(events[0] == "Image registered" and events.count("Member added") >= 2,
+          f"the history has the registration and the shares: {events}")
+    check("Member, Pending Acceptance" in text(f'#access-accounts tr[data-account="{CONSUMER}"] .why'),
+          "now the consumer is a pending member")
+    shot("audit-tab")
+    field = d.find_element(By.ID, "at")
+    field.clear()
+    field.send_keys("last tuesday")
+    submit("#at-submit")
+    check("RFC 3339" in text("#at-error"), "a bad date shows the API's message")
+    field = d.find_element(By.ID, "at")
+    field.clear()
+    field.send_keys("2000-01-01")
+    submit("#at-submit")
+    check("did not exist yet" in text("#access-none"), "before the image existed")
     logout()
 
     print("consumer sees the notification again; a creator may not accept")
     login("consumer")
     check(present(f"#{notice}"), "notification again")
     shot("consumer-notification-again")
+    d.get(f"{URL}/console/images/DFW/{image}/audit")
+    check("No image found" in text("#error-message"), "the audit is the owner's only: 404")
     logout()
     login("creator")
     check(present(f"#{notice}"), "the creator sees the notification")

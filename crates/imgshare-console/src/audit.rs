@@ -178,7 +178,8 @@ pub(crate) async fn audit(
     let typed = query
         .at
         .filter(|at| !at.trim().is_empty())
-        .unwrap_or_else(|| console.now().to_rfc3339_opts(SecondsFormat::Secs, true));
+        // Now, to the nanosecond: a change made within the last second is part of "now".
+        .unwrap_or_else(|| console.now().to_rfc3339_opts(SecondsFormat::AutoSi, true));
     let sent = api_time(&typed);
     let access_path = format!("{path}/access?at={}", encode(&sent));
     let (status, access, at_error) = match crate::pages::call(
