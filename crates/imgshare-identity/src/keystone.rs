@@ -209,6 +209,11 @@ impl TokenCache {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
+
+    /// Forgets a token (its holder revoked it): the next use asks Keystone.
+    pub(crate) fn forget(&mut self, token: &str) {
+        self.entries.remove(token);
+    }
 }
 
 struct ServiceToken {
@@ -525,8 +530,10 @@ impl KeystoneValidator {
             .map_err(|error| IdentityError::Internal(format!("login task failed: {error}")))?
     }
 
-    /// Revokes `token` at Keystone (its holder ends it); an unknown token is not an error.
+    /// Revokes `token` at Keystone (its holder ends it) and drops it from the cache, so that it
+    /// is refused at once; an unknown token is not an error.
     pub async fn revoke(&self, token: &str) -> Result<(), IdentityError> {
+        lock(&self.inner.cache).forget(token);
         let inner = Arc::clone(&self.inner);
         let token = token.to_owned();
         tokio::task::spawn_blocking(move || inner.revoke(&token))
