@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use crate::api::encode;
 use crate::login::LoginCredential;
 use crate::pages::{
-    self, call, error_page, login_page, region_of, require_session, safe_next, share_page,
-    ImageRef, Page,
+    call, error_page, login_page, region_of, require_session, safe_next, share_page, ImageRef,
+    Page, Visit,
 };
 use crate::session::{self, same_token, Flash, Session, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::{Console, MOUNT};
@@ -32,6 +32,24 @@ fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
     fields.get(name).map(String::as_str).unwrap_or("")
 }
 
+/// Refuses a form whose CSRF token is not the session's (403, nothing done).
+pub(crate) fn csrf_checked(
+    console: &Console,
+    session: &Session,
+    fields: &Fields,
+) -> Result<(), Response> {
+    if same_token(field(fields, "csrf"), &session.csrf) {
+        Ok(())
+    } else {
+        Err(error_page(
+            console,
+            Some(session),
+            StatusCode::FORBIDDEN,
+            CSRF_REFUSED,
+        ))
+    }
+}
+
 /// The session, and a form whose CSRF token is the session's; otherwise the answer to send.
 pub(crate) fn checked(
     console: &Console,
@@ -40,16 +58,8 @@ pub(crate) fn checked(
     back: &str,
 ) -> Result<Session, Response> {
     let session = require_session(console, headers, back)?;
-    if same_token(field(fields, "csrf"), &session.csrf) {
-        Ok(session)
-    } else {
-        Err(error_page(
-            console,
-            Some(&session),
-            StatusCode::FORBIDDEN,
-            CSRF_REFUSED,
-        ))
-    }
+    csrf_checked(console, &session, fields)?;
+    Ok(session)
 }
 
 /// What a form asked the API, and the message the next page shows when it succeeds.
@@ -204,18 +214,15 @@ pub(crate) async fn logout(
 /// `POST /console/images/{region}/{id}/share`: adds a member (Pending Acceptance).
 pub(crate) async fn share(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path((region_name, image_id)): Path<(String, String)>,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
+    Path(target): Path<ImageRef>,
     Form(fields): Form<Fields>,
 ) -> Page {
-    let back = pages::here(&uri);
-    let session = checked(&console, &headers, &fields, &back)?;
-    let target = ImageRef {
-        region: &region_name,
-        image_id: &image_id,
-    };
-    let region = region_of(&console, &session, &region_name)?;
+    csrf_checked(&console, &session, &fields)?;
+    let region = region_of(&console, &session, &target.region)?;
     // Sent as typed: the API decides what an account number is, and says so.
     let account = field(&fields, "account").trim().to_owned();
     let path = format!("{}/members", target.api_path());
@@ -254,16 +261,11 @@ pub(crate) async fn share(
 /// the image with the API's message.
 pub(crate) async fn delete_image(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path((region_name, image_id)): Path<(String, String)>,
+    Visit { session, .. }: Visit,
+    Path(target): Path<ImageRef>,
     Form(fields): Form<Fields>,
 ) -> Page {
-    let session = checked(&console, &headers, &fields, &pages::here(&uri))?;
-    let target = ImageRef {
-        region: &region_name,
-        image_id: &image_id,
-    };
+    csrf_checked(&console, &session, &fields)?;
     let detail = target.detail_page();
     let request = Request {
         method: Method::DELETE,
@@ -271,7 +273,7 @@ pub(crate) async fn delete_image(
         body: None,
         done: Flash::ok("The image was deleted."),
     };
-    let deleted = act(&console, &session, &region_name, request, &detail).await?;
+    let deleted = act(&console, &session, &target.region, request, &detail).await?;
     let next = if deleted {
         format!("{MOUNT}/images")
     } else {
@@ -283,16 +285,12 @@ pub(crate) async fn delete_image(
 /// `POST /console/images/{region}/{id}/members/{member}/remove`: the producer removes a member.
 pub(crate) async fn remove_member(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path((region_name, image_id, member)): Path<(String, String, String)>,
+    Visit { session, .. }: Visit,
+    Path((region, image_id, member)): Path<(String, String, String)>,
     Form(fields): Form<Fields>,
 ) -> Page {
-    let session = checked(&console, &headers, &fields, &pages::here(&uri))?;
-    let target = ImageRef {
-        region: &region_name,
-        image_id: &image_id,
-    };
+    csrf_checked(&console, &session, &fields)?;
+    let target = ImageRef { region, image_id };
     let detail = target.detail_page();
     let request = Request {
         method: Method::DELETE,
@@ -300,7 +298,7 @@ pub(crate) async fn remove_member(
         body: None,
         done: Flash::ok(format!("Account {member} was removed from this image.")),
     };
-    act(&console, &session, &region_name, request, &detail).await?;
+    act(&console, &session, &target.region, request, &detail).await?;
     Ok(Redirect::to(&detail).into_response())
 }
 
@@ -308,17 +306,12 @@ pub(crate) async fn remove_member(
 /// Remove Image of an accepted share).
 pub(crate) async fn decide(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path((region_name, image_id)): Path<(String, String)>,
+    Visit { session, .. }: Visit,
+    Path(target): Path<ImageRef>,
     Form(fields): Form<Fields>,
 ) -> Page {
     let back = safe_next(fields.get("back").map(String::as_str));
-    let session = checked(&console, &headers, &fields, &pages::here(&uri))?;
-    let target = ImageRef {
-        region: &region_name,
-        image_id: &image_id,
-    };
+    csrf_checked(&console, &session, &fields)?;
     // Sent as chosen: an unknown value is the API's to refuse.
     let decision = field(&fields, "decision").to_owned();
     let request = Request {
@@ -334,6 +327,6 @@ pub(crate) async fn decide(
             _ => Flash::ok("Image removed from your list."),
         },
     };
-    act(&console, &session, &region_name, request, &back).await?;
+    act(&console, &session, &target.region, request, &back).await?;
     Ok(Redirect::to(&back).into_response())
 }

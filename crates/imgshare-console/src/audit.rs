@@ -7,16 +7,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::Response;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode};
 use chrono::SecondsFormat;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::encode;
 use crate::pages::{
-    base_context, error_page, fetch_image, render, require_session, status_label, text, ImageRef,
+    base_context, call, error_page, fetch, fetch_image, render, status_label, text, ImageRef, Page,
+    Visit,
 };
 use crate::Console;
 
@@ -121,42 +121,23 @@ fn api_time(typed: &str) -> String {
 /// `GET /console/images/{region}/{id}/audit[?at=]`.
 pub(crate) async fn audit(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path((region_name, image_id)): Path<(String, String)>,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
+    Path(target): Path<ImageRef>,
     Query(query): Query<AuditQuery>,
-) -> Response {
-    let back = crate::pages::here(&uri);
-    let session = match require_session(&console, &headers, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let target = ImageRef {
-        region: &region_name,
-        image_id: &image_id,
-    };
-    let (region, image) = match fetch_image(&console, &session, &target, &back).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    let path = format!("/v2/images/{}", encode(&image_id));
-    let history = match crate::pages::call(
+) -> Page {
+    let (region, image) = fetch_image(&console, &session, &target, &back).await?;
+    let path = target.api_path();
+    let history = fetch(
         &console,
         &session,
         region,
-        Method::GET,
         &format!("{path}/history"),
-        None,
         &back,
     )
-    .await
-    {
-        Ok(answer) if answer.status.is_success() => answer.body,
-        Ok(answer) => {
-            return error_page(&console, Some(&session), answer.status, &answer.message())
-        }
-        Err(response) => return response,
-    };
+    .await?;
     let history: Vec<Value> = history
         .get("history")
         .and_then(Value::as_array)
@@ -182,7 +163,7 @@ pub(crate) async fn audit(
         .unwrap_or_else(|| console.now().to_rfc3339_opts(SecondsFormat::AutoSi, true));
     let sent = api_time(&typed);
     let access_path = format!("{path}/access?at={}", encode(&sent));
-    let (status, access, at_error) = match crate::pages::call(
+    let answer = call(
         &console,
         &session,
         region,
@@ -191,19 +172,19 @@ pub(crate) async fn audit(
         None,
         &back,
     )
-    .await
-    {
-        Ok(answer) if answer.status.is_success() => {
-            (StatusCode::OK, access_view(&answer.body, &sent), None)
-        }
+    .await?;
+    let (status, access, at_error) = if answer.status.is_success() {
+        (StatusCode::OK, access_view(&answer.body, &sent), None)
+    } else if answer.status == StatusCode::BAD_REQUEST {
         // A date the API refuses: its message beside the field, the history still shown.
-        Ok(answer) if answer.status == StatusCode::BAD_REQUEST => {
-            (answer.status, Value::Null, Some(answer.message()))
-        }
-        Ok(answer) => {
-            return error_page(&console, Some(&session), answer.status, &answer.message())
-        }
-        Err(response) => return response,
+        (answer.status, Value::Null, Some(answer.message()))
+    } else {
+        return Err(error_page(
+            &console,
+            Some(&session),
+            answer.status,
+            &answer.message(),
+        ));
     };
     let mut context = base_context(&console, Some(&session));
     context.insert(
@@ -214,7 +195,7 @@ pub(crate) async fn audit(
     context.insert("access".into(), access);
     context.insert("at".into(), json!(typed));
     context.insert("at_error".into(), json!(at_error));
-    render(&console, status, "audit.html", context)
+    Ok(render(&console, status, "audit.html", context))
 }
 
 #[cfg(test)]

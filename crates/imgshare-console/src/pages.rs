@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{FromRequestParts, OriginalUri, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use imgshare_core::{Actor, Operation};
@@ -77,24 +78,26 @@ pub(crate) fn region_of<'a>(
     })
 }
 
-/// An image named by a console path: its region and id as they appear there.
-pub(crate) struct ImageRef<'a> {
-    pub(crate) region: &'a str,
-    pub(crate) image_id: &'a str,
+/// An image named by a console path (`…/{region}/{image_id}…`): its region and id as they
+/// appear there.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImageRef {
+    pub(crate) region: String,
+    pub(crate) image_id: String,
 }
 
-impl ImageRef<'_> {
+impl ImageRef {
     /// The image's API path, `/v2/images/{id}`.
     pub(crate) fn api_path(&self) -> String {
-        format!("/v2/images/{}", encode(self.image_id))
+        format!("/v2/images/{}", encode(&self.image_id))
     }
 
     /// The image's Image Detail page.
     pub(crate) fn detail_page(&self) -> String {
         format!(
             "{MOUNT}/images/{}/{}",
-            encode(self.region),
-            encode(self.image_id)
+            encode(&self.region),
+            encode(&self.image_id)
         )
     }
 }
@@ -125,12 +128,37 @@ pub(crate) async fn fetch(
 pub(crate) async fn fetch_image<'a>(
     console: &'a Console,
     session: &Session,
-    target: &ImageRef<'_>,
+    target: &ImageRef,
     back: &str,
 ) -> Result<(&'a RegionApi, Value), Response> {
-    let region = region_of(console, session, target.region)?;
+    let region = region_of(console, session, &target.region)?;
     let image = fetch(console, session, region, &target.api_path(), back).await?;
     Ok((region, image))
+}
+
+/// The logged-in user of a request and the page it asked for. Without a live session, the
+/// extractor answers with the login page's redirect (and back here after logging in).
+pub(crate) struct Visit {
+    pub(crate) session: Session,
+    /// The path and query of the request, as the console sees it from outside.
+    pub(crate) here: String,
+}
+
+impl FromRequestParts<Arc<Console>> for Visit {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Arc<Console>,
+    ) -> Result<Self, Response> {
+        let uri = match OriginalUri::from_request_parts(parts, console).await {
+            Ok(uri) => uri,
+            Err(never) => match never {},
+        };
+        let here = here(&uri);
+        let session = require_session(console, &parts.headers, &here)?;
+        Ok(Visit { session, here })
+    }
 }
 
 /// The path and query of the request, as the console sees it from outside.
@@ -347,12 +375,12 @@ pub(crate) fn text(value: &Value, key: &str) -> String {
 /// `GET /console/images?region=`: Saved Images, and the shares waiting for a decision.
 pub(crate) async fn images(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
     Query(query): Query<ImagesQuery>,
 ) -> Page {
-    let back = here(&uri);
-    let session = require_session(&console, &headers, &back)?;
     let selected = query.region.unwrap_or_else(|| ALL_REGIONS.to_owned());
     let scope: Vec<&RegionApi> = if selected == ALL_REGIONS {
         console.config.regions.iter().collect()
@@ -462,16 +490,12 @@ const CORE_FIELDS: [&str; 20] = [
 /// `GET /console/images/{region}/{id}`: the image, its members, and what the user may do.
 pub(crate) async fn image_detail(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path((region_name, image_id)): Path<(String, String)>,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
+    Path(target): Path<ImageRef>,
 ) -> Page {
-    let back = here(&uri);
-    let session = require_session(&console, &headers, &back)?;
-    let target = ImageRef {
-        region: &region_name,
-        image_id: &image_id,
-    };
     let (region, image) = fetch_image(&console, &session, &target, &back).await?;
     let members_path = format!("{}/members", target.api_path());
     // A member of the image may not list the others: that refusal only means an empty table.
@@ -549,22 +573,19 @@ pub(crate) async fn image_detail(
         json!(my_status.as_deref().map(status_label)),
     );
     context.insert("my_status_code".into(), json!(my_status));
-    context.insert(
-        "may_share".into(),
-        json!(own && may(&console, &session, Operation::AddMember)),
-    );
-    context.insert(
-        "may_delete".into(),
-        json!(own && may(&console, &session, Operation::DeleteImage)),
-    );
-    context.insert(
-        "may_export".into(),
-        json!(own && may(&console, &session, Operation::CreateTask)),
-    );
-    context.insert(
-        "may_remove_member".into(),
-        json!(own && may(&console, &session, Operation::DeleteMember)),
-    );
+    // The owner's actions, each shown only if the user's roles allow it.
+    let owner_actions = [
+        ("may_share", Operation::AddMember),
+        ("may_delete", Operation::DeleteImage),
+        ("may_export", Operation::CreateTask),
+        ("may_remove_member", Operation::DeleteMember),
+    ];
+    for (name, operation) in owner_actions {
+        context.insert(
+            name.into(),
+            json!(own && may(&console, &session, operation)),
+        );
+    }
     context.insert(
         "may_decide".into(),
         json!(!own && my_status.is_some() && may(&console, &session, Operation::UpdateMember)),
@@ -585,16 +606,12 @@ pub(crate) fn status_label(status: &str) -> &'static str {
 /// `GET /console/images/{region}/{id}/share`: the sharing dialog.
 pub(crate) async fn share_form(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path((region, image_id)): Path<(String, String)>,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
+    Path(target): Path<ImageRef>,
 ) -> Page {
-    let back = here(&uri);
-    let session = require_session(&console, &headers, &back)?;
-    let target = ImageRef {
-        region: &region,
-        image_id: &image_id,
-    };
     share_page(&console, &session, &target, None, "", &back).await
 }
 
@@ -602,7 +619,7 @@ pub(crate) async fn share_form(
 pub(crate) async fn share_page(
     console: &Console,
     session: &Session,
-    target: &ImageRef<'_>,
+    target: &ImageRef,
     refused: Option<(StatusCode, String)>,
     account: &str,
     back: &str,

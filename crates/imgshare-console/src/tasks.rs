@@ -8,19 +8,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use axum::Form;
 use imgshare_core::Operation;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::actions::checked;
+use crate::actions::csrf_checked;
 use crate::api::encode;
 use crate::pages::{
-    base_context, call, fetch, here, may, region_of, render, require_session, text, Page,
-    ALL_REGIONS,
+    base_context, call, fetch, may, region_of, render, text, Page, Visit, ALL_REGIONS,
 };
 use crate::session::Session;
 use crate::{Console, MOUNT};
@@ -56,12 +55,12 @@ pub(crate) struct TasksQuery {
 /// `GET /console/tasks`: the import form and the account's tasks.
 pub(crate) async fn list(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
     Query(query): Query<TasksQuery>,
 ) -> Page {
-    let back = here(&uri);
-    let session = require_session(&console, &headers, &back)?;
     let selected = query.region.unwrap_or_else(|| ALL_REGIONS.to_owned());
     let mut tasks = Vec::new();
     let mut errors = Vec::new();
@@ -171,12 +170,13 @@ fn import_form(fields: &Fields) -> Value {
 /// `POST /console/tasks/import`: an import task from `<container>/<object>` of the account.
 pub(crate) async fn import(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
     Form(fields): Form<Fields>,
 ) -> Page {
-    let back = here(&uri);
-    let session = checked(&console, &headers, &fields, &back)?;
+    csrf_checked(&console, &session, &fields)?;
     // Sent as typed: the task reports a bad location with the provider's own message.
     let mut properties = Map::new();
     if !field(&fields, "name").is_empty() {
@@ -223,12 +223,9 @@ fn export_context(
 /// `GET /console/images/{region}/{id}/export`: the export form.
 pub(crate) async fn export_form(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    Visit { session, .. }: Visit,
     Path((region, image_id)): Path<(String, String)>,
 ) -> Page {
-    let back = here(&uri);
-    let session = require_session(&console, &headers, &back)?;
     region_of(&console, &session, &region)?;
     let context = export_context(&console, &session, &region, &image_id, "");
     Ok(form_page(
@@ -244,13 +241,14 @@ pub(crate) async fn export_form(
 /// `POST /console/images/{region}/{id}/export`: an export task into a container of the account.
 pub(crate) async fn export(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
     Path((region, image_id)): Path<(String, String)>,
     Form(fields): Form<Fields>,
 ) -> Page {
-    let back = here(&uri);
-    let session = checked(&console, &headers, &fields, &back)?;
+    csrf_checked(&console, &session, &fields)?;
     let container = field(&fields, "container");
     let body = json!({
         "type": "export",
@@ -272,12 +270,12 @@ pub(crate) async fn export(
 /// `GET /console/tasks/{region}/{id}`: one task, refreshed by the page's script while it runs.
 pub(crate) async fn show(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
     Path((region_name, task_id)): Path<(String, String)>,
 ) -> Page {
-    let back = here(&uri);
-    let session = require_session(&console, &headers, &back)?;
     let region = region_of(&console, &session, &region_name)?;
     let path = format!("/v2/tasks/{}", encode(&task_id));
     let task = fetch(&console, &session, region, &path, &back).await?;
