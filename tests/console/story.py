@@ -9,7 +9,8 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, NoSuchElementException
+from selenium.common.exceptions import (NoAlertPresentException, NoSuchElementException,
+                                        StaleElementReferenceException, WebDriverException)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -18,8 +19,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 URL, SHORT_URL, SHOTS = sys.argv[1].rstrip("/"), sys.argv[2].rstrip("/"), sys.argv[3]
 PRODUCER, CONSUMER = "111111", "222222"
-PASSWORDS = {"producer": "producer-pass", "consumer": "consumer-pass",
-             "observer": "observer-pass", "creator": "creator-pass"}
+PASSWORDS = {name: f"{name}-pass" for name in ("producer", "consumer", "observer", "creator")}
 step_number = 0
 
 
@@ -41,8 +41,14 @@ def shot(name, show=None):
 
 
 def text(css):
-    # Waits: a click that submits a form returns before the next page is there.
-    return WebDriverWait(d, 5).until(EC.presence_of_element_located((By.CSS_SELECTOR, css))).text
+    # Waits: a click that submits a form returns before the next page is there, and a running
+    # task's page reloads itself, so an element found may be gone before it is read.
+    def read(driver):
+        try:
+            return (driver.find_element(By.CSS_SELECTOR, css).text,)
+        except (NoSuchElementException, StaleElementReferenceException, WebDriverException):
+            return None
+    return WebDriverWait(d, 5).until(read)[0]
 
 
 def present(css):
@@ -174,12 +180,33 @@ try:
     submit("#share-submit")
     check(member_status(CONSUMER) == "Pending Acceptance", "re-shared: Pending again")
     shot("producer-reshared", show="#sharing")
+
+    print("the owner's Audit tab: the history, and who could use the image at a date")
+    d.find_element(By.ID, "tab-audit").click()
+    events = [e.text for e in d.find_elements(By.CSS_SELECTOR, "#history-events .event")]
+    check(events[0] == "Image registered" and events.count("Member added") >= 2,
+          f"the history has the registration and the shares: {events}")
+    check("Member, Pending Acceptance" in text(f'#access-accounts tr[data-account="{CONSUMER}"] .why'),
+          "now the consumer is a pending member")
+    shot("audit-tab")
+    field = d.find_element(By.ID, "at")
+    field.clear()
+    field.send_keys("last tuesday")
+    submit("#at-submit")
+    check("RFC 3339" in text("#at-error"), "a bad date shows the API's message")
+    field = d.find_element(By.ID, "at")
+    field.clear()
+    field.send_keys("2000-01-01")
+    submit("#at-submit")
+    check("did not exist yet" in text("#access-none"), "before the image existed")
     logout()
 
     print("consumer sees the notification again; a creator may not accept")
     login("consumer")
     check(present(f"#{notice}"), "notification again")
     shot("consumer-notification-again")
+    d.get(f"{URL}/console/images/DFW/{image}/audit")
+    check("No image found" in text("#error-message"), "the audit is the owner's only: 404")
     logout()
     login("creator")
     check(present(f"#{notice}"), "the creator sees the notification")
@@ -265,7 +292,7 @@ try:
     print("an expired session goes to login, then back to the page")
     login("producer", base=SHORT_URL)
     d.get(f"{SHORT_URL}/console/images?region=DFW")
-    check(present("#images"), "logged in on the short-token server")
+    check(text("#user-account") == PRODUCER, "logged in on the short-token server")
     target = d.current_url
     time.sleep(4)
     d.refresh()

@@ -46,6 +46,33 @@ server_listen="127.0.0.1:$port" start_server "$work" --profile glance --db "$wor
   --region DFW --identity keystone --keystone-url "$IMGSHARE_KEYSTONE_URL" \
   --keystone-service-credentials "$work/service.toml" --keystone-cache-seconds 2
 
+# The console logs users in by password against the same Keystone, and acts in their project.
+# console_login USER SECRET [KIND]: the login POST's status; the page or redirect in $work.
+console_login() {
+  local jar="$work/jar-$1"
+  rm -f "$jar"
+  curl -s -c "$jar" -o /dev/null "$image_url/console/login"
+  local csrf
+  csrf=$(awk '$6 == "imgshare_console_login" {print $7}' "$jar")
+  curl -s -b "$jar" -c "$jar" -o "$work/login-$1.html" -w '%{http_code}' \
+    --data-urlencode "csrf=$csrf" --data-urlencode "username=$1" --data-urlencode "secret=$2" \
+    --data-urlencode "kind=${3:-password}" --data-urlencode "next=/console/images" \
+    "$image_url/console/login"
+}
+producer_project=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["projects"]["producer"])' "$work/ids.json")
+got=$(console_login producer producer-pw)
+[ "$got" = 303 ] || { echo "console login through Keystone: $got, want 303" >&2; exit 1; }
+curl -s -b "$work/jar-producer" "$image_url/console/images" >"$work/images.html"
+grep -q "id=\"user-account\">$producer_project<" "$work/images.html" ||
+  { echo "the console's page does not name the producer's project $producer_project" >&2; exit 1; }
+got=$(console_login producer wrong-pw)
+[ "$got" = 401 ] && grep -q "is not correct" "$work/login-producer.html" ||
+  { echo "a wrong Keystone password: $got, want 401 with a message" >&2; exit 1; }
+got=$(console_login producer producer-pw apikey)
+[ "$got" = 401 ] && grep -q "takes a password" "$work/login-producer.html" ||
+  { echo "an API key against Keystone: $got, want 401 saying a password is needed" >&2; exit 1; }
+echo "console: Keystone password login, wrong password and API key refused"
+
 status=0
 env -u OS_CLOUD -u OS_TOKEN -u OS_AUTH_TOKEN -u OS_IMAGE_URL -u OS_ENDPOINT \
   PATH="$venv/bin:$PATH" IMGSHARE_URL="$image_url" IMGSHARE_IDS="$work/ids.json" \

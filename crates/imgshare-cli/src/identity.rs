@@ -226,6 +226,8 @@ pub(crate) enum IdentityBanner {
 pub(crate) struct IdentitySetup {
     pub(crate) validator: Arc<dyn TokenValidator>,
     pub(crate) builtin: Option<Arc<BuiltinIdentity>>,
+    /// The Keystone client, which the console also logs users in with.
+    pub(crate) keystone: Option<KeystoneValidator>,
     pub(crate) banner: IdentityBanner,
 }
 
@@ -338,6 +340,7 @@ pub(crate) fn setup(
             Ok(IdentitySetup {
                 validator: Arc::new(store),
                 builtin: None,
+                keystone: None,
                 banner: IdentityBanner::Tokens(path.to_owned()),
             })
         }
@@ -352,9 +355,11 @@ pub(crate) fn setup(
                 .context("--keystone-service-credentials is missing")?;
             let mut options = KeystoneOptions::from_credentials_file(url, credentials)?;
             options.cache_ttl = std::time::Duration::from_secs(args.keystone_cache_seconds);
+            let keystone = KeystoneValidator::new(options);
             Ok(IdentitySetup {
-                validator: Arc::new(KeystoneValidator::new(options)),
+                validator: Arc::new(keystone.clone()),
                 builtin: None,
+                keystone: Some(keystone),
                 banner: IdentityBanner::Keystone(url.to_owned()),
             })
         }
@@ -384,6 +389,7 @@ pub(crate) fn setup(
             Ok(IdentitySetup {
                 validator: identity.clone(),
                 builtin: Some(identity),
+                keystone: None,
                 banner: IdentityBanner::Builtin { users: path, demo },
             })
         }

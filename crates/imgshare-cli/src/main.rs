@@ -12,6 +12,7 @@
 //! files (see [`images`]).
 
 mod audit;
+mod console;
 mod identity;
 mod images;
 mod logging;
@@ -258,6 +259,9 @@ struct ServeArgs {
     /// are closed: seconds, or with an `s` or `m` suffix.
     #[arg(long, env = "IMGSHARE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = serve::parse_timeout)]
     shutdown_timeout: std::time::Duration,
+    /// Do not serve the Control Panel (`/console` on every region's listener); only the API.
+    #[arg(long, env = "IMGSHARE_NO_CONSOLE")]
+    no_console: bool,
 }
 
 /// A byte count: digits, optionally followed by K, M, G or T (powers of 1024, `B` optional).
@@ -433,6 +437,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         metrics_listen: args.metrics_listen,
         public_endpoint: args.public_endpoint,
         shutdown_timeout: args.shutdown_timeout,
+        console: !args.no_console,
     };
     serve::serve(engine, &args.db.db, options)
 }

@@ -28,6 +28,7 @@ use imgshare_store::{
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::console::ConsoleState;
 use crate::identity::{IdentityBanner, IdentitySetup, RegionListener};
 use crate::images;
 
@@ -53,6 +54,8 @@ pub(crate) struct ServeOptions {
     /// Checked by [`parse_public_endpoint`]: no trailing slash.
     pub(crate) public_endpoint: Option<String>,
     pub(crate) shutdown_timeout: Duration,
+    /// Serve the Control Panel at `/console` (unless `--no-console`).
+    pub(crate) console: bool,
 }
 
 /// `--public-endpoint`: an absolute `http` or `https` URL with a host, optionally a path
@@ -374,8 +377,17 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
             println!("metrics on http://{}/metrics", listener.local_addr()?);
         }
         let engine = Arc::new(engine);
-        let mut base = AppState::new(Arc::clone(&engine), options.identity.validator, first);
-        base.builtin_identity = options.identity.builtin;
+        // Behind a TLS proxy the browser speaks https: the console's cookies must say Secure.
+        let secure_cookies = options
+            .public_endpoint
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"));
+        let mut base = AppState::new(
+            Arc::clone(&engine),
+            Arc::clone(&options.identity.validator),
+            first,
+        );
+        base.builtin_identity = options.identity.builtin.clone();
         base.image_data = Some(Arc::new(image_data));
         base.tasks = Some(Arc::new(tasks));
         base.public_endpoint = options.public_endpoint;
@@ -394,6 +406,14 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
             };
             endpoints.push((listener, state));
         }
+        let states: Vec<AppState> = endpoints.iter().map(|(_, state)| state.clone()).collect();
+        let (pages, console) = crate::console::pages(
+            options.console,
+            &options.identity,
+            &states,
+            engine.profile(),
+            secure_cookies,
+        )?;
         // Before the banner, whose last line (`listening on`) is what scripts wait for.
         print_object_store(
             &object_stores,
@@ -404,12 +424,14 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
             &shown,
             db,
             &options.identity.banner,
+            &console,
             options.demo.then_some(seeded),
         );
         let config = ServeConfig {
             shutdown_timeout: options.shutdown_timeout,
             reload_on_hangup: true,
             metrics: metrics_listener.map(|listener| (listener, metrics)),
+            pages,
         };
         imgshare_server::serve_regions(endpoints, config).await?;
         tracing::info!("shut down");
@@ -447,6 +469,7 @@ fn print_banner(
     regions: &[(Region, SocketAddr, String)],
     db: &Path,
     identity: &IdentityBanner,
+    console: &ConsoleState,
     demo: Option<Option<Uuid>>,
 ) {
     let names: Vec<String> = regions
@@ -473,6 +496,15 @@ fn print_banner(
         return;
     };
     let base = format!("http://{first_addr}");
+    match console {
+        ConsoleState::On => println!(
+            "console (Control Panel): {base}/console on every region's listener (--no-console: off)"
+        ),
+        ConsoleState::Off => println!("console: off (--no-console)"),
+        ConsoleState::NoLogin => {
+            println!("console: off (a static tokens file has no passwords to log in with)")
+        }
+    }
     if let Some(seeded) = demo {
         match identity {
             IdentityBanner::Tokens(path) => {

@@ -1,7 +1,8 @@
 //! `imgshare serve` as a user runs it: the real binary on ephemeral ports; in demo mode with the
 //! built-in identity, its users file and the demo image, answering HTTP over a plain TCP socket;
 //! several regions from one process; without `--demo`, refusing to start with no identity or a
-//! users file that does not parse, and printing no secret.
+//! users file that does not parse, and printing no secret; the console on every listener, off with
+//! `--no-console` or static tokens.
 
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -483,4 +484,74 @@ fn an_unknown_region_is_refused_at_start_on_rackspace_and_free_on_glance() {
         find(&lines, "imgshare: regions ").starts_with("REGIONONE, "),
         "{lines:#?}"
     );
+}
+
+#[test]
+fn the_console_is_on_every_regions_listener_unless_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("imgshare.db");
+    let (server, lines) = start(&db, &["--demo", "--region", "DFW", "--region", "ORD"]);
+    assert!(
+        find(&lines, "console (Control Panel): ").starts_with("http://"),
+        "{lines:#?}"
+    );
+    for region in ["DFW", "ORD"] {
+        let addr = find(&lines, &format!("region {region} listening on http://"))
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        let (status, page) = get(&addr, "/console/login", "");
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("id=\"username\""), "{page}");
+        assert!(page.contains("content-security-policy"), "{page}");
+        // The API beside it is untouched: no console header on its answers.
+        let (status, versions) = get(&addr, "/versions", "");
+        assert_eq!(status, 300, "{versions}");
+        assert!(!versions.contains("content-security-policy"), "{versions}");
+    }
+    drop(server);
+
+    // Turned off from the environment, as a unit file would: /console is an API path again.
+    let child = Command::new(env!("CARGO_BIN_EXE_imgshare"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .env("IMGSHARE_NO_CONSOLE", "true")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = common::Server(child);
+    let lines = common::banner(&mut server);
+    assert!(
+        lines
+            .iter()
+            .any(|line| line == "console: off (--no-console)"),
+        "{lines:#?}"
+    );
+    let addr = find(&lines, "listening on http://").to_owned();
+    let (status, page) = get(&addr, "/console/login", "");
+    assert_eq!(status, 401, "{page}");
+}
+
+#[test]
+fn static_tokens_have_no_console_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    std::fs::write(
+        &tokens,
+        r#"{"tokens": {"tok": {"tenant_id": "111111", "user_id": "u", "roles": ["cloudImages:admin"]}}}"#,
+    )
+    .unwrap();
+    let tokens = tokens.to_str().unwrap().to_owned();
+    let (_server, lines) = start(&dir.path().join("t.db"), &["--tokens", &tokens]);
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("console: off (a static tokens file")),
+        "{lines:#?}"
+    );
+    let addr = find(&lines, "listening on http://").to_owned();
+    let (status, page) = get(&addr, "/console/login", "tok");
+    assert_eq!(status, 404, "{page}");
 }

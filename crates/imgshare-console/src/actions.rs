@@ -7,15 +7,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::api::encode;
 use crate::login::LoginCredential;
-use crate::pages::{self, call, error_page, login_page, require_session, safe_next, share_page};
+use crate::pages::{
+    call, error_page, login_page, region_of, require_session, safe_next, share_page, ImageRef,
+    Page, Visit,
+};
 use crate::session::{self, same_token, Flash, Session, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::{Console, MOUNT};
 
@@ -29,6 +32,24 @@ fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
     fields.get(name).map(String::as_str).unwrap_or("")
 }
 
+/// Refuses a form whose CSRF token is not the session's (403, nothing done).
+pub(crate) fn csrf_checked(
+    console: &Console,
+    session: &Session,
+    fields: &Fields,
+) -> Result<(), Response> {
+    if same_token(field(fields, "csrf"), &session.csrf) {
+        Ok(())
+    } else {
+        Err(error_page(
+            console,
+            Some(session),
+            StatusCode::FORBIDDEN,
+            CSRF_REFUSED,
+        ))
+    }
+}
+
 /// The session, and a form whose CSRF token is the session's; otherwise the answer to send.
 pub(crate) fn checked(
     console: &Console,
@@ -37,20 +58,46 @@ pub(crate) fn checked(
     back: &str,
 ) -> Result<Session, Response> {
     let session = require_session(console, headers, back)?;
-    if same_token(field(fields, "csrf"), &session.csrf) {
-        Ok(session)
-    } else {
-        Err(error_page(
-            console,
-            Some(&session),
-            StatusCode::FORBIDDEN,
-            CSRF_REFUSED,
-        ))
-    }
+    csrf_checked(console, &session, fields)?;
+    Ok(session)
 }
 
-fn detail_path(region: &str, image_id: &str) -> String {
-    format!("{MOUNT}/images/{}/{}", encode(region), encode(image_id))
+/// What a form asked the API, and the message the next page shows when it succeeds.
+struct Request {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    done: Flash,
+}
+
+/// Sends a form's request to the API as the session's user. The next page's message is `done`
+/// on success, the API's own message otherwise (nothing changed); returns whether it succeeded.
+async fn act(
+    console: &Console,
+    session: &Session,
+    region_name: &str,
+    request: Request,
+    back: &str,
+) -> Result<bool, Response> {
+    let region = region_of(console, session, region_name)?;
+    let answer = call(
+        console,
+        session,
+        region,
+        request.method,
+        &request.path,
+        request.body.as_ref(),
+        back,
+    )
+    .await?;
+    let succeeded = answer.status.is_success();
+    let flash = if succeeded {
+        request.done
+    } else {
+        Flash::error(answer.message())
+    };
+    console.sessions.set_flash(&session.id, flash);
+    Ok(succeeded)
 }
 
 fn with_cookie(mut response: Response, cookie: &str) -> Response {
@@ -167,29 +214,20 @@ pub(crate) async fn logout(
 /// `POST /console/images/{region}/{id}/share`: adds a member (Pending Acceptance).
 pub(crate) async fn share(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path((region_name, image_id)): Path<(String, String)>,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
+    Path(target): Path<ImageRef>,
     Form(fields): Form<Fields>,
-) -> Response {
-    let back = pages::here(&uri);
-    let session = match checked(&console, &headers, &fields, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let Some(region) = console.region(&region_name) else {
-        return error_page(
-            &console,
-            Some(&session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
-    };
+) -> Page {
+    csrf_checked(&console, &session, &fields)?;
+    let region = region_of(&console, &session, &target.region)?;
     // Sent as typed: the API decides what an account number is, and says so.
     let account = field(&fields, "account").trim().to_owned();
-    let path = format!("/v2/images/{}/members", encode(&image_id));
+    let path = format!("{}/members", target.api_path());
     let body = json!({ "member": account });
-    let answer = match call(
+    let answer = call(
         &console,
         &session,
         region,
@@ -198,185 +236,97 @@ pub(crate) async fn share(
         Some(&body),
         &back,
     )
-    .await
-    {
-        Ok(answer) => answer,
-        Err(response) => return response,
-    };
-    if answer.status.is_success() {
-        // Like Rackspace, the API does not check that an account exists or is a number; the
-        // article's advice is to verify the number, so say it when it does not look like one.
-        let flash = if account.bytes().all(|byte| byte.is_ascii_digit()) {
-            Flash::ok(format!(
-                "Image shared with account {account}: Pending Acceptance."
-            ))
-        } else {
-            Flash::warn(format!(
-                "Image shared with \"{account}\": Pending Acceptance. Account numbers are \
-                 digits: check it, and remove this member if it is wrong."
-            ))
-        };
-        console.sessions.set_flash(&session.id, flash);
-        Redirect::to(&detail_path(&region_name, &image_id)).into_response()
-    } else {
-        share_page(
-            &console,
-            &session,
-            &region_name,
-            &image_id,
-            answer.status,
-            Some(&answer.message()),
-            &account,
-            &back,
-        )
-        .await
+    .await?;
+    if !answer.status.is_success() {
+        let refused = Some((answer.status, answer.message()));
+        return share_page(&console, &session, &target, refused, &account, &back).await;
     }
+    // Like Rackspace, the API does not check that an account exists or is a number; the
+    // article's advice is to verify the number, so say it when it does not look like one.
+    let flash = if account.bytes().all(|byte| byte.is_ascii_digit()) {
+        Flash::ok(format!(
+            "Image shared with account {account}: Pending Acceptance."
+        ))
+    } else {
+        Flash::warn(format!(
+            "Image shared with \"{account}\": Pending Acceptance. Account numbers are \
+             digits: check it, and remove this member if it is wrong."
+        ))
+    };
+    console.sessions.set_flash(&session.id, flash);
+    Ok(Redirect::to(&target.detail_page()).into_response())
 }
 
-/// `POST /console/images/{region}/{id}/delete`.
+/// `POST /console/images/{region}/{id}/delete`: to Saved Images once deleted, else back to
+/// the image with the API's message.
 pub(crate) async fn delete_image(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path((region_name, image_id)): Path<(String, String)>,
+    Visit { session, .. }: Visit,
+    Path(target): Path<ImageRef>,
     Form(fields): Form<Fields>,
-) -> Response {
-    let detail = detail_path(&region_name, &image_id);
-    let session = match checked(&console, &headers, &fields, &pages::here(&uri)) {
-        Ok(session) => session,
-        Err(response) => return response,
+) -> Page {
+    csrf_checked(&console, &session, &fields)?;
+    let detail = target.detail_page();
+    let request = Request {
+        method: Method::DELETE,
+        path: target.api_path(),
+        body: None,
+        done: Flash::ok("The image was deleted."),
     };
-    let Some(region) = console.region(&region_name) else {
-        return error_page(
-            &console,
-            Some(&session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
+    let deleted = act(&console, &session, &target.region, request, &detail).await?;
+    let next = if deleted {
+        format!("{MOUNT}/images")
+    } else {
+        detail
     };
-    let path = format!("/v2/images/{}", encode(&image_id));
-    match call(
-        &console,
-        &session,
-        region,
-        Method::DELETE,
-        &path,
-        None,
-        &detail,
-    )
-    .await
-    {
-        Ok(answer) if answer.status.is_success() => {
-            console
-                .sessions
-                .set_flash(&session.id, Flash::ok("The image was deleted."));
-            Redirect::to(&format!("{MOUNT}/images")).into_response()
-        }
-        Ok(answer) => {
-            console
-                .sessions
-                .set_flash(&session.id, Flash::error(answer.message()));
-            Redirect::to(&detail).into_response()
-        }
-        Err(response) => response,
-    }
+    Ok(Redirect::to(&next).into_response())
 }
 
 /// `POST /console/images/{region}/{id}/members/{member}/remove`: the producer removes a member.
 pub(crate) async fn remove_member(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path((region_name, image_id, member)): Path<(String, String, String)>,
+    Visit { session, .. }: Visit,
+    Path((region, image_id, member)): Path<(String, String, String)>,
     Form(fields): Form<Fields>,
-) -> Response {
-    let detail = detail_path(&region_name, &image_id);
-    let session = match checked(&console, &headers, &fields, &pages::here(&uri)) {
-        Ok(session) => session,
-        Err(response) => return response,
+) -> Page {
+    csrf_checked(&console, &session, &fields)?;
+    let target = ImageRef { region, image_id };
+    let detail = target.detail_page();
+    let request = Request {
+        method: Method::DELETE,
+        path: format!("{}/members/{}", target.api_path(), encode(&member)),
+        body: None,
+        done: Flash::ok(format!("Account {member} was removed from this image.")),
     };
-    let Some(region) = console.region(&region_name) else {
-        return error_page(
-            &console,
-            Some(&session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
-    };
-    let path = format!(
-        "/v2/images/{}/members/{}",
-        encode(&image_id),
-        encode(&member)
-    );
-    let flash = match call(
-        &console,
-        &session,
-        region,
-        Method::DELETE,
-        &path,
-        None,
-        &detail,
-    )
-    .await
-    {
-        Ok(answer) if answer.status.is_success() => {
-            Flash::ok(format!("Account {member} was removed from this image."))
-        }
-        Ok(answer) => Flash::error(answer.message()),
-        Err(response) => return response,
-    };
-    console.sessions.set_flash(&session.id, flash);
-    Redirect::to(&detail).into_response()
+    act(&console, &session, &target.region, request, &detail).await?;
+    Ok(Redirect::to(&detail).into_response())
 }
 
 /// `POST /console/images/{region}/{id}/decision`: the consumer accepts, or rejects (also the
 /// Remove Image of an accepted share).
 pub(crate) async fn decide(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path((region_name, image_id)): Path<(String, String)>,
+    Visit { session, .. }: Visit,
+    Path(target): Path<ImageRef>,
     Form(fields): Form<Fields>,
-) -> Response {
+) -> Page {
     let back = safe_next(fields.get("back").map(String::as_str));
-    let session = match checked(&console, &headers, &fields, &pages::here(&uri)) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let Some(region) = console.region(&region_name) else {
-        return error_page(
-            &console,
-            Some(&session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
-    };
+    csrf_checked(&console, &session, &fields)?;
     // Sent as chosen: an unknown value is the API's to refuse.
     let decision = field(&fields, "decision").to_owned();
-    let path = format!(
-        "/v2/images/{}/members/{}",
-        encode(&image_id),
-        encode(&session.grant.tenant)
-    );
-    let body = json!({ "status": decision });
-    let flash = match call(
-        &console,
-        &session,
-        region,
-        Method::PUT,
-        &path,
-        Some(&body),
-        &back,
-    )
-    .await
-    {
-        Ok(answer) if answer.status.is_success() => match decision.as_str() {
+    let request = Request {
+        method: Method::PUT,
+        path: format!(
+            "{}/members/{}",
+            target.api_path(),
+            encode(&session.grant.tenant)
+        ),
+        body: Some(json!({ "status": decision })),
+        done: match decision.as_str() {
             "accepted" => Flash::ok("Image accepted: it is now in your Saved Images."),
             _ => Flash::ok("Image removed from your list."),
         },
-        Ok(answer) => Flash::error(answer.message()),
-        Err(response) => return response,
     };
-    console.sessions.set_flash(&session.id, flash);
-    Redirect::to(&back).into_response()
+    act(&console, &session, &target.region, request, &back).await?;
+    Ok(Redirect::to(&back).into_response())
 }

@@ -18,10 +18,11 @@
 //! - `api`: calls to a region's API;
 //! - `render`: templates, static assets, security headers;
 //! - `pages` (login, lists, detail), `actions` (forms that change something), `tasks` (import
-//!   and export).
+//!   and export), `audit` (an image's history and who could use it at a date).
 
 mod actions;
 mod api;
+mod audit;
 mod login;
 mod pages;
 mod render;
@@ -38,8 +39,8 @@ use imgshare_core::Profile;
 
 pub use api::RegionApi;
 pub use login::{
-    Authenticator, BuiltinAuthenticator, LoginCredential, LoginError, LoginFuture, LoginGrant,
-    LogoutFuture,
+    Authenticator, BuiltinAuthenticator, KeystoneAuthenticator, LoginCredential, LoginError,
+    LoginFuture, LoginGrant, LogoutFuture,
 };
 
 /// Where the console is mounted.
@@ -153,6 +154,7 @@ pub fn router(config: ConsoleConfig) -> Result<Router, ConsoleError> {
             "/images/{region}/{image_id}/decision",
             post(actions::decide),
         )
+        .route("/images/{region}/{image_id}/audit", get(audit::audit))
         .route(
             "/images/{region}/{image_id}/export",
             get(tasks::export_form).post(tasks::export),

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use imgshare_identity::{AuthRequest, BuiltinIdentity, Credential, ErrorKind};
+use imgshare_identity::{AuthRequest, BuiltinIdentity, Credential, ErrorKind, KeystoneValidator};
 use thiserror::Error;
 
 /// What the login form sends.
@@ -84,6 +84,13 @@ pub enum LoginError {
     /// The identity service cannot be reached or failed.
     #[error("identity unavailable: {0}")]
     Unavailable(String),
+    /// The identity takes passwords only (Keystone).
+    #[error("API keys are not accepted")]
+    ApiKeyUnsupported,
+    /// The right secret, but the token is not scoped to a project (a Keystone user without a
+    /// default project): there is no account to act as.
+    #[error("no project")]
+    NoProject,
 }
 
 impl LoginError {
@@ -97,6 +104,12 @@ impl LoginError {
             }
             LoginError::Unavailable(_) => {
                 "The identity service is not available at the moment: try again later."
+            }
+            LoginError::ApiKeyUnsupported => {
+                "This identity service takes a password, not an API key."
+            }
+            LoginError::NoProject => {
+                "This user has no default project to act in: ask an administrator to set one."
             }
         }
     }
@@ -135,6 +148,7 @@ fn login_error(error: &imgshare_identity::IdentityError) -> LoginError {
         ErrorKind::Disabled => LoginError::Disabled,
         ErrorKind::OverLimit => LoginError::OverLimit,
         ErrorKind::Unavailable | ErrorKind::Internal => LoginError::Unavailable(error.to_string()),
+        ErrorKind::Forbidden => LoginError::NoProject,
         _ => LoginError::Invalid,
     }
 }
@@ -175,5 +189,49 @@ impl Authenticator for BuiltinAuthenticator {
         // An already expired or revoked token has nothing left to end.
         let _ = self.identity.revoke_for(token, None, Utc::now());
         Box::pin(std::future::ready(()))
+    }
+}
+
+/// [`Authenticator`] over Keystone v3: a password authentication (`POST /v3/auth/tokens`), the
+/// token scoped to the user's default project; logout revokes the token.
+#[derive(Debug, Clone)]
+pub struct KeystoneAuthenticator {
+    keystone: KeystoneValidator,
+}
+
+impl KeystoneAuthenticator {
+    /// Logs users in against the Keystone `keystone` validates tokens with.
+    pub fn new(keystone: KeystoneValidator) -> Self {
+        KeystoneAuthenticator { keystone }
+    }
+}
+
+impl Authenticator for KeystoneAuthenticator {
+    fn login(&self, credential: LoginCredential) -> LoginFuture<'_> {
+        Box::pin(async move {
+            let LoginCredential::Password { username, password } = credential else {
+                return Err(LoginError::ApiKeyUnsupported);
+            };
+            let (token, identity) = self
+                .keystone
+                .login_password(&username, &password)
+                .await
+                .map_err(|error| login_error(&error))?;
+            Ok(LoginGrant {
+                token,
+                expires: identity.expires,
+                tenant: identity.tenant,
+                user_name: identity.user_name,
+                roles: identity.roles,
+            })
+        })
+    }
+
+    fn logout<'a>(&'a self, token: &'a str) -> LogoutFuture<'a> {
+        Box::pin(async move {
+            if let Err(error) = self.keystone.revoke(token).await {
+                eprintln!("imgshare: console: logout: {error}");
+            }
+        })
     }
 }

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{FromRequestParts, OriginalUri, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use imgshare_core::{Actor, Operation};
@@ -20,6 +21,10 @@ use crate::{Console, MOUNT};
 const MAX_LIST_PAGES: usize = 20;
 /// The selector value of All Regions (Global).
 pub(crate) const ALL_REGIONS: &str = "all";
+
+/// What a page handler answers: `Err` is an answer decided early (the login redirect, an error
+/// page), so that handlers can use `?`.
+pub(crate) type Page = Result<Response, Response>;
 
 /// The login page, remembering where to go back to.
 pub(crate) fn to_login(next: &str, expired: bool) -> Response {
@@ -55,6 +60,105 @@ pub(crate) fn require_session(
         .sessions
         .find(headers, console.now())
         .map_err(|missing| to_login(here, missing == NoSession::Expired))
+}
+
+/// The region named in a path, or the page that says there is none.
+pub(crate) fn region_of<'a>(
+    console: &'a Console,
+    session: &Session,
+    name: &str,
+) -> Result<&'a RegionApi, Response> {
+    console.region(name).ok_or_else(|| {
+        error_page(
+            console,
+            Some(session),
+            StatusCode::NOT_FOUND,
+            "There is no such region.",
+        )
+    })
+}
+
+/// An image named by a console path (`…/{region}/{image_id}…`): its region and id as they
+/// appear there.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImageRef {
+    pub(crate) region: String,
+    pub(crate) image_id: String,
+}
+
+impl ImageRef {
+    /// The image's API path, `/v2/images/{id}`.
+    pub(crate) fn api_path(&self) -> String {
+        format!("/v2/images/{}", encode(&self.image_id))
+    }
+
+    /// The image's Image Detail page.
+    pub(crate) fn detail_page(&self) -> String {
+        format!(
+            "{MOUNT}/images/{}/{}",
+            encode(&self.region),
+            encode(&self.image_id)
+        )
+    }
+}
+
+/// Reads one resource of `region` as the session's user; an API refusal becomes the error page
+/// with the API's status and message.
+pub(crate) async fn fetch(
+    console: &Console,
+    session: &Session,
+    region: &RegionApi,
+    path: &str,
+    back: &str,
+) -> Result<Value, Response> {
+    let answer = call(console, session, region, Method::GET, path, None, back).await?;
+    if answer.status.is_success() {
+        Ok(answer.body)
+    } else {
+        Err(error_page(
+            console,
+            Some(session),
+            answer.status,
+            &answer.message(),
+        ))
+    }
+}
+
+/// The image as the session's user sees it through the API, with its region.
+pub(crate) async fn fetch_image<'a>(
+    console: &'a Console,
+    session: &Session,
+    target: &ImageRef,
+    back: &str,
+) -> Result<(&'a RegionApi, Value), Response> {
+    let region = region_of(console, session, &target.region)?;
+    let image = fetch(console, session, region, &target.api_path(), back).await?;
+    Ok((region, image))
+}
+
+/// The logged-in user of a request and the page it asked for. Without a live session, the
+/// extractor answers with the login page's redirect (and back here after logging in).
+pub(crate) struct Visit {
+    pub(crate) session: Session,
+    /// The path and query of the request, as the console sees it from outside.
+    pub(crate) here: String,
+}
+
+impl FromRequestParts<Arc<Console>> for Visit {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Arc<Console>,
+    ) -> Result<Self, Response> {
+        let uri = match OriginalUri::from_request_parts(parts, console).await {
+            Ok(uri) => uri,
+            Err(never) => match never {},
+        };
+        let here = here(&uri);
+        let session = require_session(console, &parts.headers, &here)?;
+        Ok(Visit { session, here })
+    }
 }
 
 /// The path and query of the request, as the console sees it from outside.
@@ -259,8 +363,9 @@ async fn list_all(
     Ok(Ok(images))
 }
 
-fn text(image: &Value, key: &str) -> String {
-    match image.get(key) {
+/// A field of an API object as text ("" when absent or null).
+pub(crate) fn text(value: &Value, key: &str) -> String {
+    match value.get(key) {
         Some(Value::String(text)) => text.clone(),
         Some(Value::Null) | None => String::new(),
         Some(other) => other.to_string(),
@@ -270,15 +375,12 @@ fn text(image: &Value, key: &str) -> String {
 /// `GET /console/images?region=`: Saved Images, and the shares waiting for a decision.
 pub(crate) async fn images(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
     Query(query): Query<ImagesQuery>,
-) -> Response {
-    let back = here(&uri);
-    let session = match require_session(&console, &headers, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+) -> Page {
     let selected = query.region.unwrap_or_else(|| ALL_REGIONS.to_owned());
     let scope: Vec<&RegionApi> = if selected == ALL_REGIONS {
         console.config.regions.iter().collect()
@@ -286,12 +388,12 @@ pub(crate) async fn images(
         match console.region(&selected) {
             Some(region) => vec![region],
             None => {
-                return error_page(
+                return Err(error_page(
                     &console,
                     Some(&session),
                     StatusCode::NOT_FOUND,
                     &format!("There is no region {selected:?}."),
-                )
+                ))
             }
         }
     };
@@ -302,11 +404,10 @@ pub(crate) async fn images(
     let mut pending = Vec::new();
     let mut errors = Vec::new();
     for region in scope {
-        let listed = list_all(&console, &session, region, "/v2/images?limit=100", &back).await;
+        let listed = list_all(&console, &session, region, "/v2/images?limit=100", &back).await?;
         match listed {
-            Err(response) => return response,
-            Ok(Err(message)) => errors.push(format!("{}: {message}", region.name)),
-            Ok(Ok(images)) => {
+            Err(message) => errors.push(format!("{}: {message}", region.name)),
+            Ok(images) => {
                 for image in images {
                     let owner = text(&image, "owner");
                     let own = owner == tenant;
@@ -337,11 +438,10 @@ pub(crate) async fn images(
             "/v2/images?visibility=shared&member_status=pending&limit=100",
             &back,
         )
-        .await;
+        .await?;
         match waiting {
-            Err(response) => return response,
-            Ok(Err(message)) => errors.push(format!("{}: {message}", region.name)),
-            Ok(Ok(images)) => {
+            Err(message) => errors.push(format!("{}: {message}", region.name)),
+            Ok(images) => {
                 for image in images {
                     pending.push(json!({
                         "region": region.name,
@@ -360,7 +460,7 @@ pub(crate) async fn images(
     context.insert("may_decide".into(), json!(may_decide));
     context.insert("errors".into(), json!(errors));
     context.insert("back".into(), json!(back));
-    render(&console, StatusCode::OK, "images.html", context)
+    Ok(render(&console, StatusCode::OK, "images.html", context))
 }
 
 /// The image's own fields shown at the top of the detail page; the rest are properties.
@@ -390,33 +490,16 @@ const CORE_FIELDS: [&str; 20] = [
 /// `GET /console/images/{region}/{id}`: the image, its members, and what the user may do.
 pub(crate) async fn image_detail(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path((region_name, image_id)): Path<(String, String)>,
-) -> Response {
-    let back = here(&uri);
-    let session = match require_session(&console, &headers, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let Some(region) = console.region(&region_name) else {
-        return error_page(
-            &console,
-            Some(&session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
-    };
-    let path = format!("/v2/images/{}", encode(&image_id));
-    let image = match call(&console, &session, region, Method::GET, &path, None, &back).await {
-        Ok(answer) if answer.status.is_success() => answer.body,
-        Ok(answer) => {
-            return error_page(&console, Some(&session), answer.status, &answer.message())
-        }
-        Err(response) => return response,
-    };
-    let members_path = format!("{path}/members");
-    let members = match call(
+    Visit {
+        session,
+        here: back,
+    }: Visit,
+    Path(target): Path<ImageRef>,
+) -> Page {
+    let (region, image) = fetch_image(&console, &session, &target, &back).await?;
+    let members_path = format!("{}/members", target.api_path());
+    // A member of the image may not list the others: that refusal only means an empty table.
+    let answer = call(
         &console,
         &session,
         region,
@@ -425,16 +508,16 @@ pub(crate) async fn image_detail(
         None,
         &back,
     )
-    .await
-    {
-        Ok(answer) if answer.status.is_success() => answer
+    .await?;
+    let members = if answer.status.is_success() {
+        answer
             .body
             .get("members")
             .and_then(Value::as_array)
             .cloned()
-            .unwrap_or_default(),
-        Ok(_) => Vec::new(),
-        Err(response) => return response,
+            .unwrap_or_default()
+    } else {
+        Vec::new()
     };
     let tenant = session.grant.tenant.clone();
     let own = text(&image, "owner") == tenant;
@@ -490,27 +573,24 @@ pub(crate) async fn image_detail(
         json!(my_status.as_deref().map(status_label)),
     );
     context.insert("my_status_code".into(), json!(my_status));
-    context.insert(
-        "may_share".into(),
-        json!(own && may(&console, &session, Operation::AddMember)),
-    );
-    context.insert(
-        "may_delete".into(),
-        json!(own && may(&console, &session, Operation::DeleteImage)),
-    );
-    context.insert(
-        "may_export".into(),
-        json!(own && may(&console, &session, Operation::CreateTask)),
-    );
-    context.insert(
-        "may_remove_member".into(),
-        json!(own && may(&console, &session, Operation::DeleteMember)),
-    );
+    // The owner's actions, each shown only if the user's roles allow it.
+    let owner_actions = [
+        ("may_share", Operation::AddMember),
+        ("may_delete", Operation::DeleteImage),
+        ("may_export", Operation::CreateTask),
+        ("may_remove_member", Operation::DeleteMember),
+    ];
+    for (name, operation) in owner_actions {
+        context.insert(
+            name.into(),
+            json!(own && may(&console, &session, operation)),
+        );
+    }
     context.insert(
         "may_decide".into(),
         json!(!own && my_status.is_some() && may(&console, &session, Operation::UpdateMember)),
     );
-    render(&console, StatusCode::OK, "detail.html", context)
+    Ok(render(&console, StatusCode::OK, "detail.html", context))
 }
 
 /// How the article names a member status.
@@ -526,53 +606,28 @@ pub(crate) fn status_label(status: &str) -> &'static str {
 /// `GET /console/images/{region}/{id}/share`: the sharing dialog.
 pub(crate) async fn share_form(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path((region_name, image_id)): Path<(String, String)>,
-) -> Response {
-    let back = here(&uri);
-    let session = match require_session(&console, &headers, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    share_page(
-        &console,
-        &session,
-        &region_name,
-        &image_id,
-        StatusCode::OK,
-        None,
-        "",
-        &back,
-    )
-    .await
+    Visit {
+        session,
+        here: back,
+    }: Visit,
+    Path(target): Path<ImageRef>,
+) -> Page {
+    share_page(&console, &session, &target, None, "", &back).await
 }
 
-/// The sharing dialog, with the API's refusal if the last attempt failed.
-#[allow(clippy::too_many_arguments)]
+/// The sharing dialog; `refused` is the API's status and message if the last attempt failed.
 pub(crate) async fn share_page(
     console: &Console,
     session: &Session,
-    region_name: &str,
-    image_id: &str,
-    status: StatusCode,
-    error: Option<&str>,
+    target: &ImageRef,
+    refused: Option<(StatusCode, String)>,
     account: &str,
     back: &str,
-) -> Response {
-    let Some(region) = console.region(region_name) else {
-        return error_page(
-            console,
-            Some(session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
-    };
-    let path = format!("/v2/images/{}", encode(image_id));
-    let image = match call(console, session, region, Method::GET, &path, None, back).await {
-        Ok(answer) if answer.status.is_success() => answer.body,
-        Ok(answer) => return error_page(console, Some(session), answer.status, &answer.message()),
-        Err(response) => return response,
+) -> Page {
+    let (region, image) = fetch_image(console, session, target, back).await?;
+    let (status, error) = match refused {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
     };
     let mut context = base_context(console, Some(session));
     context.insert(
@@ -581,5 +636,5 @@ pub(crate) async fn share_page(
     );
     context.insert("error".into(), json!(error));
     context.insert("account".into(), json!(account));
-    render(console, status, "share.html", context)
+    Ok(render(console, status, "share.html", context))
 }

@@ -17,7 +17,7 @@ pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src
      style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
      base-uri 'none'";
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("images.html", include_str!("../templates/images.html")),
@@ -27,6 +27,9 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("tasks.html", include_str!("../templates/tasks.html")),
     ("task.html", include_str!("../templates/task.html")),
     ("export.html", include_str!("../templates/export.html")),
+    ("audit.html", include_str!("../templates/audit.html")),
+    ("tabs.html", include_str!("../templates/tabs.html")),
+    ("macros.html", include_str!("../templates/macros.html")),
 ];
 
 /// An embedded file, served under a name that changes with its content.

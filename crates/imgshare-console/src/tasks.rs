@@ -2,35 +2,29 @@
 //! account's tasks, and one task's progress until it succeeds or fails with its message. All of it
 //! is `POST /v2/tasks` and `GET /v2/tasks[/{id}]` as the user.
 
-// The `Err` of the session helpers is the answer to send at once (see `pages`).
+// The `Err` of a `Page` is the answer to send at once (see `pages`).
 #![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Redirect};
 use axum::Form;
 use imgshare_core::Operation;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::actions::checked;
+use crate::actions::csrf_checked;
 use crate::api::encode;
 use crate::pages::{
-    base_context, call, error_page, here, may, render, require_session, ALL_REGIONS,
+    base_context, call, fetch, may, region_of, render, text, Page, Visit, ALL_REGIONS,
 };
 use crate::session::Session;
 use crate::{Console, MOUNT};
 
-fn text(value: &Value, key: &str) -> String {
-    match value.get(key) {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
+type Fields = HashMap<String, String>;
 
 /// What a page needs of one task.
 fn task_view(region: &str, task: &Value) -> Value {
@@ -61,15 +55,12 @@ pub(crate) struct TasksQuery {
 /// `GET /console/tasks`: the import form and the account's tasks.
 pub(crate) async fn list(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
     Query(query): Query<TasksQuery>,
-) -> Response {
-    let back = here(&uri);
-    let session = match require_session(&console, &headers, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+) -> Page {
     let selected = query.region.unwrap_or_else(|| ALL_REGIONS.to_owned());
     let mut tasks = Vec::new();
     let mut errors = Vec::new();
@@ -77,7 +68,7 @@ pub(crate) async fn list(
         if selected != ALL_REGIONS && selected != region.name {
             continue;
         }
-        match call(
+        let answer = call(
             &console,
             &session,
             region,
@@ -86,73 +77,56 @@ pub(crate) async fn list(
             None,
             &back,
         )
-        .await
-        {
-            Ok(answer) if answer.status.is_success() => {
-                if let Some(page) = answer.body.get("tasks").and_then(Value::as_array) {
-                    tasks.extend(page.iter().map(|task| task_view(&region.name, task)));
-                }
-            }
-            Ok(answer) => errors.push(format!("{}: {}", region.name, answer.message())),
-            Err(response) => return response,
+        .await?;
+        if !answer.status.is_success() {
+            errors.push(format!("{}: {}", region.name, answer.message()));
+        } else if let Some(page) = answer.body.get("tasks").and_then(Value::as_array) {
+            tasks.extend(page.iter().map(|task| task_view(&region.name, task)));
         }
     }
-    import_page(
+    let mut context = base_context(&console, Some(&session));
+    context.insert("tasks".into(), json!(tasks));
+    context.insert("errors".into(), json!(errors));
+    context.insert("form".into(), import_form(&Fields::new()));
+    Ok(form_page(
         &console,
         &session,
         StatusCode::OK,
-        tasks,
-        errors,
+        "tasks.html",
+        context,
         None,
-        &HashMap::new(),
-    )
+    ))
 }
 
-fn import_page(
+/// A task form (import or export) with the fields as sent and the API's refusal, if any.
+fn form_page(
     console: &Console,
     session: &Session,
     status: StatusCode,
-    tasks: Vec<Value>,
-    errors: Vec<String>,
+    template: &str,
+    mut context: Map<String, Value>,
     error: Option<&str>,
-    fields: &HashMap<String, String>,
-) -> Response {
-    let mut context: Map<String, Value> = base_context(console, Some(session));
-    context.insert("tasks".into(), json!(tasks));
-    context.insert("errors".into(), json!(errors));
+) -> axum::response::Response {
     context.insert("error".into(), json!(error));
-    let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
-    context.insert(
-        "form".into(),
-        json!({
-            "region": field("region"),
-            "container": field("container"),
-            "object": field("object"),
-            "name": field("name"),
-        }),
-    );
     context.insert(
         "may_create".into(),
         json!(may(console, session, Operation::CreateTask)),
     );
-    render(console, status, "tasks.html", context)
+    render(console, status, template, context)
 }
 
-/// Creates a task of `body` in `region_name`; on success goes to its progress page, otherwise
-/// returns the API's status and message.
+/// Creates the task `body` in `region_name` and goes to its progress page; if the API refuses,
+/// the form `template` again with `context` and the API's status and message.
 async fn create(
     console: &Console,
     session: &Session,
     region_name: &str,
     body: &Value,
     back: &str,
-) -> Result<Result<Response, (StatusCode, String)>, Response> {
-    let Some(region) = console.region(region_name) else {
-        return Ok(Err((
-            StatusCode::NOT_FOUND,
-            format!("There is no region {region_name:?}."),
-        )));
-    };
+    template: &str,
+    context: Map<String, Value>,
+) -> Page {
+    let region = region_of(console, session, region_name)?;
     let answer = call(
         console,
         session,
@@ -164,169 +138,148 @@ async fn create(
     )
     .await?;
     if !answer.status.is_success() {
-        return Ok(Err((answer.status, answer.message())));
+        let message = answer.message();
+        return Ok(form_page(
+            console,
+            session,
+            answer.status,
+            template,
+            context,
+            Some(&message),
+        ));
     }
     let id = text(&answer.body, "id");
-    Ok(Ok(Redirect::to(&format!(
-        "{MOUNT}/tasks/{}/{}",
-        encode(region_name),
-        encode(&id)
-    ))
-    .into_response()))
+    let progress = format!("{MOUNT}/tasks/{}/{}", encode(region_name), encode(&id));
+    Ok(Redirect::to(&progress).into_response())
+}
+
+fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
+    fields.get(name).map(|value| value.trim()).unwrap_or("")
+}
+
+/// The import form's fields as sent (empty when new).
+fn import_form(fields: &Fields) -> Value {
+    json!({
+        "region": field(fields, "region"),
+        "container": field(fields, "container"),
+        "object": field(fields, "object"),
+        "name": field(fields, "name"),
+    })
 }
 
 /// `POST /console/tasks/import`: an import task from `<container>/<object>` of the account.
 pub(crate) async fn import(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Form(fields): Form<HashMap<String, String>>,
-) -> Response {
-    let back = here(&uri);
-    let session = match checked(&console, &headers, &fields, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let field = |name: &str| fields.get(name).map(|value| value.trim()).unwrap_or("");
+    Visit {
+        session,
+        here: back,
+    }: Visit,
+    Form(fields): Form<Fields>,
+) -> Page {
+    csrf_checked(&console, &session, &fields)?;
     // Sent as typed: the task reports a bad location with the provider's own message.
     let mut properties = Map::new();
-    if !field("name").is_empty() {
-        properties.insert("name".into(), json!(field("name")));
+    if !field(&fields, "name").is_empty() {
+        properties.insert("name".into(), json!(field(&fields, "name")));
     }
     let body = json!({
         "type": "import",
         "input": {
-            "import_from": format!("{}/{}", field("container"), field("object")),
+            "import_from": format!("{}/{}", field(&fields, "container"), field(&fields, "object")),
             "image_properties": properties,
         },
     });
-    match create(&console, &session, field("region"), &body, &back).await {
-        Ok(Ok(response)) => response,
-        Ok(Err((status, message))) => import_page(
-            &console,
-            &session,
-            status,
-            Vec::new(),
-            Vec::new(),
-            Some(&message),
-            &fields,
-        ),
-        Err(response) => response,
-    }
+    let mut context = base_context(&console, Some(&session));
+    context.insert("tasks".into(), json!([]));
+    context.insert("errors".into(), json!([]));
+    context.insert("form".into(), import_form(&fields));
+    let region = field(&fields, "region");
+    create(
+        &console,
+        &session,
+        region,
+        &body,
+        &back,
+        "tasks.html",
+        context,
+    )
+    .await
+}
+
+/// What the export form shows: the image, and the container as typed.
+fn export_context(
+    console: &Console,
+    session: &Session,
+    region: &str,
+    image_id: &str,
+    container: &str,
+) -> Map<String, Value> {
+    let mut context = base_context(console, Some(session));
+    context.insert("image".into(), json!({"region": region, "id": image_id}));
+    context.insert("container".into(), json!(container));
+    context
 }
 
 /// `GET /console/images/{region}/{id}/export`: the export form.
 pub(crate) async fn export_form(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    Visit { session, .. }: Visit,
     Path((region, image_id)): Path<(String, String)>,
-) -> Response {
-    let back = here(&uri);
-    let session = match require_session(&console, &headers, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    export_page(
+) -> Page {
+    region_of(&console, &session, &region)?;
+    let context = export_context(&console, &session, &region, &image_id, "");
+    Ok(form_page(
         &console,
         &session,
         StatusCode::OK,
-        &region,
-        &image_id,
+        "export.html",
+        context,
         None,
-        "",
-    )
-}
-
-fn export_page(
-    console: &Console,
-    session: &Session,
-    status: StatusCode,
-    region: &str,
-    image_id: &str,
-    error: Option<&str>,
-    container: &str,
-) -> Response {
-    if console.region(region).is_none() {
-        return error_page(
-            console,
-            Some(session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
-    }
-    let mut context = base_context(console, Some(session));
-    context.insert("image".into(), json!({"region": region, "id": image_id}));
-    context.insert("error".into(), json!(error));
-    context.insert("container".into(), json!(container));
-    render(console, status, "export.html", context)
+    ))
 }
 
 /// `POST /console/images/{region}/{id}/export`: an export task into a container of the account.
 pub(crate) async fn export(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
     Path((region, image_id)): Path<(String, String)>,
-    Form(fields): Form<HashMap<String, String>>,
-) -> Response {
-    let back = here(&uri);
-    let session = match checked(&console, &headers, &fields, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let container = fields
-        .get("container")
-        .map(|value| value.trim())
-        .unwrap_or("");
+    Form(fields): Form<Fields>,
+) -> Page {
+    csrf_checked(&console, &session, &fields)?;
+    let container = field(&fields, "container");
     let body = json!({
         "type": "export",
         "input": {"image_uuid": image_id, "receiving_swift_container": container},
     });
-    match create(&console, &session, &region, &body, &back).await {
-        Ok(Ok(response)) => response,
-        Ok(Err((status, message))) => export_page(
-            &console,
-            &session,
-            status,
-            &region,
-            &image_id,
-            Some(&message),
-            container,
-        ),
-        Err(response) => response,
-    }
+    let context = export_context(&console, &session, &region, &image_id, container);
+    create(
+        &console,
+        &session,
+        &region,
+        &body,
+        &back,
+        "export.html",
+        context,
+    )
+    .await
 }
 
 /// `GET /console/tasks/{region}/{id}`: one task, refreshed by the page's script while it runs.
 pub(crate) async fn show(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    Visit {
+        session,
+        here: back,
+    }: Visit,
     Path((region_name, task_id)): Path<(String, String)>,
-) -> Response {
-    let back = here(&uri);
-    let session = match require_session(&console, &headers, &back) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let Some(region) = console.region(&region_name) else {
-        return error_page(
-            &console,
-            Some(&session),
-            StatusCode::NOT_FOUND,
-            "There is no such region.",
-        );
-    };
+) -> Page {
+    let region = region_of(&console, &session, &region_name)?;
     let path = format!("/v2/tasks/{}", encode(&task_id));
-    let task = match call(&console, &session, region, Method::GET, &path, None, &back).await {
-        Ok(answer) if answer.status.is_success() => answer.body,
-        Ok(answer) => {
-            return error_page(&console, Some(&session), answer.status, &answer.message())
-        }
-        Err(response) => return response,
-    };
+    let task = fetch(&console, &session, region, &path, &back).await?;
     let mut context = base_context(&console, Some(&session));
     context.insert("task".into(), task_view(&region.name, &task));
-    render(&console, StatusCode::OK, "task.html", context)
+    Ok(render(&console, StatusCode::OK, "task.html", context))
 }

@@ -209,6 +209,11 @@ impl TokenCache {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
+
+    /// Forgets a token (its holder revoked it): the next use asks Keystone.
+    pub(crate) fn forget(&mut self, token: &str) {
+        self.entries.remove(token);
+    }
 }
 
 struct ServiceToken {
@@ -382,6 +387,67 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// `POST /v3/auth/tokens` with a user's password, unscoped in the request: Keystone scopes the
+    /// token to the user's default project. 401 (unknown user, wrong password, disabled user:
+    /// Keystone does not tell them apart) is `Unauthorized`; a token without a project is
+    /// `Forbidden`, as in validation.
+    fn login(&self, username: &str, password: &str) -> Result<(String, Identity), IdentityError> {
+        let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": username,
+            "domain": {"id": self.options.user_domain},
+            "password": password,
+        }}}}});
+        let mut response = self
+            .agent
+            .post(format!("{}/v3/auth/tokens?nocatalog", self.options.base()))
+            .send_json(&body)
+            .map_err(unreachable)?;
+        match response.status().as_u16() {
+            200 | 201 => {}
+            // Keystone answers 400 to a malformed request, e.g. an empty user name.
+            400 | 401 | 404 => {
+                return Err(IdentityError::Unauthorized(
+                    "The user name or password is not correct.".into(),
+                ))
+            }
+            status => {
+                return Err(IdentityError::Unavailable(format!(
+                    "Keystone answered HTTP {status} to a password authentication"
+                )))
+            }
+        }
+        let token = response
+            .headers()
+            .get("x-subject-token")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| IdentityError::Unavailable("Keystone sent no X-Subject-Token".into()))?;
+        let body: ValidateBody = response.body_mut().read_json().map_err(|error| {
+            IdentityError::Unavailable(format!("Keystone sent an unreadable token: {error}"))
+        })?;
+        Ok((token, identity_of(body.token, Utc::now())?))
+    }
+
+    /// `DELETE /v3/auth/tokens`: a user may revoke its own token.
+    fn revoke(&self, token: &str) -> Result<(), IdentityError> {
+        let response = self
+            .agent
+            .delete(format!("{}/v3/auth/tokens", self.options.base()))
+            .header("X-Auth-Token", token)
+            .header("X-Subject-Token", token)
+            .call()
+            .map_err(unreachable)?;
+        match response.status().as_u16() {
+            // 404: already expired or revoked, nothing left to end.
+            204 | 200 | 404 => Ok(()),
+            status => Err(IdentityError::Unavailable(format!(
+                "Keystone answered HTTP {status} to a token revocation"
+            ))),
+        }
+    }
+}
+
 fn identity_of(token: TokenBody, now: DateTime<Utc>) -> Result<Identity, IdentityError> {
     let expires = parse_time(&token.expires_at)?;
     if expires <= now {
@@ -445,6 +511,34 @@ impl KeystoneValidator {
             lock(&self.inner.cache).put(token, identity.clone(), Utc::now());
         }
         result
+    }
+}
+
+impl KeystoneValidator {
+    /// Authenticates a user of the service's user domain by password (for a login page): the
+    /// token, scoped to the user's default project, and whom it stands for. The token is
+    /// validated like any other when it is used.
+    pub async fn login_password(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<(String, Identity), IdentityError> {
+        let inner = Arc::clone(&self.inner);
+        let (username, password) = (username.to_owned(), password.to_owned());
+        tokio::task::spawn_blocking(move || inner.login(&username, &password))
+            .await
+            .map_err(|error| IdentityError::Internal(format!("login task failed: {error}")))?
+    }
+
+    /// Revokes `token` at Keystone (its holder ends it) and drops it from the cache, so that it
+    /// is refused at once; an unknown token is not an error.
+    pub async fn revoke(&self, token: &str) -> Result<(), IdentityError> {
+        lock(&self.inner.cache).forget(token);
+        let inner = Arc::clone(&self.inner);
+        let token = token.to_owned();
+        tokio::task::spawn_blocking(move || inner.revoke(&token))
+            .await
+            .map_err(|error| IdentityError::Internal(format!("revoke task failed: {error}")))?
     }
 }
 

@@ -151,6 +151,10 @@ pub struct ServeConfig {
     pub reload_on_hangup: bool,
     /// A listener of its own for `GET /metrics`, with the exporter's handle.
     pub metrics: Option<(tokio::net::TcpListener, PrometheusHandle)>,
+    /// Pages served on every region's listener beside the API, under paths of their own (the
+    /// Control Panel's `/console`); one router shared by all listeners, so that its state (its
+    /// sessions) is too.
+    pub pages: Option<axum::Router>,
 }
 
 /// The default drain deadline.
@@ -162,6 +166,7 @@ impl Default for ServeConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             reload_on_hangup: false,
             metrics: None,
+            pages: None,
         }
     }
 }
@@ -181,7 +186,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
 /// get up to `config.shutdown_timeout`; the first listener that fails ends the whole server.
 /// With `config.reload_on_hangup`, SIGHUP re-reads the first state's validator (a file that
 /// does not load is logged and the data in use stays); `config.metrics` serves `GET /metrics`
-/// on its own listener.
+/// on its own listener; `config.pages` are merged into every region's router.
 pub async fn serve_regions(
     endpoints: Vec<(tokio::net::TcpListener, AppState)>,
     config: ServeConfig,
@@ -216,8 +221,12 @@ pub async fn serve_regions(
     let mut servers = tokio::task::JoinSet::new();
     for (listener, state) in endpoints {
         let mut stop = stop_rx.clone();
+        let app = match &config.pages {
+            Some(pages) => router(state).merge(pages.clone()),
+            None => router(state),
+        };
         servers.spawn(async move {
-            axum::serve(listener, router(state))
+            axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|stopped| *stopped).await;
                 })

@@ -25,7 +25,7 @@ use axum::Router;
 
 use crate::auth::{authenticate, decodable_path, own_tenant, NOT_FOUND};
 use crate::error::ApiError;
-use crate::handlers::{image_data, images, import, members, tags, tasks, versions};
+use crate::handlers::{audit, image_data, images, import, members, tags, tasks, versions};
 use crate::observe::{assign_request_id, note_route, note_served, trace_layer};
 use crate::state::AppState;
 
@@ -86,7 +86,7 @@ pub fn router(state: AppState) -> Router {
 /// The v2 resources, mounted under `/v2` and `/v2/{tenant_id}`. The order of the methods on
 /// each route is the order of its `Allow` header.
 fn v2() -> Router<AppState> {
-    let table: [(&str, MethodRouter<AppState>); 15] = [
+    let table: [(&str, MethodRouter<AppState>); 17] = [
         ("/images", get(images::list).post(images::create)),
         (
             "/images/{image_id}",
@@ -109,6 +109,9 @@ fn v2() -> Router<AppState> {
         ("/images/{image_id}/stage", put(image_data::stage)),
         ("/images/{image_id}/import", post(import::import)),
         ("/images/{image_id}/tasks", get(tasks::image_tasks)),
+        // imgshare's own, not Glance's: the owner's view of the event log (`docs/audit.md`).
+        ("/images/{image_id}/history", get(audit::history)),
+        ("/images/{image_id}/access", get(audit::access_at)),
         (
             "/images/{image_id}/members",
             get(members::list).post(members::add),

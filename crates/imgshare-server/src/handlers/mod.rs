@@ -2,6 +2,7 @@
 //! extracted, runs one engine call through `blocking`, and renders the answer; rules belong to
 //! the engine, not here.
 
+pub(crate) mod audit;
 pub(crate) mod image_data;
 pub(crate) mod images;
 pub(crate) mod import;
