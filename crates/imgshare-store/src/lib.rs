@@ -40,6 +40,13 @@ pub use engine::{BatchItem, Engine, EngineError, EngineOptions, Loaded, Outcome,
 pub use image_data::{
     DataHashes, DataSlot, DataWriter, FsImageDataStore, HashingReader, ImageDataStore, StoredData,
 };
+pub use imgshare_projection::query::{
+    MemberStatusFilter, QueryError, SortDir, SortKey, TaskSortKey, TaskStatusFilter,
+};
+pub use imgshare_projection::{
+    ImagePage, ImageQuery, ImageView, Marker, MemberList, MemberView, ProjectionError, TaskList,
+    TaskPage, TaskQuery, TaskView,
+};
 pub use objects::{FsObjectStore, ObjectSource, ObjectStore, StoreUnavailable};
 pub use register::{register_vhd, RegisterError};
 pub use swift::{SwiftAuth, SwiftConfig, SwiftConfigError, SwiftObjectStore};
