@@ -1,6 +1,6 @@
 //! The Control Panel of imgshare: image sharing in web pages (`docs/console.md`).
 //!
-//! [`router`] builds the pages as an axum [`Router`](axum::Router) that serves everything under
+//! [`router`] builds the pages as an axum [`axum::Router`] that serves everything under
 //! `/console` (merge it into the server's router). The console:
 //! - logs users in against the configured identity ([`Authenticator`]), and keeps the token on
 //!   the server (a random session id in an `HttpOnly`, `SameSite=Strict` cookie; the token is
