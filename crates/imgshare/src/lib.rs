@@ -53,11 +53,10 @@ pub use imgshare_core::{
     ImageOrigin, ImageStatus, Member, MemberStatus, NewImage, Profile, ProfileKind, Region, Task,
     TaskCommand, TaskStatus, Visibility,
 };
-pub use imgshare_store::audit::{AccessReason, AccountAccess};
 pub use imgshare_store::{
-    register_vhd, AccessReport, AsOf, BatchItem, DbOptions, Durability, Engine, EngineError,
-    EngineOptions, FsImageDataStore, HistoryEntry, ImageDataStore, ImagePage, ImageQuery,
-    ImageView, Marker, MemberList, MemberStatusFilter, MemberView, Outcome, QueryError,
-    RegisterError, SortDir, SortKey, TaskList, TaskPage, TaskQuery, TaskSortKey, TaskStatusFilter,
-    TaskView, VerifyReport,
+    register_vhd, AccessReason, AccessReport, AccountAccess, Anchor, AnchorMismatch, AsOf,
+    BatchItem, DbOptions, Durability, Engine, EngineError, EngineOptions, FsImageDataStore,
+    HistoryEntry, ImageDataStore, ImagePage, ImageQuery, ImageView, Marker, MemberList,
+    MemberStatusFilter, MemberView, Outcome, QueryError, RegisterError, SortDir, SortKey, TaskList,
+    TaskPage, TaskQuery, TaskSortKey, TaskStatusFilter, TaskView, VerifyReport,
 };

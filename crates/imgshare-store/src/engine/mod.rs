@@ -15,12 +15,18 @@ use crate::db::{self, DbOptions, StoreError};
 use crate::log::RecordedEvent;
 
 mod group;
+mod inspect;
 mod read;
 #[cfg(test)]
 mod tests;
 
 pub use crate::error::EngineError;
-pub use crate::fold::{decode, fold_streams, load_stream, Loaded, RebuildReport};
+#[cfg(feature = "internals")]
+pub use crate::fold::{decode, fold_streams, load_stream};
+#[cfg(not(feature = "internals"))]
+#[allow(unused_imports)]
+pub(crate) use crate::fold::{decode, fold_streams, load_stream};
+pub use crate::fold::{Loaded, RebuildReport};
 pub use group::BatchItem;
 use group::{Queued, StateCache};
 
@@ -259,8 +265,26 @@ impl Engine {
         })
     }
 
-    /// Runs `read` on a read connection.
+    /// Runs `read` on a read connection (public with the `internals` feature only: for this
+    /// workspace's benchmarks and tests).
+    #[cfg(feature = "internals")]
     pub fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        self.read_connection(read)
+    }
+
+    /// Runs `read` on a read connection.
+    #[cfg(not(feature = "internals"))]
+    pub(crate) fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        self.read_connection(read)
+    }
+
+    fn read_connection<T>(
         &self,
         read: impl FnOnce(&Connection) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
