@@ -20,6 +20,8 @@
 //! - `pages` (login, lists, detail), `actions` (forms that change something), `tasks` (import
 //!   and export).
 
+#![warn(missing_docs)]
+
 mod actions;
 mod api;
 mod login;

@@ -9,6 +9,8 @@
 //! * [`query`]: validation of the list query strings and the `first`/`next` links;
 //! * [`schemas`]: the `/v2/schemas/*` documents of each profile.
 
+#![warn(missing_docs)]
+
 pub mod listing;
 pub mod page;
 pub mod percent;

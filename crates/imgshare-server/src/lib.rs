@@ -104,6 +104,8 @@
 //! - `handlers`: one module per resource; `state`: [`AppState`]; `error`: [`ApiError`];
 //! - [`tasks`]: the background task worker.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod health;
 pub mod identity;

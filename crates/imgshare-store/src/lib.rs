@@ -10,6 +10,7 @@
 //! folds and the audits' building blocks) are public only with the `internals` feature, for this
 //! workspace's own benchmarks and tests; they carry no stability promise.
 
+#![warn(missing_docs)]
 // The storage modules are private unless `internals` is on; their `pub` items are then
 // reachable only through the re-exports below.
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]

@@ -188,6 +188,33 @@ impl Engine {
     /// One page of the images the caller can see (`GET /v2/images`), served from the read
     /// models; a query the profile refuses is [`ErrorKind::Invalid`](imgshare_core::ErrorKind)
     /// with the HTTP query's message.
+    ///
+    /// ```
+    /// use imgshare_core::{Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Region};
+    /// use imgshare_store::{Engine, ImageQuery, SortDir, SortKey};
+    ///
+    /// let engine = Engine::in_memory()?;
+    /// let owner = Actor::tenant("111111", "alice", &["cloudImages:admin"]);
+    /// let ctx = Context::new(owner, Region::parse("DFW")?, chrono::Utc::now());
+    /// for name in ["b", "a", "c"] {
+    ///     let origin = ImageOrigin::Snapshot { server_id: "srv-1".into() };
+    ///     let image = NewImage { name: Some(name.into()), ..NewImage::default() };
+    ///     let command = ImageCommand::Register { origin, image };
+    ///     engine.execute(&ctx, Command::Image { image_id: uuid::Uuid::new_v4(), command })?;
+    /// }
+    /// let query = ImageQuery::new().sort(SortKey::Name, SortDir::Asc).limit(2);
+    /// let first = engine.images(&ctx, &query)?;
+    /// let names: Vec<_> = first.images.iter().map(|v| v.image().name.clone()).collect();
+    /// assert_eq!(names, [Some("a".to_owned()), Some("b".to_owned())]);
+    /// let rest = engine.images(&ctx, &query.after(first.next.unwrap()))?;
+    /// assert_eq!(rest.images.len(), 1);
+    /// assert_eq!(rest.next, None);
+    ///
+    /// // The HTTP API's rules and messages.
+    /// let refused = engine.images(&ctx, &ImageQuery::new().param("sort_dir", "up")).unwrap_err();
+    /// assert_eq!(refused.to_string(), "Invalid sort direction: up");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn images(&self, ctx: &Context, query: &ImageQuery) -> Result<ImagePage, EngineError> {
         self.profile.authorize(&ctx.actor, Operation::ListImages)?;
         let parsed = query
@@ -283,6 +310,35 @@ impl Engine {
     /// True for the owner, for public images, and for members in any status (pending, accepted
     /// or rejected); false for anyone else, for another region, and for images that are not
     /// active (deleted, deactivated, still saving).
+    ///
+    /// ```
+    /// use imgshare_core::{Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin,
+    ///                     NewImage, Region};
+    /// use imgshare_store::Engine;
+    ///
+    /// let engine = Engine::in_memory()?;
+    /// let (dfw, ord) = (Region::parse("DFW")?, Region::parse("ORD")?);
+    /// let owner = Actor::tenant("111111", "alice", &["cloudImages:admin"]);
+    /// let ctx = Context::new(owner, dfw.clone(), chrono::Utc::now());
+    /// let image_id = uuid::Uuid::new_v4();
+    /// let data = ImageActivated {
+    ///     size: 512, checksum: "0123456789abcdef0123456789abcdef".into(),
+    ///     virtual_size: None, os_hash_algo: None, os_hash_value: None,
+    /// };
+    /// let image = NewImage {
+    ///     container_format: Some("ovf".into()), disk_format: Some("vhd".into()),
+    ///     data: Some(data), ..NewImage::default()
+    /// };
+    /// let origin = ImageOrigin::Snapshot { server_id: "srv-1".into() };
+    /// engine.execute(&ctx, Command::Image { image_id, command: ImageCommand::Register { origin, image } })?;
+    /// let share = ImageCommand::AddMember { member_id: "222222".into() };
+    /// engine.execute(&ctx, Command::Image { image_id, command: share })?;
+    ///
+    /// assert!(engine.can_boot("222222", image_id, &dfw)?); // a pending member may boot
+    /// assert!(!engine.can_boot("222222", image_id, &ord)?); // not in another region
+    /// assert!(!engine.can_boot("333333", image_id, &dfw)?); // nor may a stranger
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn can_boot(
         &self,
         tenant_id: &str,
