@@ -70,6 +70,11 @@ impl ComputeService {
             .engine
             .can_boot(request.tenant, request.image_id, request.region)?)
     }
+
+    /// Asks before booting and fails unless the answer is `want`.
+    fn check(&self, what: &str, request: &Boot<'_>, want: bool) -> Result<()> {
+        expect(what, self.boot(request)?, want)
+    }
 }
 
 fn at(hour: u32) -> DateTime<Utc> {
@@ -107,22 +112,20 @@ fn main() -> Result<()> {
         image.status == ImageStatus::Active,
         true,
     )?;
-    expect(
-        "the owner may boot its snapshot in DFW",
-        service.boot(&Boot {
-            tenant: "100100",
-            image_id,
-            region: &dfw,
-        })?,
-        true,
-    )?;
-    expect(
+    let asked = Boot {
+        tenant: "100100",
+        image_id,
+        region: &dfw,
+    };
+    service.check("the owner may boot its snapshot in DFW", &asked, true)?;
+    let asked = Boot {
+        tenant: friend,
+        image_id,
+        region: &dfw,
+    };
+    service.check(
         "another account may not boot it before it is shared",
-        service.boot(&Boot {
-            tenant: friend,
-            image_id,
-            region: &dfw,
-        })?,
+        &asked,
         false,
     )?;
 
@@ -137,31 +140,30 @@ fn main() -> Result<()> {
             command: share,
         },
     )?;
-    expect(
+    let asked = Boot {
+        tenant: friend,
+        image_id,
+        region: &dfw,
+    };
+    service.check(
         "the member may boot the shared snapshot in DFW",
-        service.boot(&Boot {
-            tenant: friend,
-            image_id,
-            region: &dfw,
-        })?,
+        &asked,
         true,
     )?;
-    expect(
-        "nobody boots it in another region",
-        service.boot(&Boot {
-            tenant: friend,
-            image_id,
-            region: &ord,
-        })?,
-        false,
-    )?;
-    expect(
+    let asked = Boot {
+        tenant: friend,
+        image_id,
+        region: &ord,
+    };
+    service.check("nobody boots it in another region", &asked, false)?;
+    let asked = Boot {
+        tenant: stranger,
+        image_id,
+        region: &dfw,
+    };
+    service.check(
         "an account it is not shared with may not boot it",
-        service.boot(&Boot {
-            tenant: stranger,
-            image_id,
-            region: &dfw,
-        })?,
+        &asked,
         false,
     )?;
     println!("compute service: every boot decision as expected");
