@@ -4,11 +4,13 @@
 #
 # cargo unpacks those tarballs into a local registry under CARGO_HOME, keyed by the target
 # directory's path, and reuses an unpacked copy whose name and version match: a second run with
-# changed sources but the same version would verify the stale copy. The copies of this
-# workspace's own crates are removed first (local registries are the `registry/src/-*` folders).
+# changed sources but the same version would verify the stale copy, and it never rebuilds a
+# registry crate it has compiled once. So the unpacked copies of this workspace's crates (local
+# registries are the `registry/src/-*` folders) and their compiled artifacts go first.
 #
 # Run from the repository root: bash tests/package.sh
 set -euo pipefail
+crates=(imgshare-core imgshare-projection imgshare-store imgshare-identity imgshare-server imgshare)
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/imgshare-*
-cargo package --locked -p imgshare-core -p imgshare-projection -p imgshare-store \
-  -p imgshare-identity -p imgshare-server -p imgshare "$@"
+cargo clean --quiet "${crates[@]/#/-p=}"
+cargo package --locked "${crates[@]/#/-p=}" "$@"
