@@ -14,9 +14,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use imgshare_core::{Aggregate, StreamId};
 use imgshare_projection::views;
-use imgshare_store::anchor::{self, Anchor};
-use imgshare_store::audit::{self, AsOf, LogFilter, LogLine};
-use imgshare_store::meta;
+use imgshare_store::{Anchor, AsOf, LogFilter, LogLine};
 use imgshare_store::{DbOptions, Engine, EngineOptions};
 use serde_json::json;
 use uuid::Uuid;
@@ -46,7 +44,7 @@ impl ExistingDb {
     /// The profile the log was written with: the database's record, or `--profile` for a
     /// database that records none (the open refuses a `--profile` that differs from the record).
     fn profile(&self, path: &Path) -> anyhow::Result<ProfileArg> {
-        let stored = meta::stored_profile_of(path)
+        let stored = imgshare_store::stored_profile_of(path)
             .with_context(|| format!("reading the profile of {}", path.display()))?;
         match (self.profile, stored) {
             (Some(given), _) => Ok(given),
@@ -167,25 +165,23 @@ pub(crate) fn log(args: &LogArgs) -> anyhow::Result<()> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut open = true;
     let mut failure: Option<io::Error> = None;
-    engine.read(|conn| {
-        audit::for_each_logged(conn, &filter, |stored| {
-            if open {
-                match serde_json::to_string(&LogLine::from(stored)) {
-                    Ok(line) => match emit(&mut out, &line) {
-                        Ok(still_open) => open = still_open,
-                        Err(error) => {
-                            failure = Some(error);
-                            open = false;
-                        }
-                    },
+    engine.for_each_logged(&filter, |stored| {
+        if open {
+            match serde_json::to_string(&LogLine::from(stored)) {
+                Ok(line) => match emit(&mut out, &line) {
+                    Ok(still_open) => open = still_open,
                     Err(error) => {
-                        failure = Some(error.into());
+                        failure = Some(error);
                         open = false;
                     }
+                },
+                Err(error) => {
+                    failure = Some(error.into());
+                    open = false;
                 }
             }
-            Ok(())
-        })
+        }
+        Ok(())
     })?;
     if let Some(error) = failure {
         return Err(error.into());
@@ -237,7 +233,7 @@ pub(crate) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
 fn rebuild(path: &Path, options: EngineOptions) -> anyhow::Result<()> {
     let engine =
         Engine::open(path, options).with_context(|| format!("opening {}", path.display()))?;
-    let total = engine.read(|conn| Ok(imgshare_store::head(conn)?))?;
+    let total = engine.head()?;
     let total = total.map_or(0, |(position, _)| u64::try_from(position).unwrap_or(0));
     let started = Instant::now();
     let report = engine.rebuild(|done| progress_bar(done, total))?;
@@ -256,7 +252,7 @@ fn rebuild(path: &Path, options: EngineOptions) -> anyhow::Result<()> {
 fn replay_to(args: &ReplayArgs, as_of: &AsOf) -> anyhow::Result<()> {
     let engine = args.db.open_read_only()?;
     let profile = engine.profile();
-    let position = engine.read(|conn| Ok(audit::resolve(conn, *as_of)?))?;
+    let position = engine.position_at(*as_of)?;
     let as_of = match as_of {
         AsOf::Position(_) => format!("position {position}"),
         AsOf::Time(_) => format!("{as_of} (position {position})"),
@@ -268,42 +264,40 @@ fn replay_to(args: &ReplayArgs, as_of: &AsOf) -> anyhow::Result<()> {
     let mut failure: Option<io::Error> = None;
     let mut done = 0_u64;
     let mut streams = 0_u64;
-    engine.read(|conn| {
-        audit::for_each_state_as_of(conn, position, |state, last_position| {
-            let line = match &state {
-                Aggregate::Image(Some(image)) => {
-                    let members: Vec<_> = image.members.values().cloned().collect();
-                    json!({
-                        "stream": StreamId::Image(image.id).to_string(),
-                        "last_position": last_position,
-                        "image": views::image(profile, image),
-                        "members": views::members(&image.id.to_string(), &members)["members"],
-                    })
-                }
-                Aggregate::Task(Some(task)) => json!({
-                    "stream": StreamId::Task(task.id).to_string(),
+    engine.for_each_state_as_of(position, |state, last_position| {
+        let line = match &state {
+            Aggregate::Image(Some(image)) => {
+                let members: Vec<_> = image.members.values().cloned().collect();
+                json!({
+                    "stream": StreamId::Image(image.id).to_string(),
                     "last_position": last_position,
-                    "task": views::task(profile, task),
-                }),
-                Aggregate::Image(None) | Aggregate::Task(None) => return Ok(()),
-            };
-            streams += 1;
-            if open {
-                match emit(&mut out, &line.to_string()) {
-                    Ok(still_open) => open = still_open,
-                    Err(error) => {
-                        failure = Some(error);
-                        open = false;
-                    }
+                    "image": views::image(profile, image),
+                    "members": views::members(&image.id.to_string(), &members)["members"],
+                })
+            }
+            Aggregate::Task(Some(task)) => json!({
+                "stream": StreamId::Task(task.id).to_string(),
+                "last_position": last_position,
+                "task": views::task(profile, task),
+            }),
+            Aggregate::Image(None) | Aggregate::Task(None) => return Ok(()),
+        };
+        streams += 1;
+        if open {
+            match emit(&mut out, &line.to_string()) {
+                Ok(still_open) => open = still_open,
+                Err(error) => {
+                    failure = Some(error);
+                    open = false;
                 }
             }
-            let before = done;
-            done = done.max(u64::try_from(last_position).unwrap_or(0));
-            if done / 10_000 != before / 10_000 {
-                progress_bar(done, total);
-            }
-            Ok(())
-        })
+        }
+        let before = done;
+        done = done.max(u64::try_from(last_position).unwrap_or(0));
+        if done / 10_000 != before / 10_000 {
+            progress_bar(done, total);
+        }
+        Ok(())
     })?;
     if let Some(error) = failure {
         return Err(error.into());
@@ -345,9 +339,9 @@ pub(crate) fn head(db: &Path) -> anyhow::Result<()> {
     if !db.is_file() {
         bail!("no database at {}", db.display());
     }
-    let conn = imgshare_store::open_read_only(db)
+    let anchor = imgshare_store::anchor_of(db)
         .with_context(|| format!("opening {} read-only", db.display()))?;
-    println!("{}", anchor::current(&conn)?);
+    println!("{anchor}");
     Ok(())
 }
 
@@ -368,7 +362,7 @@ fn verify_report(args: &VerifyArgs) -> anyhow::Result<bool> {
     let engine = args.db.open_read_only()?;
     let report = engine.verify()?;
     let mismatch = match &args.expect_head {
-        Some(expected) => engine.read(|conn| Ok(anchor::check(conn, expected)?))?,
+        Some(expected) => engine.check_anchor(expected)?,
         None => None,
     };
     let mut shown = serde_json::to_value(&report)?;

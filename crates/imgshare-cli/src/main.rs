@@ -107,7 +107,7 @@ fn choose_profile(db: &Path, given: Option<ProfileArg>) -> ProfileArg {
             // An unreadable file, or one of an older schema, records nothing yet; the real open
             // reports what is wrong with it, and pins the profile it is opened with.
             db.is_file()
-                .then(|| imgshare_store::meta::stored_profile_of(db).ok().flatten())
+                .then(|| imgshare_store::stored_profile_of(db).ok().flatten())
                 .flatten()
                 .map(ProfileArg::of)
         })

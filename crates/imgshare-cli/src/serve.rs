@@ -343,9 +343,7 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
             }
         }
     }
-    let empty = engine
-        .read(|conn| Ok(imgshare_store::head(conn)?))?
-        .is_none();
+    let empty = engine.head()?.is_none();
     let image_data = FsImageDataStore::new(data_dir);
     let seeded = match (options.demo, empty) {
         (false, _) => None,

@@ -1,6 +1,6 @@
 //! The Control Panel of imgshare: image sharing in web pages (`docs/console.md`).
 //!
-//! [`router`] builds the pages as an axum [`Router`](axum::Router) that serves everything under
+//! [`router`] builds the pages as an axum [`axum::Router`] that serves everything under
 //! `/console` (merge it into the server's router). The console:
 //! - logs users in against the configured identity ([`Authenticator`]), and keeps the token on
 //!   the server (a random session id in an `HttpOnly`, `SameSite=Strict` cookie; the token is
@@ -19,6 +19,8 @@
 //! - `render`: templates, static assets, security headers;
 //! - `pages` (login, lists, detail), `actions` (forms that change something), `tasks` (import
 //!   and export), `audit` (an image's history and who could use it at a date).
+
+#![warn(missing_docs)]
 
 mod actions;
 mod api;

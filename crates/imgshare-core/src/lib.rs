@@ -11,6 +11,8 @@
 //! Nothing here does I/O or reads a clock: time, region and caller come in a [`Context`], ids in
 //! the [`Command`].
 
+#![warn(missing_docs)]
+
 pub mod access;
 pub mod actor;
 pub mod error;

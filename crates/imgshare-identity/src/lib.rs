@@ -9,6 +9,8 @@
 //!
 //! No type here carries an HTTP status except the v2.0 router, which owns its wire format.
 
+#![warn(missing_docs)]
+
 mod builtin;
 mod catalog;
 mod error;

@@ -207,6 +207,14 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<imgshare_store::QueryError> for ApiError {
+    fn from(error: imgshare_store::QueryError) -> Self {
+        ApiError::from(EngineError::from(imgshare_store::ProjectionError::from(
+            error,
+        )))
+    }
+}
+
 impl From<imgshare_core::DomainError> for ApiError {
     fn from(error: imgshare_core::DomainError) -> Self {
         ApiError::from(EngineError::from(error))

@@ -50,7 +50,7 @@ pub(crate) async fn healthcheck(State(state): State<AppState>) -> Response {
 /// `Ok` when healthy, else why not.
 pub fn check(engine: &Engine) -> Result<(), String> {
     engine
-        .read(|conn| Ok(imgshare_store::head(conn)?))
+        .head()
         .map_err(|error| format!("database cannot be read: {error}"))?;
     if engine
         .storage_full()

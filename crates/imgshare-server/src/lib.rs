@@ -1,5 +1,5 @@
 //! The HTTP adapter of imgshare: serves the Rackspace Cloud Images 2.0 / OpenStack Glance v2 API
-//! over an [`Engine`].
+//! over an [`Engine`](imgshare_store::Engine).
 //!
 //! Build a [`Router`](axum::Router) with [`router`] and serve it with [`serve`] (or drive it with
 //! `tower::ServiceExt::oneshot` in tests). Every route exists both as `/v2/...` and as
@@ -103,6 +103,8 @@
 //! - `extract`: the caller's context, path parameters, body limits;
 //! - `handlers`: one module per resource; `state`: [`AppState`]; `error`: [`ApiError`];
 //! - [`tasks`]: the background task worker.
+
+#![warn(missing_docs)]
 
 pub mod error;
 pub mod health;

@@ -101,7 +101,7 @@ pub(crate) fn record_request(
 
 /// The text exposition, with the gauges read now.
 fn render(engine: &Engine, handle: &PrometheusHandle) -> String {
-    if let Ok(Some((position, _))) = engine.read(|conn| Ok(imgshare_store::head(conn)?)) {
+    if let Ok(Some((position, _))) = engine.head() {
         // Positions fit an f64 exactly up to 2^53 events.
         metrics::gauge!(LOG_HEAD).set(position as f64);
     }

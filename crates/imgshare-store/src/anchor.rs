@@ -145,6 +145,11 @@ pub fn check(conn: &Connection, anchor: &Anchor) -> Result<Option<AnchorMismatch
     })
 }
 
+/// The anchor of the database at `path`, opened read-only (it is never created or written).
+pub fn anchor_of(path: &std::path::Path) -> Result<Anchor, StoreError> {
+    current(&crate::db::open_read_only(path)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

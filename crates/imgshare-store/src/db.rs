@@ -15,10 +15,10 @@ pub use crate::error::StoreError;
 /// line here; never edit or reorder a released entry, because a database's
 /// `user_version` records how many of these have already run.
 const MIGRATION_STEPS: &[M<'static>] = &[
-    M::up(include_str!("../../../migrations/0001_event_log.sql")),
-    M::up(include_str!("../../../migrations/0002_projections.sql")),
-    M::up(include_str!("../../../migrations/0003_task_queue.sql")),
-    M::up(include_str!("../../../migrations/0004_database_meta.sql")),
+    M::up(include_str!("../migrations/0001_event_log.sql")),
+    M::up(include_str!("../migrations/0002_projections.sql")),
+    M::up(include_str!("../migrations/0003_task_queue.sql")),
+    M::up(include_str!("../migrations/0004_database_meta.sql")),
 ];
 
 /// The schema migrations of the store, for [`Migrations::validate`] in tests

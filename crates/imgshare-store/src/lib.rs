@@ -1,34 +1,57 @@
-//! The SQLite event log of imgshare: an append-only, hash-chained table of
-//! events with optimistic concurrency per stream and idempotent appends.
+//! The SQLite event log of imgshare and the [`Engine`] that backends embed.
 //!
-//! [`db`] opens and migrates a database; [`backup`] copies a live one; [`anchor`] holds the
-//! log to a position and hash noted earlier; [`meta`] keeps the profile a database was created with; [`log`] appends and reads events; [`audit`] answers
-//! what the catalogue was at a past point and checks the log and read models against each other;
-//! [`engine`] is what a backend embeds: [`Engine`] decides commands and appends their events.
-//! [`objects`] and [`image_data`] are the ports (with file-system adapters) that the task worker
-//! of [`tasks`] moves VHD images between; [`register`] registers snapshots and base images from
-//! VHD files through the same data port. [`metrics`] names what the engine counts.
+//! The public surface is the [`Engine`] (open, execute, typed queries and views, `can_boot`,
+//! audits, the log's head and anchors), the ports image data and objects go through
+//! ([`image_data`], [`objects`], [`swift`]), the task worker ([`tasks`]), VHD registration
+//! ([`register`]), backups ([`backup`]) and the metric names ([`metrics`]). No signature names a
+//! SQLite type, so a new rusqlite release is not a breaking change of this crate.
+//!
+//! The storage internals (the log's append and read functions, connections, migrations, the
+//! folds and the audits' building blocks) are public only with the `internals` feature, for this
+//! workspace's own benchmarks and tests; they carry no stability promise.
 
-pub mod anchor;
-pub mod audit;
+#![warn(missing_docs)]
+// The storage modules are private unless `internals` is on; their `pub` items are then
+// reachable only through the re-exports below.
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
+// Docs of public items name the internal function that does the work; the link resolves in
+// the `internals` build (the workspace's own docs).
+#![cfg_attr(not(feature = "internals"), allow(rustdoc::private_intra_doc_links))]
+
+/// Declares a storage module: public with the `internals` feature, private without.
+macro_rules! internal_mod {
+    ($($name:ident),*) => {$(
+        #[cfg(feature = "internals")]
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        mod $name;
+    )*};
+}
+
+internal_mod!(anchor, audit, db, fold, log, meta);
+
 pub mod backup;
-pub mod db;
 pub mod error;
-pub mod log;
-pub mod meta;
 
-pub use audit::{AccessReport, AsOf, Catalogue, HistoryEntry, LogFilter, LogLine, VerifyReport};
-pub use db::{
-    migrations, open_file, open_in_memory, open_read_only, DbOptions, Durability, StoreError,
+pub use anchor::{anchor_of, Anchor, AnchorMismatch, AnchorParseError};
+pub use audit::{
+    AccessReason, AccessReport, AccountAccess, AsOf, AsOfParseError, Catalogue, Difference,
+    EventMetadata, HistoryEntry, LogFilter, LogLine, MetadataActor, VerifyReport,
 };
+pub use db::{DbOptions, Durability, StoreError};
+pub use log::{ChainReport, ExpectedVersion, RecordedEvent};
+pub use meta::{profile_name, stored_profile_of};
+
+#[cfg(feature = "internals")]
+pub use db::{migrations, open_file, open_in_memory, open_read_only};
+#[cfg(feature = "internals")]
 pub use log::{
     append, effective_time, event_hash, find_by_event_ids, for_each_event, for_each_stream_event,
-    head, read_stream, read_stream_until, stream_version, verify_chain, AppendResult, ChainReport,
-    ExpectedVersion, NewEvent, RecordedEvent, RowForHash, StreamAppend, StreamEvent, GENESIS_HASH,
+    head, read_stream, read_stream_until, stream_version, verify_chain, AppendResult, NewEvent,
+    RowForHash, StreamAppend, StreamEvent, GENESIS_HASH,
 };
 
 pub mod engine;
-pub mod fold;
 pub mod image_data;
 pub mod metrics;
 pub mod objects;
@@ -39,6 +62,13 @@ pub mod tasks;
 pub use engine::{BatchItem, Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
 pub use image_data::{
     DataHashes, DataSlot, DataWriter, FsImageDataStore, HashingReader, ImageDataStore, StoredData,
+};
+pub use imgshare_projection::query::{
+    MemberStatusFilter, QueryError, SortDir, SortKey, TaskSortKey, TaskStatusFilter,
+};
+pub use imgshare_projection::{
+    ImagePage, ImageQuery, ImageView, Marker, MemberList, MemberView, ProjectionError, TaskList,
+    TaskPage, TaskQuery, TaskView,
 };
 pub use objects::{FsObjectStore, ObjectSource, ObjectStore, StoreUnavailable};
 pub use register::{register_vhd, RegisterError};

@@ -1,4 +1,4 @@
-//! Facts a database keeps about itself (`migrations/0004_database_meta.sql`): the profile it was
+//! Facts a database keeps about itself (`crates/imgshare-store/migrations/0004_database_meta.sql`): the profile it was
 //! created with.
 //!
 //! The same events mean different things under the two rule sets (a `shared` image, a member's

@@ -1,6 +1,6 @@
 //! The image aggregate: an image with its members and tags, as a state machine.
 //!
-//! `decide` checks a command against the state and returns events or a [`DomainError`];
+//! `decide` checks a command against the state and returns events or a [`DomainError`](crate::DomainError);
 //! `apply` folds one event into the state. Check order for every command on an existing
 //! image: input shape (400) → existence and visibility (404) → role (403) → ownership and
 //! per-rule checks (403/400/409) → quotas (413). Visibility comes before roles so that a

@@ -28,6 +28,7 @@ mod link;
 mod task;
 #[cfg(test)]
 mod tests;
+mod typed;
 
 pub use self::image::{
     parse_image_list_query, ImageListQuery, MemberStatusFilter, SortKey, TimeFilter, TimeOp,
@@ -35,6 +36,7 @@ pub use self::image::{
 };
 pub use link::{first_link, next_link};
 pub use task::{parse_task_list_query, TaskListQuery, TaskSortKey, TaskStatusFilter};
+pub use typed::{ImageQuery, Marker, TaskQuery};
 
 /// The most parameters a list query may carry.
 pub const MAX_PARAMS: usize = 100;
@@ -47,6 +49,12 @@ pub const MAX_PARAM_BYTES: usize = 1024;
 pub struct QueryError {
     /// Human-readable explanation, sent in the error body.
     pub message: String,
+}
+
+impl From<QueryError> for crate::ProjectionError {
+    fn from(error: QueryError) -> Self {
+        Self::BadQuery(error.message)
+    }
 }
 
 impl QueryError {

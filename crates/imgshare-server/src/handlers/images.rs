@@ -8,13 +8,13 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use imgshare_core::image::{validate_property_key, IMPORT_METHODS};
 use imgshare_core::patch::parse_patch_bytes;
-use imgshare_core::{Command, ImageCommand, ImageOrigin, NewImage, Visibility};
-use imgshare_projection::views;
+use imgshare_core::{Command, ImageCommand, ImageOrigin, NewImage, Operation, Visibility};
+use imgshare_store::{ImageQuery, ImageView};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::execute_image;
 use super::image_data::remove_data;
+use super::{create_resource, execute_image, read};
 use crate::error::ApiError;
 use crate::extract::{image_id, json_body, parse_id, Ctx, ImagePath, NoBody, Payload};
 use crate::response::{blocking, json_response, no_content};
@@ -110,10 +110,13 @@ pub(crate) async fn list(
     RawQuery(query): RawQuery,
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
-    let engine = Arc::clone(&state.engine);
-    let query = query.unwrap_or_default();
-    let page = blocking(move || Ok(engine.list_images(&ctx, &query)?)).await?;
-    Ok(json_response(StatusCode::OK, &page))
+    // The role check answers before the query's (403 before 400), as for any other caller.
+    state
+        .engine
+        .profile()
+        .authorize(&ctx.actor, Operation::ListImages)?;
+    let query: ImageQuery = query.unwrap_or_default().parse()?;
+    read(&state, ctx, move |engine, ctx| engine.images(ctx, &query)).await
 }
 
 /// `POST /v2/images`: 201 with `Location` and the image, and the import methods when image
@@ -126,23 +129,17 @@ pub(crate) async fn create(
     let body = json_body(&body)?;
     let (id, image) = parse_new_image(&body)?;
     let image_id = id.unwrap_or_else(Uuid::new_v4);
-    let engine = Arc::clone(&state.engine);
-    let view = blocking(move || {
-        let command = ImageCommand::Register {
-            origin: ImageOrigin::Api,
-            image,
-        };
-        let outcome = engine.execute(&ctx, Command::Image { image_id, command })?;
-        let image = outcome
-            .image()
-            .ok_or_else(|| ApiError::internal("missing_state"))?;
-        Ok(views::image(engine.profile(), image))
+    let command = ImageCommand::Register {
+        origin: ImageOrigin::Api,
+        image,
+    };
+    let command = Command::Image { image_id, command };
+    let location = format!("/v2/images/{image_id}");
+    let mut response = create_resource(&state, ctx, command, location, |engine, outcome| {
+        let image = outcome.image()?.clone();
+        Some(ImageView::new(engine.profile(), image))
     })
     .await?;
-    let mut response = json_response(StatusCode::CREATED, &view);
-    if let Ok(location) = HeaderValue::from_str(&format!("/v2/images/{image_id}")) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
     let methods = HeaderValue::from_str(&IMPORT_METHODS.join(","));
     if let (Some(_), Ok(methods)) = (&state.image_data, methods) {
         response
@@ -160,9 +157,7 @@ pub(crate) async fn show(
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
     let image_id = image_id(&path.image_id)?;
-    let engine = Arc::clone(&state.engine);
-    let view = blocking(move || Ok(engine.image_view(&ctx, image_id)?)).await?;
-    Ok(json_response(StatusCode::OK, &view))
+    read(&state, ctx, move |engine, ctx| engine.image(ctx, image_id)).await
 }
 
 /// `PATCH /v2/images/{image_id}`: the media type (415) and the patch document (400) are checked
@@ -189,7 +184,7 @@ pub(crate) async fn update(
         let image = outcome
             .image()
             .ok_or_else(|| ApiError::internal("missing_state"))?;
-        Ok(views::image(engine.profile(), image))
+        Ok(ImageView::new(engine.profile(), image.clone()))
     })
     .await?;
     Ok(json_response(StatusCode::OK, &view))

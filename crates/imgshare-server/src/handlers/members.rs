@@ -10,7 +10,7 @@ use imgshare_store::Engine;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::execute_image;
+use super::{execute_image, read};
 use crate::error::ApiError;
 use crate::extract::{image_id, json_body, Ctx, ImagePath, MemberPath, NoBody, Payload};
 use crate::response::{blocking, json_response, no_content};
@@ -25,9 +25,10 @@ pub(crate) async fn list(
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
     let image_id = image_id(&path.image_id)?;
-    let engine = Arc::clone(&state.engine);
-    let view = blocking(move || Ok(engine.members_view(&ctx, image_id)?)).await?;
-    Ok(json_response(StatusCode::OK, &view))
+    read(&state, ctx, move |engine, ctx| {
+        engine.members(ctx, image_id)
+    })
+    .await
 }
 
 /// `POST /members` with `{"member": "<tenant>"}`: the new member.
@@ -75,10 +76,11 @@ pub(crate) async fn show(
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
     let image_id = image_id(&path.image_id)?;
-    let engine = Arc::clone(&state.engine);
     let member_id = path.member_id;
-    let view = blocking(move || Ok(engine.member_view(&ctx, image_id, &member_id)?)).await?;
-    Ok(json_response(StatusCode::OK, &view))
+    read(&state, ctx, move |engine, ctx| {
+        engine.member(ctx, image_id, &member_id)
+    })
+    .await
 }
 
 /// `PUT /members/{member_id}` with `{"status": "..."}`: the member as it is now.

@@ -13,12 +13,49 @@ pub(crate) mod versions;
 
 use std::sync::Arc;
 
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
 use imgshare_core::{Command, Context, ImageCommand};
-use imgshare_store::Engine;
+use imgshare_store::{Engine, EngineError, Outcome};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::response::blocking;
+use crate::response::{blocking, json_response};
+use crate::state::AppState;
+
+/// Runs one engine read off the async workers and answers 200 with what it returns.
+pub(crate) async fn read<T: Serialize + Send + 'static>(
+    state: &AppState,
+    ctx: Context,
+    read: impl FnOnce(&Engine, &Context) -> Result<T, EngineError> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let engine = Arc::clone(&state.engine);
+    let view = blocking(move || Ok(read(&engine, &ctx)?)).await?;
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+/// Runs a command that creates a resource and answers 201 with the resource's view (`render`
+/// picks it out of the outcome) and its `Location`.
+pub(crate) async fn create_resource<T: Serialize + Send + 'static>(
+    state: &AppState,
+    ctx: Context,
+    command: Command,
+    location: String,
+    render: impl FnOnce(&Engine, &Outcome) -> Option<T> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let engine = Arc::clone(&state.engine);
+    let view = blocking(move || {
+        let outcome = engine.execute(&ctx, command)?;
+        render(&engine, &outcome).ok_or_else(|| ApiError::internal("missing_state"))
+    })
+    .await?;
+    let mut response = json_response(StatusCode::CREATED, &view);
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
 
 /// Runs an image command whose answer carries no state.
 pub(crate) async fn execute_image(

@@ -1,18 +1,15 @@
 //! `/v2/tasks`, `/v2/tasks/{task_id}` and `/v2/images/{image_id}/tasks`.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use imgshare_core::{Command, TaskCommand};
-use imgshare_projection::views;
+use imgshare_core::{Command, Operation, TaskCommand};
+use imgshare_store::{TaskQuery, TaskView};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::{create_resource, read};
 use crate::error::ApiError;
 use crate::extract::{image_id, json_body, parse_id, Ctx, ImagePath, NoBody, Payload, TaskPath};
-use crate::response::{blocking, json_response};
 use crate::state::AppState;
 
 /// `GET /v2/tasks`: a page of the caller's tasks.
@@ -22,10 +19,13 @@ pub(crate) async fn list(
     RawQuery(query): RawQuery,
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
-    let engine = Arc::clone(&state.engine);
-    let query = query.unwrap_or_default();
-    let page = blocking(move || Ok(engine.list_tasks(&ctx, &query)?)).await?;
-    Ok(json_response(StatusCode::OK, &page))
+    // The role check answers before the query's (403 before 400), as for any other caller.
+    state
+        .engine
+        .profile()
+        .authorize(&ctx.actor, Operation::ReadTasks)?;
+    let query: TaskQuery = query.unwrap_or_default().parse()?;
+    read(&state, ctx, move |engine, ctx| engine.tasks(ctx, &query)).await
 }
 
 /// `POST /v2/tasks`: 201 with `Location` and the `pending` task; wakes the task worker.
@@ -52,23 +52,16 @@ pub(crate) async fn create(
     };
     let input = body.get("input").cloned().unwrap_or(Value::Null);
     let task_id = Uuid::new_v4();
-    let engine = Arc::clone(&state.engine);
-    let view = blocking(move || {
-        let command = Command::Task {
-            task_id,
-            command: TaskCommand::Create { task_type, input },
-        };
-        let outcome = engine.execute(&ctx, command)?;
-        let task = outcome
-            .task()
-            .ok_or_else(|| ApiError::internal("missing_state"))?;
-        Ok(views::task(engine.profile(), task))
+    let command = Command::Task {
+        task_id,
+        command: TaskCommand::Create { task_type, input },
+    };
+    let location = format!("/v2/tasks/{task_id}");
+    let response = create_resource(&state, ctx, command, location, |engine, outcome| {
+        let task = outcome.task()?.clone();
+        Some(TaskView::full(engine.profile(), task))
     })
     .await?;
-    let mut response = json_response(StatusCode::CREATED, &view);
-    if let Ok(location) = HeaderValue::from_str(&format!("/v2/tasks/{task_id}")) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
     state.task_wakeup.notify_one();
     Ok(response)
 }
@@ -81,9 +74,7 @@ pub(crate) async fn show(
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
     let task_id = parse_id(&task_id).ok_or_else(|| ApiError::task_not_found(&task_id))?;
-    let engine = Arc::clone(&state.engine);
-    let view = blocking(move || Ok(engine.task_view(&ctx, task_id)?)).await?;
-    Ok(json_response(StatusCode::OK, &view))
+    read(&state, ctx, move |engine, ctx| engine.task(ctx, task_id)).await
 }
 
 /// `GET /v2/images/{image_id}/tasks`: the caller's tasks about the image.
@@ -94,7 +85,8 @@ pub(crate) async fn image_tasks(
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
     let image_id = image_id(&path.image_id)?;
-    let engine = Arc::clone(&state.engine);
-    let tasks = blocking(move || Ok(engine.list_image_tasks(&ctx, image_id)?)).await?;
-    Ok(json_response(StatusCode::OK, &tasks))
+    read(&state, ctx, move |engine, ctx| {
+        engine.image_tasks(ctx, image_id)
+    })
+    .await
 }

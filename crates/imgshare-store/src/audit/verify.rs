@@ -12,7 +12,7 @@ use crate::log;
 
 use super::*;
 
-/// The first thing [`verify`] found wrong.
+/// The first thing [`Engine::verify`](crate::Engine::verify) found wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Difference {
@@ -55,7 +55,7 @@ impl Difference {
     }
 }
 
-/// What [`verify`] found.
+/// What [`Engine::verify`](crate::Engine::verify) found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
     /// Events whose hash was checked.

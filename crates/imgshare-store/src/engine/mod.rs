@@ -15,12 +15,18 @@ use crate::db::{self, DbOptions, StoreError};
 use crate::log::RecordedEvent;
 
 mod group;
+mod inspect;
 mod read;
 #[cfg(test)]
 mod tests;
 
 pub use crate::error::EngineError;
-pub use crate::fold::{decode, fold_streams, load_stream, Loaded, RebuildReport};
+#[cfg(feature = "internals")]
+pub use crate::fold::{decode, fold_streams, load_stream};
+#[cfg(not(feature = "internals"))]
+#[allow(unused_imports)]
+pub(crate) use crate::fold::{decode, fold_streams, load_stream};
+pub use crate::fold::{Loaded, RebuildReport};
 pub use group::BatchItem;
 use group::{Queued, StateCache};
 
@@ -186,6 +192,23 @@ impl Engine {
 
     /// Opens (creating if needed) the database at `path` and migrates it. A new database records
     /// the profile; one that records another profile is refused ([`crate::meta`]).
+    ///
+    /// ```
+    /// use imgshare_core::Profile;
+    /// use imgshare_store::{Engine, EngineOptions, EngineError};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("images.db");
+    /// let engine = Engine::open(&path, EngineOptions::default())?; // Rackspace rules
+    /// assert_eq!(engine.head()?, None); // an empty log
+    /// drop(engine);
+    ///
+    /// // The file keeps the profile it was created with.
+    /// let glance = EngineOptions { profile: Profile::glance(), ..EngineOptions::default() };
+    /// let refused = Engine::open(&path, glance).unwrap_err();
+    /// assert_eq!(refused.code(), "profile_mismatch");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(path: &Path, options: EngineOptions) -> Result<Self, EngineError> {
         let writer = db::open_file(path, &options.db)?;
         crate::meta::pin_profile(&writer, options.profile.kind)?;
@@ -259,8 +282,26 @@ impl Engine {
         })
     }
 
-    /// Runs `read` on a read connection.
+    /// Runs `read` on a read connection (public with the `internals` feature only: for this
+    /// workspace's benchmarks and tests).
+    #[cfg(feature = "internals")]
     pub fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        self.read_connection(read)
+    }
+
+    /// Runs `read` on a read connection.
+    #[cfg(not(feature = "internals"))]
+    pub(crate) fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        self.read_connection(read)
+    }
+
+    fn read_connection<T>(
         &self,
         read: impl FnOnce(&Connection) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
@@ -334,6 +375,33 @@ impl Engine {
     }
 
     /// Who could see and boot an image at a position or time, and why ([`audit::access_at`]).
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use imgshare_core::{Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Region};
+    /// use imgshare_store::{AccessReason, AsOf, Engine};
+    ///
+    /// let engine = Engine::in_memory()?;
+    /// let owner = Actor::tenant("111111", "alice", &["cloudImages:admin"]);
+    /// let image_id = uuid::Uuid::new_v4();
+    /// let run = |day: u32, command: ImageCommand| {
+    ///     let when = Utc.with_ymd_and_hms(2026, 5, day, 12, 0, 0).unwrap();
+    ///     let ctx = Context::new(owner.clone(), Region::parse("DFW").unwrap(), when);
+    ///     engine.execute(&ctx, Command::Image { image_id, command })
+    /// };
+    /// let origin = ImageOrigin::Snapshot { server_id: "srv-1".into() };
+    /// run(1, ImageCommand::Register { origin, image: NewImage::default() })?;
+    /// run(2, ImageCommand::AddMember { member_id: "222222".into() })?;
+    /// run(4, ImageCommand::RemoveMember { member_id: "222222".into() })?;
+    ///
+    /// let on_the_3rd = engine.access_at(image_id, AsOf::Time(Utc.with_ymd_and_hms(2026, 5, 3, 0, 0, 0).unwrap()))?;
+    /// let member = on_the_3rd.accounts.iter().find(|a| a.tenant_id == "222222").unwrap();
+    /// assert!(matches!(member.why, Some(AccessReason::Member { .. })));
+    /// let on_the_5th = engine.access_at(image_id, AsOf::Time(Utc.with_ymd_and_hms(2026, 5, 5, 0, 0, 0).unwrap()))?;
+    /// assert!(on_the_5th.accounts.iter().all(|a| a.tenant_id != "222222"));
+    /// assert!(engine.verify()?.is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn access_at(
         &self,
         image_id: Uuid,

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use imgshare_core::{
     access, queries, Aggregate, Context, DomainError, Image, Operation, Region, StreamId, Task,
 };
-use imgshare_projection::query::{parse_image_list_query, parse_task_list_query, QueryDialect};
-use imgshare_projection::{listing, tables, views, ProjectionError, Viewer};
+use imgshare_projection::query::QueryDialect;
+use imgshare_projection::{
+    listing, tables, ImagePage, ImageQuery, ImageView, MemberList, MemberView, ProjectionError,
+    TaskList, TaskPage, TaskQuery, TaskView, Viewer,
+};
 use uuid::Uuid;
 
 use crate::log::{self};
@@ -96,13 +99,32 @@ impl Engine {
         }
     }
 
+    /// The image as the caller in `ctx` may see it, with the profile's document
+    /// (`GET /v2/images/{id}`); 404 if it cannot.
+    pub fn image(&self, ctx: &Context, image_id: Uuid) -> Result<ImageView, EngineError> {
+        Ok(ImageView::new(
+            &self.profile,
+            self.get_image(ctx, image_id)?,
+        ))
+    }
+
     /// `GET /v2/images/{id}` as JSON.
     pub fn image_view(
         &self,
         ctx: &Context,
         image_id: Uuid,
     ) -> Result<serde_json::Value, EngineError> {
-        Ok(views::image(&self.profile, &self.get_image(ctx, image_id)?))
+        Ok(self.image(ctx, image_id)?.into_json())
+    }
+
+    /// The members of an image the caller may read (`GET /v2/images/{id}/members`).
+    pub fn members(&self, ctx: &Context, image_id: Uuid) -> Result<MemberList, EngineError> {
+        let image = self.get_image(ctx, image_id)?;
+        let members = queries::readable_members(&self.profile, &image, &ctx.actor)?
+            .into_iter()
+            .map(|member| MemberView::new(image_id, member.clone()))
+            .collect();
+        Ok(MemberList { members })
     }
 
     /// `GET /v2/images/{id}/members` as JSON.
@@ -111,12 +133,20 @@ impl Engine {
         ctx: &Context,
         image_id: Uuid,
     ) -> Result<serde_json::Value, EngineError> {
+        Ok(self.members(ctx, image_id)?.into_json())
+    }
+
+    /// One member of an image, if the caller may read it
+    /// (`GET /v2/images/{id}/members/{member_id}`).
+    pub fn member(
+        &self,
+        ctx: &Context,
+        image_id: Uuid,
+        member_id: &str,
+    ) -> Result<MemberView, EngineError> {
         let image = self.get_image(ctx, image_id)?;
-        let rows: Vec<_> = queries::readable_members(&self.profile, &image, &ctx.actor)?
-            .into_iter()
-            .cloned()
-            .collect();
-        Ok(views::members(&image_id.to_string(), &rows))
+        let member = queries::readable_member(&self.profile, &image, &ctx.actor, member_id)?;
+        Ok(MemberView::new(image_id, member.clone()))
     }
 
     /// `GET /v2/images/{id}/members/{member_id}` as JSON.
@@ -126,9 +156,12 @@ impl Engine {
         image_id: Uuid,
         member_id: &str,
     ) -> Result<serde_json::Value, EngineError> {
-        let image = self.get_image(ctx, image_id)?;
-        let member = queries::readable_member(&self.profile, &image, &ctx.actor, member_id)?;
-        Ok(views::member(&image_id.to_string(), member))
+        Ok(self.member(ctx, image_id, member_id)?.into_json())
+    }
+
+    /// The task in full, as its owner may see it (`GET /v2/tasks/{id}`); 404 otherwise.
+    pub fn task(&self, ctx: &Context, task_id: Uuid) -> Result<TaskView, EngineError> {
+        Ok(TaskView::full(&self.profile, self.get_task(ctx, task_id)?))
     }
 
     /// `GET /v2/tasks/{id}` as JSON.
@@ -137,7 +170,7 @@ impl Engine {
         ctx: &Context,
         task_id: Uuid,
     ) -> Result<serde_json::Value, EngineError> {
-        Ok(views::task(&self.profile, &self.get_task(ctx, task_id)?))
+        Ok(self.task(ctx, task_id)?.into_json())
     }
 
     fn dialect(&self) -> QueryDialect {
@@ -152,33 +185,67 @@ impl Engine {
         }
     }
 
-    /// `GET /v2/images?{raw_query}` as JSON: one page, served from the read models.
+    /// One page of the images the caller can see (`GET /v2/images`), served from the read
+    /// models; a query the profile refuses is [`ErrorKind::Invalid`](imgshare_core::ErrorKind)
+    /// with the HTTP query's message.
+    ///
+    /// ```
+    /// use imgshare_core::{Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Region};
+    /// use imgshare_store::{Engine, ImageQuery, SortDir, SortKey};
+    ///
+    /// let engine = Engine::in_memory()?;
+    /// let owner = Actor::tenant("111111", "alice", &["cloudImages:admin"]);
+    /// let ctx = Context::new(owner, Region::parse("DFW")?, chrono::Utc::now());
+    /// for name in ["b", "a", "c"] {
+    ///     let origin = ImageOrigin::Snapshot { server_id: "srv-1".into() };
+    ///     let image = NewImage { name: Some(name.into()), ..NewImage::default() };
+    ///     let command = ImageCommand::Register { origin, image };
+    ///     engine.execute(&ctx, Command::Image { image_id: uuid::Uuid::new_v4(), command })?;
+    /// }
+    /// let query = ImageQuery::new().sort(SortKey::Name, SortDir::Asc).limit(2);
+    /// let first = engine.images(&ctx, &query)?;
+    /// let names: Vec<_> = first.images.iter().map(|v| v.image().name.clone()).collect();
+    /// assert_eq!(names, [Some("a".to_owned()), Some("b".to_owned())]);
+    /// let rest = engine.images(&ctx, &query.after(first.next.unwrap()))?;
+    /// assert_eq!(rest.images.len(), 1);
+    /// assert_eq!(rest.next, None);
+    ///
+    /// // The HTTP API's rules and messages.
+    /// let refused = engine.images(&ctx, &ImageQuery::new().param("sort_dir", "up")).unwrap_err();
+    /// assert_eq!(refused.to_string(), "Invalid sort direction: up");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn images(&self, ctx: &Context, query: &ImageQuery) -> Result<ImagePage, EngineError> {
+        self.profile.authorize(&ctx.actor, Operation::ListImages)?;
+        let parsed = query
+            .validate(&self.dialect())
+            .map_err(ProjectionError::from)?;
+        let viewer = self.viewer(ctx);
+        self.read(|conn| {
+            Ok(listing::image_page(
+                conn,
+                &self.profile,
+                &viewer,
+                &parsed,
+                query.as_query_string(),
+            )?)
+        })
+    }
+
+    /// `GET /v2/images?{raw_query}` as JSON.
     pub fn list_images(
         &self,
         ctx: &Context,
         raw_query: &str,
     ) -> Result<serde_json::Value, EngineError> {
+        // Authorization comes before the query's checks, as in the typed call.
         self.profile.authorize(&ctx.actor, Operation::ListImages)?;
-        let query = parse_image_list_query(raw_query, &self.dialect())
-            .map_err(|error| ProjectionError::BadQuery(error.message))?;
-        let viewer = self.viewer(ctx);
-        self.read(|conn| {
-            Ok(listing::list_images(
-                conn,
-                &self.profile,
-                &viewer,
-                &query,
-                raw_query,
-            )?)
-        })
+        let query: ImageQuery = raw_query.parse().map_err(ProjectionError::from)?;
+        Ok(self.images(ctx, &query)?.into_json())
     }
 
-    /// `GET /v2/tasks?{raw_query}` as JSON: the caller's unexpired tasks in this region.
-    pub fn list_tasks(
-        &self,
-        ctx: &Context,
-        raw_query: &str,
-    ) -> Result<serde_json::Value, EngineError> {
+    /// One page of the caller's unexpired tasks in this region (`GET /v2/tasks`).
+    pub fn tasks(&self, ctx: &Context, query: &TaskQuery) -> Result<TaskPage, EngineError> {
         self.profile.authorize(&ctx.actor, Operation::ReadTasks)?;
         let types: Vec<&str> = self
             .profile
@@ -186,35 +253,56 @@ impl Engine {
             .iter()
             .map(|t| t.as_str())
             .collect();
-        let query = parse_task_list_query(raw_query, &self.dialect(), &types)
-            .map_err(|error| ProjectionError::BadQuery(error.message))?;
+        let parsed = query
+            .validate(&self.dialect(), &types)
+            .map_err(ProjectionError::from)?;
         let viewer = self.viewer(ctx);
         self.read(|conn| {
-            Ok(listing::list_tasks(
-                conn, &viewer, ctx.now, &query, raw_query,
+            Ok(listing::task_page(
+                conn,
+                &viewer,
+                ctx.now,
+                &parsed,
+                query.as_query_string(),
             )?)
         })
     }
 
-    /// `GET /v2/images/{id}/tasks` as JSON: the caller's tasks about the image
-    /// ([`Task::is_about_image`]) in `GET /v2/tasks`'s default order; 404 if the image is not
-    /// visible to the caller.
-    pub fn list_image_tasks(
+    /// `GET /v2/tasks?{raw_query}` as JSON.
+    pub fn list_tasks(
         &self,
         ctx: &Context,
-        image_id: Uuid,
+        raw_query: &str,
     ) -> Result<serde_json::Value, EngineError> {
+        self.profile.authorize(&ctx.actor, Operation::ReadTasks)?;
+        let query: TaskQuery = raw_query.parse().map_err(ProjectionError::from)?;
+        Ok(self.tasks(ctx, &query)?.into_json())
+    }
+
+    /// The caller's tasks about an image ([`Task::is_about_image`]) in `GET /v2/tasks`'s
+    /// default order, in full (`GET /v2/images/{id}/tasks`); 404 if the image is not visible
+    /// to the caller.
+    pub fn image_tasks(&self, ctx: &Context, image_id: Uuid) -> Result<TaskList, EngineError> {
         self.get_image(ctx, image_id)?;
         self.profile.authorize(&ctx.actor, Operation::ReadTasks)?;
         let viewer = self.viewer(ctx);
         let tasks = self.read(|conn| Ok(listing::visible_tasks(conn, &viewer, ctx.now)?))?;
         let image_id = image_id.to_string();
-        let views: Vec<_> = tasks
-            .iter()
+        let tasks = tasks
+            .into_iter()
             .filter(|task| task.is_about_image(&image_id))
-            .map(|task| views::task(&self.profile, task))
+            .map(|task| TaskView::full(&self.profile, task))
             .collect();
-        Ok(serde_json::json!({ "tasks": views }))
+        Ok(TaskList { tasks })
+    }
+
+    /// `GET /v2/images/{id}/tasks` as JSON.
+    pub fn list_image_tasks(
+        &self,
+        ctx: &Context,
+        image_id: Uuid,
+    ) -> Result<serde_json::Value, EngineError> {
+        Ok(self.image_tasks(ctx, image_id)?.into_json())
     }
 
     /// May `tenant_id` boot a new server from `image_id` in `region`? For compute backends.
@@ -222,6 +310,35 @@ impl Engine {
     /// True for the owner, for public images, and for members in any status (pending, accepted
     /// or rejected); false for anyone else, for another region, and for images that are not
     /// active (deleted, deactivated, still saving).
+    ///
+    /// ```
+    /// use imgshare_core::{Actor, Command, Context, ImageActivated, ImageCommand, ImageOrigin,
+    ///                     NewImage, Region};
+    /// use imgshare_store::Engine;
+    ///
+    /// let engine = Engine::in_memory()?;
+    /// let (dfw, ord) = (Region::parse("DFW")?, Region::parse("ORD")?);
+    /// let owner = Actor::tenant("111111", "alice", &["cloudImages:admin"]);
+    /// let ctx = Context::new(owner, dfw.clone(), chrono::Utc::now());
+    /// let image_id = uuid::Uuid::new_v4();
+    /// let data = ImageActivated {
+    ///     size: 512, checksum: "0123456789abcdef0123456789abcdef".into(),
+    ///     virtual_size: None, os_hash_algo: None, os_hash_value: None,
+    /// };
+    /// let image = NewImage {
+    ///     container_format: Some("ovf".into()), disk_format: Some("vhd".into()),
+    ///     data: Some(data), ..NewImage::default()
+    /// };
+    /// let origin = ImageOrigin::Snapshot { server_id: "srv-1".into() };
+    /// engine.execute(&ctx, Command::Image { image_id, command: ImageCommand::Register { origin, image } })?;
+    /// let share = ImageCommand::AddMember { member_id: "222222".into() };
+    /// engine.execute(&ctx, Command::Image { image_id, command: share })?;
+    ///
+    /// assert!(engine.can_boot("222222", image_id, &dfw)?); // a pending member may boot
+    /// assert!(!engine.can_boot("222222", image_id, &ord)?); // not in another region
+    /// assert!(!engine.can_boot("333333", image_id, &dfw)?); // nor may a stranger
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn can_boot(
         &self,
         tenant_id: &str,

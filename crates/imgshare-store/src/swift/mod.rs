@@ -46,6 +46,7 @@ pub struct SwiftAuth {
     pub auth_url: String,
     /// `<account>:<user>` of a user in the reseller-admin group.
     pub user: String,
+    /// The user's key (never shown by `Debug`).
     pub key: String,
 }
 
@@ -63,6 +64,7 @@ impl fmt::Debug for SwiftAuth {
 pub struct SwiftConfig {
     /// The storage endpoint without the account: `http://127.0.0.1:8080/v1`.
     pub storage_url: String,
+    /// The service credential the worker authenticates with.
     pub auth: SwiftAuth,
     /// Prepended to the tenant id to name its account (`AUTH_` for tempauth and keystoneauth,
     /// `MossoCloudFS_` on Rackspace).
@@ -96,10 +98,13 @@ impl SwiftConfig {
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SwiftConfigError {
+    /// A URL with a scheme this build cannot speak.
     #[error("the Swift URL {0:?} must start with http:// (https:// needs the `tls` feature)")]
     Scheme(String),
+    /// A segment size Swift would refuse.
     #[error("the segment size must be between 1 byte and 5 GiB, not {0}")]
     SegmentSize(u64),
+    /// A reseller prefix that cannot start an account name.
     #[error("the reseller prefix {0:?} may hold only ASCII letters, digits and '_'")]
     Prefix(String),
 }
@@ -130,6 +135,8 @@ fn check_url(url: &str) -> Result<(), SwiftConfigError> {
 }
 
 impl SwiftObjectStore {
+    /// Checks `config` (URL schemes, segment size, reseller prefix) and builds the store; no
+    /// request is made until a task needs one.
     pub fn new(mut config: SwiftConfig) -> Result<Self, SwiftConfigError> {
         check_url(&config.storage_url)?;
         check_url(&config.auth.auth_url)?;

@@ -1,79 +1,20 @@
-//! `GET /v2/images` and `GET /v2/tasks` over the read models.
-//!
-//! A caller's default image list is the union of three index ranges: images it owns, public
-//! images, and images shared with it in the asked member status. Filters, the sort and the
-//! marker then apply to that candidate set, so a page never scans the whole catalogue.
-//! This SQL restates the visibility rule of `imgshare_core::access`; the property tests check
-//! that the two agree.
+//! `GET /v2/images`: the candidate branches, filters, keyset markers and the page's rendering.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Utc};
-use imgshare_core::{Profile, Region, Task, Visibility};
+use imgshare_core::{Image, Profile, Visibility};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::{Sql, Viewer};
+use crate::page::{ImagePage, ImageView};
 use crate::query::{
-    first_link, next_link, ImageListQuery, MemberStatusFilter, SortDir, SortKey, TaskListQuery,
-    TaskSortKey, TimeFilter, TimeOp, ValueFilter,
+    first_link, next_link, ImageListQuery, Marker, MemberStatusFilter, SortDir, SortKey,
+    TimeFilter, TimeOp, ValueFilter,
 };
-use crate::tables::{
-    api_time, image_from_row, into_image, into_task, task_from_row, ProjectionError, IMAGE_COLUMNS,
-    TASK_COLUMNS,
-};
+use crate::tables::{api_time, image_from_row, into_image, ProjectionError, IMAGE_COLUMNS};
 use crate::views;
-
-/// Who is listing, and where.
-#[derive(Debug, Clone, Copy)]
-pub struct Viewer<'a> {
-    /// The caller's account.
-    pub tenant_id: &'a str,
-    /// The region of the request.
-    pub region: &'a Region,
-    /// A Glance admin or the provider: sees every image of the region.
-    pub is_admin: bool,
-}
-
-/// SQL text plus its positional parameters, built together so they cannot drift apart.
-#[derive(Default)]
-struct Sql {
-    text: String,
-    params: Vec<SqlValue>,
-}
-
-impl Sql {
-    fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
-        self
-    }
-
-    fn bind(&mut self, value: impl Into<SqlValue>) -> &mut Self {
-        self.text.push('?');
-        self.params.push(value.into());
-        self
-    }
-
-    fn bind_list(&mut self, values: &[String]) -> &mut Self {
-        self.text.push('(');
-        for (index, value) in values.iter().enumerate() {
-            if index > 0 {
-                self.text.push_str(", ");
-            }
-            self.bind(value.clone());
-        }
-        self.text.push(')');
-        self
-    }
-}
-
-impl Sql {
-    fn append(&mut self, other: &Sql) -> &mut Self {
-        self.text.push_str(&other.text);
-        self.params.extend(other.params.iter().cloned());
-        self
-    }
-}
 
 fn member_status_clause(filter: MemberStatusFilter) -> Option<&'static str> {
     match filter {
@@ -390,6 +331,17 @@ pub fn list_images(
     query: &ImageListQuery,
     raw_query: &str,
 ) -> Result<Value, ProjectionError> {
+    Ok(image_page(conn, profile, viewer, query, raw_query)?.into_json())
+}
+
+/// One page of `GET /v2/images`, typed; `raw_query` is the query string its links repeat.
+pub fn image_page(
+    conn: &Connection,
+    profile: &Profile,
+    viewer: &Viewer<'_>,
+    query: &ImageListQuery,
+    raw_query: &str,
+) -> Result<ImagePage, ProjectionError> {
     let sql = image_list_sql(conn, profile, viewer, query)?;
     let rows = conn
         .prepare_cached(&sql.text)?
@@ -525,20 +477,19 @@ fn render_image_page(
     query: &ImageListQuery,
     raw_query: &str,
     rows: Vec<crate::tables::ImageRow>,
-) -> Result<Value, ProjectionError> {
+) -> Result<ImagePage, ProjectionError> {
     let page_full = query.limit > 0 && rows.len() == query.limit as usize;
     let ids: Vec<String> = rows.iter().map(|row| row.id().to_owned()).collect();
     let extras = page_extras(conn, &ids)?;
-    let images = render_rows(profile, rows, extras)?;
-    let mut page = json!({
-        "images": images,
-        "first": first_link("/v2/images", raw_query),
-        "schema": "/v2/schemas/images",
-    });
-    if let (true, Some(last)) = (page_full, ids.last()) {
-        page["next"] = json!(next_link("/v2/images", raw_query, last));
-    }
-    Ok(page)
+    let images: Vec<ImageView> = decode_rows(rows, extras)?
+        .into_iter()
+        .map(|image| ImageView::new(profile, image))
+        .collect();
+    let last = images.last().map(|view| view.image().id);
+    let next = last.filter(|_| page_full);
+    let first = first_link("/v2/images", raw_query);
+    let next_link = next.map(|id| next_link("/v2/images", raw_query, &id.to_string()));
+    Ok(ImagePage::new(images, next.map(Marker), first, next_link))
 }
 
 /// Decodes a page's rows with their tags and properties into images and renders each as the
@@ -546,17 +497,26 @@ fn render_image_page(
 pub fn render_rows(
     profile: &Profile,
     rows: Vec<crate::tables::ImageRow>,
-    (mut tags, mut properties): PageExtras,
+    extras: PageExtras,
 ) -> Result<Vec<Value>, ProjectionError> {
+    Ok(decode_rows(rows, extras)?
+        .iter()
+        .map(|image| views::image(profile, image))
+        .collect())
+}
+
+fn decode_rows(
+    rows: Vec<crate::tables::ImageRow>,
+    (mut tags, mut properties): PageExtras,
+) -> Result<Vec<Image>, ProjectionError> {
     let mut images = Vec::with_capacity(rows.len());
     for row in rows {
         let id = row.id().to_owned();
-        let image = into_image(
+        images.push(into_image(
             row,
             tags.remove(&id).unwrap_or_default(),
             properties.remove(&id).unwrap_or_default(),
-        )?;
-        images.push(views::image(profile, &image));
+        )?);
     }
     Ok(images)
 }
@@ -594,115 +554,6 @@ pub fn page_extras(conn: &Connection, ids: &[String]) -> Result<PageExtras, Proj
             .insert(row.get(1)?, row.get(2)?);
     }
     Ok((tags, properties))
-}
-
-fn task_sort_expression(key: TaskSortKey) -> &'static str {
-    match key {
-        TaskSortKey::CreatedAt => "created_at",
-        TaskSortKey::UpdatedAt => "updated_at",
-        TaskSortKey::Id => "task_id",
-        TaskSortKey::Type => "task_type",
-        TaskSortKey::Status => "status",
-    }
-}
-
-/// Every task the caller sees (unexpired, its own, in this region) in `GET /v2/tasks`'s default
-/// order (newest first), unpaged: for queries that filter on a task's input or result.
-pub fn visible_tasks(
-    conn: &Connection,
-    viewer: &Viewer<'_>,
-    now: DateTime<Utc>,
-) -> Result<Vec<Task>, ProjectionError> {
-    let sql = format!(
-        "SELECT {TASK_COLUMNS} FROM proj_tasks WHERE owner = ?1 AND region = ?2 \
-         AND (expires_at IS NULL OR expires_at > ?3) ORDER BY created_at DESC, task_id DESC"
-    );
-    let rows = conn
-        .prepare_cached(&sql)?
-        .query_map(
-            rusqlite::params![viewer.tenant_id, viewer.region.as_str(), api_time(now)],
-            task_from_row,
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(into_task).collect()
-}
-
-/// One page of `GET /v2/tasks`: the caller's unexpired tasks in this region.
-pub fn list_tasks(
-    conn: &Connection,
-    viewer: &Viewer<'_>,
-    now: DateTime<Utc>,
-    query: &TaskListQuery,
-    raw_query: &str,
-) -> Result<Value, ProjectionError> {
-    let mut sql = Sql::default();
-    sql.push("SELECT ")
-        .push(TASK_COLUMNS)
-        .push(" FROM proj_tasks WHERE owner = ")
-        .bind(viewer.tenant_id.to_owned())
-        .push(" AND region = ")
-        .bind(viewer.region.as_str().to_owned())
-        .push(" AND (expires_at IS NULL OR expires_at > ")
-        .bind(api_time(now))
-        .push(")");
-    if let Some(status) = query.status {
-        sql.push(" AND status = ").bind(status.as_str().to_owned());
-    }
-    if let Some(task_type) = &query.type_ {
-        sql.push(" AND task_type = ").bind(task_type.clone());
-    }
-    let key = task_sort_expression(query.sort_key);
-    let (op, dir) = match query.sort_dir {
-        SortDir::Asc => (" > ", " ASC"),
-        SortDir::Desc => (" < ", " DESC"),
-    };
-    if let Some(marker) = &query.marker {
-        let marker_row: Option<SqlValue> = conn
-            .query_row(
-                &format!("SELECT {key} FROM proj_tasks WHERE task_id = ?1 AND owner = ?2 AND region = ?3"),
-                rusqlite::params![marker, viewer.tenant_id, viewer.region.as_str()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let Some(marker_value) = marker_row else {
-            return Err(ProjectionError::BadQuery(format!(
-                "Invalid marker. Task {marker} could not be found."
-            )));
-        };
-        sql.push(" AND (")
-            .push(key)
-            .push(op)
-            .bind(marker_value.clone());
-        sql.push(" OR (").push(key).push(" = ").bind(marker_value);
-        sql.push(" AND task_id")
-            .push(op)
-            .bind(marker.clone())
-            .push("))");
-    }
-    sql.push(" ORDER BY ")
-        .push(key)
-        .push(dir)
-        .push(", task_id")
-        .push(dir);
-    sql.push(" LIMIT ").bind(i64::from(query.limit));
-    let rows = conn
-        .prepare_cached(&sql.text)?
-        .query_map(params_from_iter(sql.params.iter()), task_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    let page_full = query.limit > 0 && rows.len() == query.limit as usize;
-    let tasks = rows
-        .into_iter()
-        .map(into_task)
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut page = json!({
-        "tasks": tasks.iter().map(views::task_stub).collect::<Vec<_>>(),
-        "first": first_link("/v2/tasks", raw_query),
-        "schema": "/v2/schemas/tasks",
-    });
-    if let (true, Some(last)) = (page_full, tasks.last()) {
-        page["next"] = json!(next_link("/v2/tasks", raw_query, &last.id.to_string()));
-    }
-    Ok(page)
 }
 
 #[cfg(test)]
