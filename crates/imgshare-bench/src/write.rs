@@ -13,7 +13,9 @@ use imgshare_core::{
     Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Profile, Region,
 };
 use imgshare_projection::tables;
-use imgshare_store::{db, BatchItem, DbOptions, Durability, Engine, EngineOptions, RecordedEvent};
+use imgshare_store::{
+    db, BatchItem, DbOptions, Durability, Engine, EngineOptions, GroupCommits, RecordedEvent,
+};
 use rusqlite::{params, Connection, TransactionBehavior};
 use uuid::Uuid;
 
@@ -347,13 +349,15 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
             });
         }
         if run_threads {
+            let (elapsed, groups) = measure_threads(dir.path(), durability, args, &region)?;
             rows.push(Measured {
                 label: format!(
-                    "Engine::execute from {} threads (group commit)",
-                    args.threads.max(1)
+                    "Engine::execute from {} threads ({:.1} per group)",
+                    args.threads.max(1),
+                    groups.mean_size()
                 ),
                 commands,
-                elapsed: measure_threads(dir.path(), durability, args, &region)?,
+                elapsed,
                 reference: Reference::CommandRowsBatched,
             });
         }
@@ -450,15 +454,17 @@ fn measure_batch(
     Ok(started.elapsed())
 }
 
-/// Group commit: concurrent callers of `execute` share transactions.
+/// Group commit: concurrent callers of `execute` share transactions. Returns the time and the
+/// groups the timed commands formed.
 fn measure_threads(
     dir: &Path,
     durability: Durability,
     args: &ThroughputArgs,
     region: &Region,
-) -> Result<Duration> {
+) -> Result<(Duration, GroupCommits)> {
     let engine = Arc::new(open(&dir.join("group.db"), durability)?);
     let ids = setup(&engine, args.images, region)?;
+    let before = engine.group_commits();
     let steps = Arc::new(workload(&ids, args.members));
     let threads = args.threads.max(1);
     let started = Instant::now();
@@ -486,7 +492,15 @@ fn measure_threads(
             .join()
             .map_err(|_| anyhow::anyhow!("a caller thread panicked"))??;
     }
-    Ok(started.elapsed())
+    let elapsed = started.elapsed();
+    let after = engine.group_commits();
+    Ok((
+        elapsed,
+        GroupCommits {
+            groups: after.groups - before.groups,
+            commands: after.commands - before.commands,
+        },
+    ))
 }
 
 /// `imgshare-bench replay`.

@@ -24,7 +24,8 @@ pub use db::{
 pub use log::{
     append, effective_time, event_hash, find_by_event_ids, for_each_event, for_each_stream_event,
     head, read_stream, read_stream_until, stream_version, verify_chain, AppendResult, ChainReport,
-    ExpectedVersion, NewEvent, RecordedEvent, RowForHash, StreamAppend, StreamEvent, GENESIS_HASH,
+    Checked, ExpectedVersion, NewEvent, RecordedEvent, RowForHash, StreamAppend, StreamEvent,
+    GENESIS_HASH,
 };
 
 pub mod engine;
@@ -36,7 +37,9 @@ pub mod register;
 pub mod swift;
 pub mod tasks;
 
-pub use engine::{BatchItem, Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
+pub use engine::{
+    BatchItem, Engine, EngineError, EngineOptions, GroupCommits, Loaded, Outcome, RebuildReport,
+};
 pub use image_data::{
     DataHashes, DataSlot, DataWriter, FsImageDataStore, HashingReader, ImageDataStore, StoredData,
 };

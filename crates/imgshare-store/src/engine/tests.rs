@@ -1,7 +1,7 @@
 use super::group::*;
 use super::*;
 use crate::db::{self, DbOptions, StoreError};
-use crate::log::{self, ExpectedVersion, NewEvent, StreamAppend};
+use crate::log::{self, Checked, ExpectedVersion, NewEvent, StreamAppend};
 use chrono::{Duration, TimeZone, Utc};
 use imgshare_core::{Actor, ImageActivated, ImageCommand, ImageOrigin, NewImage};
 use imgshare_core::{Command, Context, ErrorKind, Region};
@@ -108,7 +108,7 @@ fn a_command_logged_under_the_earlier_event_id_rule_is_still_recognised_on_retry
                 }],
             })
             .collect();
-        log::append(&conn, &appends, at(0)).unwrap();
+        log::append(&conn, &appends, at(0), Checked::Nothing).unwrap();
     }
     let engine = Engine::open(&path, EngineOptions::default()).unwrap();
     assert!(engine.legacy_event_ids);
