@@ -313,6 +313,7 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
                 bare,
                 bare_batched,
                 bare_commands,
+                bare_commands_grouped,
             } = measure_single(dir.path(), durability, args, &region)?;
             print_ceiling(
                 "bare ceiling: INSERT of the same rows, 1 tx each",
@@ -328,6 +329,15 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
                 &format!("bare: + each one's member row, {} per tx", args.batch),
                 commands,
                 bare_commands,
+            );
+            // For context: a group can hold at most one command per caller thread.
+            print_ceiling(
+                &format!(
+                    "bare: + each one's member row, {} per tx",
+                    args.threads.max(1)
+                ),
+                commands,
+                bare_commands_grouped,
             );
             ceilings = Some(Ceilings {
                 row_per_transaction: rate(commands, bare),
@@ -376,6 +386,8 @@ struct BareTimes {
     bare_batched: Duration,
     /// The event rows and the member row each changes, `--batch` per transaction.
     bare_commands: Duration,
+    /// The same, `--threads` per transaction (the largest group the threads can form).
+    bare_commands_grouped: Duration,
 }
 
 /// One command per transaction through `execute`, then the bare ceilings over the rows that run
@@ -419,11 +431,17 @@ fn measure_single(
     let bare = bare_into("bare.db", 1, MemberRows::Skipped)?;
     let bare_batched = bare_into("bare-batched.db", args.batch, MemberRows::Skipped)?;
     let bare_commands = bare_into("bare-commands.db", args.batch, MemberRows::Written)?;
+    let bare_commands_grouped = bare_into(
+        "bare-commands-grouped.db",
+        args.threads.max(1),
+        MemberRows::Written,
+    )?;
     Ok(BareTimes {
         single,
         bare,
         bare_batched,
         bare_commands,
+        bare_commands_grouped,
     })
 }
 
