@@ -1,4 +1,4 @@
-//! Group commit: commands queue for the writer; whoever holds it runs every queued command in
+//! A group's transaction: the commands `engine/queue.rs` gathered, or an `execute_batch`, run in
 //! one transaction (`run_group`), without savepoints first and, if a command fails after
 //! writing, again with one savepoint per command. Each command: fold its streams (from the state
 //! cache when the version matches), decide, append, write the read-model rows.

@@ -175,9 +175,12 @@ impl Engine {
     fn run_queued(&self, group: Vec<(BatchItem, Slot)>) -> Result<(usize, Duration), EngineError> {
         let started = Instant::now();
         let (items, slots): (Vec<BatchItem>, Vec<Slot>) = group.into_iter().unzip();
-        let results = {
-            let mut writer = lock(&self.writer)?;
-            self.run_items(&mut writer, items)
+        // Every taken command gets an answer, even if the writer is unusable: a caller whose
+        // slot stayed empty would lead empty groups forever.
+        let results: Vec<Result<Outcome, EngineError>> = match lock(&self.writer) {
+            Ok(mut writer) if !items.is_empty() => self.run_items(&mut writer, items),
+            Ok(_) => Vec::new(),
+            Err(_) => items.iter().map(|_| Err(EngineError::Poisoned)).collect(),
         };
         for (slot, result) in slots.iter().zip(results) {
             *slot.lock().map_err(|_| EngineError::Poisoned)? = Some(result);
