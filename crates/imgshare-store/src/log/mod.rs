@@ -15,6 +15,8 @@ use uuid::Uuid;
 pub use crate::error::ExpectedVersion;
 use crate::error::StoreError;
 pub use chain::{event_hash, verify_chain, ChainReport, RowForHash, GENESIS_HASH};
+pub(crate) use head::last_event_id;
+pub use head::{head, read_head, Head};
 
 /// An event to append. Its `event_id` is the idempotency key of the append.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,67 +261,6 @@ fn append_in_scope(
         VersionCheck::AgainstLog,
     )
     .map(AppendResult::Appended)
-}
-
-/// The last event of the log, as the next append continues from it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Head {
-    /// Its position.
-    pub position: i64,
-    /// Its hash.
-    pub hash: String,
-    /// Its `recorded_at`.
-    pub at: DateTime<Utc>,
-}
-
-/// The log's head as an append continues from it (`None` when it is empty).
-pub fn read_head(conn: &Connection) -> Result<Option<Head>, StoreError> {
-    let Some(row) = head_row(conn)? else {
-        return Ok(None);
-    };
-    Ok(Some(Head {
-        at: parse_recorded_at(&row.recorded_at?, row.position)?,
-        position: row.position,
-        hash: row.hash,
-    }))
-}
-
-/// The position and hash of the last event, `None` for an empty log: the anchor of the log
-/// ([`read_head`] without the time, so it answers on a log whose last time is damaged).
-pub fn head(conn: &Connection) -> Result<Option<(i64, String)>, StoreError> {
-    Ok(head_row(conn)?.map(|row| (row.position, row.hash)))
-}
-
-/// The id of the last event as stored (the engine tells from it which id rule last wrote).
-pub(crate) fn last_event_id(conn: &Connection) -> Result<Option<String>, StoreError> {
-    head_row(conn)?.map(|row| row.event_id).transpose()
-}
-
-/// The last event's columns as [`head_row`] reads them. Columns other than the position and hash
-/// are checked only by the reader that needs them, so a damaged one does not hide the others.
-struct HeadRow {
-    position: i64,
-    hash: String,
-    event_id: Result<String, StoreError>,
-    recorded_at: Result<String, StoreError>,
-}
-
-/// The one query that reads the log's head.
-fn head_row(conn: &Connection) -> Result<Option<HeadRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT position, hash, recorded_at, event_id FROM events ORDER BY position DESC LIMIT 1",
-    )?;
-    let mut rows = stmt.query([])?;
-    let Some(row) = rows.next()? else {
-        return Ok(None);
-    };
-    let position: i64 = row.get(0)?;
-    Ok(Some(HeadRow {
-        position,
-        hash: column(row, 1, position, "hash")?,
-        recorded_at: column(row, 2, position, "recorded_at"),
-        event_id: column(row, 3, position, "event_id"),
-    }))
 }
 
 /// How the versions of an append are checked.
@@ -706,6 +647,7 @@ fn corrupt(position: i64, reason: impl Into<String>) -> StoreError {
 
 // After `select_events!`, which the chain check uses (macros are in scope from their definition on).
 mod chain;
+mod head;
 
 #[cfg(test)]
 mod tests;
