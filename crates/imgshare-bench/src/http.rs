@@ -234,7 +234,8 @@ async fn run(args: &HttpArgs) -> Result<()> {
             roles: vec!["member".into()],
         },
     );
-    let state = AppState::new(Arc::new(engine), Arc::new(tokens), Region::parse("DFW")?);
+    let engine = Arc::new(engine);
+    let state = AppState::new(Arc::clone(&engine), Arc::new(tokens), Region::parse("DFW")?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let ours = Target {
         name: "imgshare".into(),
@@ -249,10 +250,24 @@ async fn run(args: &HttpArgs) -> Result<()> {
         args.connections,
         duration.as_secs()
     );
-    let mut measured = vec![(
-        ours.clone(),
-        measure(&ours, args.connections, duration).await?,
-    )];
+    let before = engine.group_commits();
+    let mut figures = measure(&ours, args.connections, duration).await?;
+    let after = engine.group_commits();
+    // The same server's ceiling: a route through the same layers (token check included) that
+    // touches no database.
+    let ceiling = Arc::new(|_: usize| Request {
+        method: "GET",
+        path: format!("/v2/{TENANT}"),
+        content_type: None,
+        body: Vec::new(),
+    });
+    figures.push((
+        "GET /v2/{tenant} (no db)",
+        load(&ours, args.connections, duration, ceiling).await?,
+    ));
+    let groups = after.groups - before.groups;
+    let commands = after.commands - before.commands;
+    let mut measured = vec![(ours.clone(), figures)];
     if let Some(peer) = &args.peer {
         let peer = Target {
             name: format!("peer {peer}"),
@@ -282,6 +297,18 @@ async fn run(args: &HttpArgs) -> Result<()> {
                 percentile(&figures.latencies, 0.99),
                 figures.non_2xx,
                 figures.reconnects
+            );
+        }
+    }
+    println!(
+        "  imgshare group commit during the PATCHes: {commands} commands in {groups} groups ({:.1} per group)",
+        commands as f64 / groups.max(1) as f64
+    );
+    if let Some((_, ours)) = measured.first() {
+        if let [(_, get), _, (_, ceiling)] = ours.as_slice() {
+            println!(
+                "  GET /v2/images/{{id}} / GET /v2/{{tenant}} (no db) = {:.1} %",
+                100.0 * per_second(get) / per_second(ceiling).max(1e-9)
             );
         }
     }

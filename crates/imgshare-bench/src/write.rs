@@ -13,7 +13,9 @@ use imgshare_core::{
     Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Profile, Region,
 };
 use imgshare_projection::tables;
-use imgshare_store::{db, BatchItem, DbOptions, Durability, Engine, EngineOptions, RecordedEvent};
+use imgshare_store::{
+    db, BatchItem, DbOptions, Durability, Engine, EngineOptions, GroupCommits, RecordedEvent,
+};
 use rusqlite::{params, Connection, TransactionBehavior};
 use uuid::Uuid;
 
@@ -311,6 +313,7 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
                 bare,
                 bare_batched,
                 bare_commands,
+                bare_commands_grouped,
             } = measure_single(dir.path(), durability, args, &region)?;
             print_ceiling(
                 "bare ceiling: INSERT of the same rows, 1 tx each",
@@ -326,6 +329,15 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
                 &format!("bare: + each one's member row, {} per tx", args.batch),
                 commands,
                 bare_commands,
+            );
+            // For context: a group can hold at most one command per caller thread.
+            print_ceiling(
+                &format!(
+                    "bare: + each one's member row, {} per tx",
+                    args.threads.max(1)
+                ),
+                commands,
+                bare_commands_grouped,
             );
             ceilings = Some(Ceilings {
                 row_per_transaction: rate(commands, bare),
@@ -347,13 +359,15 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
             });
         }
         if run_threads {
+            let (elapsed, groups) = measure_threads(dir.path(), durability, args, &region)?;
             rows.push(Measured {
                 label: format!(
-                    "Engine::execute from {} threads (group commit)",
-                    args.threads.max(1)
+                    "Engine::execute from {} threads ({:.1} per group)",
+                    args.threads.max(1),
+                    groups.mean_size()
                 ),
                 commands,
-                elapsed: measure_threads(dir.path(), durability, args, &region)?,
+                elapsed,
                 reference: Reference::CommandRowsBatched,
             });
         }
@@ -372,6 +386,8 @@ struct BareTimes {
     bare_batched: Duration,
     /// The event rows and the member row each changes, `--batch` per transaction.
     bare_commands: Duration,
+    /// The same, `--threads` per transaction (the largest group the threads can form).
+    bare_commands_grouped: Duration,
 }
 
 /// One command per transaction through `execute`, then the bare ceilings over the rows that run
@@ -415,11 +431,17 @@ fn measure_single(
     let bare = bare_into("bare.db", 1, MemberRows::Skipped)?;
     let bare_batched = bare_into("bare-batched.db", args.batch, MemberRows::Skipped)?;
     let bare_commands = bare_into("bare-commands.db", args.batch, MemberRows::Written)?;
+    let bare_commands_grouped = bare_into(
+        "bare-commands-grouped.db",
+        args.threads.max(1),
+        MemberRows::Written,
+    )?;
     Ok(BareTimes {
         single,
         bare,
         bare_batched,
         bare_commands,
+        bare_commands_grouped,
     })
 }
 
@@ -450,15 +472,17 @@ fn measure_batch(
     Ok(started.elapsed())
 }
 
-/// Group commit: concurrent callers of `execute` share transactions.
+/// Group commit: concurrent callers of `execute` share transactions. Returns the time and the
+/// groups the timed commands formed.
 fn measure_threads(
     dir: &Path,
     durability: Durability,
     args: &ThroughputArgs,
     region: &Region,
-) -> Result<Duration> {
+) -> Result<(Duration, GroupCommits)> {
     let engine = Arc::new(open(&dir.join("group.db"), durability)?);
     let ids = setup(&engine, args.images, region)?;
+    let before = engine.group_commits();
     let steps = Arc::new(workload(&ids, args.members));
     let threads = args.threads.max(1);
     let started = Instant::now();
@@ -486,7 +510,15 @@ fn measure_threads(
             .join()
             .map_err(|_| anyhow::anyhow!("a caller thread panicked"))??;
     }
-    Ok(started.elapsed())
+    let elapsed = started.elapsed();
+    let after = engine.group_commits();
+    Ok((
+        elapsed,
+        GroupCommits {
+            groups: after.groups - before.groups,
+            commands: after.commands - before.commands,
+        },
+    ))
 }
 
 /// `imgshare-bench replay`.

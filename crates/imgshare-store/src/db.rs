@@ -215,7 +215,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::{append, head, read_stream, AppendResult, NewEvent, StreamAppend};
+    use crate::log::{append, head, read_stream, AppendResult, Checked, NewEvent, StreamAppend};
     use chrono::{TimeZone, Utc};
     use imgshare_core::ErrorKind;
     use serde_json::json;
@@ -268,7 +268,14 @@ mod tests {
                 .pragma_query_value(None, "synchronous", |r| r.get(0))
                 .unwrap();
             assert_eq!(sync, 2, "FULL");
-            match append(&conn, &one_event("s", ExpectedVersion::NoStream), at).unwrap() {
+            match append(
+                &conn,
+                &one_event("s", ExpectedVersion::NoStream),
+                at,
+                Checked::Nothing,
+            )
+            .unwrap()
+            {
                 AppendResult::Appended(events) => events,
                 other => panic!("unexpected {other:?}"),
             }
@@ -304,6 +311,7 @@ mod tests {
             &conn,
             &one_event("s", ExpectedVersion::NoStream),
             Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap(),
+            Checked::Nothing,
         )
         .unwrap();
         assert_eq!(read_stream(&conn, "s").unwrap().len(), 1);
@@ -328,9 +336,9 @@ mod tests {
             append[0].events[0].data = json!({"blob": "x".repeat(100 * 1024)});
             append
         };
-        append(&conn, &big(ExpectedVersion::NoStream), at).unwrap();
+        append(&conn, &big(ExpectedVersion::NoStream), at, Checked::Nothing).unwrap();
         let before = head(&conn).unwrap();
-        let err = append(&conn, &big(ExpectedVersion::Exact(1)), at).unwrap_err();
+        let err = append(&conn, &big(ExpectedVersion::Exact(1)), at, Checked::Nothing).unwrap_err();
         assert!(matches!(err, StoreError::Full), "{err:?}");
         assert_eq!(head(&conn).unwrap(), before);
         assert!(conn.is_autocommit());
@@ -348,7 +356,13 @@ mod tests {
         let waiter = open_file(&path, &opts).unwrap();
         holder.execute_batch("BEGIN IMMEDIATE").unwrap();
         let at = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
-        let err = append(&waiter, &one_event("s", ExpectedVersion::Any), at).unwrap_err();
+        let err = append(
+            &waiter,
+            &one_event("s", ExpectedVersion::Any),
+            at,
+            Checked::Nothing,
+        )
+        .unwrap_err();
         assert!(matches!(err, StoreError::Busy), "{err:?}");
         assert_eq!(err.code(), "database_busy");
         assert_eq!(err.kind(), ErrorKind::Unavailable);

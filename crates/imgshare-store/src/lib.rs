@@ -47,8 +47,8 @@ pub use db::{migrations, open_file, open_in_memory, open_read_only};
 #[cfg(feature = "internals")]
 pub use log::{
     append, effective_time, event_hash, find_by_event_ids, for_each_event, for_each_stream_event,
-    head, read_stream, read_stream_until, stream_version, verify_chain, AppendResult, NewEvent,
-    RowForHash, StreamAppend, StreamEvent, GENESIS_HASH,
+    head, read_stream, read_stream_until, stream_version, verify_chain, AppendResult, Checked,
+    NewEvent, RowForHash, StreamAppend, StreamEvent, GENESIS_HASH,
 };
 
 pub mod engine;
@@ -59,7 +59,9 @@ pub mod register;
 pub mod swift;
 pub mod tasks;
 
-pub use engine::{BatchItem, Engine, EngineError, EngineOptions, Loaded, Outcome, RebuildReport};
+pub use engine::{
+    BatchItem, Engine, EngineError, EngineOptions, GroupCommits, Loaded, Outcome, RebuildReport,
+};
 pub use image_data::{
     DataHashes, DataSlot, DataWriter, FsImageDataStore, HashingReader, ImageDataStore, StoredData,
 };

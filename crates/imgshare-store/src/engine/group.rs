@@ -1,11 +1,10 @@
-//! Group commit: commands queue for the writer; whoever holds it runs every queued command in
+//! A group's transaction: the commands `engine/queue.rs` gathered, or an `execute_batch`, run in
 //! one transaction (`run_group`), without savepoints first and, if a command fails after
 //! writing, again with one savepoint per command. Each command: fold its streams (from the state
 //! cache when the version matches), decide, append, write the read-model rows.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use imgshare_core::{decide, Aggregate, Command, Context, DomainError, Event, StreamId};
 use imgshare_projection::tables;
@@ -28,14 +27,6 @@ pub struct BatchItem {
     pub command_id: Uuid,
     /// The command.
     pub command: Command,
-}
-
-pub(super) type Slot = Arc<Mutex<Option<Result<Outcome, EngineError>>>>;
-
-/// A command in the group-commit queue, and where its result goes.
-pub(super) struct Queued {
-    item: BatchItem,
-    slot: Slot,
 }
 
 /// How a group keeps one command's failure from the others.
@@ -97,13 +88,6 @@ impl<E: Into<EngineError>> From<E> for GroupFailure {
     }
 }
 
-/// How many groups in a row the caller holding the writer runs while commands keep arriving.
-pub(super) const LEADER_GROUPS: usize = 16;
-
-/// The longest a queued command waits before looking at the writer again (a safety net: the
-/// leader of a group wakes the waiters when it is done).
-pub(super) const GROUP_WAIT: Duration = Duration::from_millis(5);
-
 /// How many streams' states the engine keeps folded in memory.
 pub(super) const CACHED_STREAMS: usize = 4096;
 
@@ -135,94 +119,7 @@ impl StateCache {
     }
 }
 
-pub(super) fn take_slot(slot: &Slot) -> Result<Option<Result<Outcome, EngineError>>, EngineError> {
-    Ok(slot.lock().map_err(|_| EngineError::Poisoned)?.take())
-}
-
 impl Engine {
-    /// Executes a command with a fresh command id.
-    pub fn execute(&self, ctx: &Context, command: Command) -> Result<Outcome, EngineError> {
-        // Time-ordered, so the event ids derived from it are too (see `event_id_for`).
-        self.execute_idempotent(ctx, Uuid::now_v7(), command)
-    }
-
-    /// Executes a command; executing again with the same `command_id` (a client retry) writes
-    /// nothing and returns the first execution's events.
-    ///
-    /// Concurrent callers share transactions (group commit): each queues its command, and the
-    /// one that gets the writer runs every queued command in one transaction, each inside its
-    /// own savepoint, so one command's failure never affects another's outcome. If the shared
-    /// transaction itself fails (e.g. at commit), each command is run again alone.
-    pub fn execute_idempotent(
-        &self,
-        ctx: &Context,
-        command_id: Uuid,
-        command: Command,
-    ) -> Result<Outcome, EngineError> {
-        let slot: Slot = Arc::new(Mutex::new(None));
-        let item = BatchItem {
-            ctx: ctx.clone(),
-            command_id,
-            command,
-        };
-        self.queue
-            .lock()
-            .map_err(|_| EngineError::Poisoned)?
-            .push(Queued {
-                item,
-                slot: Arc::clone(&slot),
-            });
-        loop {
-            if let Some(result) = take_slot(&slot)? {
-                return result;
-            }
-            match self.writer.try_lock() {
-                Ok(mut writer) => {
-                    // Keep the writer while commands keep arriving: the callers of one group
-                    // queue their next commands while the following group runs, so groups grow
-                    // instead of each new arrival taking the writer for a group of one or two.
-                    // Bounded, so this caller's own answer is not held back for long.
-                    for _ in 0..LEADER_GROUPS {
-                        self.run_queued(&mut writer)?;
-                        // Under the queue lock, so a waiter that just found its slot empty is
-                        // already waiting and cannot miss this.
-                        let queue = self.queue.lock().map_err(|_| EngineError::Poisoned)?;
-                        self.group_done.notify_all();
-                        if queue.is_empty() {
-                            break;
-                        }
-                    }
-                    drop(writer);
-                }
-                Err(std::sync::TryLockError::WouldBlock) => {
-                    // Another caller is running a group, which may include this command; wait
-                    // for it to finish rather than for the writer, so that every waiting
-                    // command can join the next group.
-                    let queue = self.queue.lock().map_err(|_| EngineError::Poisoned)?;
-                    if slot.lock().map_err(|_| EngineError::Poisoned)?.is_some() {
-                        continue;
-                    }
-                    let _woken = self
-                        .group_done
-                        .wait_timeout(queue, GROUP_WAIT)
-                        .map_err(|_| EngineError::Poisoned)?;
-                }
-                Err(std::sync::TryLockError::Poisoned(_)) => return Err(EngineError::Poisoned),
-            }
-        }
-    }
-
-    /// Runs every queued command as one group and puts each result in its caller's slot.
-    pub(super) fn run_queued(&self, writer: &mut Connection) -> Result<(), EngineError> {
-        let queued = std::mem::take(&mut *self.queue.lock().map_err(|_| EngineError::Poisoned)?);
-        let (items, slots): (Vec<BatchItem>, Vec<Slot>) =
-            queued.into_iter().map(|q| (q.item, q.slot)).unzip();
-        for (slot, result) in slots.iter().zip(self.run_items(writer, items)) {
-            *slot.lock().map_err(|_| EngineError::Poisoned)? = Some(result);
-        }
-        Ok(())
-    }
-
     /// Executes `items` in order in one transaction (one commit, one sync): each command sees
     /// the ones before it, and each has its own outcome — a refused command appends nothing and
     /// does not stop the others. The outer error is for a batch that could not run at all.
@@ -476,9 +373,9 @@ pub(super) fn write_decision(
     let recorded = if appends.is_empty() {
         Vec::new()
     } else {
-        // The ids were just found absent (a command's events are written all or none) and
-        // the versions read in this transaction: the checks `log::append` repeats are done.
-        log::append_known(tx, &appends, head.cloned(), ctx.now)?
+        // The ids were just found absent (a command's events are written all or none), the
+        // versions and the head read in this transaction.
+        log::append(tx, &appends, ctx.now, log::Checked::Head(head))?.into_events()
     };
     let mut after = before;
     for ((stream, event), stored) in decided.iter().zip(&recorded) {

@@ -3,11 +3,11 @@
 //! projection rows) to the SQLite log.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use imgshare_core::{Aggregate, Command, Context, Image, ImageCommand, Profile, StreamId, Task};
 use imgshare_projection::{tables, views};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 use uuid::Uuid;
 
 use crate::audit::{self, AsOf};
@@ -16,6 +16,7 @@ use crate::log::RecordedEvent;
 
 mod group;
 mod inspect;
+mod queue;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -28,7 +29,9 @@ pub use crate::fold::{decode, fold_streams, load_stream};
 pub(crate) use crate::fold::{decode, fold_streams, load_stream};
 pub use crate::fold::{Loaded, RebuildReport};
 pub use group::BatchItem;
-use group::{Queued, StateCache};
+use group::StateCache;
+use queue::CommitQueue;
+pub use queue::GroupCommits;
 
 /// [`Engine::storage_full`]: fewer free pages than this is full. A group commit of a few
 /// commands writes about this many pages (events, their indexes, read-model rows).
@@ -104,11 +107,8 @@ pub struct Engine {
     /// (WAL lets them run concurrently). An in-memory database has only the writer.
     reader: Option<Mutex<Connection>>,
     path: Option<PathBuf>,
-    /// Commands waiting for the writer; whoever gets the writer runs them all in one
-    /// transaction (group commit).
-    queue: Mutex<Vec<Queued>>,
-    /// Signalled (under `queue`) each time a group has been committed or refused.
-    group_done: Condvar,
+    /// Commands of `execute` waiting for a transaction (group commit).
+    commits: CommitQueue,
     /// Recently folded aggregates by stream, each valid only at its version.
     cache: Mutex<StateCache>,
     /// The log's last event, when the engine opened, had an id made by the earlier rule (see
@@ -158,13 +158,7 @@ pub fn legacy_event_id_for(command_id: Uuid, index: usize) -> Uuid {
 /// version 8): the log was last written by the earlier rule, so commands retried now may have
 /// their events stored under [`legacy_event_id_for`].
 pub(super) fn last_event_id_is_legacy(conn: &Connection) -> Result<bool, EngineError> {
-    let last: Option<String> = conn
-        .query_row(
-            "SELECT event_id FROM events ORDER BY position DESC LIMIT 1",
-            [],
-            |row| row.get(0),
-        )
-        .optional()?;
+    let last = crate::log::last_event_id(conn)?;
     Ok(last
         .and_then(|id| Uuid::parse_str(&id).ok())
         .is_some_and(|id| id.get_version_num() != 8))
@@ -183,8 +177,7 @@ impl Engine {
             writer: Mutex::new(writer),
             reader: reader.map(Mutex::new),
             path,
-            queue: Mutex::new(Vec::new()),
-            group_done: Condvar::new(),
+            commits: CommitQueue::default(),
             cache: Mutex::new(StateCache::default()),
             legacy_event_ids,
         }

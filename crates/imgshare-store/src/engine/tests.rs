@@ -1,7 +1,7 @@
 use super::group::*;
 use super::*;
 use crate::db::{self, DbOptions, StoreError};
-use crate::log::{self, ExpectedVersion, NewEvent, StreamAppend};
+use crate::log::{self, Checked, ExpectedVersion, NewEvent, StreamAppend};
 use chrono::{Duration, TimeZone, Utc};
 use imgshare_core::{Actor, ImageActivated, ImageCommand, ImageOrigin, NewImage};
 use imgshare_core::{Command, Context, ErrorKind, Region};
@@ -108,7 +108,7 @@ fn a_command_logged_under_the_earlier_event_id_rule_is_still_recognised_on_retry
                 }],
             })
             .collect();
-        log::append(&conn, &appends, at(0)).unwrap();
+        log::append(&conn, &appends, at(0), Checked::Nothing).unwrap();
     }
     let engine = Engine::open(&path, EngineOptions::default()).unwrap();
     assert!(engine.legacy_event_ids);
@@ -411,6 +411,14 @@ fn concurrent_callers_each_get_their_own_outcome_exactly_once() {
     let engine =
         Arc::new(Engine::open(&dir.path().join("group.db"), EngineOptions::default()).unwrap());
     let image_id = snapshot(&engine, "111111", "web", 0);
+    // A lone caller never waits for others: its command is a group of one.
+    assert_eq!(
+        engine.group_commits(),
+        GroupCommits {
+            groups: 1,
+            commands: 1
+        }
+    );
     let threads: Vec<_> = (0..6)
         .map(|thread| {
             let engine = Arc::clone(&engine);
@@ -439,6 +447,10 @@ fn concurrent_callers_each_get_their_own_outcome_exactly_once() {
         (verified.events_checked, verified.first_mismatch),
         (92, None)
     );
+    // Every queued command ran in exactly one counted group.
+    let counted = engine.group_commits();
+    assert_eq!(counted.commands, 91);
+    assert!(counted.groups >= 2 && counted.groups <= 91, "{counted:?}");
 }
 
 #[test]

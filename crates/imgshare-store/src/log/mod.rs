@@ -15,6 +15,8 @@ use uuid::Uuid;
 pub use crate::error::ExpectedVersion;
 use crate::error::StoreError;
 pub use chain::{event_hash, verify_chain, ChainReport, RowForHash, GENESIS_HASH};
+pub(crate) use head::last_event_id;
+pub use head::{head, read_head, Head};
 
 /// An event to append. Its `event_id` is the idempotency key of the append.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,31 +105,54 @@ pub fn format_recorded_at(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Appends events to one or more streams.
+/// What the caller of [`append`] has already established in its own transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked<'a> {
+    /// Nothing: [`append`] looks for a retry, reads the head and each stream's version, and makes
+    /// the call atomic itself.
+    Nothing,
+    /// The caller holds the write lock in an open transaction, found the event ids absent, read
+    /// each stream's version (given as its `expected`, which is then trusted; the
+    /// `UNIQUE (stream_id, version)` constraint still stands behind it) and the log's head
+    /// (`None`: the log is empty). Only the writes are left; the caller's transaction undoes a
+    /// partial write (the engine, which reads all of this anyway to decide).
+    Head(Option<&'a Head>),
+}
+
+/// Appends events to one or more streams: the log's one append contract.
 ///
+/// With [`Checked::Nothing`]:
 /// - If every event id of the call is already stored, nothing is written and
 ///   the stored events are returned as [`AppendResult::AlreadyStored`]; if only
 ///   some are, the call fails with [`StoreError::PartialRetry`].
 /// - Each stream's version is read from the log and checked against its
 ///   `expected` ([`StoreError::Conflict`] otherwise); the events then get the
 ///   next versions. A stream named twice in one call sees its first part.
-/// - All events of the call share one `recorded_at`, truncated to microseconds
-///   and raised to the last stored event's if the given clock is behind it
-///   (clock step, another host's clock), so that the time column never
-///   decreases along the position and a time bound maps to a position bound.
+/// - The call is atomic on its own: inside the caller's transaction it runs in a
+///   savepoint, which it rolls back on error so the transaction stays usable; on
+///   a connection in autocommit mode it opens its own `BEGIN IMMEDIATE`
+///   transaction. Callers that read before appending should use an immediate
+///   transaction too, or a concurrent writer turns their append into
+///   [`StoreError::Busy`].
 ///
-/// The call is atomic on its own: inside the caller's transaction it runs in a
-/// savepoint, which it rolls back on error so the transaction stays usable; on
-/// a connection in autocommit mode it opens its own `BEGIN IMMEDIATE`
-/// transaction. Callers that read before appending should use an immediate
-/// transaction too, or a concurrent writer turns their append into
-/// [`StoreError::Busy`].
+/// With [`Checked::Head`] those lookups are the caller's (see there) and the events are written
+/// after the given head.
+///
+/// Either way, all events of the call share one `recorded_at` ([`effective_time`]): truncated to
+/// microseconds and raised to the last stored event's if the given clock is behind it (clock
+/// step, another host's clock), so that the time column never decreases along the position and a
+/// time bound maps to a position bound.
 pub fn append(
     conn: &Connection,
     appends: &[StreamAppend],
     recorded_at: DateTime<Utc>,
+    checked: Checked<'_>,
 ) -> Result<AppendResult, StoreError> {
     let ids = check_append(appends)?;
+    if let Checked::Head(head) = checked {
+        return write_events(conn, appends, head, recorded_at, VersionCheck::Trusted)
+            .map(AppendResult::Appended);
+    }
     let scope = WriteScope::begin(conn)?;
     match append_in_scope(conn, appends, &ids, recorded_at) {
         Ok(result) => {
@@ -228,51 +253,14 @@ fn append_in_scope(
     }
 
     let head = read_head(conn)?;
-    write_events(conn, appends, head, recorded_at, VersionCheck::AgainstLog)
-        .map(AppendResult::Appended)
-}
-
-/// The last event of the log, as the next append continues from it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Head {
-    /// Its position.
-    pub position: i64,
-    /// Its hash.
-    pub hash: String,
-    /// Its `recorded_at`.
-    pub at: DateTime<Utc>,
-}
-
-/// The log's head (`None` when it is empty).
-pub fn read_head(conn: &Connection) -> Result<Option<Head>, StoreError> {
-    let Some((position, hash, at_text)) = head_row(conn)? else {
-        return Ok(None);
-    };
-    Ok(Some(Head {
-        position,
-        hash,
-        at: parse_recorded_at(&at_text?, position)?,
-    }))
-}
-
-/// A `recorded_at` column read as text, or why it could not be.
-type TimeText = Result<String, StoreError>;
-
-/// Position, hash and `recorded_at` text of the last event: the one query that reads the head.
-/// The time stays text here so that [`head`] (anchors, `verify`) still answers on a log whose
-/// last time is damaged.
-fn head_row(conn: &Connection) -> Result<Option<(i64, String, TimeText)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1",
-    )?;
-    let mut rows = stmt.query([])?;
-    let Some(row) = rows.next()? else {
-        return Ok(None);
-    };
-    let position: i64 = row.get(0)?;
-    let hash: String = column(row, 1, position, "hash")?;
-    let at_text = column(row, 2, position, "recorded_at");
-    Ok(Some((position, hash, at_text)))
+    write_events(
+        conn,
+        appends,
+        head.as_ref(),
+        recorded_at,
+        VersionCheck::AgainstLog,
+    )
+    .map(AppendResult::Appended)
 }
 
 /// How the versions of an append are checked.
@@ -285,30 +273,16 @@ enum VersionCheck {
     Trusted,
 }
 
-/// Appends events whose ids the caller has just found absent, to a log whose head and stream
-/// versions it read in this same transaction (the engine, which holds the write lock). Skips
-/// the lookups [`append`] repeats; must run inside the caller's transaction or savepoint, which
-/// it relies on to undo a partial write.
-pub fn append_known(
-    conn: &Connection,
-    appends: &[StreamAppend],
-    head: Option<Head>,
-    recorded_at: DateTime<Utc>,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    check_append(appends)?;
-    write_events(conn, appends, head, recorded_at, VersionCheck::Trusted)
-}
-
 fn write_events(
     conn: &Connection,
     appends: &[StreamAppend],
-    head: Option<Head>,
+    head: Option<&Head>,
     recorded_at: DateTime<Utc>,
     check: VersionCheck,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let recorded_at = effective_time(head.as_ref(), recorded_at);
+    let recorded_at = effective_time(head, recorded_at);
     let (mut position, mut prev_hash) = match head {
-        Some(Head { position, hash, .. }) => (position, hash),
+        Some(Head { position, hash, .. }) => (*position, hash.clone()),
         None => (0, GENESIS_HASH.to_owned()),
     };
     let recorded_at_text = format_recorded_at(recorded_at);
@@ -422,12 +396,6 @@ pub fn stream_version(conn: &Connection, stream_id: &str) -> Result<Option<u64>,
     let position: i64 = row.get(0)?;
     let version: i64 = column(row, 1, position, "version")?;
     Ok(Some(to_u64(version, position, "version")?))
-}
-
-/// The position and hash of the last event, `None` for an empty log ([`read_head`] without
-/// the time).
-pub fn head(conn: &Connection) -> Result<Option<(i64, String)>, StoreError> {
-    Ok(head_row(conn)?.map(|(position, hash, _)| (position, hash)))
 }
 
 macro_rules! select_events {
@@ -679,6 +647,7 @@ fn corrupt(position: i64, reason: impl Into<String>) -> StoreError {
 
 // After `select_events!`, which the chain check uses (macros are in scope from their definition on).
 mod chain;
+mod head;
 
 #[cfg(test)]
 mod tests;

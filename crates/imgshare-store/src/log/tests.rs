@@ -47,7 +47,7 @@ fn append_new_stream_assigns_versions_positions_and_chain() {
         ExpectedVersion::NoStream,
         events.clone(),
     )];
-    let written = appended(append(&conn, &append_call, t0()).unwrap());
+    let written = appended(append(&conn, &append_call, t0(), Checked::Nothing).unwrap());
 
     assert_eq!(
         written.iter().map(|e| e.version).collect::<Vec<_>>(),
@@ -105,8 +105,8 @@ fn retry_with_same_ids_returns_already_stored() {
         ExpectedVersion::NoStream,
         vec![new_event(1), new_event(2)],
     )];
-    let first = appended(append(&conn, &call, t0()).unwrap());
-    let again = append(&conn, &call, t0() + Duration::seconds(5)).unwrap();
+    let first = appended(append(&conn, &call, t0(), Checked::Nothing).unwrap());
+    let again = append(&conn, &call, t0() + Duration::seconds(5), Checked::Nothing).unwrap();
     assert_eq!(again, AppendResult::AlreadyStored(first));
     assert_eq!(count(&conn), 2);
 }
@@ -123,6 +123,7 @@ fn partial_retry_is_rejected_and_writes_nothing() {
             vec![stored.clone()],
         )],
         t0(),
+        Checked::Nothing,
     )
     .unwrap();
     let fresh = new_event(2);
@@ -134,6 +135,7 @@ fn partial_retry_is_rejected_and_writes_nothing() {
             vec![fresh.clone(), stored.clone()],
         )],
         t0(),
+        Checked::Nothing,
     )
     .unwrap_err();
     match err {
@@ -158,6 +160,7 @@ fn duplicate_ids_in_one_call_are_invalid() {
             vec![event.clone(), event],
         )],
         t0(),
+        Checked::Nothing,
     )
     .unwrap_err();
     assert!(matches!(err, StoreError::InvalidAppend(_)), "{err:?}");
@@ -175,6 +178,7 @@ fn stale_expected_version_conflicts() {
             vec![new_event(1), new_event(2)],
         )],
         t0(),
+        Checked::Nothing,
     )
     .unwrap();
     let err = append(
@@ -185,6 +189,7 @@ fn stale_expected_version_conflicts() {
             vec![new_event(3)],
         )],
         t0(),
+        Checked::Nothing,
     )
     .unwrap_err();
     match err {
@@ -209,6 +214,7 @@ fn stale_expected_version_conflicts() {
                 vec![new_event(3)],
             )],
             t0(),
+            Checked::Nothing,
         )
         .unwrap(),
     );
@@ -226,10 +232,17 @@ fn no_stream_on_existing_stream_conflicts() {
             vec![new_event(1)],
         )],
         t0(),
+        Checked::Nothing,
     )
     .unwrap();
     for expected in [ExpectedVersion::NoStream, ExpectedVersion::Exact(0)] {
-        let err = append(&conn, &[to_stream("s", expected, vec![new_event(2)])], t0()).unwrap_err();
+        let err = append(
+            &conn,
+            &[to_stream("s", expected, vec![new_event(2)])],
+            t0(),
+            Checked::Nothing,
+        )
+        .unwrap_err();
         assert!(
             matches!(&err, StoreError::Conflict { actual: Some(1), expected: e, .. } if *e == expected),
             "{err:?}"
@@ -243,6 +256,7 @@ fn no_stream_on_existing_stream_conflicts() {
             vec![new_event(3)],
         )],
         t0(),
+        Checked::Nothing,
     )
     .unwrap_err();
     assert!(
@@ -263,6 +277,7 @@ fn multi_stream_conflict_rolls_back_first_stream() {
             vec![new_event(1)],
         )],
         t0(),
+        Checked::Nothing,
     )
     .unwrap();
 
@@ -272,7 +287,7 @@ fn multi_stream_conflict_rolls_back_first_stream() {
     ];
     {
         let tx = conn.transaction().unwrap();
-        let err = append(&tx, &both, t0()).unwrap_err();
+        let err = append(&tx, &both, t0(), Checked::Nothing).unwrap_err();
         assert!(
             matches!(&err, StoreError::Conflict { stream_id, .. } if stream_id == "b"),
             "{err:?}"
@@ -289,7 +304,7 @@ fn multi_stream_conflict_rolls_back_first_stream() {
         to_stream("b", ExpectedVersion::Exact(1), vec![new_event(5)]),
     ];
     let tx = conn.transaction().unwrap();
-    let written = appended(append(&tx, &both, t0()).unwrap());
+    let written = appended(append(&tx, &both, t0(), Checked::Nothing).unwrap());
     tx.commit().unwrap();
     assert_eq!(
         written
@@ -313,6 +328,7 @@ fn update_and_delete_are_rejected_by_triggers() {
             vec![new_event(1)],
         )],
         t0(),
+        Checked::Nothing,
     )
     .unwrap();
     let update = conn
@@ -342,6 +358,7 @@ fn verify_chain_detects_edited_row() {
                 (1..=3).map(new_event).collect(),
             )],
             t0(),
+            Checked::Nothing,
         )
         .unwrap(),
     );
@@ -382,6 +399,7 @@ fn verify_chain_detects_removed_row() {
                 (1..=3).map(new_event).collect(),
             )],
             t0(),
+            Checked::Nothing,
         )
         .unwrap(),
     );
@@ -413,6 +431,7 @@ fn recorded_at_never_goes_backwards() {
             vec![new_event(1)],
         )],
         later,
+        Checked::Nothing,
     )
     .unwrap();
     let second = appended(
@@ -424,6 +443,7 @@ fn recorded_at_never_goes_backwards() {
                 vec![new_event(2)],
             )],
             t0(),
+            Checked::Nothing,
         )
         .unwrap(),
     );
@@ -441,6 +461,7 @@ fn recorded_at_never_goes_backwards() {
                 vec![new_event(3)],
             )],
             precise,
+            Checked::Nothing,
         )
         .unwrap(),
     );
@@ -460,6 +481,7 @@ fn reads_by_position_range_and_until() {
                 vec![new_event(1)],
             )],
             t0(),
+            Checked::Nothing,
         )
         .unwrap(),
     );
@@ -472,6 +494,7 @@ fn reads_by_position_range_and_until() {
                 vec![new_event(2)],
             )],
             t0(),
+            Checked::Nothing,
         )
         .unwrap(),
     );
@@ -484,6 +507,7 @@ fn reads_by_position_range_and_until() {
                 vec![new_event(3)],
             )],
             t0(),
+            Checked::Nothing,
         )
         .unwrap(),
     );
@@ -520,6 +544,7 @@ fn append_without_transaction_is_atomic() {
             to_stream("a", ExpectedVersion::NoStream, vec![new_event(2)]),
         ],
         t0(),
+        Checked::Nothing,
     )
     .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
@@ -545,6 +570,7 @@ fn corrupt_row_reports_position() {
                 vec![new_event(1)],
             )],
             t0(),
+            Checked::Nothing,
         )
         .unwrap();
         // A raw INSERT bypasses append; the triggers only guard UPDATE/DELETE.
