@@ -8,13 +8,13 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use imgshare_core::image::{validate_property_key, IMPORT_METHODS};
 use imgshare_core::patch::parse_patch_bytes;
-use imgshare_core::{Command, ImageCommand, ImageOrigin, NewImage, Operation, Visibility};
+use imgshare_core::{Command, Context, ImageCommand, ImageOrigin, NewImage, Operation, Visibility};
 use imgshare_store::{ImageQuery, ImageView};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::image_data::remove_data;
-use super::{create_resource, execute_image, read};
+use super::{create_resource, execute_image, list_page, read};
 use crate::error::ApiError;
 use crate::extract::{image_id, json_body, parse_id, Ctx, ImagePath, NoBody, Payload};
 use crate::response::{blocking, json_response, no_content};
@@ -110,13 +110,14 @@ pub(crate) async fn list(
     RawQuery(query): RawQuery,
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
-    // The role check answers before the query's (403 before 400), as for any other caller.
-    state
-        .engine
-        .profile()
-        .authorize(&ctx.actor, Operation::ListImages)?;
-    let query: ImageQuery = query.unwrap_or_default().parse()?;
-    read(&state, ctx, move |engine, ctx| engine.images(ctx, &query)).await
+    list_page(
+        &state,
+        ctx,
+        Operation::ListImages,
+        query,
+        |engine, ctx, query: &ImageQuery| engine.images(ctx, query),
+    )
+    .await
 }
 
 /// `POST /v2/images`: 201 with `Location` and the image, and the import methods when image
@@ -216,10 +217,7 @@ pub(crate) async fn deactivate(
     Path(path): Path<ImagePath>,
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
-    let image_id = image_id(&path.image_id)?;
-    let command = ImageCommand::Deactivate;
-    execute_image(Arc::clone(&state.engine), ctx, image_id, command).await?;
-    Ok(no_content())
+    image_action(&state, ctx, &path, ImageCommand::Deactivate).await
 }
 
 /// `POST /v2/images/{image_id}/actions/reactivate`: 204.
@@ -229,8 +227,17 @@ pub(crate) async fn reactivate(
     Path(path): Path<ImagePath>,
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
+    image_action(&state, ctx, &path, ImageCommand::Reactivate).await
+}
+
+/// Runs an image action that answers 204 (`deactivate`, `reactivate`).
+async fn image_action(
+    state: &AppState,
+    ctx: Context,
+    path: &ImagePath,
+    command: ImageCommand,
+) -> Result<Response, ApiError> {
     let image_id = image_id(&path.image_id)?;
-    let command = ImageCommand::Reactivate;
     execute_image(Arc::clone(&state.engine), ctx, image_id, command).await?;
     Ok(no_content())
 }

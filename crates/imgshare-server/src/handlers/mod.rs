@@ -11,11 +11,12 @@ pub(crate) mod tags;
 pub(crate) mod tasks;
 pub(crate) mod versions;
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use imgshare_core::{Command, Context, ImageCommand};
+use imgshare_core::{Command, Context, ImageCommand, Operation};
 use imgshare_store::{Engine, EngineError, Outcome};
 use serde::Serialize;
 use uuid::Uuid;
@@ -33,6 +34,25 @@ pub(crate) async fn read<T: Serialize + Send + 'static>(
     let engine = Arc::clone(&state.engine);
     let view = blocking(move || Ok(read(&engine, &ctx)?)).await?;
     Ok(json_response(StatusCode::OK, &view))
+}
+
+/// Answers a list: the role check first, so that a caller without the role gets 403 before any
+/// 400 of its query (Glance's order), then the query parsed, then one engine read.
+pub(crate) async fn list_page<Q, T>(
+    state: &AppState,
+    ctx: Context,
+    operation: Operation,
+    query: Option<String>,
+    run: impl FnOnce(&Engine, &Context, &Q) -> Result<T, EngineError> + Send + 'static,
+) -> Result<Response, ApiError>
+where
+    Q: FromStr + Send + 'static,
+    ApiError: From<Q::Err>,
+    T: Serialize + Send + 'static,
+{
+    state.engine.profile().authorize(&ctx.actor, operation)?;
+    let query: Q = query.unwrap_or_default().parse()?;
+    read(state, ctx, move |engine, ctx| run(engine, ctx, &query)).await
 }
 
 /// Runs a command that creates a resource and answers 201 with the resource's view (`render`

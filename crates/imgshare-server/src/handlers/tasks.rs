@@ -7,7 +7,7 @@ use imgshare_store::{TaskQuery, TaskView};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{create_resource, read};
+use super::{create_resource, list_page, read};
 use crate::error::ApiError;
 use crate::extract::{image_id, json_body, parse_id, Ctx, ImagePath, NoBody, Payload, TaskPath};
 use crate::state::AppState;
@@ -19,13 +19,14 @@ pub(crate) async fn list(
     RawQuery(query): RawQuery,
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
-    // The role check answers before the query's (403 before 400), as for any other caller.
-    state
-        .engine
-        .profile()
-        .authorize(&ctx.actor, Operation::ReadTasks)?;
-    let query: TaskQuery = query.unwrap_or_default().parse()?;
-    read(&state, ctx, move |engine, ctx| engine.tasks(ctx, &query)).await
+    list_page(
+        &state,
+        ctx,
+        Operation::ReadTasks,
+        query,
+        |engine, ctx, query: &TaskQuery| engine.tasks(ctx, query),
+    )
+    .await
 }
 
 /// `POST /v2/tasks`: 201 with `Location` and the `pending` task; wakes the task worker.
