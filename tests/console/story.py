@@ -92,7 +92,18 @@ def submit(css, confirmed=False):
     button.click()
     if confirmed:
         confirm()
-    WebDriverWait(d, 5).until(EC.staleness_of(button))
+    WebDriverWait(d, 5).until(lambda _: replaced(button))
+
+
+def replaced(element):
+    """True once `element`'s page is gone. Selenium's `staleness_of` waits for a stale-element
+    error only, but Chromium may instead answer "Node with given id does not belong to the
+    document" (a plain WebDriverException) while the old page is being replaced."""
+    try:
+        element.is_enabled()
+        return False
+    except WebDriverException:
+        return True
 
 
 def member_status(account):
