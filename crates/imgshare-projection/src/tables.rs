@@ -9,50 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use imgshare_core::{
-    Aggregate, ErrorKind, Image, ImageStatus, Member, MemberStatus, Region, Task, TaskStatus,
+    Aggregate, Image, ImageStatus, Member, MemberStatus, Region, Task, TaskStatus,
     TaskType, Visibility,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use thiserror::Error;
 
-/// Why a projection read or write failed.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum ProjectionError {
-    /// SQLite failed.
-    #[error("projection storage error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// A row holds a value the domain does not know; the tables need a rebuild.
-    #[error("projection row for {id} is unreadable: {reason}")]
-    Corrupt {
-        /// The image or task id.
-        id: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The query string is invalid, or names a marker the caller cannot use.
-    #[error("{0}")]
-    BadQuery(String),
-}
-
-impl ProjectionError {
-    /// What sort of failure this is.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            ProjectionError::BadQuery(_) => ErrorKind::Invalid,
-            ProjectionError::Sqlite(_) | ProjectionError::Corrupt { .. } => ErrorKind::Internal,
-        }
-    }
-
-    /// A stable machine-readable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ProjectionError::BadQuery(_) => "bad_query",
-            ProjectionError::Sqlite(_) => "projection_storage_error",
-            ProjectionError::Corrupt { .. } => "projection_corrupt",
-        }
-    }
-}
+pub use crate::error::ProjectionError;
+use crate::error::SqlResult as _;
 
 /// The checkpoint row's name.
 pub const CATALOGUE: &str = "catalogue";
@@ -116,7 +79,7 @@ pub fn checkpoint(conn: &Connection) -> Result<i64, ProjectionError> {
             [CATALOGUE],
             |row| row.get(0),
         )
-        .optional()?
+        .optional().sql()?
         .unwrap_or(0))
 }
 
@@ -125,8 +88,8 @@ pub fn set_checkpoint(conn: &Connection, position: i64) -> Result<(), Projection
     conn.prepare_cached(
         "INSERT INTO projection_checkpoints (name, position) VALUES (?1, ?2)
          ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-    )?
-    .execute(params![CATALOGUE, position])?;
+    ).sql()?
+    .execute(params![CATALOGUE, position]).sql()?;
     Ok(())
 }
 
@@ -135,7 +98,7 @@ pub fn reset(conn: &Connection) -> Result<(), ProjectionError> {
     conn.execute_batch(
         "DELETE FROM proj_images; DELETE FROM proj_image_properties; DELETE FROM proj_image_tags;
          DELETE FROM proj_members; DELETE FROM proj_tasks;",
-    )?;
+    ).sql()?;
     set_checkpoint(conn, 0)
 }
 
@@ -147,14 +110,14 @@ pub fn drop_secondary_indexes(conn: &Connection) -> Result<Vec<String>, Projecti
     let mut statement = conn.prepare(
         "SELECT name, sql FROM sqlite_master \
          WHERE type = 'index' AND sql IS NOT NULL AND tbl_name LIKE 'proj\\_%' ESCAPE '\\'",
-    )?;
+    ).sql()?;
     let indexes = statement
         .query_map([], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        }).sql()?
+        .collect::<Result<Vec<_>, _>>().sql()?;
     for (name, _) in &indexes {
-        conn.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
+        conn.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\""))).sql()?;
     }
     Ok(indexes.into_iter().map(|(_, sql)| sql).collect())
 }
@@ -162,7 +125,7 @@ pub fn drop_secondary_indexes(conn: &Connection) -> Result<Vec<String>, Projecti
 /// Runs the statements [`drop_secondary_indexes`] returned.
 pub fn recreate_indexes(conn: &Connection, statements: &[String]) -> Result<(), ProjectionError> {
     for sql in statements {
-        conn.execute_batch(sql)?;
+        conn.execute_batch(sql).sql()?;
     }
     Ok(())
 }
@@ -227,24 +190,24 @@ fn write_image_diff(
             conn.prepare_cached(
                 "INSERT INTO proj_image_properties (image_id, key, value) VALUES (?1, ?2, ?3)
                  ON CONFLICT (image_id, key) DO UPDATE SET value = excluded.value",
-            )?
-            .execute(params![id, key, value])?;
+            ).sql()?
+            .execute(params![id, key, value]).sql()?;
         }
     }
     for key in old_properties
         .keys()
         .filter(|key| !after.properties.contains_key(*key))
     {
-        conn.prepare_cached("DELETE FROM proj_image_properties WHERE image_id = ?1 AND key = ?2")?
-            .execute(params![id, key])?;
+        conn.prepare_cached("DELETE FROM proj_image_properties WHERE image_id = ?1 AND key = ?2").sql()?
+            .execute(params![id, key]).sql()?;
     }
     for tag in after.tags.difference(old_tags) {
-        conn.prepare_cached("INSERT INTO proj_image_tags (image_id, tag) VALUES (?1, ?2)")?
-            .execute(params![id, tag])?;
+        conn.prepare_cached("INSERT INTO proj_image_tags (image_id, tag) VALUES (?1, ?2)").sql()?
+            .execute(params![id, tag]).sql()?;
     }
     for tag in old_tags.difference(&after.tags) {
-        conn.prepare_cached("DELETE FROM proj_image_tags WHERE image_id = ?1 AND tag = ?2")?
-            .execute(params![id, tag])?;
+        conn.prepare_cached("DELETE FROM proj_image_tags WHERE image_id = ?1 AND tag = ?2").sql()?
+            .execute(params![id, tag]).sql()?;
     }
     for (member_id, member) in &after.members {
         if old_members.get(member_id) != Some(member) {
@@ -262,8 +225,8 @@ fn write_image_diff(
         .keys()
         .filter(|key| !after.members.contains_key(*key))
     {
-        conn.prepare_cached("DELETE FROM proj_members WHERE image_id = ?1 AND member_id = ?2")?
-            .execute(params![id, member_id])?;
+        conn.prepare_cached("DELETE FROM proj_members WHERE image_id = ?1 AND member_id = ?2").sql()?
+            .execute(params![id, member_id]).sql()?;
     }
     Ok(())
 }
@@ -283,14 +246,14 @@ pub fn upsert_member_row(
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (image_id, member_id) DO UPDATE SET status = excluded.status,
            created_at = excluded.created_at, updated_at = excluded.updated_at",
-    )?
+    ).sql()?
     .execute(params![
         image_id,
         member_id,
         status,
         api_time(created_at),
         api_time(updated_at)
-    ])?;
+    ]).sql()?;
     Ok(())
 }
 
@@ -350,7 +313,7 @@ fn delete_image(conn: &Connection, id: &str) -> Result<(), ProjectionError> {
         "DELETE FROM proj_image_tags WHERE image_id = ?1",
         "DELETE FROM proj_members WHERE image_id = ?1",
     ] {
-        conn.prepare_cached(sql)?.execute([id])?;
+        conn.prepare_cached(sql).sql()?.execute([id]).sql()?;
     }
     Ok(())
 }
@@ -365,7 +328,7 @@ fn upsert_image_row(conn: &Connection, id: &str, image: &Image) -> Result<(), Pr
            protected, os_hidden, checksum, size, virtual_size, os_hash_algo, os_hash_value,
            container_format, disk_format, min_disk, min_ram, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-    )?
+    ).sql()?
     .execute(params![
         id,
         image.region.as_str(),
@@ -386,7 +349,7 @@ fn upsert_image_row(conn: &Connection, id: &str, image: &Image) -> Result<(), Pr
         to_sql_int(image.min_ram),
         api_time(image.created_at),
         api_time(image.updated_at),
-    ])?;
+    ]).sql()?;
     Ok(())
 }
 
@@ -396,7 +359,7 @@ fn write_task(conn: &Connection, task: &Task) -> Result<(), ProjectionError> {
         "INSERT OR REPLACE INTO proj_tasks (task_id, region, owner, user_id, task_type, status,
            input, result, message, created_at, updated_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?
+    ).sql()?
     .execute(params![
         task.id.to_string(),
         task.region.as_str(),
@@ -410,7 +373,7 @@ fn write_task(conn: &Connection, task: &Task) -> Result<(), ProjectionError> {
         api_time(task.created_at),
         api_time(task.updated_at),
         task.expires_at.map(api_time),
-    ])?;
+    ]).sql()?;
     Ok(())
 }
 
@@ -512,13 +475,13 @@ pub fn image_extras(
     image_id: &str,
 ) -> Result<(BTreeSet<String>, BTreeMap<String, String>), ProjectionError> {
     let tags = conn
-        .prepare_cached("SELECT tag FROM proj_image_tags WHERE image_id = ?1")?
-        .query_map([image_id], |row| row.get(0))?
-        .collect::<Result<BTreeSet<String>, _>>()?;
+        .prepare_cached("SELECT tag FROM proj_image_tags WHERE image_id = ?1").sql()?
+        .query_map([image_id], |row| row.get(0)).sql()?
+        .collect::<Result<BTreeSet<String>, _>>().sql()?;
     let properties = conn
-        .prepare_cached("SELECT key, value FROM proj_image_properties WHERE image_id = ?1")?
-        .query_map([image_id], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<Result<BTreeMap<String, String>, _>>()?;
+        .prepare_cached("SELECT key, value FROM proj_image_properties WHERE image_id = ?1").sql()?
+        .query_map([image_id], |row| Ok((row.get(0)?, row.get(1)?))).sql()?
+        .collect::<Result<BTreeMap<String, String>, _>>().sql()?;
     Ok((tags, properties))
 }
 
@@ -530,10 +493,10 @@ pub fn image_ids_in_status(
 ) -> Result<Vec<String>, ProjectionError> {
     let mut statement = conn.prepare_cached(
         "SELECT image_id FROM proj_images WHERE region = ?1 AND status = ?2 ORDER BY created_at",
-    )?;
+    ).sql()?;
     let ids = statement
-        .query_map([region.as_str(), status.as_str()], |row| row.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
+        .query_map([region.as_str(), status.as_str()], |row| row.get(0)).sql()?
+        .collect::<Result<Vec<String>, _>>().sql()?;
     Ok(ids)
 }
 
@@ -542,9 +505,9 @@ pub fn read_image(conn: &Connection, image_id: &str) -> Result<Option<Image>, Pr
     let row = conn
         .prepare_cached(&format!(
             "SELECT {IMAGE_COLUMNS} FROM proj_images WHERE image_id = ?1"
-        ))?
+        )).sql()?
         .query_row([image_id], image_from_row)
-        .optional()?;
+        .optional().sql()?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -563,7 +526,7 @@ pub fn read_members(conn: &Connection, image_id: &str) -> Result<Vec<Member>, Pr
         .prepare_cached(
             "SELECT member_id, status, created_at, updated_at FROM proj_members
              WHERE image_id = ?1 ORDER BY member_id",
-        )?
+        ).sql()?
         .query_map([image_id], |row| {
             Ok((
                 row.get::<_, String>(0)?,
@@ -571,8 +534,8 @@ pub fn read_members(conn: &Connection, image_id: &str) -> Result<Vec<Member>, Pr
                 row.get::<_, String>(2)?,
                 row.get::<_, String>(3)?,
             ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        }).sql()?
+        .collect::<Result<Vec<_>, _>>().sql()?;
     rows.into_iter()
         .map(|(member_id, status, created_at, updated_at)| {
             Ok(Member {
@@ -639,9 +602,9 @@ pub fn read_task(conn: &Connection, task_id: &str) -> Result<Option<Task>, Proje
     let row = conn
         .prepare_cached(&format!(
             "SELECT {TASK_COLUMNS} FROM proj_tasks WHERE task_id = ?1"
-        ))?
+        )).sql()?
         .query_row([task_id], task_from_row)
-        .optional()?;
+        .optional().sql()?;
     row.map(into_task).transpose()
 }
 
@@ -660,15 +623,15 @@ pub const TABLES: [&str; 6] = [
 pub fn dump(conn: &Connection) -> Result<Vec<String>, ProjectionError> {
     let mut rows = Vec::new();
     for table in TABLES {
-        let mut statement = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))?;
+        let mut statement = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2")).sql()?;
         let columns = statement.column_count();
-        let mut query = statement.query([])?;
-        while let Some(row) = query.next()? {
+        let mut query = statement.query([]).sql()?;
+        while let Some(row) = query.next().sql()? {
             let mut values = Vec::with_capacity(columns);
             for index in 0..columns {
                 values.push(format!(
                     "{:?}",
-                    row.get::<_, rusqlite::types::Value>(index)?
+                    row.get::<_, rusqlite::types::Value>(index).sql()?
                 ));
             }
             rows.push(format!("{table}: {}", values.join(" | ")));

@@ -7,6 +7,7 @@
 //! there with the same hash, and since each hash covers the previous one, that proves every
 //! event up to it is unchanged.
 
+use crate::error::SqlResult as _;
 use std::fmt;
 use std::str::FromStr;
 
@@ -129,7 +130,7 @@ pub fn check(conn: &Connection, anchor: &Anchor) -> Result<Option<AnchorMismatch
             [anchor.position],
             |row| row.get(0),
         )
-        .optional()?
+        .optional().sql()?
     };
     Ok(match found {
         None => Some(AnchorMismatch::Truncated {

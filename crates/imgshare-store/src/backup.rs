@@ -71,17 +71,17 @@ pub fn backup(source: &Path, target: &Path) -> Result<Anchor, BackupError> {
         source,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(StoreError::from)?;
+    .map_err(StoreError::sqlite)?;
     conn.busy_timeout(crate::db::DbOptions::default().busy_timeout)
-        .map_err(StoreError::from)?;
+        .map_err(StoreError::sqlite)?;
     let into = partial.0.to_string_lossy().into_owned();
     conn.execute("VACUUM INTO ?1", [&into])
-        .map_err(StoreError::from)?;
+        .map_err(StoreError::sqlite)?;
     drop(conn);
     // VACUUM INTO does not sync what it wrote; a backup that a crash can lose is no backup.
     std::fs::File::open(&partial.0)?.sync_all()?;
     let copy = Connection::open_with_flags(&partial.0, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(StoreError::from)?;
+        .map_err(StoreError::sqlite)?;
     let anchor = anchor::current(&copy)?;
     drop(copy);
     // A hard link fails if the target appeared meanwhile, where a rename would replace it.

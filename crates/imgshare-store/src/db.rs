@@ -1,6 +1,7 @@
 //! Opening a database: connection pragmas, schema migrations and the store's
 //! error type.
 
+use crate::error::SqlResult as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -90,7 +91,7 @@ impl Default for DbOptions {
 /// meaning of [`Durability`] both depend on it.
 pub fn open_file(path: &Path, opts: &DbOptions) -> Result<Connection, StoreError> {
     let open = || -> Result<Connection, StoreError> {
-        let mut conn = Connection::open(path)?;
+        let mut conn = Connection::open(path).sql()?;
         configure(&conn, opts, true)?;
         migrate(&mut conn)?;
         Ok(conn)
@@ -119,7 +120,7 @@ fn explain_open_failure(path: &Path, error: StoreError) -> StoreError {
 /// Opens a fresh in-memory database with the latest schema, for tests and
 /// tools. SQLite keeps in-memory databases in `memory` journal mode, not WAL.
 pub fn open_in_memory() -> Result<Connection, StoreError> {
-    let mut conn = Connection::open_in_memory()?;
+    let mut conn = Connection::open_in_memory().sql()?;
     configure(&conn, &DbOptions::default(), false)?;
     migrate(&mut conn)?;
     Ok(conn)
@@ -154,7 +155,7 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
 fn cannot_open(error: &StoreError) -> bool {
     matches!(
         error,
-        StoreError::Sqlite(sqlite) if sqlite.sqlite_error_code() == Some(ErrorCode::CannotOpen)
+        StoreError::Sqlite(sqlite) if sqlite.as_rusqlite().sqlite_error_code() == Some(ErrorCode::CannotOpen)
     )
 }
 
@@ -173,9 +174,9 @@ fn on_read_only_file_system(path: &Path) -> bool {
 }
 
 fn open_read_only_with(name: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(name, flags)?;
-    conn.busy_timeout(DbOptions::default().busy_timeout)?;
-    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let conn = Connection::open_with_flags(name, flags).sql()?;
+    conn.busy_timeout(DbOptions::default().busy_timeout).sql()?;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).sql()?;
     let expected = i64::try_from(MIGRATION_STEPS.len()).unwrap_or(i64::MAX);
     if found != expected {
         return Err(StoreError::SchemaMismatch { found, expected });
@@ -188,27 +189,27 @@ fn open_read_only_with(name: &Path, flags: OpenFlags) -> Result<Connection, Stor
 // every open rather than in a migration.
 fn configure(conn: &Connection, opts: &DbOptions, require_wal: bool) -> Result<(), StoreError> {
     // First, so that the journal mode switch itself waits for other writers.
-    conn.busy_timeout(opts.busy_timeout)?;
+    conn.busy_timeout(opts.busy_timeout).sql()?;
     let journal_mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).sql()?;
     if require_wal && !journal_mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::WalUnavailable { journal_mode });
     }
-    conn.pragma_update(None, "synchronous", opts.durability.pragma_value())?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", opts.durability.pragma_value()).sql()?;
+    conn.pragma_update(None, "foreign_keys", "ON").sql()?;
     if let Some(pages) = opts.max_page_count {
-        conn.pragma_update(None, "max_page_count", pages)?;
+        conn.pragma_update(None, "max_page_count", pages).sql()?;
     }
     if opts.mmap_size > 0 {
         // SQLite takes an i64; a larger request is capped at its compile-time maximum anyway.
         let bytes = i64::try_from(opts.mmap_size).unwrap_or(i64::MAX);
-        conn.pragma_update(None, "mmap_size", bytes)?;
+        conn.pragma_update(None, "mmap_size", bytes).sql()?;
     }
     Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    migrations().to_latest(conn)?;
+    migrations().to_latest(conn).sql()?;
     Ok(())
 }
 
@@ -392,7 +393,7 @@ mod tests {
         };
         assert_eq!(corrupt.code(), "corrupt_event");
         assert_eq!(corrupt.kind(), ErrorKind::Internal);
-        let full = StoreError::from(rusqlite::Error::SqliteFailure(
+        let full = StoreError::sqlite(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
             None,
         ));
@@ -401,7 +402,7 @@ mod tests {
             (full.code(), full.kind()),
             ("storage_full", ErrorKind::StorageFull)
         );
-        let read_only = StoreError::from(rusqlite::Error::SqliteFailure(
+        let read_only = StoreError::sqlite(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
             None,
         ));
@@ -409,7 +410,7 @@ mod tests {
             (read_only.code(), read_only.kind()),
             ("database_read_only", ErrorKind::Unavailable)
         );
-        let not_a_db = StoreError::from(rusqlite::Error::SqliteFailure(
+        let not_a_db = StoreError::sqlite(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
             None,
         ));
@@ -417,7 +418,7 @@ mod tests {
             (not_a_db.code(), not_a_db.kind()),
             ("database_corrupt", ErrorKind::Internal)
         );
-        let sqlite = StoreError::from(rusqlite::Error::QueryReturnedNoRows);
+        let sqlite = StoreError::sqlite(rusqlite::Error::QueryReturnedNoRows);
         assert_eq!(sqlite.code(), "sqlite_error");
         assert_eq!(sqlite.kind(), ErrorKind::Internal);
     }

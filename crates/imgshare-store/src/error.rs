@@ -4,7 +4,7 @@
 use std::fmt;
 
 use imgshare_core::{DomainError, ErrorKind};
-use imgshare_projection::ProjectionError;
+use imgshare_projection::{ProjectionError, SqliteError};
 use rusqlite::ErrorCode;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -52,10 +52,11 @@ impl fmt::Display for ExpectedVersion {
 pub enum StoreError {
     /// Any other SQLite failure (I/O error, full disk, constraint backstop...).
     #[error("sqlite error: {0}")]
-    Sqlite(#[source] rusqlite::Error),
-    /// The schema could not be migrated to the latest version.
+    Sqlite(#[source] SqliteError),
+    /// The schema could not be migrated to the latest version (the migration library's error,
+    /// kept opaque so that its type is not part of this crate's API).
     #[error("schema migration failed: {0}")]
-    Migration(#[source] rusqlite_migration::Error),
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// The stream's current version does not satisfy the append's expectation:
     /// someone else wrote to it since the caller read it.
     #[error(
@@ -160,21 +161,56 @@ fn classify(err: &rusqlite::Error) -> Option<StoreError> {
     }
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(err: rusqlite::Error) -> Self {
-        classify(&err).unwrap_or(StoreError::Sqlite(err))
+impl StoreError {
+    /// A SQLite failure: the store's own variant where the caller acts on it (busy, full,
+    /// read-only, corrupt), [`StoreError::Sqlite`] otherwise.
+    pub(crate) fn sqlite(err: rusqlite::Error) -> Self {
+        classify(&err).unwrap_or_else(|| StoreError::Sqlite(SqliteError::new(err)))
     }
-}
 
-impl From<rusqlite_migration::Error> for StoreError {
-    fn from(err: rusqlite_migration::Error) -> Self {
-        // Opening a full, read-only or damaged file fails in the migration step; the cause
-        // matters to the operator more than the step.
+    /// A failed migration; opening a full, read-only or damaged file fails in the migration
+    /// step, and the cause matters to the operator more than the step.
+    pub(crate) fn migration(err: rusqlite_migration::Error) -> Self {
         let typed = match &err {
             rusqlite_migration::Error::RusqliteError { err: sqlite, .. } => classify(sqlite),
             _ => None,
         };
-        typed.unwrap_or(StoreError::Migration(err))
+        typed.unwrap_or_else(|| StoreError::Migration(Box::new(err)))
+    }
+}
+
+/// For the workspace's benchmark and tests, which run SQL of their own through `Engine::read`:
+/// with `internals` only, so that no SQLite type is in the API without it.
+#[cfg(feature = "internals")]
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::sqlite(err)
+    }
+}
+
+/// See `From<rusqlite::Error> for StoreError`.
+#[cfg(feature = "internals")]
+impl From<rusqlite::Error> for EngineError {
+    fn from(err: rusqlite::Error) -> Self {
+        EngineError::Store(StoreError::sqlite(err))
+    }
+}
+
+/// `.sql()` on a SQLite result: its error as a [`StoreError`]. A crate-private conversion
+/// instead of a public `From<rusqlite::Error>`, which would put the binding's type in the API.
+pub(crate) trait SqlResult<T> {
+    fn sql(self) -> Result<T, StoreError>;
+}
+
+impl<T> SqlResult<T> for rusqlite::Result<T> {
+    fn sql(self) -> Result<T, StoreError> {
+        self.map_err(StoreError::sqlite)
+    }
+}
+
+impl<T> SqlResult<T> for Result<T, rusqlite_migration::Error> {
+    fn sql(self) -> Result<T, StoreError> {
+        self.map_err(StoreError::migration)
     }
 }
 
@@ -280,18 +316,12 @@ impl EngineError {
 impl From<ProjectionError> for EngineError {
     fn from(error: ProjectionError) -> Self {
         match error {
-            ProjectionError::Sqlite(sqlite) => match classify(&sqlite) {
+            ProjectionError::Sqlite(sqlite) => match classify(sqlite.as_rusqlite()) {
                 Some(typed) => EngineError::Store(typed),
                 None => EngineError::Projection(ProjectionError::Sqlite(sqlite)),
             },
             other => EngineError::Projection(other),
         }
-    }
-}
-
-impl From<rusqlite::Error> for EngineError {
-    fn from(error: rusqlite::Error) -> Self {
-        EngineError::Store(StoreError::from(error))
     }
 }
 
@@ -305,10 +335,10 @@ mod tests {
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
             None,
         );
-        let error = EngineError::from(ProjectionError::Sqlite(full));
+        let error = EngineError::from(ProjectionError::Sqlite(SqliteError::new(full)));
         assert_eq!(error.code(), "storage_full");
         let other = rusqlite::Error::InvalidQuery;
-        let error = EngineError::from(ProjectionError::Sqlite(other));
+        let error = EngineError::from(ProjectionError::Sqlite(SqliteError::new(other)));
         assert_eq!(error.code(), "projection_storage_error");
     }
 }

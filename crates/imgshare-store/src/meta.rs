@@ -7,6 +7,7 @@
 //! created before the record existed gets the profile of its first read-write open after the
 //! upgrade.
 
+use crate::error::SqlResult as _;
 use std::path::Path;
 
 use imgshare_core::ProfileKind;
@@ -34,13 +35,13 @@ fn parse_profile(name: &str) -> Option<ProfileKind> {
 }
 
 fn stored_name(conn: &Connection) -> Result<Option<String>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT value FROM database_meta WHERE key = ?1",
-            [PROFILE_KEY],
-            |row| row.get(0),
-        )
-        .optional()?)
+    conn.query_row(
+        "SELECT value FROM database_meta WHERE key = ?1",
+        [PROFILE_KEY],
+        |row| row.get(0),
+    )
+    .optional()
+    .sql()
 }
 
 /// The profile recorded in the database, `None` if none is recorded yet. A value this code does
@@ -78,13 +79,13 @@ pub fn pin_profile(conn: &Connection, requested: ProfileKind) -> Result<(), Stor
     if stored_name(conn)?.as_deref() == Some(profile_name(requested)) {
         return Ok(());
     }
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).sql()?;
     tx.execute(
         "INSERT OR IGNORE INTO database_meta (key, value) VALUES (?1, ?2)",
         [PROFILE_KEY, profile_name(requested)],
-    )?;
+    ).sql()?;
     check_profile(&tx, requested)?;
-    tx.commit()?;
+    tx.commit().sql()?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //! are derived from the task id, so running a task again after a crash writes nothing twice:
 //! the same image id, the same data file, and a finish command the log recognises.
 
+use crate::error::SqlResult as _;
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::Path;
@@ -226,18 +227,22 @@ impl Engine {
         status: TaskStatus,
     ) -> Result<Vec<Uuid>, EngineError> {
         self.read(|conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT task_id FROM proj_tasks WHERE status = ?1 AND region = ?2
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT task_id FROM proj_tasks WHERE status = ?1 AND region = ?2
                  ORDER BY created_at, task_id",
-            )?;
+                )
+                .sql()?;
             let mut ids = Vec::new();
             for region in env.regions() {
-                let rows = statement.query_map([status.as_str(), region.as_str()], |row| {
-                    row.get::<_, String>(0)
-                })?;
+                let rows = statement
+                    .query_map([status.as_str(), region.as_str()], |row| {
+                        row.get::<_, String>(0)
+                    })
+                    .sql()?;
                 for row in rows {
                     // A row that is not a task id is not a task this worker can run.
-                    if let Ok(id) = Uuid::try_parse(&row?) {
+                    if let Ok(id) = Uuid::try_parse(&row.sql()?) {
                         ids.push(id);
                     }
                 }

@@ -1,5 +1,6 @@
 //! `GET /v2/images`: the candidate branches, filters, keyset markers and the page's rendering.
 
+use crate::error::SqlResult as _;
 use std::collections::{BTreeMap, BTreeSet};
 
 use imgshare_core::{Image, Profile, Visibility};
@@ -309,7 +310,7 @@ fn marker_visible(
                  WHERE m.image_id = i.image_id AND m.member_id = ?4)))"
     );
     Ok(conn
-        .prepare_cached(&sql)?
+        .prepare_cached(&sql).sql()?
         .query_row(
             rusqlite::params![
                 image_id,
@@ -319,7 +320,7 @@ fn marker_visible(
             ],
             |_| Ok(()),
         )
-        .optional()?
+        .optional().sql()?
         .is_some())
 }
 
@@ -344,9 +345,9 @@ pub fn image_page(
 ) -> Result<ImagePage, ProjectionError> {
     let sql = image_list_sql(conn, profile, viewer, query)?;
     let rows = conn
-        .prepare_cached(&sql.text)?
-        .query_map(params_from_iter(sql.params.iter()), image_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
+        .prepare_cached(&sql.text).sql()?
+        .query_map(params_from_iter(sql.params.iter()), image_from_row).sql()?
+        .collect::<Result<Vec<_>, _>>().sql()?;
     render_image_page(conn, profile, query, raw_query, rows)
 }
 
@@ -359,12 +360,12 @@ pub fn explain_image_list(
     query: &ImageListQuery,
 ) -> Result<Vec<String>, ProjectionError> {
     let sql = image_list_sql(conn, profile, viewer, query)?;
-    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))?;
+    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text)).sql()?;
     let lines = statement
         .query_map(params_from_iter(sql.params.iter()), |row| {
             row.get::<_, String>(3)
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        }).sql()?
+        .collect::<Result<Vec<_>, _>>().sql()?;
     Ok(lines)
 }
 
@@ -437,7 +438,7 @@ fn image_list_sql(
             (0..columns.len())
                 .map(|index| row.get::<_, SqlValue>(index))
                 .collect()
-        })?;
+        }).sql()?;
         push_keyset(&mut sql, &query.sort, &values);
     }
     let mut order = String::from(" ORDER BY ");
@@ -538,20 +539,20 @@ pub fn page_extras(conn: &Connection, ids: &[String]) -> Result<PageExtras, Proj
     let placeholders = vec!["?"; ids.len()].join(", ");
     let mut statement = conn.prepare_cached(&format!(
         "SELECT image_id, tag FROM proj_image_tags WHERE image_id IN ({placeholders})"
-    ))?;
-    let mut rows = statement.query(params_from_iter(ids.iter()))?;
-    while let Some(row) = rows.next()? {
-        tags.entry(row.get(0)?).or_default().insert(row.get(1)?);
+    )).sql()?;
+    let mut rows = statement.query(params_from_iter(ids.iter())).sql()?;
+    while let Some(row) = rows.next().sql()? {
+        tags.entry(row.get(0).sql()?).or_default().insert(row.get(1).sql()?);
     }
     let mut statement = conn.prepare_cached(&format!(
         "SELECT image_id, key, value FROM proj_image_properties WHERE image_id IN ({placeholders})"
-    ))?;
-    let mut rows = statement.query(params_from_iter(ids.iter()))?;
-    while let Some(row) = rows.next()? {
+    )).sql()?;
+    let mut rows = statement.query(params_from_iter(ids.iter())).sql()?;
+    while let Some(row) = rows.next().sql()? {
         properties
-            .entry(row.get(0)?)
+            .entry(row.get(0).sql()?)
             .or_default()
-            .insert(row.get(1)?, row.get(2)?);
+            .insert(row.get(1).sql()?, row.get(2).sql()?);
     }
     Ok((tags, properties))
 }

@@ -1,5 +1,6 @@
 //! `GET /v2/tasks` and an image's tasks: the caller's unexpired tasks in its region.
 
+use crate::error::SqlResult as _;
 use chrono::{DateTime, Utc};
 use imgshare_core::Task;
 use rusqlite::types::Value as SqlValue;
@@ -33,12 +34,12 @@ pub fn visible_tasks(
          AND (expires_at IS NULL OR expires_at > ?3) ORDER BY created_at DESC, task_id DESC"
     );
     let rows = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(&sql).sql()?
         .query_map(
             rusqlite::params![viewer.tenant_id, viewer.region.as_str(), api_time(now)],
             task_from_row,
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
+        ).sql()?
+        .collect::<Result<Vec<_>, _>>().sql()?;
     rows.into_iter().map(into_task).collect()
 }
 
@@ -89,7 +90,7 @@ pub fn task_page(
                 rusqlite::params![marker, viewer.tenant_id, viewer.region.as_str()],
                 |row| row.get(0),
             )
-            .optional()?;
+            .optional().sql()?;
         let Some(marker_value) = marker_row else {
             return Err(ProjectionError::BadQuery(format!(
                 "Invalid marker. Task {marker} could not be found."
@@ -112,9 +113,9 @@ pub fn task_page(
         .push(dir);
     sql.push(" LIMIT ").bind(i64::from(query.limit));
     let rows = conn
-        .prepare_cached(&sql.text)?
-        .query_map(params_from_iter(sql.params.iter()), task_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
+        .prepare_cached(&sql.text).sql()?
+        .query_map(params_from_iter(sql.params.iter()), task_from_row).sql()?
+        .collect::<Result<Vec<_>, _>>().sql()?;
     let page_full = query.limit > 0 && rows.len() == query.limit as usize;
     let tasks: Vec<TaskView> = rows
         .into_iter()

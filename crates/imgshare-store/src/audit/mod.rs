@@ -5,6 +5,7 @@
 //!
 //! Every function here only reads; [`verify`] replays into a private scratch database.
 
+use crate::error::SqlResult as _;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -63,9 +64,9 @@ impl fmt::Display for AsOf {
 /// `recorded_at` never decreases along the position, so this is one index lookup.
 pub fn position_at(conn: &Connection, time: DateTime<Utc>) -> Result<i64, StoreError> {
     let position: Option<i64> = conn
-        .prepare_cached("SELECT MAX(position) FROM events WHERE recorded_at <= ?1")?
+        .prepare_cached("SELECT MAX(position) FROM events WHERE recorded_at <= ?1").sql()?
         .query_row([log::format_recorded_at(time)], |row| row.get(0))
-        .optional()?
+        .optional().sql()?
         .flatten();
     Ok(position.unwrap_or(0))
 }
@@ -73,9 +74,9 @@ pub fn position_at(conn: &Connection, time: DateTime<Utc>) -> Result<i64, StoreE
 /// The last position recorded strictly before `time`; 0 if there is none.
 fn position_before(conn: &Connection, time: DateTime<Utc>) -> Result<i64, StoreError> {
     let position: Option<i64> = conn
-        .prepare_cached("SELECT MAX(position) FROM events WHERE recorded_at < ?1")?
+        .prepare_cached("SELECT MAX(position) FROM events WHERE recorded_at < ?1").sql()?
         .query_row([log::format_recorded_at(time)], |row| row.get(0))
-        .optional()?
+        .optional().sql()?
         .flatten();
     Ok(position.unwrap_or(0))
 }

@@ -2,6 +2,7 @@
 //! read-model tables are compared with the live ones row by row, in key order; the first
 //! difference is reported. Never writes to the audited database.
 
+use crate::error::SqlResult as _;
 use imgshare_projection::tables;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -84,8 +85,8 @@ impl VerifyReport {
 /// memory while it fits its page cache and spills it to a temporary file deleted on close, so
 /// verifying a large catalogue does not need that catalogue's size in memory.
 pub(super) fn scratch_database() -> Result<Connection, StoreError> {
-    let mut conn = Connection::open("")?;
-    db::migrations().to_latest(&mut conn)?;
+    let mut conn = Connection::open("").sql()?;
+    db::migrations().to_latest(&mut conn).sql()?;
     Ok(conn)
 }
 
@@ -94,7 +95,7 @@ pub(super) fn scratch_database() -> Result<Connection, StoreError> {
 /// stored ones, table by table in key order. Reads in one transaction, so a concurrent writer cannot make a consistent
 /// database look inconsistent; never writes to `conn`.
 pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
-    let snapshot = conn.unchecked_transaction()?;
+    let snapshot = conn.unchecked_transaction().sql()?;
     let chain = log::verify_chain(&snapshot)?;
     let head = log::head(&snapshot)?.map_or(0, |(position, _)| position);
     let mut report = VerifyReport {
@@ -108,7 +109,7 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
     };
 
     let mut fresh = scratch_database()?;
-    let replay = fresh.transaction()?;
+    let replay = fresh.transaction().sql()?;
     let replayed = for_each_state_as_of(&snapshot, head, |state, _| {
         Ok(tables::write_state(&replay, &state)?)
     });
@@ -131,7 +132,7 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
         return Ok(report);
     }
     tables::set_checkpoint(&replay, head)?;
-    replay.commit()?;
+    replay.commit().sql()?;
 
     let mut first: Option<(DifferenceRank, Difference)> = None;
     let mut rows_differing = 0;
@@ -184,14 +185,14 @@ fn key_columns(table: &str) -> usize {
 }
 
 fn next_row(rows: &mut rusqlite::Rows<'_>, table: &str) -> Result<Option<TableRow>, EngineError> {
-    let Some(row) = rows.next()? else {
+    let Some(row) = rows.next().sql()? else {
         return Ok(None);
     };
     let columns = row.as_ref().column_count();
     let mut key = Vec::new();
     let mut values = Vec::with_capacity(columns);
     for index in 0..columns {
-        let value = row.get::<_, rusqlite::types::Value>(index)?;
+        let value = row.get::<_, rusqlite::types::Value>(index).sql()?;
         if index < key_columns(table) {
             // Raw text, so that key order here is SQLite's BINARY order of the ORDER BY.
             key.push(match &value {
@@ -218,10 +219,10 @@ fn compare_table(
     mut differ: impl FnMut(Option<TableRow>, Option<TableRow>) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
     let sql = format!("SELECT * FROM {table} ORDER BY 1, 2");
-    let mut stored_statement = stored.prepare(&sql)?;
-    let mut replayed_statement = replayed.prepare(&sql)?;
-    let mut stored_rows = stored_statement.query([])?;
-    let mut replayed_rows = replayed_statement.query([])?;
+    let mut stored_statement = stored.prepare(&sql).sql()?;
+    let mut replayed_statement = replayed.prepare(&sql).sql()?;
+    let mut stored_rows = stored_statement.query([]).sql()?;
+    let mut replayed_rows = replayed_statement.query([]).sql()?;
     let mut left = next_row(&mut stored_rows, table)?;
     let mut right = next_row(&mut replayed_rows, table)?;
     loop {
@@ -270,9 +271,9 @@ fn owner_position(
     Ok(conn
         .prepare_cached(
             "SELECT position FROM events WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1",
-        )?
+        ).sql()?
         .query_row([stream_id], |row| row.get(0))
-        .optional()?)
+        .optional().sql()?)
 }
 
 fn event_position(
@@ -281,8 +282,9 @@ fn event_position(
     version: u64,
 ) -> Result<Option<i64>, StoreError> {
     let version = i64::try_from(version).unwrap_or(i64::MAX);
-    Ok(conn
-        .prepare_cached("SELECT position FROM events WHERE stream_id = ?1 AND version = ?2")?
+    conn.prepare_cached("SELECT position FROM events WHERE stream_id = ?1 AND version = ?2")
+        .sql()?
         .query_row(params![stream_id, version], |row| row.get(0))
-        .optional()?)
+        .optional()
+        .sql()
 }

@@ -3,6 +3,7 @@
 //! writing, again with one savepoint per command. Each command: fold its streams (from the state
 //! cache when the version matches), decide, append, write the read-model rows.
 
+use crate::error::SqlResult as _;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -188,7 +189,9 @@ impl Engine {
     ) -> Result<Vec<Result<Outcome, EngineError>>, GroupFailure> {
         // IMMEDIATE takes the write lock before reading, so the state the decision sees cannot
         // change before the append (a deferred transaction would fail to upgrade under load).
-        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = writer
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .sql()?;
         let mut written: Written = HashMap::new();
         // The head is read once: each command continues from the last one's events.
         let mut head = log::read_head(&tx)?;
@@ -197,14 +200,19 @@ impl Engine {
         let savepoints = isolation == Isolation::Savepoints;
         for item in items {
             if savepoints {
-                tx.prepare_cached("SAVEPOINT imgshare_command")?
-                    .execute([])?;
+                tx.prepare_cached("SAVEPOINT imgshare_command")
+                    .sql()?
+                    .execute([])
+                    .sql()?;
             }
             let mut states = Vec::new();
             match self.execute_in(&tx, item, &written, head.as_ref(), &mut states) {
                 Ok(outcome) => {
                     if savepoints {
-                        tx.prepare_cached("RELEASE imgshare_command")?.execute([])?;
+                        tx.prepare_cached("RELEASE imgshare_command")
+                            .sql()?
+                            .execute([])
+                            .sql()?;
                     }
                     for (stream, version, state) in states {
                         written.insert(stream, (version, state));
@@ -225,14 +233,22 @@ impl Engine {
                 Err(failure) if tx.is_autocommit() => return Err(failure.into_error().into()),
                 Err(CommandFailure::Refused(error)) if isolation != Isolation::Alone => {
                     if savepoints {
-                        tx.prepare_cached("RELEASE imgshare_command")?.execute([])?;
+                        tx.prepare_cached("RELEASE imgshare_command")
+                            .sql()?
+                            .execute([])
+                            .sql()?;
                     }
                     results.push(Err(error));
                 }
                 Err(CommandFailure::AfterWriting(error)) if savepoints => {
-                    tx.prepare_cached("ROLLBACK TO imgshare_command")?
-                        .execute([])?;
-                    tx.prepare_cached("RELEASE imgshare_command")?.execute([])?;
+                    tx.prepare_cached("ROLLBACK TO imgshare_command")
+                        .sql()?
+                        .execute([])
+                        .sql()?;
+                    tx.prepare_cached("RELEASE imgshare_command")
+                        .sql()?
+                        .execute([])
+                        .sql()?;
                     results.push(Err(error));
                 }
                 // Dropping the transaction rolls back what this command wrote, and the others'.
@@ -245,7 +261,7 @@ impl Engine {
         if let Some(position) = last_position {
             tables::set_checkpoint(&tx, position)?;
         }
-        tx.commit()?;
+        tx.commit().sql()?;
         if let Ok(mut cache) = self.cache.lock() {
             for (stream, (version, state)) in written {
                 cache.put(stream, version, state);

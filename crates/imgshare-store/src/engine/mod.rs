@@ -2,6 +2,7 @@
 //! pure domain to decide, and appends the resulting events (and, in the same transaction, the
 //! projection rows) to the SQLite log.
 
+use crate::error::SqlResult as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -268,7 +269,7 @@ impl Engine {
             let pragma = |name: &str| -> Result<i64, EngineError> {
                 Ok(conn
                     .pragma_query_value(None, name, |row| row.get::<_, i64>(0))
-                    .map_err(StoreError::from)?)
+                    .map_err(StoreError::sqlite)?)
             };
             let room = pragma("max_page_count")?.saturating_sub(pragma("page_count")?);
             Ok(room.saturating_add(pragma("freelist_count")?) < FULL_MARGIN_PAGES)
@@ -316,7 +317,9 @@ impl Engine {
         writer: &mut Connection,
         progress: &mut impl FnMut(u64),
     ) -> Result<RebuildReport, EngineError> {
-        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = writer
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .sql()?;
         tables::reset(&tx)?;
         let indexes = tables::drop_secondary_indexes(&tx)?;
         let report = fold_streams(
@@ -327,7 +330,7 @@ impl Engine {
         )?;
         tables::recreate_indexes(&tx, &indexes)?;
         tables::set_checkpoint(&tx, report.last_position)?;
-        tx.commit()?;
+        tx.commit().sql()?;
         Ok(report)
     }
 

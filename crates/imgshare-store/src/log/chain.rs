@@ -1,6 +1,7 @@
 //! The hash chain: each event's hash covers its canonical form and the previous hash, so an
 //! edited, removed or reordered event breaks the chain from there on.
 
+use crate::error::SqlResult as _;
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
@@ -89,14 +90,14 @@ pub struct ChainReport {
 /// Removing the last events is not detectable from the log alone; compare
 /// [`head`] with a copy kept elsewhere for that.
 pub fn verify_chain(conn: &Connection) -> Result<ChainReport, StoreError> {
-    let mut stmt = conn.prepare_cached(select_events!("ORDER BY position"))?;
-    let mut rows = stmt.query([])?;
+    let mut stmt = conn.prepare_cached(select_events!("ORDER BY position")).sql()?;
+    let mut rows = stmt.query([]).sql()?;
     let mut expected_prev = GENESIS_HASH.to_owned();
     let mut report = ChainReport {
         events_checked: 0,
         first_mismatch: None,
     };
-    while let Some(row) = rows.next()? {
+    while let Some(row) = rows.next().sql()? {
         let raw = RawRow::from_row(row)?;
         report.events_checked += 1;
         if report.first_mismatch.is_none() {

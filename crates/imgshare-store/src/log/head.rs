@@ -1,6 +1,7 @@
 //! The log's head: the last event, as appends continue from it and anchors record it, read by
 //! one query.
 
+use crate::error::SqlResult as _;
 use rusqlite::Connection;
 
 use super::*;
@@ -52,12 +53,12 @@ struct HeadRow {
 fn head_row(conn: &Connection) -> Result<Option<HeadRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT position, hash, recorded_at, event_id FROM events ORDER BY position DESC LIMIT 1",
-    )?;
-    let mut rows = stmt.query([])?;
-    let Some(row) = rows.next()? else {
+    ).sql()?;
+    let mut rows = stmt.query([]).sql()?;
+    let Some(row) = rows.next().sql()? else {
         return Ok(None);
     };
-    let position: i64 = row.get(0)?;
+    let position: i64 = row.get(0).sql()?;
     Ok(Some(HeadRow {
         position,
         hash: column(row, 1, position, "hash")?,

@@ -4,6 +4,7 @@
 //! Every function takes a `&Connection`, so a `rusqlite::Transaction` can be
 //! passed through `Deref`; the caller decides what commits together.
 
+use crate::error::SqlResult as _;
 use std::collections::HashSet;
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
@@ -202,11 +203,11 @@ impl WriteScope {
             // IMMEDIATE takes the write lock before the version checks, so a
             // concurrent writer makes us wait (busy_timeout) instead of
             // failing at the first insert with a stale snapshot.
-            conn.execute_batch("BEGIN IMMEDIATE")?;
+            conn.execute_batch("BEGIN IMMEDIATE").sql()?;
             Ok(WriteScope::OwnTransaction)
         } else {
             // Cached: the engine appends inside its own transaction on every command.
-            conn.prepare_cached(SAVEPOINT_BEGIN)?.execute([])?;
+            conn.prepare_cached(SAVEPOINT_BEGIN).sql()?.execute([]).sql()?;
             Ok(WriteScope::Savepoint)
         }
     }
@@ -220,7 +221,7 @@ impl WriteScope {
         };
         if let Err(err) = done {
             self.rollback(conn);
-            return Err(err.into());
+            return Err(StoreError::sqlite(err));
         }
         Ok(())
     }
@@ -291,7 +292,7 @@ fn write_events(
         "INSERT INTO events (position, event_id, stream_id, version, event_type, \
          schema_version, data, metadata, recorded_at, prev_hash, hash) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?;
+    ).sql()?;
     let mut appended = Vec::new();
     for stream in appends {
         let current = match (check, stream.expected) {
@@ -346,7 +347,7 @@ fn write_events(
                 recorded_at_text,
                 prev_hash,
                 hash,
-            ])?;
+            ]).sql()?;
             appended.push(RecordedEvent {
                 position,
                 event_id: event.event_id,
@@ -388,12 +389,12 @@ pub fn stream_version(conn: &Connection, stream_id: &str) -> Result<Option<u64>,
     let mut stmt = conn.prepare_cached(
         "SELECT position, version FROM events WHERE stream_id = ?1 \
          ORDER BY version DESC LIMIT 1",
-    )?;
-    let mut rows = stmt.query([stream_id])?;
-    let Some(row) = rows.next()? else {
+    ).sql()?;
+    let mut rows = stmt.query([stream_id]).sql()?;
+    let Some(row) = rows.next().sql()? else {
         return Ok(None);
     };
-    let position: i64 = row.get(0)?;
+    let position: i64 = row.get(0).sql()?;
     let version: i64 = column(row, 1, position, "version")?;
     Ok(Some(to_u64(version, position, "version")?))
 }
@@ -422,10 +423,10 @@ pub fn read_stream_until(
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut stmt = conn.prepare_cached(select_events!(
         "WHERE stream_id = ?1 AND position <= ?2 ORDER BY version"
-    ))?;
-    let mut rows = stmt.query(params![stream_id, max_position])?;
+    )).sql()?;
+    let mut rows = stmt.query(params![stream_id, max_position]).sql()?;
     let mut events = Vec::new();
-    while let Some(row) = rows.next()? {
+    while let Some(row) = rows.next().sql()? {
         events.push(RawRow::from_row(row)?.into_event()?);
     }
     Ok(events)
@@ -449,14 +450,14 @@ where
         .prepare_cached(select_events!(
             "WHERE position > ?1 AND position <= ?2 ORDER BY position"
         ))
-        .map_err(StoreError::from)?;
+        .map_err(StoreError::sqlite)?;
     let mut rows = stmt
         .query(params![
             from_position_exclusive,
             to_position_inclusive.unwrap_or(i64::MAX)
         ])
-        .map_err(StoreError::from)?;
-    while let Some(row) = rows.next().map_err(StoreError::from)? {
+        .map_err(StoreError::sqlite)?;
+    while let Some(row) = rows.next().map_err(StoreError::sqlite)? {
         f(RawRow::from_row(row)?.into_event()?)?;
     }
     Ok(())
@@ -497,12 +498,12 @@ where
             "SELECT position, stream_id, version, event_type, schema_version, data, recorded_at \
              FROM events WHERE position <= ?1 ORDER BY stream_id, version",
         )
-        .map_err(StoreError::from)?;
+        .map_err(StoreError::sqlite)?;
     let mut rows = stmt
         .query(params![to_position_inclusive.unwrap_or(i64::MAX)])
-        .map_err(StoreError::from)?;
-    while let Some(row) = rows.next().map_err(StoreError::from)? {
-        let position: i64 = row.get(0).map_err(StoreError::from)?;
+        .map_err(StoreError::sqlite)?;
+    while let Some(row) = rows.next().map_err(StoreError::sqlite)? {
+        let position: i64 = row.get(0).map_err(StoreError::sqlite)?;
         let version: i64 = column(row, 2, position, "version")?;
         let schema_version: i64 = column(row, 4, position, "schema_version")?;
         let data: String = column(row, 5, position, "data")?;
@@ -530,11 +531,11 @@ pub fn find_by_event_ids(
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     // One cached lookup per id on the UNIQUE index rather than an IN list,
     // whose text (and so prepared statement) would vary with the id count.
-    let mut stmt = conn.prepare_cached(select_events!("WHERE event_id = ?1"))?;
+    let mut stmt = conn.prepare_cached(select_events!("WHERE event_id = ?1")).sql()?;
     let mut events = Vec::new();
     for id in ids {
-        let mut rows = stmt.query([id.to_string()])?;
-        if let Some(row) = rows.next()? {
+        let mut rows = stmt.query([id.to_string()]).sql()?;
+        if let Some(row) = rows.next().sql()? {
             events.push(RawRow::from_row(row)?.into_event()?);
         }
     }
@@ -562,7 +563,7 @@ impl RawRow {
     /// Reads the columns of [`select_events!`].
     fn from_row(row: &Row<'_>) -> Result<Self, StoreError> {
         // INTEGER PRIMARY KEY: SQLite guarantees an integer here.
-        let position: i64 = row.get(0)?;
+        let position: i64 = row.get(0).sql()?;
         Ok(RawRow {
             position,
             event_id: column(row, 1, position, "event_id")?,
