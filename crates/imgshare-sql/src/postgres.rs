@@ -1,0 +1,331 @@
+//! PostgreSQL behind the seam: [`PgConn`], one client connection with its statements prepared
+//! once. What differs from SQLite is here and nowhere else: `?N` placeholders become `$N`, the
+//! write lock is a transaction-scoped advisory lock, integers bind to whatever integer width the
+//! column has.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::error::Error;
+use std::str::FromStr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use postgres::types::{IsNull, ToSql, Type};
+use postgres::{Client, Config, NoTls, Statement};
+
+use crate::{Dialect, Flow, Row, Sql, SqlError, Value};
+
+/// The advisory lock every writer takes for the length of its transaction: the one write lock of
+/// the database, as `BEGIN IMMEDIATE` is on SQLite (any constant works; this one spells "imgs").
+pub const WRITE_LOCK_KEY: i64 = 0x696d_6773;
+
+/// How long a connection attempt may take before it fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Checks a `postgres://` or `postgresql://` URL (or a `key=value` connection string) without
+/// connecting: a URL that does not parse is refused before anything is attempted.
+pub fn parse_url(url: &str) -> Result<Config, SqlError> {
+    let mut config = Config::from_str(url)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    Ok(config)
+}
+
+/// One connection to PostgreSQL, used from one thread at a time (as a `rusqlite::Connection` is).
+pub struct PgConn {
+    client: RefCell<Client>,
+    statements: RefCell<HashMap<String, Statement>>,
+    /// 0 outside a transaction, 1 in one, one more per open savepoint.
+    depth: Cell<u32>,
+}
+
+impl std::fmt::Debug for PgConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConn")
+            .field("depth", &self.depth.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgConn {
+    /// Connects with a URL (`postgres://user@host:port/db`).
+    pub fn connect(url: &str) -> Result<Self, SqlError> {
+        Self::connect_with(&parse_url(url)?)
+    }
+
+    /// Connects with a parsed configuration.
+    pub fn connect_with(config: &Config) -> Result<Self, SqlError> {
+        let client = config.connect(NoTls)?;
+        Ok(PgConn {
+            client: RefCell::new(client),
+            statements: RefCell::new(HashMap::new()),
+            depth: Cell::new(0),
+        })
+    }
+
+    /// Whether the server closed the connection (it must then be replaced).
+    pub fn is_closed(&self) -> bool {
+        self.client
+            .try_borrow()
+            .is_ok_and(|client| client.is_closed())
+    }
+
+    fn client(&self) -> Result<std::cell::RefMut<'_, Client>, SqlError> {
+        self.client.try_borrow_mut().map_err(|_| {
+            SqlError::Statement("a statement was run on a connection still reading a result".into())
+        })
+    }
+
+    fn prepared(&self, client: &mut Client, sql: &str) -> Result<Statement, SqlError> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(&translate_placeholders(sql)?)?;
+        self.statements
+            .borrow_mut()
+            .insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    fn run_simple(&self, sql: &str) -> Result<(), SqlError> {
+        Ok(self.client()?.batch_execute(sql)?)
+    }
+}
+
+fn as_params<'a>(params: &'a [Value<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+impl Sql for PgConn {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn execute(&self, sql: &str, params: &[Value<'_>]) -> Result<u64, SqlError> {
+        let mut client = self.client()?;
+        let statement = self.prepared(&mut client, sql)?;
+        Ok(client.execute(&statement, &as_params(params))?)
+    }
+
+    /// The result is read whole before the first row is visited, so a visitor may run statements
+    /// of its own on this connection, as it can on SQLite.
+    fn query_each<E>(
+        &self,
+        sql: &str,
+        params: &[Value<'_>],
+        mut each: impl FnMut(&dyn Row) -> Result<Flow, E>,
+    ) -> Result<Result<(), E>, SqlError> {
+        let rows = {
+            let mut client = self.client()?;
+            let statement = self.prepared(&mut client, sql)?;
+            client.query(&statement, &as_params(params))?
+        };
+        for row in &rows {
+            match each(row) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Stop) => break,
+                Err(err) => return Ok(Err(err)),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), SqlError> {
+        self.run_simple(sql)
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.depth.get() > 0
+    }
+
+    fn begin_write(&self) -> Result<(), SqlError> {
+        // One transaction at a time holds the lock: appends continue from the head they read, so
+        // the global position stays gapless and the hash chain unbroken across writers on any
+        // number of hosts. The lock is released by COMMIT or ROLLBACK, also when the client dies.
+        self.run_simple(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
+        ))?;
+        self.depth.set(1);
+        Ok(())
+    }
+
+    fn commit(&self) -> Result<(), SqlError> {
+        self.depth.set(0);
+        self.run_simple("COMMIT")
+    }
+
+    fn rollback(&self) -> Result<(), SqlError> {
+        self.depth.set(0);
+        self.run_simple("ROLLBACK")
+    }
+
+    fn savepoint(&self, name: &'static str) -> Result<(), SqlError> {
+        self.run_simple(&format!("SAVEPOINT {name}"))?;
+        self.depth.set(self.depth.get() + 1);
+        Ok(())
+    }
+
+    fn release(&self, name: &'static str) -> Result<(), SqlError> {
+        self.depth.set(self.depth.get().saturating_sub(1).max(1));
+        self.run_simple(&format!("RELEASE SAVEPOINT {name}"))
+    }
+
+    fn rollback_to(&self, name: &'static str) -> Result<(), SqlError> {
+        self.depth.set(self.depth.get().saturating_sub(1).max(1));
+        self.run_simple(&format!(
+            "ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
+        ))
+    }
+}
+
+impl Row for postgres::Row {
+    fn int(&self, index: usize) -> Result<Option<i64>, SqlError> {
+        let column = self.columns().get(index).ok_or_else(|| SqlError::Column {
+            index,
+            message: "no such column".to_owned(),
+        })?;
+        // Expressions such as COUNT(*) are BIGINT, but a comparison is BOOLEAN and a literal
+        // INTEGER: read whichever integer the server chose.
+        Ok(match *column.type_() {
+            Type::INT8 => self.try_get::<_, Option<i64>>(index)?,
+            Type::INT4 => self.try_get::<_, Option<i32>>(index)?.map(i64::from),
+            Type::INT2 => self.try_get::<_, Option<i16>>(index)?.map(i64::from),
+            Type::BOOL => self.try_get::<_, Option<bool>>(index)?.map(i64::from),
+            ref other => {
+                return Err(SqlError::Column {
+                    index,
+                    message: format!("{other} where an integer is expected"),
+                })
+            }
+        })
+    }
+
+    fn text(&self, index: usize) -> Result<Option<String>, SqlError> {
+        Ok(self.try_get::<_, Option<String>>(index)?)
+    }
+}
+
+impl ToSql for Value<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        match *self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(value) => match *ty {
+                Type::INT8 => value.to_sql(ty, out),
+                Type::INT4 => i32::try_from(value)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(value)?.to_sql(ty, out),
+                Type::BOOL => (value != 0).to_sql(ty, out),
+                ref other => {
+                    Err(format!("an integer given for a parameter of type {other}").into())
+                }
+            },
+            Value::Text(text) => text.to_sql(ty, out),
+        }
+    }
+
+    /// Checked in `to_sql`, against the type the server inferred for the parameter.
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// Rewrites SQLite's `?N` and `?` placeholders as PostgreSQL's `$N`, leaving quoted text and
+/// identifiers alone. A bare `?` takes the number after the largest one so far, as in SQLite.
+pub fn translate_placeholders(sql: &str) -> Result<String, SqlError> {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    let mut quote: Option<char> = None;
+    let mut largest = 0u32;
+    while let Some(c) = chars.next() {
+        if let Some(open) = quote {
+            out.push(c);
+            if c == open {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            '?' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                    digits.push(d);
+                    chars.next();
+                }
+                let number = if digits.is_empty() {
+                    largest + 1
+                } else {
+                    digits
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| SqlError::Statement(format!("bad placeholder ?{digits}")))?
+                };
+                largest = largest.max(number);
+                out.push('$');
+                out.push_str(&number.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err(SqlError::Statement(
+            "unterminated quote in a statement".to_owned(),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_placeholders_become_dollars() {
+        assert_eq!(
+            translate_placeholders("SELECT a FROM t WHERE b = ?1 AND c = ?12").ok(),
+            Some("SELECT a FROM t WHERE b = $1 AND c = $12".to_owned())
+        );
+    }
+
+    #[test]
+    fn bare_placeholders_count_on_from_the_largest() {
+        assert_eq!(
+            translate_placeholders("VALUES (?, ?3, ?)").ok(),
+            Some("VALUES ($1, $3, $4)".to_owned())
+        );
+    }
+
+    #[test]
+    fn quoted_question_marks_are_text() {
+        assert_eq!(
+            translate_placeholders("SELECT '?1', \"a?\" FROM t WHERE x = ?1").ok(),
+            Some("SELECT '?1', \"a?\" FROM t WHERE x = $1".to_owned())
+        );
+        assert_eq!(
+            translate_placeholders("SELECT 'it''s ?' WHERE a = ?").ok(),
+            Some("SELECT 'it''s ?' WHERE a = $1".to_owned())
+        );
+    }
+
+    #[test]
+    fn broken_statements_are_refused() {
+        assert!(translate_placeholders("SELECT ?0").is_err());
+        assert!(translate_placeholders("SELECT 'open").is_err());
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_is_refused_without_connecting() {
+        assert!(parse_url("postgres://user@host:notaport/db").is_err());
+        assert!(parse_url("postgres://user@127.0.0.1:5432/db").is_ok());
+    }
+}
