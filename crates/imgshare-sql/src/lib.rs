@@ -79,8 +79,9 @@ macro_rules! params {
     ($($param:expr),+ $(,)?) => { &[$($crate::Value::from($param)),+] as &[$crate::Value<'_>] };
 }
 
-/// A failure below the seam.
+/// A failure below the seam. Non-exhaustive: which variants exist depends on the backends built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SqlError {
     /// SQLite's own error, kept whole so the store can classify it (busy, full, read-only…).
     #[error(transparent)]
