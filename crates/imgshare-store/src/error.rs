@@ -388,4 +388,46 @@ mod tests {
         let error = EngineError::from(ProjectionError::Sqlite(SqliteError::new(other)));
         assert_eq!(error.code(), "projection_storage_error");
     }
+
+    fn from_seam(error: imgshare_sql::SqlError) -> StoreError {
+        Err::<(), _>(error).sql().unwrap_err()
+    }
+
+    #[test]
+    fn a_sqlite_failure_through_the_seam_is_classified_as_before() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert!(matches!(
+            from_seam(imgshare_sql::SqlError::Sqlite(busy)),
+            StoreError::Busy
+        ));
+        let other = from_seam(imgshare_sql::SqlError::Sqlite(
+            rusqlite::Error::InvalidQuery,
+        ));
+        assert_eq!(other.code(), "sqlite_error");
+        assert_eq!(
+            other.to_string(),
+            StoreError::sqlite(rusqlite::Error::InvalidQuery).to_string()
+        );
+    }
+
+    #[test]
+    fn any_other_seam_failure_is_a_database_error_with_its_message() {
+        let statement = from_seam(imgshare_sql::SqlError::Statement(
+            "placeholder ?3 out of range".to_owned(),
+        ));
+        assert_eq!(statement.code(), "database_error");
+        assert_eq!(statement.kind(), ErrorKind::Internal);
+        assert!(statement
+            .to_string()
+            .contains("placeholder ?3 out of range"));
+        let column = from_seam(imgshare_sql::SqlError::Column {
+            index: 2,
+            message: "NULL where a value is required".to_owned(),
+        });
+        assert_eq!(column.code(), "database_error");
+        assert!(column.to_string().contains("column 2"), "{column}");
+    }
 }

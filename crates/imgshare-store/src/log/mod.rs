@@ -132,9 +132,9 @@ pub enum Checked<'a> {
 /// - The call is atomic on its own: inside the caller's transaction it runs in a
 ///   savepoint, which it rolls back on error so the transaction stays usable; on
 ///   a connection in autocommit mode it opens its own write transaction
-///   ([`Sql::begin_write`]: SQLite's `BEGIN IMMEDIATE`). Callers that read before appending should use an immediate
-///   transaction too, or a concurrent writer turns their append into
-///   [`StoreError::Busy`].
+///   ([`Sql::begin_write`]: SQLite's `BEGIN IMMEDIATE`). Callers that read
+///   before appending should open theirs the same way, or a concurrent writer
+///   turns their append into [`StoreError::Busy`].
 ///
 /// With [`Checked::Head`] those lookups are the caller's (see there) and the events are written
 /// after the given head.
@@ -222,14 +222,13 @@ impl WriteScope {
     }
 
     fn rollback<C: Sql + ?Sized>(self, conn: &C) {
-        let undone = match self {
-            WriteScope::OwnTransaction => conn.rollback(),
-            WriteScope::Savepoint => conn.rollback_to(SAVEPOINT),
-        };
         // The append's own error is what the caller needs. This can only fail
         // if the database already rolled the whole transaction back (e.g. disk
         // full), in which case there is nothing left to undo.
-        drop(undone);
+        let _ = match self {
+            WriteScope::OwnTransaction => conn.rollback(),
+            WriteScope::Savepoint => conn.rollback_to(SAVEPOINT),
+        };
     }
 }
 
@@ -496,23 +495,23 @@ where
          FROM events WHERE position <= ?1 ORDER BY stream_id, version",
         params![to_position_inclusive.unwrap_or(i64::MAX)],
         |row| {
-        let position: i64 = row.get(0).sql()?;
-        let version: i64 = column(row, 2, position, "version")?;
-        let schema_version: i64 = column(row, 4, position, "schema_version")?;
-        let data: String = column(row, 5, position, "data")?;
-        let recorded_at: String = column(row, 6, position, "recorded_at")?;
-        f(StreamEvent {
-            position,
-            stream_id: column(row, 1, position, "stream_id")?,
-            version: to_u64(version, position, "version")?,
-            event_type: column(row, 3, position, "event_type")?,
-            schema_version: u32::try_from(schema_version)
-                .map_err(|_| corrupt(position, "schema_version out of range"))?,
-            data: serde_json::from_str(&data)
-                .map_err(|e| corrupt(position, format!("data: {e}")))?,
-            recorded_at: parse_recorded_at(&recorded_at, position)?,
-        })?;
-        Ok(Flow::Continue)
+            let position: i64 = row.get(0).sql()?;
+            let version: i64 = column(row, 2, position, "version")?;
+            let schema_version: i64 = column(row, 4, position, "schema_version")?;
+            let data: String = column(row, 5, position, "data")?;
+            let recorded_at: String = column(row, 6, position, "recorded_at")?;
+            f(StreamEvent {
+                position,
+                stream_id: column(row, 1, position, "stream_id")?,
+                version: to_u64(version, position, "version")?,
+                event_type: column(row, 3, position, "event_type")?,
+                schema_version: u32::try_from(schema_version)
+                    .map_err(|_| corrupt(position, "schema_version out of range"))?,
+                data: serde_json::from_str(&data)
+                    .map_err(|e| corrupt(position, format!("data: {e}")))?,
+                recorded_at: parse_recorded_at(&recorded_at, position)?,
+            })?;
+            Ok(Flow::Continue)
         },
     )
     .sql()?
