@@ -617,6 +617,7 @@ impl RawRow {
 
 /// Reads a column, reporting a NULL or wrongly typed value as corruption
 /// rather than as a database error.
+#[inline]
 fn column<T: FromColumn>(
     row: &dyn Row,
     index: usize,
