@@ -32,6 +32,7 @@ internal_mod!(anchor, audit, db, fold, log, meta);
 
 pub mod backup;
 pub mod error;
+mod write_tx;
 
 pub use anchor::{anchor_of, Anchor, AnchorMismatch, AnchorParseError};
 pub use audit::{

@@ -2,13 +2,13 @@
 //! pure domain to decide, and appends the resulting events (and, in the same transaction, the
 //! projection rows) to the SQLite log.
 
-use crate::error::SqlResult as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use imgshare_core::{Aggregate, Command, Context, Image, ImageCommand, Profile, StreamId, Task};
 use imgshare_projection::{tables, views};
-use rusqlite::{Connection, TransactionBehavior};
+use imgshare_sql::Sql;
+use rusqlite::Connection;
 use uuid::Uuid;
 
 use crate::audit::{self, AsOf};
@@ -158,7 +158,7 @@ pub fn legacy_event_id_for(command_id: Uuid, index: usize) -> Uuid {
 /// Whether the log's last event has an id [`event_id_for`] cannot have made (its ids are
 /// version 8): the log was last written by the earlier rule, so commands retried now may have
 /// their events stored under [`legacy_event_id_for`].
-pub(super) fn last_event_id_is_legacy(conn: &Connection) -> Result<bool, EngineError> {
+pub(super) fn last_event_id_is_legacy<C: Sql + ?Sized>(conn: &C) -> Result<bool, EngineError> {
     let last = crate::log::last_event_id(conn)?;
     Ok(last
         .and_then(|id| Uuid::parse_str(&id).ok())
@@ -306,31 +306,9 @@ impl Engine {
     /// Empties the read models and rebuilds them from the whole log, one stream at a time.
     /// `progress` is called with the number of events folded so far, every 10 000 events.
     pub fn rebuild(&self, mut progress: impl FnMut(u64)) -> Result<RebuildReport, EngineError> {
-        let mut writer = lock(&self.writer)?;
-        let report = self.rebuild_in(&mut writer, &mut progress)?;
+        let writer = lock(&self.writer)?;
+        let report = rebuild_in(&*writer, &mut progress)?;
         progress(report.events);
-        Ok(report)
-    }
-
-    fn rebuild_in(
-        &self,
-        writer: &mut Connection,
-        progress: &mut impl FnMut(u64),
-    ) -> Result<RebuildReport, EngineError> {
-        let tx = writer
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .sql()?;
-        tables::reset(&*tx)?;
-        let indexes = tables::drop_secondary_indexes(&*tx)?;
-        let report = fold_streams(
-            &*tx,
-            None,
-            |state, _| tables::write_state(&*tx, &state).map_err(Into::into),
-            progress,
-        )?;
-        tables::recreate_indexes(&*tx, &indexes)?;
-        tables::set_checkpoint(&*tx, report.last_position)?;
-        tx.commit().sql()?;
         Ok(report)
     }
 
@@ -410,4 +388,24 @@ impl Engine {
     pub fn verify(&self) -> Result<audit::VerifyReport, EngineError> {
         self.read(audit::verify)
     }
+}
+
+/// Empties the read models and writes them again from the whole log, in one write transaction.
+fn rebuild_in<C: Sql + ?Sized>(
+    writer: &C,
+    progress: &mut impl FnMut(u64),
+) -> Result<RebuildReport, EngineError> {
+    let tx = crate::write_tx::WriteTx::begin(writer)?;
+    tables::reset(&*tx)?;
+    let indexes = tables::drop_secondary_indexes(&*tx)?;
+    let report = fold_streams(
+        &*tx,
+        None,
+        |state, _| tables::write_state(&*tx, &state).map_err(Into::into),
+        progress,
+    )?;
+    tables::recreate_indexes(&*tx, &indexes)?;
+    tables::set_checkpoint(&*tx, report.last_position)?;
+    tx.commit()?;
+    Ok(report)
 }
