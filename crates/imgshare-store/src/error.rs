@@ -129,6 +129,22 @@ pub enum StoreError {
         /// The journal mode SQLite reported instead of `wal`.
         journal_mode: String,
     },
+    /// A database URL that does not parse; nothing was attempted. The URL itself is not
+    /// repeated, since it may carry a password.
+    #[error("not a PostgreSQL URL: {0}")]
+    InvalidUrl(String),
+    /// The database server cannot be reached, refused the connection or dropped it; nothing
+    /// more was written, and the same call may succeed later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database's schema was migrated by a newer build than this one; nothing was written.
+    #[error("schema version {found} is newer than this build's {supported}")]
+    SchemaTooNew {
+        /// The newest migration applied to the database.
+        found: i64,
+        /// The newest migration this build knows.
+        supported: i64,
+    },
 }
 
 fn describe_version(version: &Option<u64>) -> String {
@@ -159,6 +175,59 @@ fn classify(err: &rusqlite::Error) -> Option<StoreError> {
         }
         _ => None,
     }
+}
+
+/// An error's message followed by its causes': the PostgreSQL driver's own message is only its
+/// kind ("db error"), the server's words are in the cause.
+#[cfg(feature = "postgres")]
+pub(crate) fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}
+
+/// The store's own variant for PostgreSQL failures a caller acts on differently from a generic
+/// error, by SQLSTATE: a serialization failure or deadlock is [`StoreError::Busy`] (retry), a
+/// full disk [`StoreError::Full`], a read-only transaction (a standby) [`StoreError::ReadOnly`],
+/// and a server that is gone, shutting down or out of connections [`StoreError::Unavailable`].
+#[cfg(feature = "postgres")]
+pub(crate) fn classify_postgres(err: &postgres::Error) -> Option<StoreError> {
+    use postgres::error::SqlState;
+    if let Some(code) = err.code() {
+        let unavailable = code.code().starts_with("08")
+            || [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(code);
+        return if *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+        {
+            Some(StoreError::Busy)
+        } else if *code == SqlState::DISK_FULL {
+            Some(StoreError::Full)
+        } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+            Some(StoreError::ReadOnly)
+        } else if unavailable {
+            Some(StoreError::Unavailable(with_causes(err)))
+        } else {
+            None
+        };
+    }
+    // No SQLSTATE: the failure is the connection's (closed, an I/O error, a timeout), not a
+    // statement's.
+    let io = std::error::Error::source(err).is_some_and(|source| source.is::<std::io::Error>());
+    if err.is_closed() || io || err.to_string().starts_with("timeout") {
+        return Some(StoreError::Unavailable(with_causes(err)));
+    }
+    None
 }
 
 impl StoreError {
@@ -232,12 +301,18 @@ impl StoreError {
             StoreError::DatabaseCorrupt(_) => "database_corrupt",
             StoreError::SchemaMismatch { .. } => "schema_mismatch",
             StoreError::ProfileMismatch { .. } => "profile_mismatch",
+            StoreError::InvalidUrl(_) => "invalid_database_url",
+            StoreError::Unavailable(_) => "database_unavailable",
+            StoreError::SchemaTooNew { .. } => "schema_too_new",
         }
     }
 
     /// What sort of failure this is; adapters map it to what their callers see.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            StoreError::Unavailable(_) => ErrorKind::Unavailable,
+            StoreError::InvalidUrl(_) => ErrorKind::Invalid,
+            StoreError::SchemaTooNew { .. } => ErrorKind::Internal,
             StoreError::Conflict { .. } | StoreError::PartialRetry { .. } => ErrorKind::Conflict,
             StoreError::Busy | StoreError::ReadOnly => ErrorKind::Unavailable,
             StoreError::Full => ErrorKind::StorageFull,
