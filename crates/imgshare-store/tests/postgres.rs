@@ -313,6 +313,8 @@ fn open_migrates_pins_the_profile_and_reopens() {
 
 #[test]
 fn a_url_that_does_not_parse_is_refused_before_connecting() {
+    // Needs no server, but runs only where the others do: none passes without PostgreSQL.
+    base_url();
     for url in [
         "postgres://postgres@127.0.0.1:notaport/imgshare",
         "/var/lib/imgshare/imgshare.db",
@@ -329,6 +331,7 @@ fn a_url_that_does_not_parse_is_refused_before_connecting() {
 
 #[test]
 fn a_refused_connection_is_unavailable_and_names_the_server() {
+    base_url();
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
