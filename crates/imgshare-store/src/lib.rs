@@ -47,7 +47,9 @@ pub use meta::{profile_name, stored_profile_of};
 pub mod pg;
 #[cfg(all(feature = "postgres", not(feature = "internals")))]
 mod pg;
+// Not inlined: the connection's own page (imgshare-sql's) names the driver's configuration type.
 #[cfg(feature = "postgres")]
+#[doc(no_inline)]
 pub use imgshare_sql::postgres::PgConn;
 #[cfg(feature = "postgres")]
 pub use pg::{grant_application_role, open_postgres, postgres_schema_version};
