@@ -10,7 +10,7 @@
 #
 # Run from the repository root: bash tests/package.sh
 set -euo pipefail
-crates=(imgshare-core imgshare-projection imgshare-store imgshare-identity imgshare-server imgshare)
+crates=(imgshare-core imgshare-sql imgshare-projection imgshare-store imgshare-identity imgshare-server imgshare)
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/imgshare-*
 cargo clean --quiet "${crates[@]/#/-p=}"
 cargo package --locked "${crates[@]/#/-p=}" "$@"

@@ -19,6 +19,11 @@ use crate::{Dialect, Flow, Row, Sql, SqlError, Value};
 /// the database, as `BEGIN IMMEDIATE` is on SQLite (any constant works; this one spells "imgs").
 pub const WRITE_LOCK_KEY: i64 = 0x696d_6773;
 
+/// Prepared statements kept per connection. Texts are mostly static, but list queries are built
+/// per filter combination and page size; past this many the cache starts over rather than grow
+/// without bound.
+const STATEMENT_CACHE: usize = 256;
+
 /// How long a connection attempt may take before it fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -82,9 +87,11 @@ impl PgConn {
             return Ok(statement.clone());
         }
         let statement = client.prepare(&translate_placeholders(sql)?)?;
-        self.statements
-            .borrow_mut()
-            .insert(sql.to_owned(), statement.clone());
+        let mut statements = self.statements.borrow_mut();
+        if statements.len() >= STATEMENT_CACHE {
+            statements.clear();
+        }
+        statements.insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
 

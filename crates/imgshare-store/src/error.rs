@@ -123,6 +123,10 @@ pub enum StoreError {
         /// The profile the caller asked for.
         requested: String,
     },
+    /// A failure of a database other than SQLite (the server, the connection, a statement it
+    /// refused), or a column it returned that the store could not read.
+    #[error("database error: {0}")]
+    Database(#[source] DatabaseError),
     /// SQLite refused WAL journal mode for a database file.
     #[error("database file does not support WAL (journal_mode is {journal_mode:?})")]
     WalUnavailable {
@@ -145,6 +149,28 @@ pub enum StoreError {
         /// The newest migration this build knows.
         supported: i64,
     },
+}
+
+/// A database failure below the SQL seam that is not SQLite's, opaque so that no driver's type is
+/// part of this crate's API. Its `Display` is the driver's message.
+pub struct DatabaseError(imgshare_sql::SqlError);
+
+impl fmt::Debug for DatabaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for DatabaseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 fn describe_version(version: &Option<u64>) -> String {
@@ -237,6 +263,19 @@ impl StoreError {
         classify(&err).unwrap_or_else(|| StoreError::Sqlite(SqliteError::new(err)))
     }
 
+    /// A failure below the SQL seam: SQLite's exactly as [`StoreError::sqlite`] classifies it,
+    /// any other backend's as [`StoreError::Database`] (until that backend's failures get their
+    /// own classification). A column that does not decode lands here only where no row position
+    /// is known; the log reads its columns through a helper that reports it as
+    /// [`StoreError::Corrupt`] with the position.
+    pub(crate) fn from_sql(err: imgshare_sql::SqlError) -> Self {
+        match err {
+            imgshare_sql::SqlError::Sqlite(err) => StoreError::sqlite(err),
+            // Statement and column failures of any backend, and other backends' own errors.
+            other => StoreError::Database(DatabaseError(other)),
+        }
+    }
+
     /// A failed migration; opening a full, read-only or damaged file fails in the migration
     /// step, and the cause matters to the operator more than the step.
     pub(crate) fn migration(err: rusqlite_migration::Error) -> Self {
@@ -265,7 +304,7 @@ impl From<rusqlite::Error> for EngineError {
     }
 }
 
-/// `.sql()` on a SQLite result: its error as a [`StoreError`]. A crate-private conversion
+/// `.sql()` on a SQLite result or one from the SQL seam: its error as a [`StoreError`]. A crate-private conversion
 /// instead of a public `From<rusqlite::Error>`, which would put the binding's type in the API.
 pub(crate) trait SqlResult<T> {
     fn sql(self) -> Result<T, StoreError>;
@@ -274,6 +313,12 @@ pub(crate) trait SqlResult<T> {
 impl<T> SqlResult<T> for rusqlite::Result<T> {
     fn sql(self) -> Result<T, StoreError> {
         self.map_err(StoreError::sqlite)
+    }
+}
+
+impl<T> SqlResult<T> for Result<T, imgshare_sql::SqlError> {
+    fn sql(self) -> Result<T, StoreError> {
+        self.map_err(StoreError::from_sql)
     }
 }
 
@@ -289,6 +334,7 @@ impl StoreError {
     pub fn code(&self) -> &'static str {
         match self {
             StoreError::Sqlite(_) => "sqlite_error",
+            StoreError::Database(_) => "database_error",
             StoreError::Migration(_) => "migration_failed",
             StoreError::Conflict { .. } => "version_conflict",
             StoreError::PartialRetry { .. } => "partial_retry",
@@ -319,6 +365,7 @@ impl StoreError {
             StoreError::InvalidAppend(_) => ErrorKind::Invalid,
             StoreError::DatabaseCorrupt(_)
             | StoreError::Sqlite(_)
+            | StoreError::Database(_)
             | StoreError::Migration(_)
             | StoreError::Corrupt { .. }
             | StoreError::WalUnavailable { .. }
@@ -415,5 +462,47 @@ mod tests {
         let other = rusqlite::Error::InvalidQuery;
         let error = EngineError::from(ProjectionError::Sqlite(SqliteError::new(other)));
         assert_eq!(error.code(), "projection_storage_error");
+    }
+
+    fn from_seam(error: imgshare_sql::SqlError) -> StoreError {
+        Err::<(), _>(error).sql().unwrap_err()
+    }
+
+    #[test]
+    fn a_sqlite_failure_through_the_seam_is_classified_as_before() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert!(matches!(
+            from_seam(imgshare_sql::SqlError::Sqlite(busy)),
+            StoreError::Busy
+        ));
+        let other = from_seam(imgshare_sql::SqlError::Sqlite(
+            rusqlite::Error::InvalidQuery,
+        ));
+        assert_eq!(other.code(), "sqlite_error");
+        assert_eq!(
+            other.to_string(),
+            StoreError::sqlite(rusqlite::Error::InvalidQuery).to_string()
+        );
+    }
+
+    #[test]
+    fn any_other_seam_failure_is_a_database_error_with_its_message() {
+        let statement = from_seam(imgshare_sql::SqlError::Statement(
+            "placeholder ?3 out of range".to_owned(),
+        ));
+        assert_eq!(statement.code(), "database_error");
+        assert_eq!(statement.kind(), ErrorKind::Internal);
+        assert!(statement
+            .to_string()
+            .contains("placeholder ?3 out of range"));
+        let column = from_seam(imgshare_sql::SqlError::Column {
+            index: 2,
+            message: "NULL where a value is required".to_owned(),
+        });
+        assert_eq!(column.code(), "database_error");
+        assert!(column.to_string().contains("column 2"), "{column}");
     }
 }

@@ -1,8 +1,9 @@
 //! Folding streams into aggregates: one stream (`load_stream`) or the whole log stream by
-//! stream (`fold_streams`). The engine, rebuilds, replays and audits all fold through here.
+//! stream (`fold_streams`). The engine, rebuilds, replays and audits all fold through here,
+//! on any [`Sql`] connection.
 
 use imgshare_core::{Aggregate, Event, StreamId};
-use rusqlite::Connection;
+use imgshare_sql::Sql;
 
 use crate::error::EngineError;
 use crate::log::{self, RecordedEvent};
@@ -36,7 +37,7 @@ pub(crate) fn corrupt(stream: &str, version: u64, reason: String) -> EngineError
 }
 
 /// Folds a stream's events into its aggregate.
-pub fn load_stream(conn: &Connection, stream: StreamId) -> Result<Loaded, EngineError> {
+pub fn load_stream<C: Sql + ?Sized>(conn: &C, stream: StreamId) -> Result<Loaded, EngineError> {
     let stream_id = stream.to_string();
     let mut state = Aggregate::empty(stream);
     let mut version = 0;
@@ -54,8 +55,8 @@ pub fn load_stream(conn: &Connection, stream: StreamId) -> Result<Loaded, Engine
 /// in stream id order, calling `done` with each stream's final state and the position of its
 /// last event: memory holds one aggregate, whatever the log's length. `progress` gets the number
 /// of events folded, every 10 000. Rebuilds, replays and audits all read the log this way.
-pub fn fold_streams(
-    conn: &Connection,
+pub fn fold_streams<C: Sql + ?Sized>(
+    conn: &C,
     to_position: Option<i64>,
     mut done: impl FnMut(Aggregate, i64) -> Result<(), EngineError>,
     progress: &mut impl FnMut(u64),

@@ -96,8 +96,8 @@ pub(super) fn scratch_database() -> Result<Connection, StoreError> {
 /// database look inconsistent; never writes to `conn`.
 pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
     let snapshot = conn.unchecked_transaction().sql()?;
-    let chain = log::verify_chain(&snapshot)?;
-    let head = log::head(&snapshot)?.map_or(0, |(position, _)| position);
+    let chain = log::verify_chain(&*snapshot)?;
+    let head = log::head(&*snapshot)?.map_or(0, |(position, _)| position);
     let mut report = VerifyReport {
         events_checked: chain.events_checked,
         head,

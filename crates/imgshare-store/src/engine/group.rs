@@ -194,7 +194,7 @@ impl Engine {
             .sql()?;
         let mut written: Written = HashMap::new();
         // The head is read once: each command continues from the last one's events.
-        let mut head = log::read_head(&tx)?;
+        let mut head = log::read_head(&*tx)?;
         let mut results = Vec::with_capacity(items.len());
         let mut last_position = None;
         let savepoints = isolation == Isolation::Savepoints;

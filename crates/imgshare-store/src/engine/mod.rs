@@ -323,7 +323,7 @@ impl Engine {
         tables::reset(&tx)?;
         let indexes = tables::drop_secondary_indexes(&tx)?;
         let report = fold_streams(
-            &tx,
+            &*tx,
             None,
             |state, _| tables::write_state(&tx, &state).map_err(Into::into),
             progress,

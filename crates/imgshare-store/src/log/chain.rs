@@ -2,7 +2,6 @@
 //! edited, removed or reordered event breaks the chain from there on.
 
 use crate::error::SqlResult as _;
-use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use super::*;
@@ -89,24 +88,28 @@ pub struct ChainReport {
 ///
 /// Removing the last events is not detectable from the log alone; compare
 /// [`head`] with a copy kept elsewhere for that.
-pub fn verify_chain(conn: &Connection) -> Result<ChainReport, StoreError> {
-    let mut stmt = conn.prepare_cached(select_events!("ORDER BY position")).sql()?;
-    let mut rows = stmt.query([]).sql()?;
+pub fn verify_chain<C: Sql + ?Sized>(conn: &C) -> Result<ChainReport, StoreError> {
     let mut expected_prev = GENESIS_HASH.to_owned();
     let mut report = ChainReport {
         events_checked: 0,
         first_mismatch: None,
     };
-    while let Some(row) = rows.next().sql()? {
-        let raw = RawRow::from_row(row)?;
-        report.events_checked += 1;
-        if report.first_mismatch.is_none() {
-            let recomputed = event_hash(&raw.prev_hash, &raw.for_hash()?);
-            if raw.prev_hash != expected_prev || recomputed != raw.hash {
-                report.first_mismatch = Some(raw.position);
+    conn.query_each(
+        select_events!("ORDER BY position"),
+        params![],
+        |row| -> Result<Flow, StoreError> {
+            let raw = RawRow::from_row(row)?;
+            report.events_checked += 1;
+            if report.first_mismatch.is_none() {
+                let recomputed = event_hash(&raw.prev_hash, &raw.for_hash()?);
+                if raw.prev_hash != expected_prev || recomputed != raw.hash {
+                    report.first_mismatch = Some(raw.position);
+                }
             }
-        }
-        expected_prev = raw.hash;
-    }
+            expected_prev = raw.hash;
+            Ok(Flow::Continue)
+        },
+    )
+    .sql()??;
     Ok(report)
 }

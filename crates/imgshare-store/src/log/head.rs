@@ -2,7 +2,6 @@
 //! one query.
 
 use crate::error::SqlResult as _;
-use rusqlite::Connection;
 
 use super::*;
 
@@ -18,7 +17,7 @@ pub struct Head {
 }
 
 /// The log's head as an append continues from it (`None` when it is empty).
-pub fn read_head(conn: &Connection) -> Result<Option<Head>, StoreError> {
+pub fn read_head<C: Sql + ?Sized>(conn: &C) -> Result<Option<Head>, StoreError> {
     let Some(row) = head_row(conn)? else {
         return Ok(None);
     };
@@ -31,12 +30,12 @@ pub fn read_head(conn: &Connection) -> Result<Option<Head>, StoreError> {
 
 /// The position and hash of the last event, `None` for an empty log: the anchor of the log
 /// ([`read_head`] without the time, so it answers on a log whose last time is damaged).
-pub fn head(conn: &Connection) -> Result<Option<(i64, String)>, StoreError> {
+pub fn head<C: Sql + ?Sized>(conn: &C) -> Result<Option<(i64, String)>, StoreError> {
     Ok(head_row(conn)?.map(|row| (row.position, row.hash)))
 }
 
 /// The id of the last event as stored (the engine tells from it which id rule last wrote).
-pub(crate) fn last_event_id(conn: &Connection) -> Result<Option<String>, StoreError> {
+pub(crate) fn last_event_id<C: Sql + ?Sized>(conn: &C) -> Result<Option<String>, StoreError> {
     head_row(conn)?.map(|row| row.event_id).transpose()
 }
 
@@ -50,19 +49,19 @@ struct HeadRow {
 }
 
 /// The one query that reads the log's head.
-fn head_row(conn: &Connection) -> Result<Option<HeadRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+fn head_row<C: Sql + ?Sized>(conn: &C) -> Result<Option<HeadRow>, StoreError> {
+    conn.query_first(
         "SELECT position, hash, recorded_at, event_id FROM events ORDER BY position DESC LIMIT 1",
-    ).sql()?;
-    let mut rows = stmt.query([]).sql()?;
-    let Some(row) = rows.next().sql()? else {
-        return Ok(None);
-    };
-    let position: i64 = row.get(0).sql()?;
-    Ok(Some(HeadRow {
-        position,
-        hash: column(row, 1, position, "hash")?,
-        recorded_at: column(row, 2, position, "recorded_at"),
-        event_id: column(row, 3, position, "event_id"),
-    }))
+        params![],
+        |row| {
+            let position: i64 = row.get(0).sql()?;
+            Ok(HeadRow {
+                position,
+                hash: column(row, 1, position, "hash")?,
+                recorded_at: column(row, 2, position, "recorded_at"),
+                event_id: column(row, 3, position, "event_id"),
+            })
+        },
+    )
+    .sql()?
 }

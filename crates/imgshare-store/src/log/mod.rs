@@ -1,15 +1,15 @@
 //! The append-only event log: appending with optimistic concurrency and
 //! idempotent retries, reading, and the tamper-evident hash chain.
 //!
-//! Every function takes a `&Connection`, so a `rusqlite::Transaction` can be
-//! passed through `Deref`; the caller decides what commits together.
+//! Every function runs on any [`Sql`] connection (SQLite's, PostgreSQL's) and its SQL is the
+//! subset both accept. A `rusqlite::Transaction` is passed as `&*tx`, its connection; the caller
+//! decides what commits together.
 
 use crate::error::SqlResult as _;
 use std::collections::HashSet;
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
-use rusqlite::types::FromSql;
-use rusqlite::{params, Connection, Row};
+use imgshare_sql::{params, Flow, FromColumn, Row, RowExt as _, Sql};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -131,10 +131,10 @@ pub enum Checked<'a> {
 ///   next versions. A stream named twice in one call sees its first part.
 /// - The call is atomic on its own: inside the caller's transaction it runs in a
 ///   savepoint, which it rolls back on error so the transaction stays usable; on
-///   a connection in autocommit mode it opens its own `BEGIN IMMEDIATE`
-///   transaction. Callers that read before appending should use an immediate
-///   transaction too, or a concurrent writer turns their append into
-///   [`StoreError::Busy`].
+///   a connection in autocommit mode it opens its own write transaction
+///   ([`Sql::begin_write`]: SQLite's `BEGIN IMMEDIATE`). Callers that read
+///   before appending should open theirs the same way, or a concurrent writer
+///   turns their append into [`StoreError::Busy`].
 ///
 /// With [`Checked::Head`] those lookups are the caller's (see there) and the events are written
 /// after the given head.
@@ -143,8 +143,8 @@ pub enum Checked<'a> {
 /// microseconds and raised to the last stored event's if the given clock is behind it (clock
 /// step, another host's clock), so that the time column never decreases along the position and a
 /// time bound maps to a position bound.
-pub fn append(
-    conn: &Connection,
+pub fn append<C: Sql + ?Sized>(
+    conn: &C,
     appends: &[StreamAppend],
     recorded_at: DateTime<Utc>,
     checked: Checked<'_>,
@@ -187,9 +187,7 @@ fn check_append(appends: &[StreamAppend]) -> Result<Vec<Uuid>, StoreError> {
     Ok(ids)
 }
 
-const SAVEPOINT_BEGIN: &str = "SAVEPOINT imgshare_append";
-const SAVEPOINT_RELEASE: &str = "RELEASE imgshare_append";
-const SAVEPOINT_ROLLBACK: &str = "ROLLBACK TO imgshare_append; RELEASE imgshare_append";
+const SAVEPOINT: &str = "imgshare_append";
 
 /// Makes one [`append`] atomic whether or not the caller opened a transaction.
 enum WriteScope {
@@ -198,48 +196,44 @@ enum WriteScope {
 }
 
 impl WriteScope {
-    fn begin(conn: &Connection) -> Result<Self, StoreError> {
-        if conn.is_autocommit() {
-            // IMMEDIATE takes the write lock before the version checks, so a
-            // concurrent writer makes us wait (busy_timeout) instead of
-            // failing at the first insert with a stale snapshot.
-            conn.execute_batch("BEGIN IMMEDIATE").sql()?;
-            Ok(WriteScope::OwnTransaction)
-        } else {
-            // Cached: the engine appends inside its own transaction on every command.
-            conn.prepare_cached(SAVEPOINT_BEGIN).sql()?.execute([]).sql()?;
+    fn begin<C: Sql + ?Sized>(conn: &C) -> Result<Self, StoreError> {
+        if conn.in_transaction() {
+            conn.savepoint(SAVEPOINT).sql()?;
             Ok(WriteScope::Savepoint)
+        } else {
+            // The write lock is taken before the version checks, so a concurrent
+            // writer makes us wait (busy_timeout) instead of failing at the first
+            // insert with a stale snapshot.
+            conn.begin_write().sql()?;
+            Ok(WriteScope::OwnTransaction)
         }
     }
 
-    fn commit(self, conn: &Connection) -> Result<(), StoreError> {
+    fn commit<C: Sql + ?Sized>(self, conn: &C) -> Result<(), StoreError> {
         let done = match self {
-            WriteScope::OwnTransaction => conn.execute_batch("COMMIT"),
-            WriteScope::Savepoint => conn
-                .prepare_cached(SAVEPOINT_RELEASE)
-                .and_then(|mut release| release.execute([]).map(|_| ())),
+            WriteScope::OwnTransaction => conn.commit(),
+            WriteScope::Savepoint => conn.release(SAVEPOINT),
         };
         if let Err(err) = done {
             self.rollback(conn);
-            return Err(StoreError::sqlite(err));
+            return Err(err).sql();
         }
         Ok(())
     }
 
-    fn rollback(self, conn: &Connection) {
-        let sql = match self {
-            WriteScope::OwnTransaction => "ROLLBACK",
-            WriteScope::Savepoint => SAVEPOINT_ROLLBACK,
-        };
+    fn rollback<C: Sql + ?Sized>(self, conn: &C) {
         // The append's own error is what the caller needs. This can only fail
-        // if SQLite already rolled the whole transaction back (e.g. disk full),
-        // in which case there is nothing left to undo.
-        let _ = conn.execute_batch(sql);
+        // if the database already rolled the whole transaction back (e.g. disk
+        // full), in which case there is nothing left to undo.
+        let _ = match self {
+            WriteScope::OwnTransaction => conn.rollback(),
+            WriteScope::Savepoint => conn.rollback_to(SAVEPOINT),
+        };
     }
 }
 
-fn append_in_scope(
-    conn: &Connection,
+fn append_in_scope<C: Sql + ?Sized>(
+    conn: &C,
     appends: &[StreamAppend],
     ids: &[Uuid],
     recorded_at: DateTime<Utc>,
@@ -274,8 +268,8 @@ enum VersionCheck {
     Trusted,
 }
 
-fn write_events(
-    conn: &Connection,
+fn write_events<C: Sql + ?Sized>(
+    conn: &C,
     appends: &[StreamAppend],
     head: Option<&Head>,
     recorded_at: DateTime<Utc>,
@@ -288,11 +282,6 @@ fn write_events(
     };
     let recorded_at_text = format_recorded_at(recorded_at);
 
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO events (position, event_id, stream_id, version, event_type, \
-         schema_version, data, metadata, recorded_at, prev_hash, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    ).sql()?;
     let mut appended = Vec::new();
     for stream in appends {
         let current = match (check, stream.expected) {
@@ -312,7 +301,7 @@ fn write_events(
             version = version
                 .checked_add(1)
                 .ok_or_else(|| overflow("version", &stream.stream_id))?;
-            // SQLite integers are i64.
+            // The column is a 64-bit signed integer on every backend.
             let version_column =
                 i64::try_from(version).map_err(|_| overflow("version", &stream.stream_id))?;
             position = position
@@ -335,19 +324,25 @@ fn write_events(
                     recorded_at: &recorded_at_text,
                 },
             );
-            insert.execute(params![
-                position,
-                event_id,
-                stream.stream_id,
-                version_column,
-                event.event_type,
-                event.schema_version,
-                data,
-                metadata,
-                recorded_at_text,
-                prev_hash,
-                hash,
-            ]).sql()?;
+            conn.execute(
+                "INSERT INTO events (position, event_id, stream_id, version, event_type, \
+                 schema_version, data, metadata, recorded_at, prev_hash, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    position,
+                    &event_id,
+                    &stream.stream_id,
+                    version_column,
+                    &event.event_type,
+                    event.schema_version,
+                    &data,
+                    &metadata,
+                    &recorded_at_text,
+                    &prev_hash,
+                    &hash,
+                ],
+            )
+            .sql()?;
             appended.push(RecordedEvent {
                 position,
                 event_id: event.event_id,
@@ -384,19 +379,22 @@ pub fn effective_time(head: Option<&Head>, now: DateTime<Utc>) -> DateTime<Utc> 
 }
 
 /// The version of the stream's last event, `None` if it has no events.
-pub fn stream_version(conn: &Connection, stream_id: &str) -> Result<Option<u64>, StoreError> {
+pub fn stream_version<C: Sql + ?Sized>(
+    conn: &C,
+    stream_id: &str,
+) -> Result<Option<u64>, StoreError> {
     // Same answer as MAX(version), but also yields the position for Corrupt.
-    let mut stmt = conn.prepare_cached(
+    conn.query_first(
         "SELECT position, version FROM events WHERE stream_id = ?1 \
          ORDER BY version DESC LIMIT 1",
-    ).sql()?;
-    let mut rows = stmt.query([stream_id]).sql()?;
-    let Some(row) = rows.next().sql()? else {
-        return Ok(None);
-    };
-    let position: i64 = row.get(0).sql()?;
-    let version: i64 = column(row, 1, position, "version")?;
-    Ok(Some(to_u64(version, position, "version")?))
+        params![stream_id],
+        |row| {
+            let position: i64 = row.get(0).sql()?;
+            let version: i64 = column(row, 1, position, "version")?;
+            to_u64(version, position, "version")
+        },
+    )
+    .sql()?
 }
 
 macro_rules! select_events {
@@ -410,57 +408,55 @@ macro_rules! select_events {
 }
 
 /// All events of a stream, by version.
-pub fn read_stream(conn: &Connection, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+pub fn read_stream<C: Sql + ?Sized>(
+    conn: &C,
+    stream_id: &str,
+) -> Result<Vec<RecordedEvent>, StoreError> {
     read_stream_until(conn, stream_id, i64::MAX)
 }
 
 /// The events of a stream at positions up to `max_position` (inclusive), by
 /// version: the stream as it was when the log's head was `max_position`.
-pub fn read_stream_until(
-    conn: &Connection,
+pub fn read_stream_until<C: Sql + ?Sized>(
+    conn: &C,
     stream_id: &str,
     max_position: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let mut stmt = conn.prepare_cached(select_events!(
-        "WHERE stream_id = ?1 AND position <= ?2 ORDER BY version"
-    )).sql()?;
-    let mut rows = stmt.query(params![stream_id, max_position]).sql()?;
-    let mut events = Vec::new();
-    while let Some(row) = rows.next().sql()? {
-        events.push(RawRow::from_row(row)?.into_event()?);
-    }
-    Ok(events)
+    conn.query_all(
+        select_events!("WHERE stream_id = ?1 AND position <= ?2 ORDER BY version"),
+        params![stream_id, max_position],
+        |row| RawRow::from_row(row)?.into_event(),
+    )
+    .sql()?
 }
 
 /// Calls `f` with each event at a position in
 /// `(from_position_exclusive, to_position_inclusive]` (unbounded above if
 /// `None`), in position order, reading rows one at a time so that a replay of
 /// the whole log does not hold it in memory. Stops at the first error of `f`.
-pub fn for_each_event<E, F>(
-    conn: &Connection,
+pub fn for_each_event<C, E, F>(
+    conn: &C,
     from_position_exclusive: i64,
     to_position_inclusive: Option<i64>,
     mut f: F,
 ) -> Result<(), E>
 where
+    C: Sql + ?Sized,
     E: From<StoreError>,
     F: FnMut(RecordedEvent) -> Result<(), E>,
 {
-    let mut stmt = conn
-        .prepare_cached(select_events!(
-            "WHERE position > ?1 AND position <= ?2 ORDER BY position"
-        ))
-        .map_err(StoreError::sqlite)?;
-    let mut rows = stmt
-        .query(params![
+    conn.query_each(
+        select_events!("WHERE position > ?1 AND position <= ?2 ORDER BY position"),
+        params![
             from_position_exclusive,
             to_position_inclusive.unwrap_or(i64::MAX)
-        ])
-        .map_err(StoreError::sqlite)?;
-    while let Some(row) = rows.next().map_err(StoreError::sqlite)? {
-        f(RawRow::from_row(row)?.into_event()?)?;
-    }
-    Ok(())
+        ],
+        |row| {
+            f(RawRow::from_row(row)?.into_event()?)?;
+            Ok(Flow::Continue)
+        },
+    )
+    .sql()?
 }
 
 /// An event as a replay needs it: no metadata, no hashes, `data` parsed.
@@ -484,60 +480,62 @@ pub struct StreamEvent {
 
 /// Calls `f` with every event up to `to_position_inclusive`, stream by stream and by version
 /// within a stream, reading only what a fold needs (replays and rebuilds).
-pub fn for_each_stream_event<E, F>(
-    conn: &Connection,
+pub fn for_each_stream_event<C, E, F>(
+    conn: &C,
     to_position_inclusive: Option<i64>,
     mut f: F,
 ) -> Result<(), E>
 where
+    C: Sql + ?Sized,
     E: From<StoreError>,
     F: FnMut(StreamEvent) -> Result<(), E>,
 {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT position, stream_id, version, event_type, schema_version, data, recorded_at \
-             FROM events WHERE position <= ?1 ORDER BY stream_id, version",
-        )
-        .map_err(StoreError::sqlite)?;
-    let mut rows = stmt
-        .query(params![to_position_inclusive.unwrap_or(i64::MAX)])
-        .map_err(StoreError::sqlite)?;
-    while let Some(row) = rows.next().map_err(StoreError::sqlite)? {
-        let position: i64 = row.get(0).map_err(StoreError::sqlite)?;
-        let version: i64 = column(row, 2, position, "version")?;
-        let schema_version: i64 = column(row, 4, position, "schema_version")?;
-        let data: String = column(row, 5, position, "data")?;
-        let recorded_at: String = column(row, 6, position, "recorded_at")?;
-        f(StreamEvent {
-            position,
-            stream_id: column(row, 1, position, "stream_id")?,
-            version: to_u64(version, position, "version")?,
-            event_type: column(row, 3, position, "event_type")?,
-            schema_version: u32::try_from(schema_version)
-                .map_err(|_| corrupt(position, "schema_version out of range"))?,
-            data: serde_json::from_str(&data)
-                .map_err(|e| corrupt(position, format!("data: {e}")))?,
-            recorded_at: parse_recorded_at(&recorded_at, position)?,
-        })?;
-    }
-    Ok(())
+    conn.query_each(
+        "SELECT position, stream_id, version, event_type, schema_version, data, recorded_at \
+         FROM events WHERE position <= ?1 ORDER BY stream_id, version",
+        params![to_position_inclusive.unwrap_or(i64::MAX)],
+        |row| {
+            let position: i64 = row.get(0).sql()?;
+            let version: i64 = column(row, 2, position, "version")?;
+            let schema_version: i64 = column(row, 4, position, "schema_version")?;
+            let data: String = column(row, 5, position, "data")?;
+            let recorded_at: String = column(row, 6, position, "recorded_at")?;
+            f(StreamEvent {
+                position,
+                stream_id: column(row, 1, position, "stream_id")?,
+                version: to_u64(version, position, "version")?,
+                event_type: column(row, 3, position, "event_type")?,
+                schema_version: u32::try_from(schema_version)
+                    .map_err(|_| corrupt(position, "schema_version out of range"))?,
+                data: serde_json::from_str(&data)
+                    .map_err(|e| corrupt(position, format!("data: {e}")))?,
+                recorded_at: parse_recorded_at(&recorded_at, position)?,
+            })?;
+            Ok(Flow::Continue)
+        },
+    )
+    .sql()?
 }
 
 /// The stored events with these ids, in position order; ids that are not
 /// stored are skipped.
-pub fn find_by_event_ids(
-    conn: &Connection,
+pub fn find_by_event_ids<C: Sql + ?Sized>(
+    conn: &C,
     ids: &[Uuid],
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     // One cached lookup per id on the UNIQUE index rather than an IN list,
     // whose text (and so prepared statement) would vary with the id count.
-    let mut stmt = conn.prepare_cached(select_events!("WHERE event_id = ?1")).sql()?;
     let mut events = Vec::new();
     for id in ids {
-        let mut rows = stmt.query([id.to_string()]).sql()?;
-        if let Some(row) = rows.next().sql()? {
-            events.push(RawRow::from_row(row)?.into_event()?);
-        }
+        let id = id.to_string();
+        let found = conn
+            .query_first(
+                select_events!("WHERE event_id = ?1"),
+                params![&id],
+                |row| RawRow::from_row(row)?.into_event(),
+            )
+            .sql()??;
+        events.extend(found);
     }
     events.sort_by_key(|e| e.position);
     events.dedup_by_key(|e| e.position);
@@ -561,8 +559,8 @@ struct RawRow {
 
 impl RawRow {
     /// Reads the columns of [`select_events!`].
-    fn from_row(row: &Row<'_>) -> Result<Self, StoreError> {
-        // INTEGER PRIMARY KEY: SQLite guarantees an integer here.
+    fn from_row(row: &dyn Row) -> Result<Self, StoreError> {
+        // The primary key: the database guarantees an integer here.
         let position: i64 = row.get(0).sql()?;
         Ok(RawRow {
             position,
@@ -618,9 +616,10 @@ impl RawRow {
 }
 
 /// Reads a column, reporting a NULL or wrongly typed value as corruption
-/// rather than as a SQLite error.
-fn column<T: FromSql>(
-    row: &Row<'_>,
+/// rather than as a database error.
+#[inline]
+fn column<T: FromColumn>(
+    row: &dyn Row,
     index: usize,
     position: i64,
     name: &str,

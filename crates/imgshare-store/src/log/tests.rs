@@ -1,5 +1,6 @@
 use super::*;
 use crate::db::open_in_memory;
+use rusqlite::Connection;
 use chrono::{Duration, TimeZone};
 use serde_json::json;
 
@@ -287,13 +288,13 @@ fn multi_stream_conflict_rolls_back_first_stream() {
     ];
     {
         let tx = conn.transaction().unwrap();
-        let err = append(&tx, &both, t0(), Checked::Nothing).unwrap_err();
+        let err = append(&*tx, &both, t0(), Checked::Nothing).unwrap_err();
         assert!(
             matches!(&err, StoreError::Conflict { stream_id, .. } if stream_id == "b"),
             "{err:?}"
         );
         // The savepoint already undid stream "a" inside the transaction.
-        assert!(read_stream(&tx, "a").unwrap().is_empty());
+        assert!(read_stream(&*tx, "a").unwrap().is_empty());
         // Dropping rolls the caller's transaction back.
     }
     assert!(read_stream(&conn, "a").unwrap().is_empty());
@@ -304,7 +305,7 @@ fn multi_stream_conflict_rolls_back_first_stream() {
         to_stream("b", ExpectedVersion::Exact(1), vec![new_event(5)]),
     ];
     let tx = conn.transaction().unwrap();
-    let written = appended(append(&tx, &both, t0(), Checked::Nothing).unwrap());
+    let written = appended(append(&*tx, &both, t0(), Checked::Nothing).unwrap());
     tx.commit().unwrap();
     assert_eq!(
         written
