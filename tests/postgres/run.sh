@@ -9,8 +9,8 @@ root=$(cd "$here/../.." && pwd)
 cd "$root"
 
 cargo clippy --quiet --locked --workspace --all-targets --features imgshare-store/postgres -- -D warnings
-cargo test --quiet --locked -p imgshare-store --features postgres --test postgres --no-run
+cargo test --quiet --locked -p imgshare-store --features postgres,internals --test postgres --no-run
 
 . "$here/cluster.sh"
-timeout 600 cargo test --quiet --locked -p imgshare-store --features postgres --test postgres
+timeout 600 cargo test --quiet --locked -p imgshare-store --features postgres,internals --test postgres
 echo "PostgreSQL tests passed"

@@ -264,14 +264,17 @@ impl StoreError {
     }
 
     /// A failure below the SQL seam: SQLite's exactly as [`StoreError::sqlite`] classifies it,
-    /// any other backend's as [`StoreError::Database`] (until that backend's failures get their
-    /// own classification). A column that does not decode lands here only where no row position
+    /// PostgreSQL's by SQLSTATE (`classify_postgres`), anything else as [`StoreError::Database`]. A column that does not decode lands here only where no row position
     /// is known; the log reads its columns through a helper that reports it as
     /// [`StoreError::Corrupt`] with the position.
     pub(crate) fn from_sql(err: imgshare_sql::SqlError) -> Self {
         match err {
             imgshare_sql::SqlError::Sqlite(err) => StoreError::sqlite(err),
-            // Statement and column failures of any backend, and other backends' own errors.
+            #[cfg(feature = "postgres")]
+            imgshare_sql::SqlError::Postgres(err) => classify_postgres(&err).unwrap_or_else(|| {
+                StoreError::Database(DatabaseError(imgshare_sql::SqlError::Postgres(err)))
+            }),
+            // Statement and column failures of any backend.
             other => StoreError::Database(DatabaseError(other)),
         }
     }

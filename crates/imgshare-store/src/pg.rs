@@ -19,7 +19,7 @@ use imgshare_sql::{Sql, SqlError};
 use postgres::config::Host;
 use postgres::{Client, Config, NoTls};
 
-use crate::error::{classify_postgres, with_causes, StoreError};
+use crate::error::{with_causes, SqlResult as _, StoreError};
 use crate::meta::profile_name;
 
 mod embedded {
@@ -101,8 +101,8 @@ pub fn open_postgres(url: &str, profile: ProfileKind) -> Result<PgConn, StoreErr
     drop(client);
     checked?;
     PgConn::connect_with(&config).map_err(|err| match err {
-        SqlError::Postgres(err) => connect_error(&config, &err),
-        other => sql_error(other),
+        SqlError::Postgres(err) => connect_error(&config, err),
+        other => StoreError::from_sql(other),
     })
 }
 
@@ -121,7 +121,7 @@ pub fn grant_application_role(conn: &PgConn, role: &str) -> Result<(), StoreErro
              proj_image_properties, proj_image_tags, proj_members, proj_tasks TO {role};
          GRANT SELECT ON database_meta, {HISTORY_TABLE} TO {role};"
     ))
-    .map_err(sql_error)
+    .sql()
 }
 
 fn quote_identifier(name: &str) -> String {
@@ -142,22 +142,20 @@ fn parse_postgres_url(url: &str) -> Result<Config, StoreError> {
 fn connect(config: &Config) -> Result<Client, StoreError> {
     config
         .connect(NoTls)
-        .map_err(|err| connect_error(config, &err))
+        .map_err(|err| connect_error(config, err))
 }
 
 /// A failed connection names where it went, which the driver's message does not.
-fn connect_error(config: &Config, err: &postgres::Error) -> StoreError {
+fn connect_error(config: &Config, err: postgres::Error) -> StoreError {
     if err.as_db_error().is_some() {
-        // The server answered (a wrong password, no such database): not a transient failure.
-        return classify_postgres(err).unwrap_or_else(|| {
-            StoreError::Migration(
-                format!("PostgreSQL at {}: {}", target(config), with_causes(err)).into(),
-            )
-        });
+        // The server answered (no such database, a refused login): its own words say what is
+        // wrong, and it is not a failure that waiting cures unless its SQLSTATE says so.
+        return StoreError::from_sql(SqlError::Postgres(err));
     }
     StoreError::Unavailable(format!(
-        "cannot connect to PostgreSQL at {}: {err}",
-        target(config)
+        "cannot connect to PostgreSQL at {}: {}",
+        target(config),
+        with_causes(&err)
     ))
 }
 
@@ -215,14 +213,5 @@ fn table_exists(client: &mut Client, name: &str) -> Result<bool, StoreError> {
 }
 
 fn postgres_error(err: postgres::Error) -> StoreError {
-    sql_error(SqlError::Postgres(err))
-}
-
-fn sql_error(err: SqlError) -> StoreError {
-    match err {
-        SqlError::Postgres(pg) => {
-            classify_postgres(&pg).unwrap_or_else(|| StoreError::Migration(Box::new(pg)))
-        }
-        other => StoreError::Migration(Box::new(other)),
-    }
+    StoreError::from_sql(SqlError::Postgres(err))
 }

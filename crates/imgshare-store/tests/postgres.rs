@@ -11,6 +11,9 @@ use imgshare_core::{ErrorKind, ProfileKind};
 use imgshare_sql::{params, RowExt, Sql, SqlError};
 use imgshare_store::{grant_application_role, open_postgres, postgres_schema_version, PgConn};
 
+#[path = "postgres/log.rs"]
+mod log;
+
 /// The cluster's URL; a test without one fails, so that a run without PostgreSQL cannot pass.
 fn base_url() -> String {
     std::env::var("IMGSHARE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
