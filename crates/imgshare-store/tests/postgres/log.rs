@@ -259,3 +259,43 @@ fn write_as_child(url: &str, writer: &str) {
     }
     eprintln!("writer {writer}: {APPENDS} appends, {conflicts} conflicts retried");
 }
+
+#[test]
+fn a_read_only_session_and_a_dropped_connection_are_typed_errors() {
+    let url = fresh_database("log_errors");
+    let conn = open_postgres(&url, ProfileKind::Rackspace).unwrap();
+    let one = || {
+        [to_stream(
+            "image-1",
+            ExpectedVersion::Any,
+            vec![new_event(1)],
+        )]
+    };
+
+    // SQLSTATE 25006, as on a standby.
+    conn.batch("SET default_transaction_read_only = on")
+        .unwrap();
+    let error = append(&conn, &one(), now(), Checked::Nothing).unwrap_err();
+    assert_eq!(error.code(), "database_read_only", "{error:?}");
+    assert!(!conn.in_transaction());
+    conn.batch("SET default_transaction_read_only = off")
+        .unwrap();
+    append(&conn, &one(), now(), Checked::Nothing).unwrap();
+
+    // The server ends the session (a restart, an operator): unavailable, worth a retry later.
+    let pid = conn
+        .query_first("SELECT pg_backend_pid()", params![], |row| {
+            row.get::<i64>(0)
+        })
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let admin = PgConn::connect(&url).unwrap();
+    admin
+        .execute("SELECT pg_terminate_backend(?1::INT4)", params![pid])
+        .unwrap();
+    let error = append(&conn, &one(), now(), Checked::Nothing).unwrap_err();
+    assert_eq!(error.code(), "database_unavailable", "{error:?}");
+    assert_eq!(error.kind(), imgshare_core::ErrorKind::Unavailable);
+    assert_eq!(count(&admin), 1);
+}
