@@ -163,13 +163,24 @@ impl fmt::Debug for DatabaseError {
 
 impl fmt::Display for DatabaseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        match &self.0 {
+            // The PostgreSQL driver's own message is only its kind ("db error"); the server's
+            // words are its cause, and they are what an operator reading a log line needs.
+            #[cfg(feature = "postgres")]
+            imgshare_sql::SqlError::Postgres(err) => f.write_str(&with_causes(err)),
+            other => fmt::Display::fmt(other, f),
+        }
     }
 }
 
 impl std::error::Error for DatabaseError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
+        match &self.0 {
+            // Already in the message.
+            #[cfg(feature = "postgres")]
+            imgshare_sql::SqlError::Postgres(_) => None,
+            other => other.source(),
+        }
     }
 }
 

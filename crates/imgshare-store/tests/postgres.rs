@@ -247,6 +247,15 @@ fn the_application_role_may_only_insert_and_select_events() {
     let role = unique("app");
     owner.batch(&format!("CREATE ROLE {role} LOGIN")).unwrap();
     grant_application_role(&owner, &role).unwrap();
+    // A statement the server refuses: a generic database error in the server's words.
+    let missing = grant_application_role(&owner, "no_such_role").unwrap_err();
+    assert_eq!(missing.code(), "database_error");
+    assert!(
+        missing
+            .to_string()
+            .contains("role \"no_such_role\" does not exist"),
+        "{missing}"
+    );
     let database = url.rsplit_once('/').unwrap().1;
     let app_url = url_with(&url, database, Some(&role));
     // The application role opens the migrated, pinned database: checks only, no writes.
