@@ -133,6 +133,22 @@ pub enum StoreError {
         /// The journal mode SQLite reported instead of `wal`.
         journal_mode: String,
     },
+    /// A database URL that does not parse; nothing was attempted. The URL itself is not
+    /// repeated, since it may carry a password.
+    #[error("not a PostgreSQL URL: {0}")]
+    InvalidUrl(String),
+    /// The database server cannot be reached, refused the connection or dropped it; nothing
+    /// more was written, and the same call may succeed later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database's schema was migrated by a newer build than this one; nothing was written.
+    #[error("schema version {found} is newer than this build's {supported}")]
+    SchemaTooNew {
+        /// The newest migration applied to the database.
+        found: i64,
+        /// The newest migration this build knows.
+        supported: i64,
+    },
 }
 
 /// A database failure below the SQL seam that is not SQLite's, opaque so that no driver's type is
@@ -147,13 +163,24 @@ impl fmt::Debug for DatabaseError {
 
 impl fmt::Display for DatabaseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        match &self.0 {
+            // The PostgreSQL driver's own message is only its kind ("db error"); the server's
+            // words are its cause, and they are what an operator reading a log line needs.
+            #[cfg(feature = "postgres")]
+            imgshare_sql::SqlError::Postgres(err) => f.write_str(&with_causes(err)),
+            other => fmt::Display::fmt(other, f),
+        }
     }
 }
 
 impl std::error::Error for DatabaseError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
+        match &self.0 {
+            // Already in the message.
+            #[cfg(feature = "postgres")]
+            imgshare_sql::SqlError::Postgres(_) => None,
+            other => other.source(),
+        }
     }
 }
 
@@ -187,6 +214,59 @@ fn classify(err: &rusqlite::Error) -> Option<StoreError> {
     }
 }
 
+/// An error's message followed by its causes': the PostgreSQL driver's own message is only its
+/// kind ("db error"), the server's words are in the cause.
+#[cfg(feature = "postgres")]
+pub(crate) fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}
+
+/// The store's own variant for PostgreSQL failures a caller acts on differently from a generic
+/// error, by SQLSTATE: a serialization failure or deadlock is [`StoreError::Busy`] (retry), a
+/// full disk [`StoreError::Full`], a read-only transaction (a standby) [`StoreError::ReadOnly`],
+/// and a server that is gone, shutting down or out of connections [`StoreError::Unavailable`].
+#[cfg(feature = "postgres")]
+pub(crate) fn classify_postgres(err: &postgres::Error) -> Option<StoreError> {
+    use postgres::error::SqlState;
+    if let Some(code) = err.code() {
+        let unavailable = code.code().starts_with("08")
+            || [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(code);
+        return if *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+        {
+            Some(StoreError::Busy)
+        } else if *code == SqlState::DISK_FULL {
+            Some(StoreError::Full)
+        } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+            Some(StoreError::ReadOnly)
+        } else if unavailable {
+            Some(StoreError::Unavailable(with_causes(err)))
+        } else {
+            None
+        };
+    }
+    // No SQLSTATE: the failure is the connection's (closed, an I/O error, a timeout), not a
+    // statement's.
+    let io = std::error::Error::source(err).is_some_and(|source| source.is::<std::io::Error>());
+    if err.is_closed() || io || err.to_string().starts_with("timeout") {
+        return Some(StoreError::Unavailable(with_causes(err)));
+    }
+    None
+}
+
 impl StoreError {
     /// A SQLite failure: the store's own variant where the caller acts on it (busy, full,
     /// read-only, corrupt), [`StoreError::Sqlite`] otherwise.
@@ -195,14 +275,17 @@ impl StoreError {
     }
 
     /// A failure below the SQL seam: SQLite's exactly as [`StoreError::sqlite`] classifies it,
-    /// any other backend's as [`StoreError::Database`] (until that backend's failures get their
-    /// own classification). A column that does not decode lands here only where no row position
+    /// PostgreSQL's by SQLSTATE (`classify_postgres`), anything else as [`StoreError::Database`]. A column that does not decode lands here only where no row position
     /// is known; the log reads its columns through a helper that reports it as
     /// [`StoreError::Corrupt`] with the position.
     pub(crate) fn from_sql(err: imgshare_sql::SqlError) -> Self {
         match err {
             imgshare_sql::SqlError::Sqlite(err) => StoreError::sqlite(err),
-            // Statement and column failures of any backend, and other backends' own errors.
+            #[cfg(feature = "postgres")]
+            imgshare_sql::SqlError::Postgres(err) => classify_postgres(&err).unwrap_or_else(|| {
+                StoreError::Database(DatabaseError(imgshare_sql::SqlError::Postgres(err)))
+            }),
+            // Statement and column failures of any backend.
             other => StoreError::Database(DatabaseError(other)),
         }
     }
@@ -278,12 +361,18 @@ impl StoreError {
             StoreError::DatabaseCorrupt(_) => "database_corrupt",
             StoreError::SchemaMismatch { .. } => "schema_mismatch",
             StoreError::ProfileMismatch { .. } => "profile_mismatch",
+            StoreError::InvalidUrl(_) => "invalid_database_url",
+            StoreError::Unavailable(_) => "database_unavailable",
+            StoreError::SchemaTooNew { .. } => "schema_too_new",
         }
     }
 
     /// What sort of failure this is; adapters map it to what their callers see.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            StoreError::Unavailable(_) => ErrorKind::Unavailable,
+            StoreError::InvalidUrl(_) => ErrorKind::Invalid,
+            StoreError::SchemaTooNew { .. } => ErrorKind::Internal,
             StoreError::Conflict { .. } | StoreError::PartialRetry { .. } => ErrorKind::Conflict,
             StoreError::Busy | StoreError::ReadOnly => ErrorKind::Unavailable,
             StoreError::Full => ErrorKind::StorageFull,

@@ -43,6 +43,18 @@ pub use db::{DbOptions, Durability, StoreError};
 pub use log::{ChainReport, ExpectedVersion, RecordedEvent};
 pub use meta::{profile_name, stored_profile_of};
 
+// PostgreSQL (feature `postgres`): private like `db`, its functions re-exported.
+#[cfg(all(feature = "postgres", feature = "internals"))]
+pub mod pg;
+#[cfg(all(feature = "postgres", not(feature = "internals")))]
+mod pg;
+// Not inlined: the connection's own page (imgshare-sql's) names the driver's configuration type.
+#[cfg(feature = "postgres")]
+#[doc(no_inline)]
+pub use imgshare_sql::postgres::PgConn;
+#[cfg(feature = "postgres")]
+pub use pg::{grant_application_role, open_postgres, postgres_schema_version};
+
 #[cfg(feature = "internals")]
 pub use db::{migrations, open_file, open_in_memory, open_read_only};
 #[cfg(feature = "internals")]
