@@ -1,5 +1,6 @@
 //! The read models' SQL run on a real SQLite database with the store's schema: what must hold
-//! on every backend (upserts that keep every column, where images without a value sort).
+//! on every backend (upserts that keep every column, where images without a value sort). Each
+//! case takes any [`Sql`] connection, so another backend runs the same cases.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,6 +8,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use imgshare_core::{
     Aggregate, Image, ImageStatus, Profile, Region, Task, TaskStatus, TaskType, Visibility,
 };
+use imgshare_sql::Sql;
 use rusqlite::Connection;
 use uuid::Uuid;
 
@@ -54,7 +56,7 @@ fn image(number: u128, name: Option<&str>, size: Option<u64>) -> Image {
     }
 }
 
-fn write(conn: &Connection, before: Option<&Image>, after: &Image) {
+fn write(conn: &(impl Sql + ?Sized), before: Option<&Image>, after: &Image) {
     tables::write_diff(
         conn,
         &Aggregate::Image(before.cloned()),
@@ -65,7 +67,10 @@ fn write(conn: &Connection, before: Option<&Image>, after: &Image) {
 
 #[test]
 fn an_upsert_replaces_every_column_of_an_image_row() {
-    let conn = database();
+    upsert_image_case(&database());
+}
+
+fn upsert_image_case(conn: &(impl Sql + ?Sized)) {
     let mut full = image(1, Some("full"), Some(10));
     full.protected = true;
     full.os_hidden = true;
@@ -79,9 +84,9 @@ fn an_upsert_replaces_every_column_of_an_image_row() {
     full.min_ram = 4;
     full.tags.insert("t".to_owned());
     full.properties.insert("k".to_owned(), "v".to_owned());
-    write(&conn, None, &full);
+    write(conn, None, &full);
     assert_eq!(
-        tables::read_image(&conn, &full.id.to_string()).unwrap(),
+        tables::read_image(conn, &full.id.to_string()).unwrap(),
         Some(full.clone())
     );
     // Every column changes, several to NULL: nothing of the old row may survive.
@@ -92,12 +97,12 @@ fn an_upsert_replaces_every_column_of_an_image_row() {
     emptied.visibility = Visibility::Public;
     emptied.created_at = at(100);
     emptied.updated_at = at(200);
-    write(&conn, Some(&full), &emptied);
+    write(conn, Some(&full), &emptied);
     assert_eq!(
-        tables::read_image(&conn, &full.id.to_string()).unwrap(),
+        tables::read_image(conn, &full.id.to_string()).unwrap(),
         Some(emptied.clone())
     );
-    let rows: Vec<String> = tables::dump(&conn)
+    let rows: Vec<String> = tables::dump(conn)
         .unwrap()
         .into_iter()
         .filter(|row| row.starts_with("proj_images"))
@@ -116,7 +121,10 @@ fn an_upsert_replaces_every_column_of_an_image_row() {
 
 #[test]
 fn an_upsert_replaces_every_column_of_a_task_row() {
-    let conn = database();
+    upsert_task_case(&database());
+}
+
+fn upsert_task_case(conn: &(impl Sql + ?Sized)) {
     let first = Task {
         id: Uuid::from_u128(7),
         region: Region::parse("DFW").unwrap(),
@@ -132,7 +140,7 @@ fn an_upsert_replaces_every_column_of_a_task_row() {
         expires_at: Some(at(3)),
     };
     let state = |task: &Task| Aggregate::Task(Some(task.clone()));
-    tables::write_state(&conn, &state(&first)).unwrap();
+    tables::write_state(conn, &state(&first)).unwrap();
     let second = Task {
         region: Region::parse("ORD").unwrap(),
         owner: "222".to_owned(),
@@ -147,15 +155,15 @@ fn an_upsert_replaces_every_column_of_a_task_row() {
         expires_at: None,
         ..first.clone()
     };
-    tables::write_diff(&conn, &state(&first), &state(&second)).unwrap();
+    tables::write_diff(conn, &state(&first), &state(&second)).unwrap();
     assert_eq!(
-        tables::read_task(&conn, &first.id.to_string()).unwrap(),
+        tables::read_task(conn, &first.id.to_string()).unwrap(),
         Some(second)
     );
 }
 
 /// Every page of `raw` (one image a page, following `next`): the names in page order.
-fn walk(conn: &Connection, raw: &str) -> Vec<Option<String>> {
+fn walk(conn: &(impl Sql + ?Sized), raw: &str) -> Vec<Option<String>> {
     let profile = Profile::glance();
     let region = Region::parse("DFW").unwrap();
     let viewer = Viewer {
@@ -184,29 +192,32 @@ fn walk(conn: &Connection, raw: &str) -> Vec<Option<String>> {
 
 #[test]
 fn images_without_a_name_or_size_sort_as_empty_and_zero_both_ways_and_across_pages() {
-    let conn = database();
+    null_order_case(&database());
+}
+
+fn null_order_case(conn: &(impl Sql + ?Sized)) {
     for (number, name, size) in [
         (1, Some("b"), Some(5)),
         (2, None, None),
         (3, Some("a"), Some(9)),
     ] {
-        write(&conn, None, &image(number, name, size));
+        write(conn, None, &image(number, name, size));
     }
     let some = |name: &str| Some(name.to_owned());
     assert_eq!(
-        walk(&conn, "sort_key=name&sort_dir=asc"),
+        walk(conn, "sort_key=name&sort_dir=asc"),
         [None, some("a"), some("b")]
     );
     assert_eq!(
-        walk(&conn, "sort_key=name&sort_dir=desc"),
+        walk(conn, "sort_key=name&sort_dir=desc"),
         [some("b"), some("a"), None]
     );
     assert_eq!(
-        walk(&conn, "sort_key=size&sort_dir=asc"),
+        walk(conn, "sort_key=size&sort_dir=asc"),
         [None, some("b"), some("a")]
     );
     assert_eq!(
-        walk(&conn, "sort_key=size&sort_dir=desc"),
+        walk(conn, "sort_key=size&sort_dir=desc"),
         [some("a"), some("b"), None]
     );
 }

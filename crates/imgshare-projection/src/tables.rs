@@ -133,7 +133,7 @@ fn secondary_indexes_sql(dialect: Dialect) -> &'static str {
              WHERE type = 'index' AND sql IS NOT NULL AND tbl_name LIKE 'proj\\_%' ESCAPE '\\'"
         }
         Dialect::Postgres => {
-            "SELECT x.indexname, x.indexdef FROM pg_indexes x \
+            "SELECT x.indexname::text, x.indexdef FROM pg_indexes x \
              WHERE x.schemaname = current_schema() AND x.tablename LIKE 'proj\\_%' ESCAPE '\\' \
              AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = \
                (quote_ident(x.schemaname) || '.' || quote_ident(x.indexname))::regclass)"
