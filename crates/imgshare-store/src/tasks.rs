@@ -24,7 +24,7 @@ use imgshare_sql::{params, Flow, RowExt as _, Sql};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::{reading, Engine, EngineError};
 use crate::image_data::{FsImageDataStore, HashingReader, ImageDataStore};
 use crate::objects::{FsObjectStore, ObjectSource, ObjectStore, StoreUnavailable};
 
@@ -227,7 +227,7 @@ impl Engine {
         env: &TaskEnvironment,
         status: TaskStatus,
     ) -> Result<Vec<Uuid>, EngineError> {
-        self.read(|conn| queued_task_ids(conn, env, status))
+        reading!(self, |conn| queued_task_ids(conn, env, status))
     }
 
     /// Does a started task's work and records the result.

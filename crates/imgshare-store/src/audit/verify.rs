@@ -315,8 +315,9 @@ fn compare_table<C: Sql + ?Sized>(
 ) -> Result<(), EngineError> {
     let columns = table_columns(replayed, table)?;
     let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
-    // Keys are compared as bytes (SQLite's BINARY collation); PostgreSQL sorts text by its
-    // database's collation unless told otherwise. The first two columns are NOT NULL.
+    // Keys are compared as bytes (SQLite's BINARY collation). The PostgreSQL schema declares
+    // its text columns `COLLATE "C"` (byte order) already; the walk says so again so that its
+    // order does not rest on the schema. The first two columns are NOT NULL.
     let order: Vec<String> = columns
         .iter()
         .take(2)

@@ -133,8 +133,7 @@ impl Engine {
         &self,
         items: Vec<BatchItem>,
     ) -> Result<Vec<Result<Outcome, EngineError>>, EngineError> {
-        let writer = lock(&self.writer)?;
-        Ok(self.run_items(&*writer, items))
+        Ok(writing!(self, |writer| self.run_items(writer, items)))
     }
 
     pub(super) fn run_items<C: Sql + ?Sized>(
