@@ -125,15 +125,16 @@ fn page_extras(engine: &Engine, ids: &[String]) -> Result<listing::PageExtras> {
 /// Times what `listing::list_images` does in Rust once its queries have run: decoding the rows
 /// into images and rendering the page's JSON. The queries themselves run untimed.
 fn time_rendering(engine: &Engine, tenant: &str) -> Result<(Duration, usize)> {
-    let rows: Vec<ImageRow> = engine.read(|conn| {
+    let rows: Vec<Result<ImageRow, _>> = engine.read(|conn| {
         Ok(conn
             .prepare_cached(&ListSql::AsListing.sql())?
             .query_map(
                 rusqlite::params_from_iter(ListSql::AsListing.params(tenant)),
-                image_from_row,
+                |row| Ok(image_from_row(row)),
             )?
             .collect::<Result<Vec<_>, _>>()?)
     })?;
+    let rows = rows.into_iter().collect::<Result<Vec<_>, _>>()?;
     let ids: Vec<String> = rows.iter().map(|row| row.id().to_owned()).collect();
     let extras = page_extras(engine, &ids)?;
     let started = Instant::now();

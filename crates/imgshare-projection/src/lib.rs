@@ -1,4 +1,4 @@
-//! Read models of imgshare: the SQLite tables fed by the log, and the Cloud Images v2 JSON views.
+//! Read models of imgshare: the SQL tables fed by the log, and the Cloud Images v2 JSON views.
 //!
 //! Brief overview:
 //! * `tables` (with the `internals` feature): the read-model tables, written from each stream's state before and after a
@@ -18,7 +18,7 @@
 )]
 #![cfg_attr(not(feature = "internals"), allow(rustdoc::private_intra_doc_links))]
 
-/// Declares a module that takes SQLite connections: public with the `internals` feature (for
+/// Declares a module that takes database connections (any `imgshare_sql::Sql`): public with the `internals` feature (for
 /// `imgshare-store` and the workspace's benchmark; no stability promise), private without.
 macro_rules! internal_mod {
     ($($name:ident),*) => {$(
@@ -38,7 +38,10 @@ pub mod query;
 pub mod schemas;
 pub mod views;
 
-pub use error::{ProjectionError, SqliteError};
+#[cfg(test)]
+mod sql_tests;
+
+pub use error::{DatabaseError, ProjectionError, SqliteError};
 #[cfg(feature = "internals")]
 pub use listing::{explain_image_list, list_images, list_tasks, Viewer};
 pub use page::{ImagePage, ImageView, MemberList, MemberView, TaskList, TaskPage, TaskView};

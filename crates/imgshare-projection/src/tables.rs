@@ -12,7 +12,7 @@ use imgshare_core::{
     Aggregate, Image, ImageStatus, Member, MemberStatus, Region, Task, TaskStatus,
     TaskType, Visibility,
 };
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use imgshare_sql::{params, Dialect, Flow, Row, RowExt as _, Sql, SqlError};
 
 pub use crate::error::ProjectionError;
 use crate::error::SqlResult as _;
@@ -72,30 +72,32 @@ fn corrupt(id: &str, reason: impl Into<String>) -> ProjectionError {
 }
 
 /// The last log position the tables reflect.
-pub fn checkpoint(conn: &Connection) -> Result<i64, ProjectionError> {
+pub fn checkpoint<C: Sql + ?Sized>(conn: &C) -> Result<i64, ProjectionError> {
     Ok(conn
-        .query_row(
+        .query_first(
             "SELECT position FROM projection_checkpoints WHERE name = ?1",
-            [CATALOGUE],
+            params![CATALOGUE],
             |row| row.get(0),
         )
-        .optional().sql()?
+        .and_then(|position| position)
+        .sql()?
         .unwrap_or(0))
 }
 
 /// Records that the tables reflect the log up to `position`.
-pub fn set_checkpoint(conn: &Connection, position: i64) -> Result<(), ProjectionError> {
-    conn.prepare_cached(
+pub fn set_checkpoint<C: Sql + ?Sized>(conn: &C, position: i64) -> Result<(), ProjectionError> {
+    conn.execute(
         "INSERT INTO projection_checkpoints (name, position) VALUES (?1, ?2)
          ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-    ).sql()?
-    .execute(params![CATALOGUE, position]).sql()?;
+        params![CATALOGUE, position],
+    )
+    .sql()?;
     Ok(())
 }
 
 /// Empties every read model and resets the checkpoint, before a rebuild.
-pub fn reset(conn: &Connection) -> Result<(), ProjectionError> {
-    conn.execute_batch(
+pub fn reset<C: Sql + ?Sized>(conn: &C) -> Result<(), ProjectionError> {
+    conn.batch(
         "DELETE FROM proj_images; DELETE FROM proj_image_properties; DELETE FROM proj_image_tags;
          DELETE FROM proj_members; DELETE FROM proj_tasks;",
     ).sql()?;
@@ -106,33 +108,53 @@ pub fn reset(conn: &Connection) -> Result<(), ProjectionError> {
 /// rebuild loads the tables first and indexes them once at the end, which is several times
 /// faster than maintaining every index row by row. Inside the caller's transaction, so a failed
 /// rebuild leaves the indexes as they were.
-pub fn drop_secondary_indexes(conn: &Connection) -> Result<Vec<String>, ProjectionError> {
-    let mut statement = conn.prepare(
-        "SELECT name, sql FROM sqlite_master \
-         WHERE type = 'index' AND sql IS NOT NULL AND tbl_name LIKE 'proj\\_%' ESCAPE '\\'",
-    ).sql()?;
-    let indexes = statement
-        .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        }).sql()?
-        .collect::<Result<Vec<_>, _>>().sql()?;
+pub fn drop_secondary_indexes<C: Sql + ?Sized>(conn: &C) -> Result<Vec<String>, ProjectionError> {
+    let indexes = conn
+        .query_all(secondary_indexes_sql(conn.dialect()), params![], |row| {
+            Ok::<_, SqlError>((row.get::<String>(0)?, row.get::<String>(1)?))
+        })
+        .and_then(|indexes| indexes)
+        .sql()?;
     for (name, _) in &indexes {
-        conn.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\""))).sql()?;
+        conn.batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))
+            .sql()?;
     }
     Ok(indexes.into_iter().map(|(_, sql)| sql).collect())
 }
 
+/// The read models' secondary indexes, as (name, statement that creates it): the one place the
+/// tables read a catalogue, which is per engine. Primary keys are left out on both (SQLite lists
+/// them with a NULL `sql`; PostgreSQL's are the `_pkey` indexes behind a constraint, which
+/// `DROP INDEX` refuses).
+fn secondary_indexes_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "SELECT name, sql FROM sqlite_master \
+             WHERE type = 'index' AND sql IS NOT NULL AND tbl_name LIKE 'proj\\_%' ESCAPE '\\'"
+        }
+        Dialect::Postgres => {
+            "SELECT x.indexname::text, x.indexdef FROM pg_indexes x \
+             WHERE x.schemaname = current_schema() AND x.tablename LIKE 'proj\\_%' ESCAPE '\\' \
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = \
+               (quote_ident(x.schemaname) || '.' || quote_ident(x.indexname))::regclass)"
+        }
+    }
+}
+
 /// Runs the statements [`drop_secondary_indexes`] returned.
-pub fn recreate_indexes(conn: &Connection, statements: &[String]) -> Result<(), ProjectionError> {
+pub fn recreate_indexes<C: Sql + ?Sized>(
+    conn: &C,
+    statements: &[String],
+) -> Result<(), ProjectionError> {
     for sql in statements {
-        conn.execute_batch(sql).sql()?;
+        conn.batch(sql).sql()?;
     }
     Ok(())
 }
 
 /// Writes the rows that differ between `before` and `after` (the same stream's states).
-pub fn write_diff(
-    conn: &Connection,
+pub fn write_diff<C: Sql + ?Sized>(
+    conn: &C,
     before: &Aggregate,
     after: &Aggregate,
 ) -> Result<(), ProjectionError> {
@@ -146,7 +168,7 @@ pub fn write_diff(
 }
 
 /// Writes a stream's whole state as if it were new (rebuilds).
-pub fn write_state(conn: &Connection, state: &Aggregate) -> Result<(), ProjectionError> {
+pub fn write_state<C: Sql + ?Sized>(conn: &C, state: &Aggregate) -> Result<(), ProjectionError> {
     write_diff(conn, &empty_like(state), state)
 }
 
@@ -162,8 +184,8 @@ fn live(image: Option<&Image>) -> Option<&Image> {
     image.filter(|image| image.status != ImageStatus::Deleted)
 }
 
-fn write_image_diff(
-    conn: &Connection,
+fn write_image_diff<C: Sql + ?Sized>(
+    conn: &C,
     before: Option<&Image>,
     after: Option<&Image>,
 ) -> Result<(), ProjectionError> {
@@ -187,27 +209,37 @@ fn write_image_diff(
     };
     for (key, value) in &after.properties {
         if old_properties.get(key) != Some(value) {
-            conn.prepare_cached(
+            conn.execute(
                 "INSERT INTO proj_image_properties (image_id, key, value) VALUES (?1, ?2, ?3)
                  ON CONFLICT (image_id, key) DO UPDATE SET value = excluded.value",
-            ).sql()?
-            .execute(params![id, key, value]).sql()?;
+                params![&id, key, value],
+            )
+            .sql()?;
         }
     }
     for key in old_properties
         .keys()
         .filter(|key| !after.properties.contains_key(*key))
     {
-        conn.prepare_cached("DELETE FROM proj_image_properties WHERE image_id = ?1 AND key = ?2").sql()?
-            .execute(params![id, key]).sql()?;
+        conn.execute(
+            "DELETE FROM proj_image_properties WHERE image_id = ?1 AND key = ?2",
+            params![&id, key],
+        )
+        .sql()?;
     }
     for tag in after.tags.difference(old_tags) {
-        conn.prepare_cached("INSERT INTO proj_image_tags (image_id, tag) VALUES (?1, ?2)").sql()?
-            .execute(params![id, tag]).sql()?;
+        conn.execute(
+            "INSERT INTO proj_image_tags (image_id, tag) VALUES (?1, ?2)",
+            params![&id, tag],
+        )
+        .sql()?;
     }
     for tag in old_tags.difference(&after.tags) {
-        conn.prepare_cached("DELETE FROM proj_image_tags WHERE image_id = ?1 AND tag = ?2").sql()?
-            .execute(params![id, tag]).sql()?;
+        conn.execute(
+            "DELETE FROM proj_image_tags WHERE image_id = ?1 AND tag = ?2",
+            params![&id, tag],
+        )
+        .sql()?;
     }
     for (member_id, member) in &after.members {
         if old_members.get(member_id) != Some(member) {
@@ -225,35 +257,39 @@ fn write_image_diff(
         .keys()
         .filter(|key| !after.members.contains_key(*key))
     {
-        conn.prepare_cached("DELETE FROM proj_members WHERE image_id = ?1 AND member_id = ?2").sql()?
-            .execute(params![id, member_id]).sql()?;
+        conn.execute(
+            "DELETE FROM proj_members WHERE image_id = ?1 AND member_id = ?2",
+            params![&id, member_id],
+        )
+        .sql()?;
     }
     Ok(())
 }
 
 /// Writes one `proj_members` row (public so the benchmark's bare ceiling writes exactly what the
 /// engine writes).
-pub fn upsert_member_row(
-    conn: &Connection,
+pub fn upsert_member_row<C: Sql + ?Sized>(
+    conn: &C,
     image_id: &str,
     member_id: &str,
     status: &str,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 ) -> Result<(), ProjectionError> {
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO proj_members (image_id, member_id, status, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (image_id, member_id) DO UPDATE SET status = excluded.status,
            created_at = excluded.created_at, updated_at = excluded.updated_at",
-    ).sql()?
-    .execute(params![
-        image_id,
-        member_id,
-        status,
-        api_time(created_at),
-        api_time(updated_at)
-    ]).sql()?;
+        params![
+            image_id,
+            member_id,
+            status,
+            &api_time(created_at),
+            &api_time(updated_at)
+        ],
+    )
+    .sql()?;
     Ok(())
 }
 
@@ -306,14 +342,14 @@ fn image_columns_differ(before: &Image, after: &Image) -> bool {
         || *updated_at != after.updated_at
 }
 
-fn delete_image(conn: &Connection, id: &str) -> Result<(), ProjectionError> {
+fn delete_image<C: Sql + ?Sized>(conn: &C, id: &str) -> Result<(), ProjectionError> {
     for sql in [
         "DELETE FROM proj_images WHERE image_id = ?1",
         "DELETE FROM proj_image_properties WHERE image_id = ?1",
         "DELETE FROM proj_image_tags WHERE image_id = ?1",
         "DELETE FROM proj_members WHERE image_id = ?1",
     ] {
-        conn.prepare_cached(sql).sql()?.execute([id]).sql()?;
+        conn.execute(sql, params![id]).sql()?;
     }
     Ok(())
 }
@@ -322,58 +358,80 @@ fn to_sql_int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn upsert_image_row(conn: &Connection, id: &str, image: &Image) -> Result<(), ProjectionError> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO proj_images (image_id, region, owner, name, status, visibility,
+fn upsert_image_row<C: Sql + ?Sized>(conn: &C, id: &str, image: &Image) -> Result<(), ProjectionError> {
+    // `ON CONFLICT … DO UPDATE` of every column rather than SQLite's `INSERT OR REPLACE`, which
+    // PostgreSQL lacks: the row ends up the same, and on SQLite it is one update in place instead
+    // of a delete and an insert.
+    conn.execute(
+        "INSERT INTO proj_images (image_id, region, owner, name, status, visibility,
            protected, os_hidden, checksum, size, virtual_size, os_hash_algo, os_hash_value,
            container_format, disk_format, min_disk, min_ram, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-    ).sql()?
-    .execute(params![
-        id,
-        image.region.as_str(),
-        image.owner,
-        image.name,
-        image.status.as_str(),
-        image.visibility.as_str(),
-        image.protected,
-        image.os_hidden,
-        image.checksum,
-        image.size.map(to_sql_int),
-        image.virtual_size.map(to_sql_int),
-        image.os_hash_algo,
-        image.os_hash_value,
-        image.container_format,
-        image.disk_format,
-        to_sql_int(image.min_disk),
-        to_sql_int(image.min_ram),
-        api_time(image.created_at),
-        api_time(image.updated_at),
-    ]).sql()?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+         ON CONFLICT (image_id) DO UPDATE SET region = excluded.region, owner = excluded.owner,
+           name = excluded.name, status = excluded.status, visibility = excluded.visibility,
+           protected = excluded.protected, os_hidden = excluded.os_hidden,
+           checksum = excluded.checksum, size = excluded.size,
+           virtual_size = excluded.virtual_size, os_hash_algo = excluded.os_hash_algo,
+           os_hash_value = excluded.os_hash_value, container_format = excluded.container_format,
+           disk_format = excluded.disk_format, min_disk = excluded.min_disk,
+           min_ram = excluded.min_ram, created_at = excluded.created_at,
+           updated_at = excluded.updated_at",
+        params![
+            id,
+            image.region.as_str(),
+            image.owner.as_ref(),
+            image.name.as_ref(),
+            image.status.as_str(),
+            image.visibility.as_str(),
+            image.protected,
+            image.os_hidden,
+            image.checksum.as_ref(),
+            image.size.map(to_sql_int),
+            image.virtual_size.map(to_sql_int),
+            image.os_hash_algo.as_ref(),
+            image.os_hash_value.as_ref(),
+            image.container_format.as_ref(),
+            image.disk_format.as_ref(),
+            to_sql_int(image.min_disk),
+            to_sql_int(image.min_ram),
+            &api_time(image.created_at),
+            &api_time(image.updated_at),
+        ],
+    )
+    .sql()?;
     Ok(())
 }
 
-fn write_task(conn: &Connection, task: &Task) -> Result<(), ProjectionError> {
+fn write_task<C: Sql + ?Sized>(conn: &C, task: &Task) -> Result<(), ProjectionError> {
     let json = |value: &serde_json::Value| value.to_string();
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO proj_tasks (task_id, region, owner, user_id, task_type, status,
+    let result = task.result.as_ref().map(json);
+    let expires_at = task.expires_at.map(api_time);
+    // Every column on conflict, as `upsert_image_row` (same reason).
+    conn.execute(
+        "INSERT INTO proj_tasks (task_id, region, owner, user_id, task_type, status,
            input, result, message, created_at, updated_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    ).sql()?
-    .execute(params![
-        task.id.to_string(),
-        task.region.as_str(),
-        task.owner,
-        task.user_id,
-        task.task_type.as_str(),
-        task.status.as_str(),
-        json(&task.input),
-        task.result.as_ref().map(json),
-        task.message,
-        api_time(task.created_at),
-        api_time(task.updated_at),
-        task.expires_at.map(api_time),
-    ]).sql()?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (task_id) DO UPDATE SET region = excluded.region, owner = excluded.owner,
+           user_id = excluded.user_id, task_type = excluded.task_type, status = excluded.status,
+           input = excluded.input, result = excluded.result, message = excluded.message,
+           created_at = excluded.created_at, updated_at = excluded.updated_at,
+           expires_at = excluded.expires_at",
+        params![
+            &task.id.to_string(),
+            task.region.as_str(),
+            &task.owner,
+            &task.user_id,
+            task.task_type.as_str(),
+            task.status.as_str(),
+            &json(&task.input),
+            result.as_ref(),
+            task.message.as_ref(),
+            &api_time(task.created_at),
+            &api_time(task.updated_at),
+            expires_at.as_ref(),
+        ],
+    )
+    .sql()?;
     Ok(())
 }
 
@@ -385,39 +443,57 @@ pub const IMAGE_COLUMNS: &str =
 
 /// Raw image columns, converted to domain values by [`into_image`].
 pub struct ImageRow {
-    values: [rusqlite::types::Value; 19],
+    values: [Cell; 19],
+}
+
+/// One column of an [`ImageRow`] as read.
+enum Cell {
+    Null,
+    Integer(i64),
+    Text(String),
+}
+
+/// The integer columns among [`IMAGE_COLUMNS`] (protected, os_hidden, size, virtual_size,
+/// min_disk, min_ram); the others are text. A row is read by the columns' declared types, so
+/// every backend returns the same cells.
+fn image_column_is_integer(index: usize) -> bool {
+    matches!(index, 6 | 7 | 9 | 10 | 15 | 16)
 }
 
 impl ImageRow {
     /// The image id column.
     pub fn id(&self) -> &str {
         match &self.values[0] {
-            rusqlite::types::Value::Text(text) => text,
+            Cell::Text(text) => text,
             _ => "",
         }
     }
 }
 
 /// Reads one row selected with [`IMAGE_COLUMNS`].
-pub fn image_from_row(row: &Row<'_>) -> rusqlite::Result<ImageRow> {
-    let mut values: [rusqlite::types::Value; 19] =
-        std::array::from_fn(|_| rusqlite::types::Value::Null);
+pub fn image_from_row(row: &(impl Row + ?Sized)) -> Result<ImageRow, SqlError> {
+    let mut values: [Cell; 19] = std::array::from_fn(|_| Cell::Null);
     for (index, slot) in values.iter_mut().enumerate() {
-        *slot = row.get(index)?;
+        let cell = if image_column_is_integer(index) {
+            row.int(index)?.map(Cell::Integer)
+        } else {
+            row.text(index)?.map(Cell::Text)
+        };
+        *slot = cell.unwrap_or(Cell::Null);
     }
     Ok(ImageRow { values })
 }
 
-fn text(value: &rusqlite::types::Value) -> Option<String> {
+fn text(value: &Cell) -> Option<String> {
     match value {
-        rusqlite::types::Value::Text(text) => Some(text.clone()),
+        Cell::Text(text) => Some(text.clone()),
         _ => None,
     }
 }
 
-fn integer(value: &rusqlite::types::Value) -> Option<u64> {
+fn integer(value: &Cell) -> Option<u64> {
     match value {
-        rusqlite::types::Value::Integer(number) => u64::try_from(*number).ok(),
+        Cell::Integer(number) => u64::try_from(*number).ok(),
         _ => None,
     }
 }
@@ -470,44 +546,60 @@ pub fn into_image(
 }
 
 /// Loads one image's tags and properties.
-pub fn image_extras(
-    conn: &Connection,
+pub fn image_extras<C: Sql + ?Sized>(
+    conn: &C,
     image_id: &str,
 ) -> Result<(BTreeSet<String>, BTreeMap<String, String>), ProjectionError> {
-    let tags = conn
-        .prepare_cached("SELECT tag FROM proj_image_tags WHERE image_id = ?1").sql()?
-        .query_map([image_id], |row| row.get(0)).sql()?
-        .collect::<Result<BTreeSet<String>, _>>().sql()?;
-    let properties = conn
-        .prepare_cached("SELECT key, value FROM proj_image_properties WHERE image_id = ?1").sql()?
-        .query_map([image_id], |row| Ok((row.get(0)?, row.get(1)?))).sql()?
-        .collect::<Result<BTreeMap<String, String>, _>>().sql()?;
+    let mut tags = BTreeSet::new();
+    conn.query_each(
+        "SELECT tag FROM proj_image_tags WHERE image_id = ?1",
+        params![image_id],
+        |row| {
+            tags.insert(row.get::<String>(0)?);
+            Ok::<_, SqlError>(Flow::Continue)
+        },
+    )
+    .and_then(|visited| visited)
+    .sql()?;
+    let mut properties = BTreeMap::new();
+    conn.query_each(
+        "SELECT key, value FROM proj_image_properties WHERE image_id = ?1",
+        params![image_id],
+        |row| {
+            properties.insert(row.get::<String>(0)?, row.get::<String>(1)?);
+            Ok::<_, SqlError>(Flow::Continue)
+        },
+    )
+    .and_then(|visited| visited)
+    .sql()?;
     Ok((tags, properties))
 }
 
 /// The ids of a region's images in `status` (for work left in that status by a stopped process).
-pub fn image_ids_in_status(
-    conn: &Connection,
+pub fn image_ids_in_status<C: Sql + ?Sized>(
+    conn: &C,
     region: &Region,
     status: ImageStatus,
 ) -> Result<Vec<String>, ProjectionError> {
-    let mut statement = conn.prepare_cached(
+    conn.query_all(
         "SELECT image_id FROM proj_images WHERE region = ?1 AND status = ?2 ORDER BY created_at",
-    ).sql()?;
-    let ids = statement
-        .query_map([region.as_str(), status.as_str()], |row| row.get(0)).sql()?
-        .collect::<Result<Vec<String>, _>>().sql()?;
-    Ok(ids)
+        params![region.as_str(), status.as_str()],
+        |row| row.get::<String>(0),
+    )
+    .and_then(|ids| ids)
+    .sql()
 }
 
 /// Reads one image (with its members) from the read models; `None` if absent or deleted.
-pub fn read_image(conn: &Connection, image_id: &str) -> Result<Option<Image>, ProjectionError> {
+pub fn read_image<C: Sql + ?Sized>(conn: &C, image_id: &str) -> Result<Option<Image>, ProjectionError> {
     let row = conn
-        .prepare_cached(&format!(
-            "SELECT {IMAGE_COLUMNS} FROM proj_images WHERE image_id = ?1"
-        )).sql()?
-        .query_row([image_id], image_from_row)
-        .optional().sql()?;
+        .query_first(
+            &format!("SELECT {IMAGE_COLUMNS} FROM proj_images WHERE image_id = ?1"),
+            params![image_id],
+            |row| image_from_row(row),
+        )
+        .and_then(|row| row)
+        .sql()?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -521,21 +613,23 @@ pub fn read_image(conn: &Connection, image_id: &str) -> Result<Option<Image>, Pr
 }
 
 /// An image's member rows, by member id.
-pub fn read_members(conn: &Connection, image_id: &str) -> Result<Vec<Member>, ProjectionError> {
+pub fn read_members<C: Sql + ?Sized>(conn: &C, image_id: &str) -> Result<Vec<Member>, ProjectionError> {
     let rows = conn
-        .prepare_cached(
+        .query_all(
             "SELECT member_id, status, created_at, updated_at FROM proj_members
              WHERE image_id = ?1 ORDER BY member_id",
-        ).sql()?
-        .query_map([image_id], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
-            ))
-        }).sql()?
-        .collect::<Result<Vec<_>, _>>().sql()?;
+            params![image_id],
+            |row| {
+                Ok::<_, SqlError>((
+                    row.get::<String>(0)?,
+                    row.get::<String>(1)?,
+                    row.get::<String>(2)?,
+                    row.get::<String>(3)?,
+                ))
+            },
+        )
+        .and_then(|rows| rows)
+        .sql()?;
     rows.into_iter()
         .map(|(member_id, status, created_at, updated_at)| {
             Ok(Member {
@@ -554,10 +648,10 @@ pub const TASK_COLUMNS: &str =
     "task_id, region, owner, user_id, task_type, status, input, result, message, created_at, updated_at, expires_at";
 
 /// Reads one row selected with [`TASK_COLUMNS`].
-pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<[Option<String>; 12]> {
+pub fn task_from_row(row: &(impl Row + ?Sized)) -> Result<[Option<String>; 12], SqlError> {
     let mut values: [Option<String>; 12] = Default::default();
     for (index, slot) in values.iter_mut().enumerate() {
-        *slot = row.get(index)?;
+        *slot = row.text(index)?;
     }
     Ok(values)
 }
@@ -598,13 +692,15 @@ pub fn into_task(values: [Option<String>; 12]) -> Result<Task, ProjectionError> 
 }
 
 /// Reads one task from the read models.
-pub fn read_task(conn: &Connection, task_id: &str) -> Result<Option<Task>, ProjectionError> {
+pub fn read_task<C: Sql + ?Sized>(conn: &C, task_id: &str) -> Result<Option<Task>, ProjectionError> {
     let row = conn
-        .prepare_cached(&format!(
-            "SELECT {TASK_COLUMNS} FROM proj_tasks WHERE task_id = ?1"
-        )).sql()?
-        .query_row([task_id], task_from_row)
-        .optional().sql()?;
+        .query_first(
+            &format!("SELECT {TASK_COLUMNS} FROM proj_tasks WHERE task_id = ?1"),
+            params![task_id],
+            |row| task_from_row(row),
+        )
+        .and_then(|row| row)
+        .sql()?;
     row.map(into_task).transpose()
 }
 
@@ -618,24 +714,85 @@ pub const TABLES: [&str; 6] = [
     "projection_checkpoints",
 ];
 
+/// Each read-model table's columns in declaration order, and whether each is an integer (the
+/// others are text): what [`dump`] reads, by type, from any backend.
+fn table_columns(table: &str) -> &'static [(&'static str, bool)] {
+    match table {
+        "proj_images" => &[
+            ("image_id", false),
+            ("region", false),
+            ("owner", false),
+            ("name", false),
+            ("status", false),
+            ("visibility", false),
+            ("protected", true),
+            ("os_hidden", true),
+            ("checksum", false),
+            ("size", true),
+            ("virtual_size", true),
+            ("os_hash_algo", false),
+            ("os_hash_value", false),
+            ("container_format", false),
+            ("disk_format", false),
+            ("min_disk", true),
+            ("min_ram", true),
+            ("created_at", false),
+            ("updated_at", false),
+        ],
+        "proj_image_properties" => &[("image_id", false), ("key", false), ("value", false)],
+        "proj_image_tags" => &[("image_id", false), ("tag", false)],
+        "proj_members" => &[
+            ("image_id", false),
+            ("member_id", false),
+            ("status", false),
+            ("created_at", false),
+            ("updated_at", false),
+        ],
+        "proj_tasks" => &[
+            ("task_id", false),
+            ("region", false),
+            ("owner", false),
+            ("user_id", false),
+            ("task_type", false),
+            ("status", false),
+            ("input", false),
+            ("result", false),
+            ("message", false),
+            ("created_at", false),
+            ("updated_at", false),
+            ("expires_at", false),
+        ],
+        "projection_checkpoints" => &[("name", false), ("position", true)],
+        _ => &[],
+    }
+}
+
 /// Every read-model row as text (`table: v1 | v2 | …`), table by table in key order: for
-/// comparing two states of the read models, such as a rebuild against the live tables.
-pub fn dump(conn: &Connection) -> Result<Vec<String>, ProjectionError> {
+/// comparing two states of the read models, such as a rebuild against the live tables. Values
+/// are written `Integer(n)`, `Text("…")` or `Null`, whatever the backend.
+pub fn dump<C: Sql + ?Sized>(conn: &C) -> Result<Vec<String>, ProjectionError> {
     let mut rows = Vec::new();
     for table in TABLES {
-        let mut statement = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2")).sql()?;
-        let columns = statement.column_count();
-        let mut query = statement.query([]).sql()?;
-        while let Some(row) = query.next().sql()? {
-            let mut values = Vec::with_capacity(columns);
-            for index in 0..columns {
-                values.push(format!(
-                    "{:?}",
-                    row.get::<_, rusqlite::types::Value>(index).sql()?
-                ));
+        let columns = table_columns(table);
+        let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+        // The first two columns are NOT NULL key columns: no NULL placement to pin down.
+        let sql = format!("SELECT {} FROM {table} ORDER BY 1, 2", names.join(", "));
+        conn.query_each(&sql, params![], |row| {
+            let mut values = Vec::with_capacity(columns.len());
+            for (index, (_, is_integer)) in columns.iter().enumerate() {
+                values.push(if *is_integer {
+                    row.int(index)?
+                        .map_or_else(|| "Null".to_owned(), |n| format!("Integer({n})"))
+                } else {
+                    row.text(index)?
+                        .map_or_else(|| "Null".to_owned(), |t| format!("Text({t:?})"))
+                });
             }
             rows.push(format!("{table}: {}", values.join(" | ")));
-        }
+            Ok::<_, SqlError>(Flow::Continue)
+        })
+        .and_then(|visited| visited)
+        .sql()?;
     }
     Ok(rows)
 }

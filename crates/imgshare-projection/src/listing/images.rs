@@ -4,11 +4,10 @@ use crate::error::SqlResult as _;
 use std::collections::{BTreeMap, BTreeSet};
 
 use imgshare_core::{Image, Profile, Visibility};
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{params_from_iter, Connection, OptionalExtension};
+use imgshare_sql::{params, Dialect, Flow, RowExt as _, Sql, SqlError};
 use serde_json::Value;
 
-use super::{Sql, Viewer};
+use super::{Param, Statement, Viewer};
 use crate::page::{ImagePage, ImageView};
 use crate::query::{
     first_link, next_link, ImageListQuery, Marker, MemberStatusFilter, SortDir, SortKey,
@@ -29,27 +28,28 @@ fn member_status_clause(filter: MemberStatusFilter) -> Option<&'static str> {
 /// and the limit) is applied inside every branch, so each branch reads at most one page along
 /// its index and the union holds at most a few pages, however many images the caller can see.
 fn push_candidates(
-    sql: &mut Sql,
+    sql: &mut Statement,
     profile: &Profile,
     viewer: &Viewer<'_>,
     query: &ImageListQuery,
-    tail: &Sql,
+    tail: &Statement,
 ) {
     let region = viewer.region.as_str().to_owned();
     let mut first = true;
-    let mut branch = |sql: &mut Sql, head: &mut dyn FnMut(&mut Sql)| {
+    let mut branch = |sql: &mut Statement, head: &mut dyn FnMut(&mut Statement)| {
         if !first {
             sql.push(" UNION ");
         }
         first = false;
         sql.push("SELECT image_id FROM (");
         head(sql);
-        sql.append(tail).push(")");
+        // PostgreSQL (before 16) requires a subquery in FROM to have a name.
+        sql.append(tail).push(") AS candidates");
     };
     let images = "SELECT i.image_id FROM proj_images i WHERE ";
     let own = |extra: &'static str| {
         let region = region.clone();
-        move |sql: &mut Sql| {
+        move |sql: &mut Statement| {
             sql.push(images)
                 .push("i.owner = ")
                 .bind(viewer.tenant_id.to_owned())
@@ -60,7 +60,7 @@ fn push_candidates(
     };
     let with_visibility = |visibility: &'static str| {
         let region = region.clone();
-        move |sql: &mut Sql| {
+        move |sql: &mut Statement| {
             sql.push(images)
                 .push("i.visibility = ")
                 .bind(visibility.to_owned())
@@ -70,7 +70,7 @@ fn push_candidates(
     };
     let unowned = {
         let region = region.clone();
-        move |sql: &mut Sql| {
+        move |sql: &mut Statement| {
             sql.push(images)
                 .push("i.owner IS NULL AND i.region = ")
                 .bind(region.clone());
@@ -78,7 +78,7 @@ fn push_candidates(
     };
     let shared_with_me = {
         let region = region.clone();
-        move |sql: &mut Sql| {
+        move |sql: &mut Statement| {
             let visibility_rule = membership_rule(profile);
             sql.push("SELECT i.image_id FROM proj_members m JOIN proj_images i ON i.image_id = m.image_id WHERE m.member_id = ")
                 .bind(viewer.tenant_id.to_owned());
@@ -92,7 +92,7 @@ fn push_candidates(
         }
     };
     if viewer.is_admin {
-        let mut admin = |sql: &mut Sql| {
+        let mut admin = |sql: &mut Statement| {
             sql.push(images).push("i.region = ").bind(region.clone());
             match query.visibility.as_deref() {
                 Some("all") => {}
@@ -148,7 +148,10 @@ fn push_candidates(
 }
 
 fn sort_expression(key: SortKey) -> &'static str {
-    // NULLs compare as '' or 0, as Glance coalesces them in marker comparisons.
+    // NULLs compare as '' or 0, as Glance coalesces them in marker comparisons. Every expression
+    // is therefore non-NULL (a NOT NULL column or a COALESCE): where NULLs sort, which differs
+    // between SQLite (first ascending) and PostgreSQL (last ascending), never arises, in the
+    // ORDER BY or in the keyset comparison, so no `NULLS FIRST/LAST` is needed.
     match key {
         SortKey::Name => "COALESCE(i.name, '')",
         SortKey::Status => "i.status",
@@ -161,7 +164,12 @@ fn sort_expression(key: SortKey) -> &'static str {
     }
 }
 
-fn push_value_filter(sql: &mut Sql, column: &str, filter: &ValueFilter) {
+/// Whether [`sort_expression`] is an integer (else text), to read a marker's value by its type.
+fn sort_is_integer(key: SortKey) -> bool {
+    matches!(key, SortKey::Size)
+}
+
+fn push_value_filter(sql: &mut Statement, column: &str, filter: &ValueFilter) {
     sql.push(" AND ").push(column);
     match filter {
         ValueFilter::Eq(value) => {
@@ -173,7 +181,7 @@ fn push_value_filter(sql: &mut Sql, column: &str, filter: &ValueFilter) {
     }
 }
 
-fn push_time_filters(sql: &mut Sql, column: &str, filters: &[TimeFilter]) {
+fn push_time_filters(sql: &mut Statement, column: &str, filters: &[TimeFilter]) {
     for filter in filters {
         let op = match filter.op {
             TimeOp::Gt => " > ",
@@ -194,7 +202,7 @@ fn sql_int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn push_property_filter(sql: &mut Sql, key: &str, value: &str) -> Result<(), ProjectionError> {
+fn push_property_filter(sql: &mut Statement, key: &str, value: &str) -> Result<(), ProjectionError> {
     let integer_column = match key {
         "min_ram" => Some("i.min_ram"),
         "min_disk" => Some("i.min_disk"),
@@ -209,8 +217,9 @@ fn push_property_filter(sql: &mut Sql, key: &str, value: &str) -> Result<(), Pro
                 .push(column)
                 .push(" = ")
                 .bind(sql_int(number)),
-            // A non-number can equal no integer column: an empty result, as in Glance.
-            Err(_) => sql.push(" AND 0"),
+            // A non-number can equal no integer column: an empty result, as in Glance. A
+            // comparison, since PostgreSQL does not take an integer as a condition.
+            Err(_) => sql.push(" AND 1 = 0"),
         };
         return Ok(());
     }
@@ -246,7 +255,7 @@ fn push_property_filter(sql: &mut Sql, key: &str, value: &str) -> Result<(), Pro
 }
 
 /// Appends `AND (rows strictly after the marker in the sort order)`.
-fn push_keyset(sql: &mut Sql, sort: &[(SortKey, SortDir)], marker_values: &[SqlValue]) {
+fn push_keyset(sql: &mut Statement, sort: &[(SortKey, SortDir)], marker_values: &[Param]) {
     sql.push(" AND (");
     for (index, (key, dir)) in sort.iter().enumerate() {
         if index > 0 {
@@ -296,37 +305,38 @@ fn membership_rule(profile: &Profile) -> String {
 }
 
 /// True if the caller may see `image_id` at all (any member status): a usable marker.
-fn marker_visible(
-    conn: &Connection,
+fn marker_visible<C: Sql + ?Sized>(
+    conn: &C,
     profile: &Profile,
     viewer: &Viewer<'_>,
     image_id: &str,
 ) -> Result<bool, ProjectionError> {
     let membership_rule = membership_rule(profile);
     let sql = format!(
-        "SELECT 1 FROM proj_images i WHERE i.image_id = ?1 AND i.region = ?2 AND (?3 OR i.owner = ?4
+        "SELECT 1 FROM proj_images i WHERE i.image_id = ?1 AND i.region = ?2 AND (?3 = 1 OR i.owner = ?4
            OR i.owner IS NULL OR i.visibility IN ('public', 'community')
            OR ({membership_rule} AND EXISTS (SELECT 1 FROM proj_members m
                  WHERE m.image_id = i.image_id AND m.member_id = ?4)))"
     );
     Ok(conn
-        .prepare_cached(&sql).sql()?
-        .query_row(
-            rusqlite::params![
+        .query_first(
+            &sql,
+            params![
                 image_id,
                 viewer.region.as_str(),
                 viewer.is_admin,
                 viewer.tenant_id
             ],
-            |_| Ok(()),
+            |_| Ok::<_, SqlError>(()),
         )
-        .optional().sql()?
+        .and_then(|found| found)
+        .sql()?
         .is_some())
 }
 
 /// One page of `GET /v2/images` as the API returns it.
-pub fn list_images(
-    conn: &Connection,
+pub fn list_images<C: Sql + ?Sized>(
+    conn: &C,
     profile: &Profile,
     viewer: &Viewer<'_>,
     query: &ImageListQuery,
@@ -336,8 +346,8 @@ pub fn list_images(
 }
 
 /// One page of `GET /v2/images`, typed; `raw_query` is the query string its links repeat.
-pub fn image_page(
-    conn: &Connection,
+pub fn image_page<C: Sql + ?Sized>(
+    conn: &C,
     profile: &Profile,
     viewer: &Viewer<'_>,
     query: &ImageListQuery,
@@ -345,39 +355,45 @@ pub fn image_page(
 ) -> Result<ImagePage, ProjectionError> {
     let sql = image_list_sql(conn, profile, viewer, query)?;
     let rows = conn
-        .prepare_cached(&sql.text).sql()?
-        .query_map(params_from_iter(sql.params.iter()), image_from_row).sql()?
-        .collect::<Result<Vec<_>, _>>().sql()?;
+        .query_all(&sql.text, &sql.values(), |row| image_from_row(row))
+        .and_then(|rows| rows)
+        .sql()?;
     render_image_page(conn, profile, query, raw_query, rows)
 }
 
-/// `EXPLAIN QUERY PLAN` of the SQL that [`list_images`] runs for this query, one line per
-/// plan step: for tests and benchmarks that check a page is served by indexes.
-pub fn explain_image_list(
-    conn: &Connection,
+/// The plan of the SQL that [`list_images`] runs for this query, one line per plan step
+/// (SQLite's `EXPLAIN QUERY PLAN` details, PostgreSQL's `EXPLAIN` lines): for tests and
+/// benchmarks that check a page is served by indexes.
+pub fn explain_image_list<C: Sql + ?Sized>(
+    conn: &C,
     profile: &Profile,
     viewer: &Viewer<'_>,
     query: &ImageListQuery,
 ) -> Result<Vec<String>, ProjectionError> {
     let sql = image_list_sql(conn, profile, viewer, query)?;
-    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text)).sql()?;
-    let lines = statement
-        .query_map(params_from_iter(sql.params.iter()), |row| {
-            row.get::<_, String>(3)
-        }).sql()?
-        .collect::<Result<Vec<_>, _>>().sql()?;
-    Ok(lines)
+    // Each engine has its own way to show a plan: the only statement of the listing that differs.
+    let (explain, detail_column) = match conn.dialect() {
+        Dialect::Sqlite => ("EXPLAIN QUERY PLAN ", 3),
+        Dialect::Postgres => ("EXPLAIN ", 0),
+    };
+    conn.query_all(
+        &format!("{explain}{}", sql.text),
+        &sql.values(),
+        |row| row.get::<String>(detail_column),
+    )
+    .and_then(|lines| lines)
+    .sql()
 }
 
 /// The page query: candidate branches, each already filtered, ordered and limited.
-fn image_list_sql(
-    conn: &Connection,
+fn image_list_sql<C: Sql + ?Sized>(
+    conn: &C,
     profile: &Profile,
     viewer: &Viewer<'_>,
     query: &ImageListQuery,
-) -> Result<Sql, ProjectionError> {
+) -> Result<Statement, ProjectionError> {
     // The filters, marker, order and limit, applied inside each candidate branch.
-    let mut sql = Sql::default();
+    let mut sql = Statement::default();
     sql.push(" AND i.status <> 'killed'");
     match query.os_hidden {
         Some(true) => sql.push(" AND i.os_hidden = 1"),
@@ -434,11 +450,29 @@ fn image_list_sql(
             "SELECT {} FROM proj_images i WHERE i.image_id = ?1",
             columns.join(", ")
         );
-        let values: Vec<SqlValue> = conn.query_row(&marker_sql, [marker], |row| {
-            (0..columns.len())
-                .map(|index| row.get::<_, SqlValue>(index))
-                .collect()
-        }).sql()?;
+        let values: Option<Vec<Param>> = conn
+            .query_first(&marker_sql, params![marker], |row| {
+                query
+                    .sort
+                    .iter()
+                    .enumerate()
+                    .map(|(index, (key, _))| {
+                        Ok(if sort_is_integer(*key) {
+                            Param::from(row.int(index)?)
+                        } else {
+                            Param::from(row.text(index)?)
+                        })
+                    })
+                    .collect::<Result<Vec<_>, SqlError>>()
+            })
+            .and_then(|values| values)
+            .sql()?;
+        // The marker was just found visible, in the same read transaction.
+        let values = values.ok_or_else(|| {
+            ProjectionError::BadQuery(format!(
+                "Invalid marker. Image {marker} could not be found."
+            ))
+        })?;
         push_keyset(&mut sql, &query.sort, &values);
     }
     let mut order = String::from(" ORDER BY ");
@@ -457,7 +491,7 @@ fn image_list_sql(
     sql.push(&order_and_limit);
     let tail = sql;
 
-    let mut sql = Sql::default();
+    let mut sql = Statement::default();
     sql.push("SELECT ")
         .push(
             &IMAGE_COLUMNS
@@ -472,8 +506,8 @@ fn image_list_sql(
     Ok(sql)
 }
 
-fn render_image_page(
-    conn: &Connection,
+fn render_image_page<C: Sql + ?Sized>(
+    conn: &C,
     profile: &Profile,
     query: &ImageListQuery,
     raw_query: &str,
@@ -530,30 +564,41 @@ pub type PageExtras = (
 
 /// Tags and properties of a whole page in two queries (public so the benchmark can time them
 /// alone).
-pub fn page_extras(conn: &Connection, ids: &[String]) -> Result<PageExtras, ProjectionError> {
+pub fn page_extras<C: Sql + ?Sized>(conn: &C, ids: &[String]) -> Result<PageExtras, ProjectionError> {
     let mut tags: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut properties: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     if ids.is_empty() {
         return Ok((tags, properties));
     }
     let placeholders = vec!["?"; ids.len()].join(", ");
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT image_id, tag FROM proj_image_tags WHERE image_id IN ({placeholders})"
-    )).sql()?;
-    let mut rows = statement.query(params_from_iter(ids.iter())).sql()?;
-    while let Some(row) = rows.next().sql()? {
-        tags.entry(row.get(0).sql()?).or_default().insert(row.get(1).sql()?);
-    }
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT image_id, key, value FROM proj_image_properties WHERE image_id IN ({placeholders})"
-    )).sql()?;
-    let mut rows = statement.query(params_from_iter(ids.iter())).sql()?;
-    while let Some(row) = rows.next().sql()? {
-        properties
-            .entry(row.get(0).sql()?)
-            .or_default()
-            .insert(row.get(1).sql()?, row.get(2).sql()?);
-    }
+    let values: Vec<imgshare_sql::Value<'_>> = ids.iter().map(Into::into).collect();
+    conn.query_each(
+        &format!("SELECT image_id, tag FROM proj_image_tags WHERE image_id IN ({placeholders})"),
+        &values,
+        |row| {
+            tags.entry(row.get(0)?)
+                .or_default()
+                .insert(row.get(1)?);
+            Ok::<_, SqlError>(Flow::Continue)
+        },
+    )
+    .and_then(|visited| visited)
+    .sql()?;
+    conn.query_each(
+        &format!(
+            "SELECT image_id, key, value FROM proj_image_properties WHERE image_id IN ({placeholders})"
+        ),
+        &values,
+        |row| {
+            properties
+                .entry(row.get(0)?)
+                .or_default()
+                .insert(row.get(1)?, row.get(2)?);
+            Ok::<_, SqlError>(Flow::Continue)
+        },
+    )
+    .and_then(|visited| visited)
+    .sql()?;
     Ok((tags, properties))
 }
 

@@ -8,7 +8,7 @@
 //! that the two agree.
 
 use imgshare_core::Region;
-use rusqlite::types::Value as SqlValue;
+use imgshare_sql::Value;
 
 pub mod images;
 pub mod tasks;
@@ -29,20 +29,57 @@ pub struct Viewer<'a> {
     pub is_admin: bool,
 }
 
-/// SQL text plus its positional parameters, built together so they cannot drift apart.
-#[derive(Default)]
-pub(crate) struct Sql {
-    pub(crate) text: String,
-    pub(crate) params: Vec<SqlValue>,
+/// An owned parameter of a [`Statement`] being built, lent to the connection as a [`Value`]
+/// when the statement runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Param {
+    Null,
+    Int(i64),
+    Text(String),
 }
 
-impl Sql {
+impl Param {
+    pub(crate) fn as_value(&self) -> Value<'_> {
+        match self {
+            Param::Null => Value::Null,
+            Param::Int(value) => Value::Int(*value),
+            Param::Text(text) => Value::Text(text),
+        }
+    }
+}
+
+impl From<i64> for Param {
+    fn from(value: i64) -> Self {
+        Param::Int(value)
+    }
+}
+
+impl From<String> for Param {
+    fn from(value: String) -> Self {
+        Param::Text(value)
+    }
+}
+
+impl<T: Into<Param>> From<Option<T>> for Param {
+    fn from(value: Option<T>) -> Self {
+        value.map_or(Param::Null, Into::into)
+    }
+}
+
+/// SQL text plus its positional parameters, built together so they cannot drift apart.
+#[derive(Default)]
+pub(crate) struct Statement {
+    pub(crate) text: String,
+    pub(crate) params: Vec<Param>,
+}
+
+impl Statement {
     pub(crate) fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
         self
     }
 
-    pub(crate) fn bind(&mut self, value: impl Into<SqlValue>) -> &mut Self {
+    pub(crate) fn bind(&mut self, value: impl Into<Param>) -> &mut Self {
         self.text.push('?');
         self.params.push(value.into());
         self
@@ -59,12 +96,43 @@ impl Sql {
         self.text.push(')');
         self
     }
-}
 
-impl Sql {
-    pub(crate) fn append(&mut self, other: &Sql) -> &mut Self {
+    pub(crate) fn append(&mut self, other: &Statement) -> &mut Self {
         self.text.push_str(&other.text);
         self.params.extend(other.params.iter().cloned());
         self
+    }
+
+    /// The parameters, borrowed for one run of the statement.
+    pub(crate) fn values(&self) -> Vec<Value<'_>> {
+        self.params.iter().map(Param::as_value).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_lends_its_parameters_in_order() {
+        let mut inner = Statement::default();
+        inner.push(" AND b IN ").bind_list(&["x".to_owned(), "y".to_owned()]);
+        let mut sql = Statement::default();
+        sql.push("SELECT 1 WHERE a = ")
+            .bind(7_i64)
+            .push(" AND c IS ")
+            .bind(None::<String>)
+            .append(&inner);
+        assert_eq!(sql.text, "SELECT 1 WHERE a = ? AND c IS ? AND b IN (?, ?)");
+        assert_eq!(
+            sql.values(),
+            [
+                Value::Int(7),
+                Value::Null,
+                Value::Text("x"),
+                Value::Text("y")
+            ]
+        );
+        assert_eq!(Param::from(Some("z".to_owned())).as_value(), Value::Text("z"));
     }
 }

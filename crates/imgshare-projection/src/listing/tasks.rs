@@ -3,11 +3,10 @@
 use crate::error::SqlResult as _;
 use chrono::{DateTime, Utc};
 use imgshare_core::Task;
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{params_from_iter, Connection, OptionalExtension};
+use imgshare_sql::{params, RowExt as _, Sql};
 use serde_json::Value;
 
-use super::{Sql, Viewer};
+use super::{Statement, Viewer};
 use crate::page::{TaskPage, TaskView};
 use crate::query::{first_link, next_link, Marker, SortDir, TaskListQuery, TaskSortKey};
 use crate::tables::{api_time, into_task, task_from_row, ProjectionError, TASK_COLUMNS};
@@ -24,8 +23,8 @@ fn task_sort_expression(key: TaskSortKey) -> &'static str {
 
 /// Every task the caller sees (unexpired, its own, in this region) in `GET /v2/tasks`'s default
 /// order (newest first), unpaged: for queries that filter on a task's input or result.
-pub fn visible_tasks(
-    conn: &Connection,
+pub fn visible_tasks<C: Sql + ?Sized>(
+    conn: &C,
     viewer: &Viewer<'_>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Task>, ProjectionError> {
@@ -34,18 +33,19 @@ pub fn visible_tasks(
          AND (expires_at IS NULL OR expires_at > ?3) ORDER BY created_at DESC, task_id DESC"
     );
     let rows = conn
-        .prepare_cached(&sql).sql()?
-        .query_map(
-            rusqlite::params![viewer.tenant_id, viewer.region.as_str(), api_time(now)],
-            task_from_row,
-        ).sql()?
-        .collect::<Result<Vec<_>, _>>().sql()?;
+        .query_all(
+            &sql,
+            params![viewer.tenant_id, viewer.region.as_str(), &api_time(now)],
+            |row| task_from_row(row),
+        )
+        .and_then(|rows| rows)
+        .sql()?;
     rows.into_iter().map(into_task).collect()
 }
 
 /// One page of `GET /v2/tasks`: the caller's unexpired tasks in this region.
-pub fn list_tasks(
-    conn: &Connection,
+pub fn list_tasks<C: Sql + ?Sized>(
+    conn: &C,
     viewer: &Viewer<'_>,
     now: DateTime<Utc>,
     query: &TaskListQuery,
@@ -55,14 +55,14 @@ pub fn list_tasks(
 }
 
 /// One page of `GET /v2/tasks`, typed; `raw_query` is the query string its links repeat.
-pub fn task_page(
-    conn: &Connection,
+pub fn task_page<C: Sql + ?Sized>(
+    conn: &C,
     viewer: &Viewer<'_>,
     now: DateTime<Utc>,
     query: &TaskListQuery,
     raw_query: &str,
 ) -> Result<TaskPage, ProjectionError> {
-    let mut sql = Sql::default();
+    let mut sql = Statement::default();
     sql.push("SELECT ")
         .push(TASK_COLUMNS)
         .push(" FROM proj_tasks WHERE owner = ")
@@ -84,13 +84,15 @@ pub fn task_page(
         SortDir::Desc => (" < ", " DESC"),
     };
     if let Some(marker) = &query.marker {
-        let marker_row: Option<SqlValue> = conn
-            .query_row(
+        // Every task sort key is a NOT NULL text column.
+        let marker_row: Option<String> = conn
+            .query_first(
                 &format!("SELECT {key} FROM proj_tasks WHERE task_id = ?1 AND owner = ?2 AND region = ?3"),
-                rusqlite::params![marker, viewer.tenant_id, viewer.region.as_str()],
-                |row| row.get(0),
+                params![marker, viewer.tenant_id, viewer.region.as_str()],
+                |row| row.get::<String>(0),
             )
-            .optional().sql()?;
+            .and_then(|value| value)
+            .sql()?;
         let Some(marker_value) = marker_row else {
             return Err(ProjectionError::BadQuery(format!(
                 "Invalid marker. Task {marker} could not be found."
@@ -113,9 +115,9 @@ pub fn task_page(
         .push(dir);
     sql.push(" LIMIT ").bind(i64::from(query.limit));
     let rows = conn
-        .prepare_cached(&sql.text).sql()?
-        .query_map(params_from_iter(sql.params.iter()), task_from_row).sql()?
-        .collect::<Result<Vec<_>, _>>().sql()?;
+        .query_all(&sql.text, &sql.values(), |row| task_from_row(row))
+        .and_then(|rows| rows)
+        .sql()?;
     let page_full = query.limit > 0 && rows.len() == query.limit as usize;
     let tasks: Vec<TaskView> = rows
         .into_iter()

@@ -111,7 +111,7 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
     let mut fresh = scratch_database()?;
     let replay = fresh.transaction().sql()?;
     let replayed = for_each_state_as_of(&snapshot, head, |state, _| {
-        Ok(tables::write_state(&replay, &state)?)
+        Ok(tables::write_state(&*replay, &state)?)
     });
     if let Err(error) = replayed {
         let failure = match &error {
@@ -131,7 +131,7 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, EngineError> {
         report.replay_error = Some(failure);
         return Ok(report);
     }
-    tables::set_checkpoint(&replay, head)?;
+    tables::set_checkpoint(&*replay, head)?;
     replay.commit().sql()?;
 
     let mut first: Option<(DifferenceRank, Difference)> = None;

@@ -259,7 +259,7 @@ impl Engine {
             }
         }
         if let Some(position) = last_position {
-            tables::set_checkpoint(&tx, position)?;
+            tables::set_checkpoint(&*tx, position)?;
         }
         tx.commit().sql()?;
         if let Ok(mut cache) = self.cache.lock() {

@@ -320,16 +320,16 @@ impl Engine {
         let tx = writer
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .sql()?;
-        tables::reset(&tx)?;
-        let indexes = tables::drop_secondary_indexes(&tx)?;
+        tables::reset(&*tx)?;
+        let indexes = tables::drop_secondary_indexes(&*tx)?;
         let report = fold_streams(
             &*tx,
             None,
-            |state, _| tables::write_state(&tx, &state).map_err(Into::into),
+            |state, _| tables::write_state(&*tx, &state).map_err(Into::into),
             progress,
         )?;
-        tables::recreate_indexes(&tx, &indexes)?;
-        tables::set_checkpoint(&tx, report.last_position)?;
+        tables::recreate_indexes(&*tx, &indexes)?;
+        tables::set_checkpoint(&*tx, report.last_position)?;
         tx.commit().sql()?;
         Ok(report)
     }
