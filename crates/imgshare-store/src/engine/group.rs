@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use imgshare_core::{decide, Aggregate, Command, Context, DomainError, Event, StreamId};
 use imgshare_projection::tables;
-use imgshare_sql::Sql;
+use imgshare_sql::{Dialect, Sql};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -205,7 +205,8 @@ impl Engine {
                 tx.savepoint(SAVEPOINT).sql()?;
             }
             let mut states = Vec::new();
-            match self.execute_in(&*tx, item, &written, head.as_ref(), &mut states) {
+            let executed = self.execute_in(&*tx, item, &written, head.as_ref(), &mut states);
+            match settle_failure(&*tx, executed) {
                 Ok(outcome) => {
                     if savepoints {
                         tx.release(SAVEPOINT).sql()?;
@@ -350,6 +351,26 @@ impl Engine {
             versions,
         };
         write_decision(tx, decision, ctx, head, states).map_err(CommandFailure::AfterWriting)
+    }
+}
+
+/// On PostgreSQL, a failed statement leaves the transaction unusable until a rollback (and its
+/// `COMMIT` would then roll everything back without an error), so a command that failed in the
+/// database before writing is handled as one that failed after writing: undone by its savepoint
+/// (or its group run again with savepoints), never committed around. SQLite goes on after a
+/// failed statement, and a refusal there stays one.
+fn settle_failure<C: Sql + ?Sized>(
+    tx: &C,
+    executed: Result<Outcome, CommandFailure>,
+) -> Result<Outcome, CommandFailure> {
+    match executed {
+        Err(CommandFailure::Refused(error))
+            if tx.dialect() == Dialect::Postgres
+                && matches!(error, EngineError::Store(_) | EngineError::Projection(_)) =>
+        {
+            Err(CommandFailure::AfterWriting(error))
+        }
+        other => other,
     }
 }
 

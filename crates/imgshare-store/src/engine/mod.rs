@@ -3,9 +3,10 @@
 //! projection rows) to the log, on SQLite or PostgreSQL.
 //!
 //! One engine for both databases: the code below the entry points is generic over
-//! [`imgshare_sql::Sql`], and the engine holds its connections as a [`Db`]. Each entry point
-//! matches on it once ([`on_db!`], [`reading!`]), so each backend's path is compiled for its own
-//! connection type and SQLite's runs exactly the calls it ran before PostgreSQL existed.
+//! [`imgshare_sql::Sql`], and the engine holds its connections as a crate-private `Db` enum.
+//! Each entry point matches on it once (the macros `on_db!`, `reading!`, `writing!`), so each
+//! backend's path is compiled for its own connection type, without trait objects: SQLite's is
+//! as fast as before PostgreSQL existed.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -288,7 +289,7 @@ impl Engine {
     }
 
     /// Opens the database `location` names: a `postgres://` or `postgresql://` URL opens that
-    /// PostgreSQL database through [`crate::open_postgres`] (its checks, migrations and profile
+    /// PostgreSQL database through `open_postgres` (its checks, migrations and profile
     /// record; a writer and a reader connection), anything else is a SQLite file path opened as
     /// by [`Engine::open`]. `options.db` (durability, lock waits) applies to SQLite only.
     ///
