@@ -354,11 +354,12 @@ impl Engine {
     }
 }
 
-/// On PostgreSQL, a failed statement leaves the transaction unusable until a rollback (and its
-/// `COMMIT` would then roll everything back without an error), so a command that failed in the
-/// database before writing is handled as one that failed after writing: undone by its savepoint
-/// (or its group run again with savepoints), never committed around. SQLite goes on after a
-/// failed statement, and a refusal there stays one.
+/// On PostgreSQL, a failed statement leaves the transaction unusable until a rollback: every
+/// later statement fails, and a `COMMIT` rolls back without an error. So a command that failed
+/// in the database before writing is handled as one that failed after writing: undone by its
+/// savepoint (the group runs again with savepoints), so the others commit in the same group,
+/// instead of each failing on the dead transaction and the group falling back to one
+/// transaction per command. SQLite goes on after a failed statement; a refusal there stays one.
 fn settle_failure<C: Sql + ?Sized>(
     tx: &C,
     executed: Result<Outcome, CommandFailure>,

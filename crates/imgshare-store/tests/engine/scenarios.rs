@@ -95,6 +95,12 @@ fn names(page: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A new active image of tenant 111, for tests of their own.
+#[allow(dead_code)] // Used by the PostgreSQL tests only.
+pub(crate) fn register_for_tests(engine: &Engine) -> Uuid {
+    register(engine, "111", "image", 0)
+}
+
 /// Register, share, accept; the consumer's lists and `can_boot` follow each step.
 pub(crate) fn register_share_accept_list_and_boot(location: &str) {
     let engine = open(location);
