@@ -11,7 +11,7 @@ use crate::error::SqlResult as _;
 use std::fmt;
 use std::str::FromStr;
 
-use rusqlite::{Connection, OptionalExtension};
+use imgshare_sql::{params, RowExt as _, Sql};
 use serde::Serialize;
 
 use crate::db::StoreError;
@@ -64,7 +64,7 @@ impl FromStr for Anchor {
 }
 
 /// The log's current anchor: its last event's position and hash.
-pub fn current(conn: &Connection) -> Result<Anchor, StoreError> {
+pub fn current<C: Sql + ?Sized>(conn: &C) -> Result<Anchor, StoreError> {
     Ok(match log::head(conn)? {
         Some((position, hash)) => Anchor { position, hash },
         None => Anchor {
@@ -121,16 +121,17 @@ impl fmt::Display for AnchorMismatch {
 /// Whether the log still holds `anchor`. Only the anchor's event is compared here; that the
 /// events before it still chain up to it is [`log::verify_chain`]'s part, so a full proof is
 /// both (`verify` runs both).
-pub fn check(conn: &Connection, anchor: &Anchor) -> Result<Option<AnchorMismatch>, StoreError> {
+pub fn check<C: Sql + ?Sized>(conn: &C, anchor: &Anchor) -> Result<Option<AnchorMismatch>, StoreError> {
     let found: Option<String> = if anchor.position == 0 {
         Some(GENESIS_HASH.to_owned())
     } else {
-        conn.query_row(
+        conn.query_first(
             "SELECT hash FROM events WHERE position = ?1",
-            [anchor.position],
+            params![anchor.position],
             |row| row.get(0),
         )
-        .optional().sql()?
+        .sql()?
+        .sql()?
     };
     Ok(match found {
         None => Some(AnchorMismatch::Truncated {

@@ -421,6 +421,13 @@ pub enum EngineError {
     /// A lock guarding a connection was poisoned by a panic in another thread.
     #[error("the engine is unusable after a panic in another thread")]
     Poisoned,
+    /// An operation that exists only on SQLite (a raw connection for this workspace's tests and
+    /// benchmarks) was asked of an engine on another database.
+    #[error("{operation} needs a SQLite database; this engine runs on another database")]
+    SqliteOnly {
+        /// What was asked.
+        operation: &'static str,
+    },
 }
 
 impl EngineError {
@@ -432,7 +439,8 @@ impl EngineError {
             EngineError::Projection(error) => error.kind(),
             EngineError::CorruptStream { .. }
             | EngineError::MissingState
-            | EngineError::Poisoned => ErrorKind::Internal,
+            | EngineError::Poisoned
+            | EngineError::SqliteOnly { .. } => ErrorKind::Internal,
         }
     }
 
@@ -445,6 +453,7 @@ impl EngineError {
             EngineError::CorruptStream { .. } => "corrupt_stream",
             EngineError::MissingState => "missing_state",
             EngineError::Poisoned => "engine_poisoned",
+            EngineError::SqliteOnly { .. } => "sqlite_only",
         }
     }
 }

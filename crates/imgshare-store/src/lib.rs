@@ -1,4 +1,4 @@
-//! The SQLite event log of imgshare and the [`Engine`] that backends embed.
+//! The event log of imgshare (SQLite, or PostgreSQL with the `postgres` feature) and the [`Engine`] that backends embed.
 //!
 //! The public surface is the [`Engine`] (open, execute, typed queries and views, `can_boot`,
 //! audits, the log's head and anchors), the ports image data and objects go through
@@ -32,6 +32,7 @@ internal_mod!(anchor, audit, db, fold, log, meta);
 
 pub mod backup;
 pub mod error;
+mod write_tx;
 
 pub use anchor::{anchor_of, Anchor, AnchorMismatch, AnchorParseError};
 pub use audit::{

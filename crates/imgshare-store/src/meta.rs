@@ -11,9 +11,10 @@ use crate::error::SqlResult as _;
 use std::path::Path;
 
 use imgshare_core::ProfileKind;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use imgshare_sql::{params, RowExt as _, Sql};
 
 use crate::db::{self, StoreError};
+use crate::write_tx::WriteTx;
 
 /// The `database_meta` key of the profile.
 const PROFILE_KEY: &str = "profile";
@@ -34,19 +35,19 @@ fn parse_profile(name: &str) -> Option<ProfileKind> {
     }
 }
 
-fn stored_name(conn: &Connection) -> Result<Option<String>, StoreError> {
-    conn.query_row(
+fn stored_name<C: Sql + ?Sized>(conn: &C) -> Result<Option<String>, StoreError> {
+    conn.query_first(
         "SELECT value FROM database_meta WHERE key = ?1",
-        [PROFILE_KEY],
+        params![PROFILE_KEY],
         |row| row.get(0),
     )
-    .optional()
+    .sql()?
     .sql()
 }
 
 /// The profile recorded in the database, `None` if none is recorded yet. A value this code does
 /// not know is refused as [`StoreError::ProfileMismatch`], since no profile of ours matches it.
-pub fn stored_profile(conn: &Connection) -> Result<Option<ProfileKind>, StoreError> {
+pub fn stored_profile<C: Sql + ?Sized>(conn: &C) -> Result<Option<ProfileKind>, StoreError> {
     match stored_name(conn)? {
         None => Ok(None),
         Some(name) => parse_profile(&name)
@@ -60,7 +61,7 @@ pub fn stored_profile(conn: &Connection) -> Result<Option<ProfileKind>, StoreErr
 
 /// Refuses `requested` if the database records another profile; a database without a record
 /// passes (a read-only open cannot record one).
-pub fn check_profile(conn: &Connection, requested: ProfileKind) -> Result<(), StoreError> {
+pub fn check_profile<C: Sql + ?Sized>(conn: &C, requested: ProfileKind) -> Result<(), StoreError> {
     match stored_name(conn)? {
         Some(stored) if stored != profile_name(requested) => Err(StoreError::ProfileMismatch {
             stored,
@@ -73,19 +74,20 @@ pub fn check_profile(conn: &Connection, requested: ProfileKind) -> Result<(), St
 /// Records `requested` if the database has no profile yet, and refuses it if the database records
 /// another one. In one write transaction, so two processes creating a database at the same time
 /// with different profiles cannot both succeed.
-pub fn pin_profile(conn: &Connection, requested: ProfileKind) -> Result<(), StoreError> {
+pub fn pin_profile<C: Sql + ?Sized>(conn: &C, requested: ProfileKind) -> Result<(), StoreError> {
     // A plain read first: a database already pinned to this profile is the common case, and a
     // write lock for it would make every open wait for a busy writer.
     if stored_name(conn)?.as_deref() == Some(profile_name(requested)) {
         return Ok(());
     }
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).sql()?;
+    let tx = WriteTx::begin(conn)?;
     tx.execute(
-        "INSERT OR IGNORE INTO database_meta (key, value) VALUES (?1, ?2)",
-        [PROFILE_KEY, profile_name(requested)],
-    ).sql()?;
-    check_profile(&tx, requested)?;
-    tx.commit().sql()?;
+        "INSERT INTO database_meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+        params![PROFILE_KEY, profile_name(requested)],
+    )
+    .sql()?;
+    check_profile(&*tx, requested)?;
+    tx.commit()?;
     Ok(())
 }
 

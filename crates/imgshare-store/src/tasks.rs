@@ -20,10 +20,11 @@ use imgshare_core::{
     Actor, Command, Context, DomainError, ImageActivated, ImportedImage, Region, StreamId, Task,
     TaskCommand, TaskStatus, TaskType,
 };
+use imgshare_sql::{params, Flow, RowExt as _, Sql};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::{reading, Engine, EngineError};
 use crate::image_data::{FsImageDataStore, HashingReader, ImageDataStore};
 use crate::objects::{FsObjectStore, ObjectSource, ObjectStore, StoreUnavailable};
 
@@ -226,29 +227,7 @@ impl Engine {
         env: &TaskEnvironment,
         status: TaskStatus,
     ) -> Result<Vec<Uuid>, EngineError> {
-        self.read(|conn| {
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT task_id FROM proj_tasks WHERE status = ?1 AND region = ?2
-                 ORDER BY created_at, task_id",
-                )
-                .sql()?;
-            let mut ids = Vec::new();
-            for region in env.regions() {
-                let rows = statement
-                    .query_map([status.as_str(), region.as_str()], |row| {
-                        row.get::<_, String>(0)
-                    })
-                    .sql()?;
-                for row in rows {
-                    // A row that is not a task id is not a task this worker can run.
-                    if let Ok(id) = Uuid::try_parse(&row.sql()?) {
-                        ids.push(id);
-                    }
-                }
-            }
-            Ok(ids)
-        })
+        reading!(self, |conn| queued_task_ids(conn, env, status))
     }
 
     /// Does a started task's work and records the result.
@@ -528,4 +507,30 @@ fn worker_context(task: &Task) -> Context {
         task.region.clone(),
         Utc::now(),
     )
+}
+
+/// The task ids `queued_tasks` returns, read on `conn`.
+fn queued_task_ids<C: Sql + ?Sized>(
+    conn: &C,
+    env: &TaskEnvironment,
+    status: TaskStatus,
+) -> Result<Vec<Uuid>, EngineError> {
+    let mut ids = Vec::new();
+    for region in env.regions() {
+        conn.query_each(
+            "SELECT task_id FROM proj_tasks WHERE status = ?1 AND region = ?2
+             ORDER BY created_at, task_id",
+            params![status.as_str(), region.as_str()],
+            |row| {
+                // A row that is not a task id is not a task this worker can run.
+                if let Ok(id) = Uuid::try_parse(&row.get::<String>(0)?) {
+                    ids.push(id);
+                }
+                Ok::<_, imgshare_sql::SqlError>(Flow::Continue)
+            },
+        )
+        .sql()?
+        .sql()?;
+    }
+    Ok(ids)
 }

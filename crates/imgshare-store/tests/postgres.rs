@@ -11,8 +11,12 @@ use imgshare_core::{ErrorKind, ProfileKind};
 use imgshare_sql::{params, RowExt, Sql, SqlError};
 use imgshare_store::{grant_application_role, open_postgres, postgres_schema_version, PgConn};
 
+#[path = "postgres/engine.rs"]
+mod engine;
 #[path = "postgres/log.rs"]
 mod log;
+#[path = "engine/scenarios.rs"]
+mod scenarios;
 
 /// The cluster's URL; a test without one fails, so that a run without PostgreSQL cannot pass.
 fn base_url() -> String {

@@ -13,7 +13,7 @@ use imgshare_core::{
     access, Actor, Aggregate, Image, ImageStatus, MemberStatus, Profile, Region, StreamId, Task,
     Visibility,
 };
-use rusqlite::{Connection, OptionalExtension};
+use imgshare_sql::{params, RowExt as _, Sql};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
@@ -62,27 +62,35 @@ impl fmt::Display for AsOf {
 /// The last position recorded at or before `time`; 0 if the log starts later.
 ///
 /// `recorded_at` never decreases along the position, so this is one index lookup.
-pub fn position_at(conn: &Connection, time: DateTime<Utc>) -> Result<i64, StoreError> {
+pub fn position_at<C: Sql + ?Sized>(conn: &C, time: DateTime<Utc>) -> Result<i64, StoreError> {
     let position: Option<i64> = conn
-        .prepare_cached("SELECT MAX(position) FROM events WHERE recorded_at <= ?1").sql()?
-        .query_row([log::format_recorded_at(time)], |row| row.get(0))
-        .optional().sql()?
+        .query_first(
+            "SELECT MAX(position) FROM events WHERE recorded_at <= ?1",
+            params![&log::format_recorded_at(time)],
+            |row| row.get(0),
+        )
+        .sql()?
+        .sql()?
         .flatten();
     Ok(position.unwrap_or(0))
 }
 
 /// The last position recorded strictly before `time`; 0 if there is none.
-fn position_before(conn: &Connection, time: DateTime<Utc>) -> Result<i64, StoreError> {
+fn position_before<C: Sql + ?Sized>(conn: &C, time: DateTime<Utc>) -> Result<i64, StoreError> {
     let position: Option<i64> = conn
-        .prepare_cached("SELECT MAX(position) FROM events WHERE recorded_at < ?1").sql()?
-        .query_row([log::format_recorded_at(time)], |row| row.get(0))
-        .optional().sql()?
+        .query_first(
+            "SELECT MAX(position) FROM events WHERE recorded_at < ?1",
+            params![&log::format_recorded_at(time)],
+            |row| row.get(0),
+        )
+        .sql()?
+        .sql()?
         .flatten();
     Ok(position.unwrap_or(0))
 }
 
 /// The position `as_of` stands for.
-pub fn resolve(conn: &Connection, as_of: AsOf) -> Result<i64, StoreError> {
+pub fn resolve<C: Sql + ?Sized>(conn: &C, as_of: AsOf) -> Result<i64, StoreError> {
     match as_of {
         AsOf::Position(position) => Ok(position.max(0)),
         AsOf::Time(time) => position_at(conn, time),
@@ -90,8 +98,7 @@ pub fn resolve(conn: &Connection, as_of: AsOf) -> Result<i64, StoreError> {
 }
 
 /// A stream folded up to a position: its state as it was when the log's head was there.
-pub fn state_as_of(
-    conn: &Connection,
+pub fn state_as_of<C: Sql + ?Sized>(conn: &C,
     stream: StreamId,
     as_of: AsOf,
 ) -> Result<Loaded, EngineError> {
@@ -120,8 +127,7 @@ fn fold(state: Aggregate, stored: &RecordedEvent) -> Result<Aggregate, EngineErr
 /// Calls `each` with every stream's state as of `position` (streams with no event by then are
 /// skipped), one stream at a time in stream id order, and with the position of that stream's
 /// last event by then. Holds one aggregate in memory, however long the log.
-pub fn for_each_state_as_of(
-    conn: &Connection,
+pub fn for_each_state_as_of<C: Sql + ?Sized>(conn: &C,
     position: i64,
     each: impl FnMut(Aggregate, i64) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
@@ -140,7 +146,7 @@ pub struct Catalogue {
 }
 
 /// The catalogue as of a point, collected in memory; see [`for_each_state_as_of`] to stream it.
-pub fn catalogue_as_of(conn: &Connection, as_of: AsOf) -> Result<Catalogue, EngineError> {
+pub fn catalogue_as_of<C: Sql + ?Sized>(conn: &C, as_of: AsOf) -> Result<Catalogue, EngineError> {
     let position = resolve(conn, as_of)?;
     let mut catalogue = Catalogue {
         position,
@@ -230,7 +236,7 @@ pub struct HistoryEntry {
 
 /// Every event of the image's stream, oldest first, upcast to the current schema, with its
 /// actor, region, request id and time. Empty for an unknown image.
-pub fn history(conn: &Connection, image_id: Uuid) -> Result<Vec<HistoryEntry>, EngineError> {
+pub fn history<C: Sql + ?Sized>(conn: &C, image_id: Uuid) -> Result<Vec<HistoryEntry>, EngineError> {
     log::read_stream(conn, &StreamId::Image(image_id).to_string())?
         .into_iter()
         .map(|stored| {
@@ -320,8 +326,7 @@ const ANY_OTHER_ACCOUNT: &str = "\u{0}any-other-account";
 
 /// Which accounts could see and boot `image_id` at `as_of`, and why, by the rules of
 /// [`imgshare_core::access`] applied to the image as it was then.
-pub fn access_at(
-    conn: &Connection,
+pub fn access_at<C: Sql + ?Sized>(conn: &C,
     profile: &Profile,
     image_id: Uuid,
     as_of: AsOf,
@@ -453,8 +458,7 @@ fn names(stored: &RecordedEvent, account: &str) -> bool {
 
 /// Calls `each` with every event that `filter` accepts, in position order, reading one row at
 /// a time.
-pub fn for_each_logged(
-    conn: &Connection,
+pub fn for_each_logged<C: Sql + ?Sized>(conn: &C,
     filter: &LogFilter,
     mut each: impl FnMut(RecordedEvent) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use imgshare_core::{decide, Aggregate, Command, Context, DomainError, Event, StreamId};
 use imgshare_projection::tables;
-use rusqlite::{Connection, TransactionBehavior};
+use imgshare_sql::{Dialect, Sql};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -18,6 +18,7 @@ use crate::log::{self, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend};
 
 use super::*;
 use crate::fold::corrupt;
+use crate::write_tx::WriteTx;
 
 /// One command of [`Engine::execute_batch`].
 #[derive(Debug, Clone)]
@@ -89,6 +90,10 @@ impl<E: Into<EngineError>> From<E> for GroupFailure {
     }
 }
 
+/// The savepoint each command of a group runs in when one command's failure must not undo the
+/// others' writes.
+const SAVEPOINT: &str = "imgshare_command";
+
 /// How many streams' states the engine keeps folded in memory.
 pub(super) const CACHED_STREAMS: usize = 4096;
 
@@ -128,13 +133,12 @@ impl Engine {
         &self,
         items: Vec<BatchItem>,
     ) -> Result<Vec<Result<Outcome, EngineError>>, EngineError> {
-        let mut writer = lock(&self.writer)?;
-        Ok(self.run_items(&mut writer, items))
+        Ok(writing!(self, |writer| self.run_items(writer, items)))
     }
 
-    pub(super) fn run_items(
+    pub(super) fn run_items<C: Sql + ?Sized>(
         &self,
-        writer: &mut Connection,
+        writer: &C,
         items: Vec<BatchItem>,
     ) -> Vec<Result<Outcome, EngineError>> {
         if let [item] = items.as_slice() {
@@ -164,9 +168,9 @@ impl Engine {
     }
 
     /// One command in its own transaction.
-    pub(super) fn run_alone(
+    pub(super) fn run_alone<C: Sql + ?Sized>(
         &self,
-        writer: &mut Connection,
+        writer: &C,
         item: &BatchItem,
     ) -> Result<Outcome, EngineError> {
         // A lone command needs no savepoint: if it fails, the transaction is dropped unused.
@@ -181,17 +185,15 @@ impl Engine {
 
     /// One transaction for `items`; the cache learns the new states only once the transaction
     /// is committed. `isolation` says how one command's failure is kept from the others.
-    pub(super) fn run_group(
+    pub(super) fn run_group<C: Sql + ?Sized>(
         &self,
-        writer: &mut Connection,
+        writer: &C,
         items: &[BatchItem],
         isolation: Isolation,
     ) -> Result<Vec<Result<Outcome, EngineError>>, GroupFailure> {
         // IMMEDIATE takes the write lock before reading, so the state the decision sees cannot
         // change before the append (a deferred transaction would fail to upgrade under load).
-        let tx = writer
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .sql()?;
+        let tx = WriteTx::begin(writer)?;
         let mut written: Written = HashMap::new();
         // The head is read once: each command continues from the last one's events.
         let mut head = log::read_head(&*tx)?;
@@ -200,19 +202,14 @@ impl Engine {
         let savepoints = isolation == Isolation::Savepoints;
         for item in items {
             if savepoints {
-                tx.prepare_cached("SAVEPOINT imgshare_command")
-                    .sql()?
-                    .execute([])
-                    .sql()?;
+                tx.savepoint(SAVEPOINT).sql()?;
             }
             let mut states = Vec::new();
-            match self.execute_in(&tx, item, &written, head.as_ref(), &mut states) {
+            let executed = self.execute_in(&*tx, item, &written, head.as_ref(), &mut states);
+            match settle_failure(&*tx, executed) {
                 Ok(outcome) => {
                     if savepoints {
-                        tx.prepare_cached("RELEASE imgshare_command")
-                            .sql()?
-                            .execute([])
-                            .sql()?;
+                        tx.release(SAVEPOINT).sql()?;
                     }
                     for (stream, version, state) in states {
                         written.insert(stream, (version, state));
@@ -230,25 +227,15 @@ impl Engine {
                 // SQLite rolls the whole transaction back itself on some errors (a full disk or
                 // page limit, an I/O error): then no savepoint is left and nothing of the group
                 // was written, so the group fails with the command's own error.
-                Err(failure) if tx.is_autocommit() => return Err(failure.into_error().into()),
+                Err(failure) if !tx.in_transaction() => return Err(failure.into_error().into()),
                 Err(CommandFailure::Refused(error)) if isolation != Isolation::Alone => {
                     if savepoints {
-                        tx.prepare_cached("RELEASE imgshare_command")
-                            .sql()?
-                            .execute([])
-                            .sql()?;
+                        tx.release(SAVEPOINT).sql()?;
                     }
                     results.push(Err(error));
                 }
                 Err(CommandFailure::AfterWriting(error)) if savepoints => {
-                    tx.prepare_cached("ROLLBACK TO imgshare_command")
-                        .sql()?
-                        .execute([])
-                        .sql()?;
-                    tx.prepare_cached("RELEASE imgshare_command")
-                        .sql()?
-                        .execute([])
-                        .sql()?;
+                    tx.rollback_to(SAVEPOINT).sql()?;
                     results.push(Err(error));
                 }
                 // Dropping the transaction rolls back what this command wrote, and the others'.
@@ -261,7 +248,7 @@ impl Engine {
         if let Some(position) = last_position {
             tables::set_checkpoint(&*tx, position)?;
         }
-        tx.commit().sql()?;
+        tx.commit()?;
         if let Ok(mut cache) = self.cache.lock() {
             for (stream, (version, state)) in written {
                 cache.put(stream, version, state);
@@ -273,9 +260,9 @@ impl Engine {
 
     /// The state of `stream` for a write in `tx`: from this transaction's earlier commands, the
     /// cache, or a fold of the log, whichever is at the log's current version.
-    pub(super) fn load_for_write(
+    pub(super) fn load_for_write<C: Sql + ?Sized>(
         &self,
-        tx: &Connection,
+        tx: &C,
         stream: StreamId,
         written: &Written,
     ) -> Result<(u64, Arc<Aggregate>), EngineError> {
@@ -306,9 +293,9 @@ impl Engine {
 
     /// Decides and appends one command inside `tx`; `states` receives each touched stream's new
     /// version and state.
-    pub(super) fn execute_in(
+    pub(super) fn execute_in<C: Sql + ?Sized>(
         &self,
-        tx: &Connection,
+        tx: &C,
         item: &BatchItem,
         written: &Written,
         head: Option<&log::Head>,
@@ -367,11 +354,32 @@ impl Engine {
     }
 }
 
+/// On PostgreSQL, a failed statement leaves the transaction unusable until a rollback: every
+/// later statement fails, and a `COMMIT` rolls back without an error. So a command that failed
+/// in the database before writing is handled as one that failed after writing: undone by its
+/// savepoint (the group runs again with savepoints), so the others commit in the same group,
+/// instead of each failing on the dead transaction and the group falling back to one
+/// transaction per command. SQLite goes on after a failed statement; a refusal there stays one.
+fn settle_failure<C: Sql + ?Sized>(
+    tx: &C,
+    executed: Result<Outcome, CommandFailure>,
+) -> Result<Outcome, CommandFailure> {
+    match executed {
+        Err(CommandFailure::Refused(error))
+            if tx.dialect() == Dialect::Postgres
+                && matches!(error, EngineError::Store(_) | EngineError::Projection(_)) =>
+        {
+            Err(CommandFailure::AfterWriting(error))
+        }
+        other => other,
+    }
+}
+
 /// Appends a decision's events, folds them into each touched stream and writes the read models
 /// from the difference, all in `tx`; `states` receives each touched stream's new version and
 /// state.
-pub(super) fn write_decision(
-    tx: &Connection,
+pub(super) fn write_decision<C: Sql + ?Sized>(
+    tx: &C,
     decision: Decision,
     ctx: &Context,
     head: Option<&log::Head>,
@@ -433,8 +441,8 @@ pub(super) fn write_decision(
 
 /// The events a command already wrote, if its first event id is in the log; with `legacy`, ids
 /// made by the earlier rule are looked for too.
-pub(super) fn stored_command_events(
-    conn: &Connection,
+pub(super) fn stored_command_events<C: Sql + ?Sized>(
+    conn: &C,
     command_id: Uuid,
     legacy: bool,
 ) -> Result<Option<Vec<RecordedEvent>>, EngineError> {

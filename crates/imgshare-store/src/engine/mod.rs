@@ -1,19 +1,80 @@
 //! The [`Engine`]: what a backend embeds. It loads aggregates by folding their streams, asks the
 //! pure domain to decide, and appends the resulting events (and, in the same transaction, the
-//! projection rows) to the SQLite log.
+//! projection rows) to the log, on SQLite or PostgreSQL.
+//!
+//! One engine for both databases: the code below the entry points is generic over
+//! [`imgshare_sql::Sql`], and the engine holds its connections as a crate-private `Db` enum.
+//! Each entry point matches on it once (the macros `on_db!`, `reading!`, `writing!`), so each
+//! backend's path is compiled for its own connection type, without trait objects: SQLite's is
+//! as fast as before PostgreSQL existed.
 
-use crate::error::SqlResult as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use imgshare_core::{Aggregate, Command, Context, Image, ImageCommand, Profile, StreamId, Task};
 use imgshare_projection::{tables, views};
-use rusqlite::{Connection, TransactionBehavior};
+use imgshare_sql::Sql;
+use rusqlite::Connection;
 use uuid::Uuid;
 
 use crate::audit::{self, AsOf};
 use crate::db::{self, DbOptions, StoreError};
 use crate::log::RecordedEvent;
+#[cfg(feature = "postgres")]
+use imgshare_sql::postgres::PgConn;
+
+/// One of the engine's connections, on whichever database the engine was opened.
+pub(crate) enum Db {
+    /// A SQLite connection (a file or an in-memory database).
+    Sqlite(Connection),
+    /// A PostgreSQL connection (boxed: it is several times a SQLite connection's size).
+    #[cfg(feature = "postgres")]
+    Postgres(Box<PgConn>),
+}
+
+impl Db {
+    /// The SQLite connection, for what only SQLite has (`Engine::read`, page counts).
+    fn sqlite(&self) -> Option<&Connection> {
+        match self {
+            Db::Sqlite(conn) => Some(conn),
+            #[cfg(feature = "postgres")]
+            Db::Postgres(_) => None,
+        }
+    }
+}
+
+/// Evaluates `$body` with `$conn` bound to the connection in `$db` (a `&Db`): one arm per
+/// backend, so the body is compiled once per connection type instead of through a trait object.
+macro_rules! on_db {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            $crate::engine::Db::Sqlite($conn) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::engine::Db::Postgres($conn) => {
+                let $conn: &imgshare_sql::postgres::PgConn = $conn;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// [`on_db!`] on the engine's read connection, held for the body; `?` on a poisoned lock.
+macro_rules! reading {
+    ($engine:expr, |$conn:ident| $body:expr) => {{
+        let guard = $engine.reader_guard()?;
+        $crate::engine::on_db!(&*guard, |$conn| $body)
+    }};
+}
+pub(crate) use reading;
+
+/// [`on_db!`] on the engine's writer, held for the body; `?` on a poisoned lock.
+macro_rules! writing {
+    ($engine:expr, |$conn:ident| $body:expr) => {{
+        let guard = $crate::engine::lock(&$engine.writer)?;
+        $crate::engine::on_db!(&*guard, |$conn| $body)
+    }};
+}
 
 mod group;
 mod inspect;
@@ -70,7 +131,8 @@ impl Outcome {
     }
 }
 
-/// The event-sourced image catalogue over one SQLite database.
+/// The event-sourced image catalogue over one database: SQLite ([`Engine::open`]) or, with the
+/// `postgres` feature, PostgreSQL ([`Engine::open_url`]).
 ///
 /// ```
 /// use imgshare_core::{Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Region};
@@ -103,10 +165,10 @@ impl Outcome {
 /// ```
 pub struct Engine {
     profile: Profile,
-    writer: Mutex<Connection>,
-    /// A separate connection for reads on a file database, so reads do not wait behind writes
-    /// (WAL lets them run concurrently). An in-memory database has only the writer.
-    reader: Option<Mutex<Connection>>,
+    writer: Mutex<Db>,
+    /// A separate connection for reads on a file database or PostgreSQL, so reads do not wait
+    /// behind writes (WAL lets them run concurrently). An in-memory database has only the writer.
+    reader: Option<Mutex<Db>>,
     path: Option<PathBuf>,
     /// Commands of `execute` waiting for a transaction (group commit).
     commits: CommitQueue,
@@ -127,7 +189,7 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-pub(super) fn lock(mutex: &Mutex<Connection>) -> Result<MutexGuard<'_, Connection>, EngineError> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, EngineError> {
     mutex.lock().map_err(|_| EngineError::Poisoned)
 }
 
@@ -155,10 +217,19 @@ pub fn legacy_event_id_for(command_id: Uuid, index: usize) -> Uuid {
     Uuid::new_v5(&command_id, &(index as u64).to_be_bytes())
 }
 
+/// Whether `location` is a PostgreSQL URL rather than a SQLite path.
+fn is_postgres_url(location: &str) -> bool {
+    ["postgres://", "postgresql://"].iter().any(|scheme| {
+        location
+            .get(..scheme.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(scheme))
+    })
+}
+
 /// Whether the log's last event has an id [`event_id_for`] cannot have made (its ids are
 /// version 8): the log was last written by the earlier rule, so commands retried now may have
 /// their events stored under [`legacy_event_id_for`].
-pub(super) fn last_event_id_is_legacy(conn: &Connection) -> Result<bool, EngineError> {
+pub(super) fn last_event_id_is_legacy<C: Sql + ?Sized>(conn: &C) -> Result<bool, EngineError> {
     let last = crate::log::last_event_id(conn)?;
     Ok(last
         .and_then(|id| Uuid::parse_str(&id).ok())
@@ -168,8 +239,8 @@ pub(super) fn last_event_id_is_legacy(conn: &Connection) -> Result<bool, EngineE
 impl Engine {
     fn assemble(
         profile: Profile,
-        writer: Connection,
-        reader: Option<Connection>,
+        writer: Db,
+        reader: Option<Db>,
         path: Option<PathBuf>,
         legacy_event_ids: bool,
     ) -> Self {
@@ -210,11 +281,48 @@ impl Engine {
         let legacy_event_ids = last_event_id_is_legacy(&writer)?;
         Ok(Self::assemble(
             options.profile,
-            writer,
-            Some(reader),
+            Db::Sqlite(writer),
+            Some(Db::Sqlite(reader)),
             Some(path.to_owned()),
             legacy_event_ids,
         ))
+    }
+
+    /// Opens the database `location` names: a `postgres://` or `postgresql://` URL opens that
+    /// PostgreSQL database through `open_postgres` (its checks, migrations and profile
+    /// record; a writer and a reader connection), anything else is a SQLite file path opened as
+    /// by [`Engine::open`]. `options.db` (durability, lock waits) applies to SQLite only.
+    ///
+    /// A PostgreSQL URL needs the crate's `postgres` feature; without it, it is refused as
+    /// `invalid_database_url` rather than taken for a file name.
+    ///
+    /// Several engines, in one process or on several hosts, may share one PostgreSQL database (or
+    /// one SQLite file): writers take the database's write lock, and a command's streams are
+    /// read at the log's current version inside it, so no engine decides on a state another has
+    /// since advanced.
+    pub fn open_url(location: &str, options: EngineOptions) -> Result<Self, EngineError> {
+        if !is_postgres_url(location) {
+            return Self::open(Path::new(location), options);
+        }
+        #[cfg(feature = "postgres")]
+        {
+            let writer = crate::pg::open_postgres(location, options.profile.kind)?;
+            // The second open finds the database migrated and pinned: it checks, writes nothing.
+            let reader = crate::pg::open_postgres(location, options.profile.kind)?;
+            let legacy_event_ids = last_event_id_is_legacy(&writer)?;
+            Ok(Self::assemble(
+                options.profile,
+                Db::Postgres(Box::new(writer)),
+                Some(Db::Postgres(Box::new(reader))),
+                None,
+                legacy_event_ids,
+            ))
+        }
+        #[cfg(not(feature = "postgres"))]
+        Err(StoreError::InvalidUrl(
+            "this build has no PostgreSQL support (feature `postgres`)".to_owned(),
+        )
+        .into())
     }
 
     /// Opens an existing database file read-only, for audits: nothing is created, migrated or
@@ -226,7 +334,7 @@ impl Engine {
         // Commands fail on it, so no retry needs looking up.
         Ok(Self::assemble(
             profile,
-            conn,
+            Db::Sqlite(conn),
             None,
             Some(path.to_owned()),
             false,
@@ -243,7 +351,7 @@ impl Engine {
         // A new log has no events of the earlier rule.
         Ok(Self::assemble(
             profile,
-            db::open_in_memory()?,
+            Db::Sqlite(db::open_in_memory()?),
             None,
             None,
             false,
@@ -255,7 +363,7 @@ impl Engine {
         &self.profile
     }
 
-    /// The database file, if any.
+    /// The database file, if any (`None` in memory and on PostgreSQL).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
@@ -265,19 +373,23 @@ impl Engine {
     /// next group commit would be refused with `storage_full`. A full file system is not seen
     /// here (SQLite learns of it only when a write fails).
     pub fn storage_full(&self) -> Result<bool, EngineError> {
-        self.read(|conn| {
-            let pragma = |name: &str| -> Result<i64, EngineError> {
-                Ok(conn
-                    .pragma_query_value(None, name, |row| row.get::<_, i64>(0))
-                    .map_err(StoreError::sqlite)?)
-            };
-            let room = pragma("max_page_count")?.saturating_sub(pragma("page_count")?);
-            Ok(room.saturating_add(pragma("freelist_count")?) < FULL_MARGIN_PAGES)
-        })
+        let guard = self.reader_guard()?;
+        // A PostgreSQL server has no page cap of ours; a full disk fails the write itself.
+        let Some(conn) = guard.sqlite() else {
+            return Ok(false);
+        };
+        let pragma = |name: &str| -> Result<i64, EngineError> {
+            Ok(conn
+                .pragma_query_value(None, name, |row| row.get::<_, i64>(0))
+                .map_err(StoreError::sqlite)?)
+        };
+        let room = pragma("max_page_count")?.saturating_sub(pragma("page_count")?);
+        Ok(room.saturating_add(pragma("freelist_count")?) < FULL_MARGIN_PAGES)
     }
 
     /// Runs `read` on a read connection (public with the `internals` feature only: for this
-    /// workspace's benchmarks and tests).
+    /// workspace's benchmarks and tests). SQLite only: on PostgreSQL it fails with
+    /// [`EngineError::SqliteOnly`].
     #[cfg(feature = "internals")]
     pub fn read<T>(
         &self,
@@ -286,7 +398,7 @@ impl Engine {
         self.read_connection(read)
     }
 
-    /// Runs `read` on a read connection.
+    /// Runs `read` on a read connection (SQLite only).
     #[cfg(not(feature = "internals"))]
     pub(crate) fn read<T>(
         &self,
@@ -299,38 +411,25 @@ impl Engine {
         &self,
         read: impl FnOnce(&Connection) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
-        let guard = lock(self.reader.as_ref().unwrap_or(&self.writer))?;
-        read(&guard)
+        let guard = self.reader_guard()?;
+        match guard.sqlite() {
+            Some(conn) => read(conn),
+            None => Err(EngineError::SqliteOnly {
+                operation: "Engine::read",
+            }),
+        }
+    }
+
+    /// The read connection, locked (the writer when there is no separate reader).
+    pub(crate) fn reader_guard(&self) -> Result<MutexGuard<'_, Db>, EngineError> {
+        lock(self.reader.as_ref().unwrap_or(&self.writer))
     }
 
     /// Empties the read models and rebuilds them from the whole log, one stream at a time.
     /// `progress` is called with the number of events folded so far, every 10 000 events.
     pub fn rebuild(&self, mut progress: impl FnMut(u64)) -> Result<RebuildReport, EngineError> {
-        let mut writer = lock(&self.writer)?;
-        let report = self.rebuild_in(&mut writer, &mut progress)?;
+        let report = writing!(self, |writer| rebuild_in(writer, &mut progress))?;
         progress(report.events);
-        Ok(report)
-    }
-
-    fn rebuild_in(
-        &self,
-        writer: &mut Connection,
-        progress: &mut impl FnMut(u64),
-    ) -> Result<RebuildReport, EngineError> {
-        let tx = writer
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .sql()?;
-        tables::reset(&*tx)?;
-        let indexes = tables::drop_secondary_indexes(&*tx)?;
-        let report = fold_streams(
-            &*tx,
-            None,
-            |state, _| tables::write_state(&*tx, &state).map_err(Into::into),
-            progress,
-        )?;
-        tables::recreate_indexes(&*tx, &indexes)?;
-        tables::set_checkpoint(&*tx, report.last_position)?;
-        tx.commit().sql()?;
         Ok(report)
     }
 
@@ -357,17 +456,17 @@ impl Engine {
 
     /// Folds a stream up to a position or time ([`audit::state_as_of`]).
     pub fn state_as_of(&self, stream: StreamId, as_of: AsOf) -> Result<Loaded, EngineError> {
-        self.read(|conn| audit::state_as_of(conn, stream, as_of))
+        reading!(self, |conn| audit::state_as_of(conn, stream, as_of))
     }
 
     /// The whole catalogue at a position or time ([`audit::catalogue_as_of`]).
     pub fn catalogue_as_of(&self, as_of: AsOf) -> Result<audit::Catalogue, EngineError> {
-        self.read(|conn| audit::catalogue_as_of(conn, as_of))
+        reading!(self, |conn| audit::catalogue_as_of(conn, as_of))
     }
 
     /// Every event of an image with who, where and when ([`audit::history`]).
     pub fn history(&self, image_id: Uuid) -> Result<Vec<audit::HistoryEntry>, EngineError> {
-        self.read(|conn| audit::history(conn, image_id))
+        reading!(self, |conn| audit::history(conn, image_id))
     }
 
     /// Who could see and boot an image at a position or time, and why ([`audit::access_at`]).
@@ -403,11 +502,36 @@ impl Engine {
         image_id: Uuid,
         as_of: AsOf,
     ) -> Result<audit::AccessReport, EngineError> {
-        self.read(|conn| audit::access_at(conn, &self.profile, image_id, as_of))
+        reading!(self, |conn| audit::access_at(
+            conn,
+            &self.profile,
+            image_id,
+            as_of
+        ))
     }
 
     /// Checks the hash chain and the read models against a replay ([`audit::verify`]).
     pub fn verify(&self) -> Result<audit::VerifyReport, EngineError> {
-        self.read(audit::verify)
+        reading!(self, |conn| audit::verify(conn))
     }
+}
+
+/// Empties the read models and writes them again from the whole log, in one write transaction.
+fn rebuild_in<C: Sql + ?Sized>(
+    writer: &C,
+    progress: &mut impl FnMut(u64),
+) -> Result<RebuildReport, EngineError> {
+    let tx = crate::write_tx::WriteTx::begin(writer)?;
+    tables::reset(&*tx)?;
+    let indexes = tables::drop_secondary_indexes(&*tx)?;
+    let report = fold_streams(
+        &*tx,
+        None,
+        |state, _| tables::write_state(&*tx, &state).map_err(Into::into),
+        progress,
+    )?;
+    tables::recreate_indexes(&*tx, &indexes)?;
+    tables::set_checkpoint(&*tx, report.last_position)?;
+    tx.commit()?;
+    Ok(report)
 }

@@ -178,7 +178,9 @@ impl Engine {
         // Every taken command gets an answer, even if the writer is unusable: a caller whose
         // slot stayed empty would lead empty groups forever.
         let results: Vec<Result<Outcome, EngineError>> = match lock(&self.writer) {
-            Ok(mut writer) if !items.is_empty() => self.run_items(&mut writer, items),
+            Ok(writer) if !items.is_empty() => {
+                on_db!(&*writer, |conn| self.run_items(conn, items))
+            }
             Ok(_) => Vec::new(),
             Err(_) => items.iter().map(|_| Err(EngineError::Poisoned)).collect(),
         };

@@ -20,7 +20,7 @@ use super::*;
 impl Engine {
     /// Folds a stream as it is now (from the cache when it is at the log's version).
     pub fn load(&self, stream: StreamId) -> Result<Loaded, EngineError> {
-        self.read(|conn| {
+        reading!(self, |conn| {
             let version = log::stream_version(conn, &stream.to_string())?.unwrap_or(0);
             if version > 0 {
                 if let Some(state) = self.cached(stream, version) {
@@ -56,7 +56,7 @@ impl Engine {
         region: &Region,
         status: imgshare_core::ImageStatus,
     ) -> Result<Vec<Uuid>, EngineError> {
-        self.read(|conn| {
+        reading!(self, |conn| {
             let ids = tables::image_ids_in_status(conn, region, status)?;
             ids.iter()
                 .map(|id| {
@@ -221,7 +221,7 @@ impl Engine {
             .validate(&self.dialect())
             .map_err(ProjectionError::from)?;
         let viewer = self.viewer(ctx);
-        self.read(|conn| {
+        reading!(self, |conn| {
             Ok(listing::image_page(
                 conn,
                 &self.profile,
@@ -257,7 +257,7 @@ impl Engine {
             .validate(&self.dialect(), &types)
             .map_err(ProjectionError::from)?;
         let viewer = self.viewer(ctx);
-        self.read(|conn| {
+        reading!(self, |conn| {
             Ok(listing::task_page(
                 conn,
                 &viewer,
@@ -286,7 +286,7 @@ impl Engine {
         self.get_image(ctx, image_id)?;
         self.profile.authorize(&ctx.actor, Operation::ReadTasks)?;
         let viewer = self.viewer(ctx);
-        let tasks = self.read(|conn| Ok(listing::visible_tasks(conn, &viewer, ctx.now)?))?;
+        let tasks = reading!(self, |conn| listing::visible_tasks(conn, &viewer, ctx.now))?;
         let image_id = image_id.to_string();
         let tasks = tasks
             .into_iter()

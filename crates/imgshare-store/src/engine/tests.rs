@@ -378,6 +378,8 @@ fn a_command_that_fails_after_writing_is_undone_alone_and_the_rest_commit() {
         .writer
         .lock()
         .unwrap()
+        .sqlite()
+        .unwrap()
         .execute_batch(
             "CREATE TEMP TRIGGER refuse_member BEFORE INSERT ON proj_members
              WHEN NEW.member_id = '999999'
