@@ -111,7 +111,7 @@ pub trait Row {
     fn text(&self, index: usize) -> Result<Option<String>, SqlError>;
 }
 
-/// What [`Row::get`] can read.
+/// What [`RowExt::get`] can read.
 pub trait FromColumn: Sized {
     /// Reads the column `index` of `row`.
     fn from_column(row: &(impl Row + ?Sized), index: usize) -> Result<Self, SqlError>;
