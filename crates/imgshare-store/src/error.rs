@@ -428,6 +428,9 @@ pub enum EngineError {
         /// What was asked.
         operation: &'static str,
     },
+    /// A log copy was refused before anything was committed ([`crate::Engine::copy_log_from`]).
+    #[error(transparent)]
+    Copy(crate::copy::CopyError),
 }
 
 impl EngineError {
@@ -441,6 +444,11 @@ impl EngineError {
             | EngineError::MissingState
             | EngineError::Poisoned
             | EngineError::SqliteOnly { .. } => ErrorKind::Internal,
+            EngineError::Copy(error) => match error {
+                crate::copy::CopyError::TargetNotEmpty { .. } => ErrorKind::Conflict,
+                crate::copy::CopyError::SourceChainBroken { .. } => ErrorKind::Internal,
+                crate::copy::CopyError::Store(error) => error.kind(),
+            },
         }
     }
 
@@ -454,6 +462,11 @@ impl EngineError {
             EngineError::MissingState => "missing_state",
             EngineError::Poisoned => "engine_poisoned",
             EngineError::SqliteOnly { .. } => "sqlite_only",
+            EngineError::Copy(error) => match error {
+                crate::copy::CopyError::TargetNotEmpty { .. } => "copy_target_not_empty",
+                crate::copy::CopyError::SourceChainBroken { .. } => "copy_source_chain_broken",
+                crate::copy::CopyError::Store(error) => error.code(),
+            },
         }
     }
 }

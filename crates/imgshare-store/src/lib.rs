@@ -31,6 +31,7 @@ macro_rules! internal_mod {
 internal_mod!(anchor, audit, db, fold, log, meta);
 
 pub mod backup;
+mod copy;
 pub mod error;
 mod write_tx;
 
@@ -39,6 +40,7 @@ pub use audit::{
     AccessReason, AccessReport, AccountAccess, AsOf, AsOfParseError, Catalogue, Difference,
     EventMetadata, HistoryEntry, LogFilter, LogLine, MetadataActor, VerifyReport,
 };
+pub use copy::CopyError;
 pub use db::{DbOptions, Durability, StoreError};
 pub use log::{ChainReport, ExpectedVersion, RecordedEvent};
 pub use meta::{profile_name, stored_profile_of};
@@ -73,7 +75,8 @@ pub mod swift;
 pub mod tasks;
 
 pub use engine::{
-    BatchItem, Engine, EngineError, EngineOptions, GroupCommits, Loaded, Outcome, RebuildReport,
+    BatchItem, CopyReport, Engine, EngineError, EngineOptions, GroupCommits, Loaded, Outcome,
+    RebuildReport,
 };
 pub use image_data::{
     DataHashes, DataSlot, DataWriter, FsImageDataStore, HashingReader, ImageDataStore, StoredData,

@@ -61,3 +61,33 @@ fn a_postgres_url_is_not_taken_for_a_file_name() {
         "{error}"
     );
 }
+
+#[test]
+fn a_log_copied_there_and_back_keeps_its_hashes() {
+    let (_a, first) = fresh();
+    let (_b, second) = fresh();
+    let (_c, third) = fresh();
+    scenarios::a_log_copied_there_and_back_keeps_its_hashes(&first, &second, &third);
+}
+
+#[test]
+fn a_source_whose_chain_is_broken_is_not_copied() {
+    let (_a, first) = fresh();
+    let (_b, second) = fresh();
+    scenarios::register_share_accept_list_and_boot(&first);
+    {
+        // Changing a stored event takes dropping the trigger first, as an attacker would.
+        let conn = open_file(std::path::Path::new(&first), &DbOptions::default()).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER events_no_update; \
+             UPDATE events SET data = replace(data, 'shared', 'sh4red') WHERE position = 1",
+        )
+        .unwrap();
+    }
+    let source = scenarios::open(&first);
+    let target = scenarios::open(&second);
+    let refused = target.copy_log_from(&source, |_| {}).unwrap_err();
+    assert_eq!(refused.code(), "copy_source_chain_broken");
+    assert!(refused.to_string().contains("position 1"), "{refused}");
+    assert_eq!(target.head().unwrap(), None);
+}

@@ -514,6 +514,53 @@ impl Engine {
     pub fn verify(&self) -> Result<audit::VerifyReport, EngineError> {
         reading!(self, |conn| audit::verify(conn))
     }
+
+    /// Fills this engine's empty log with `source`'s events, copied row for row (positions,
+    /// times and hashes intact, the source's chain checked on the way), then rebuilds this
+    /// engine's read models from them and verifies the result. Moves a catalogue between
+    /// backends (SQLite ↔ PostgreSQL); `progress` gets the number of events copied so far.
+    ///
+    /// Refused, with nothing committed, when this log already has events
+    /// ([`crate::CopyError::TargetNotEmpty`]) or the source's chain is broken
+    /// ([`crate::CopyError::SourceChainBroken`]). The source is only read.
+    pub fn copy_log_from(
+        &self,
+        source: &Engine,
+        mut progress: impl FnMut(u64),
+    ) -> Result<CopyReport, EngineError> {
+        if std::ptr::eq(self, source) {
+            let head = self.head()?.map_or(0, |(position, _)| position);
+            return Err(EngineError::Copy(crate::copy::CopyError::TargetNotEmpty {
+                head,
+            }));
+        }
+        let (events, head) = reading!(source, |from| {
+            writing!(self, |to| crate::copy::copy_events(from, to, &mut progress))
+        })
+        .map_err(EngineError::Copy)?;
+        let rebuild = self.rebuild(|_| {})?;
+        let verify = self.verify()?;
+        Ok(CopyReport {
+            events,
+            head,
+            rebuild,
+            verify,
+        })
+    }
+}
+
+/// What [`Engine::copy_log_from`] did.
+#[derive(Debug, Clone)]
+pub struct CopyReport {
+    /// Events copied.
+    pub events: u64,
+    /// The copied log's head `(position, hash)`, the same in both databases; `None` for an
+    /// empty source.
+    pub head: Option<(i64, String)>,
+    /// The target's read models rebuilt from the copy.
+    pub rebuild: RebuildReport,
+    /// The target verified after the rebuild (chain, replay, read models).
+    pub verify: audit::VerifyReport,
 }
 
 /// Empties the read models and writes them again from the whole log, in one write transaction.

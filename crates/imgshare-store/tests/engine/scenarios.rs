@@ -335,3 +335,53 @@ pub(crate) fn a_stale_expected_version_conflicts<C: Sql + ?Sized>(location: &str
     let image = engine.image_state(image_id).unwrap().unwrap();
     assert_eq!(image.members.keys().collect::<Vec<_>>(), ["222"]);
 }
+
+/// What a caller sees of a catalogue: the consumer's and the owner's lists, the members, boots.
+fn observed(engine: &Engine) -> Vec<Value> {
+    let image_ids: Vec<Uuid> = engine.list_images(&ctx("111", 10), "").unwrap()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| Uuid::parse_str(image["id"].as_str().unwrap()).unwrap())
+        .collect();
+    let mut seen = vec![
+        engine
+            .list_images(&ctx("222", 10), "member_status=all")
+            .unwrap(),
+        engine.list_images(&ctx("111", 10), "").unwrap(),
+    ];
+    for image_id in image_ids {
+        seen.push(engine.members_view(&ctx("111", 10), image_id).unwrap());
+        seen.push(Value::Bool(
+            engine.can_boot("222", image_id, &dfw()).unwrap(),
+        ));
+    }
+    seen
+}
+
+/// A catalogue copied from `first` to the empty `second` and on to the empty `third` (across
+/// backends when the locations say so): the same head and hashes, read models rebuilt to the same
+/// answers, verified; a copy into a log that has events is refused and changes nothing.
+pub(crate) fn a_log_copied_there_and_back_keeps_its_hashes(first: &str, second: &str, third: &str) {
+    register_share_accept_list_and_boot(first);
+    let source = open(first);
+    let there = open(second);
+    let report = there.copy_log_from(&source, |_| {}).unwrap();
+    assert_eq!(report.head, source.head().unwrap());
+    assert!(report.events >= 4, "{report:?}");
+    assert!(report.verify.is_ok(), "{:?}", report.verify);
+    assert_eq!(there.head().unwrap(), source.head().unwrap());
+    assert_eq!(observed(&there), observed(&source));
+
+    let back = open(third);
+    let report = back.copy_log_from(&there, |_| {}).unwrap();
+    assert!(report.verify.is_ok(), "{:?}", report.verify);
+    assert_eq!(back.head().unwrap(), source.head().unwrap());
+    assert_eq!(observed(&back), observed(&source));
+
+    let refused = there.copy_log_from(&back, |_| {}).unwrap_err();
+    assert_eq!(refused.code(), "copy_target_not_empty");
+    assert_eq!(there.head().unwrap(), source.head().unwrap());
+    let itself = there.copy_log_from(&there, |_| {}).unwrap_err();
+    assert_eq!(itself.code(), "copy_target_not_empty");
+}

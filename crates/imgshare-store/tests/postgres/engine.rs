@@ -200,3 +200,15 @@ fn a_command_whose_read_fails_in_the_database_does_not_undo_the_others() {
     assert_eq!(members(&owner, image_id), ["222", "333"]);
     assert_eq!(owner.head().unwrap().unwrap().0, head + 2);
 }
+
+#[test]
+fn a_log_moves_from_sqlite_to_postgres_and_back_with_its_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("from.db");
+    let third = dir.path().join("back.db");
+    scenarios::a_log_copied_there_and_back_keeps_its_hashes(
+        first.to_str().unwrap(),
+        &fresh_database("copy_there"),
+        third.to_str().unwrap(),
+    );
+}
