@@ -197,6 +197,12 @@ impl From<EngineError> for ApiError {
             return ApiError::internal(error.code()).with_cause(format_args!("{error}: {error:?}"));
         }
         let mut api = ApiError::new(status, error.code(), error.to_string());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Busy, read-only or a database that is away: the same request may succeed soon,
+            // and the engine reconnects by itself; tell clients when to try again.
+            api.headers
+                .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
         if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
             api.headers.push((
                 HeaderName::from_static("accept-patch"),
@@ -278,5 +284,31 @@ mod tests {
         assert_eq!(corrupt.message, INTERNAL_MESSAGE);
         let cause = corrupt.cause.unwrap_or_default();
         assert!(cause.contains("file is not a database"), "{cause}");
+    }
+
+    #[test]
+    fn a_database_that_is_away_is_503_with_a_retry_hint() {
+        let retry_after = |error: &ApiError| {
+            error
+                .headers
+                .iter()
+                .find(|(name, _)| name == header::RETRY_AFTER)
+                .map(|(_, value)| value.clone())
+        };
+        let away = ApiError::from(EngineError::Store(StoreError::Unavailable(
+            "connection refused".to_owned(),
+        )));
+        assert_eq!(away.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(away.error_code, "database_unavailable");
+        assert!(
+            away.message.contains("connection refused"),
+            "{}",
+            away.message
+        );
+        assert_eq!(retry_after(&away), Some(HeaderValue::from_static("1")));
+        let busy = ApiError::from(EngineError::Store(StoreError::Busy));
+        assert_eq!(retry_after(&busy), Some(HeaderValue::from_static("1")));
+        let full = ApiError::from(EngineError::Store(StoreError::Full));
+        assert_eq!(retry_after(&full), None);
     }
 }

@@ -71,7 +71,7 @@ pub(crate) use reading;
 /// [`on_db!`] on the engine's writer, held for the body; `?` on a poisoned lock.
 macro_rules! writing {
     ($engine:expr, |$conn:ident| $body:expr) => {{
-        let guard = $crate::engine::lock(&$engine.writer)?;
+        let guard = $engine.writer_guard()?;
         $crate::engine::on_db!(&*guard, |$conn| $body)
     }};
 }
@@ -170,6 +170,10 @@ pub struct Engine {
     /// behind writes (WAL lets them run concurrently). An in-memory database has only the writer.
     reader: Option<Mutex<Db>>,
     path: Option<PathBuf>,
+    /// The PostgreSQL URL the connections were opened with: a connection the server closed (a
+    /// restart, a failover, a terminated backend) is replaced from it on next use.
+    #[cfg(feature = "postgres")]
+    postgres_url: Option<String>,
     /// Commands of `execute` waiting for a transaction (group commit).
     commits: CommitQueue,
     /// Recently folded aggregates by stream, each valid only at its version.
@@ -249,6 +253,8 @@ impl Engine {
             writer: Mutex::new(writer),
             reader: reader.map(Mutex::new),
             path,
+            #[cfg(feature = "postgres")]
+            postgres_url: None,
             commits: CommitQueue::default(),
             cache: Mutex::new(StateCache::default()),
             legacy_event_ids,
@@ -310,13 +316,15 @@ impl Engine {
             // The second open finds the database migrated and pinned: it checks, writes nothing.
             let reader = crate::pg::open_postgres(location, options.profile.kind)?;
             let legacy_event_ids = last_event_id_is_legacy(&writer)?;
-            Ok(Self::assemble(
+            let mut engine = Self::assemble(
                 options.profile,
                 Db::Postgres(Box::new(writer)),
                 Some(Db::Postgres(Box::new(reader))),
                 None,
                 legacy_event_ids,
-            ))
+            );
+            engine.postgres_url = Some(location.to_owned());
+            Ok(engine)
         }
         #[cfg(not(feature = "postgres"))]
         Err(StoreError::InvalidUrl(
@@ -422,7 +430,30 @@ impl Engine {
 
     /// The read connection, locked (the writer when there is no separate reader).
     pub(crate) fn reader_guard(&self) -> Result<MutexGuard<'_, Db>, EngineError> {
-        lock(self.reader.as_ref().unwrap_or(&self.writer))
+        self.connected(lock(self.reader.as_ref().unwrap_or(&self.writer))?)
+    }
+
+    /// The writer connection, locked (and reconnected if the server closed it).
+    pub(crate) fn writer_guard(&self) -> Result<MutexGuard<'_, Db>, EngineError> {
+        self.connected(lock(&self.writer)?)
+    }
+
+    /// `guard`'s connection, replaced by a new one if the database server closed it. The request
+    /// that met the closed connection already failed as `database_unavailable` (503); the next
+    /// one gets a fresh connection, or the same error while the server is still away, so an
+    /// engine recovers by itself once the database is back. A SQLite connection is never closed
+    /// under it.
+    fn connected<'g>(
+        &self,
+        #[allow(unused_mut)] mut guard: MutexGuard<'g, Db>,
+    ) -> Result<MutexGuard<'g, Db>, EngineError> {
+        #[cfg(feature = "postgres")]
+        if let (Db::Postgres(conn), Some(url)) = (&mut *guard, &self.postgres_url) {
+            if conn.is_closed() {
+                **conn = crate::pg::open_postgres(url, self.profile.kind)?;
+            }
+        }
+        Ok(guard)
     }
 
     /// Empties the read models and rebuilds them from the whole log, one stream at a time.

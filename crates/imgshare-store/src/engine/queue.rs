@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::group::BatchItem;
-use super::{lock, Engine, EngineError, Outcome};
+use super::{Engine, EngineError, Outcome};
+use crate::error::StoreError;
 use imgshare_core::{Command, Context};
 
 /// Where a queued command's result goes.
@@ -177,12 +178,30 @@ impl Engine {
         let (items, slots): (Vec<BatchItem>, Vec<Slot>) = group.into_iter().unzip();
         // Every taken command gets an answer, even if the writer is unusable: a caller whose
         // slot stayed empty would lead empty groups forever.
-        let results: Vec<Result<Outcome, EngineError>> = match lock(&self.writer) {
+        let results: Vec<Result<Outcome, EngineError>> = match self.writer_guard() {
             Ok(writer) if !items.is_empty() => {
                 on_db!(&*writer, |conn| self.run_items(conn, items))
             }
             Ok(_) => Vec::new(),
-            Err(_) => items.iter().map(|_| Err(EngineError::Poisoned)).collect(),
+            // A poisoned lock, or a database that cannot be reconnected yet: each taken command
+            // gets the same answer.
+            Err(err) => {
+                let poisoned = matches!(err, EngineError::Poisoned);
+                let message = err.to_string();
+                let mut first = Some(err);
+                items
+                    .iter()
+                    .map(|_| {
+                        Err(first.take().unwrap_or_else(|| {
+                            if poisoned {
+                                EngineError::Poisoned
+                            } else {
+                                StoreError::Unavailable(message.clone()).into()
+                            }
+                        }))
+                    })
+                    .collect()
+            }
         };
         for (slot, result) in slots.iter().zip(results) {
             *slot.lock().map_err(|_| EngineError::Poisoned)? = Some(result);

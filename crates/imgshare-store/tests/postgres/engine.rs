@@ -3,7 +3,7 @@
 
 use imgshare_core::{Actor, Command, Context, ImageCommand, Region};
 use imgshare_sql::Sql;
-use imgshare_store::{grant_application_role, BatchItem, Difference, Engine, PgConn};
+use imgshare_store::{grant_application_role, BatchItem, Difference, Engine, EngineError, PgConn};
 use uuid::Uuid;
 
 use super::{base_url, fresh_database, scenarios, unique, url_with};
@@ -211,4 +211,80 @@ fn a_log_moves_from_sqlite_to_postgres_and_back_with_its_hashes() {
         &fresh_database("copy_there"),
         third.to_str().unwrap(),
     );
+}
+
+/// Ends every other session on `location`'s database, as a restart or failover does.
+fn terminate_sessions(location: &str) {
+    let admin = PgConn::connect(location).unwrap();
+    admin
+        .batch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .unwrap();
+}
+
+/// `call` after the engine's connections were dropped: the first attempt on a dropped
+/// connection may fail as unavailable (a 503 for an HTTP client), the next one must succeed.
+fn after_one_unavailable<T>(mut call: impl FnMut() -> Result<T, EngineError>) -> (T, bool) {
+    match call() {
+        Ok(value) => (value, false),
+        Err(error) => {
+            assert_eq!(error.code(), "database_unavailable", "{error}");
+            (call().unwrap(), true)
+        }
+    }
+}
+
+#[test]
+fn an_engine_whose_connections_were_dropped_answers_unavailable_once_then_reconnects() {
+    let location = fresh_database("engine_reconnect");
+    let engine = scenarios::open(&location);
+    let image_id = scenarios::register_for_tests(&engine);
+    let head = engine.head().unwrap();
+    let dfw = Region::parse("DFW").unwrap();
+
+    terminate_sessions(&location);
+    // Reads go through the reader connection: it meets the closure once, then reconnects.
+    let (boots, failed) = after_one_unavailable(|| engine.can_boot("111", image_id, &dfw));
+    assert!(boots);
+    assert!(
+        failed,
+        "the first read after the drop should have met the closed connection"
+    );
+    // Nothing acknowledged before the drop was lost.
+    assert_eq!(engine.head().unwrap(), head);
+
+    terminate_sessions(&location);
+    let second = Uuid::new_v4();
+    let ctx = Context::new(
+        Actor::tenant("111", "user", &["cloudImages:admin"]),
+        dfw.clone(),
+        chrono::Utc::now(),
+    );
+    let register = || {
+        engine.execute(
+            &ctx,
+            Command::Image {
+                image_id: second,
+                command: ImageCommand::Register {
+                    origin: imgshare_core::ImageOrigin::Snapshot {
+                        server_id: "srv".into(),
+                    },
+                    image: imgshare_core::NewImage::default(),
+                },
+            },
+        )
+    };
+    let (outcome, failed) = after_one_unavailable(register);
+    assert!(
+        failed,
+        "the first command after the drop should have met the closed connection"
+    );
+    assert!(!outcome.already_applied);
+    // The refused attempt wrote nothing: the command's one event follows the old head.
+    let (after, _) = after_one_unavailable(|| engine.head());
+    let (position, _) = after.unwrap();
+    assert_eq!(position, head.unwrap().0 + outcome.events.len() as i64);
+    assert!(engine.verify().unwrap().is_ok());
 }
