@@ -22,7 +22,40 @@ pub fn spawn_task_worker(state: &AppState, poll_interval: Duration) -> Option<Jo
     let env = state.tasks.clone()?;
     let engine = Arc::clone(&state.engine);
     let wakeup = Arc::clone(&state.task_wakeup);
+    if engine.runs_on_postgres() {
+        let (engine, wakeup) = (Arc::clone(&engine), Arc::clone(&wakeup));
+        std::thread::Builder::new()
+            .name("task-listener".to_owned())
+            .spawn(move || listen(&engine, &wakeup, poll_interval))
+            .map_err(|error| tracing::warn!(error = %error, "no task listener: timer only"))
+            .ok();
+    }
     Some(tokio::spawn(run(engine, env, wakeup, poll_interval)))
+}
+
+/// Wakes the worker when another process on the database announces a task
+/// ([`Engine::notify_task_workers`]); a lost listening connection is opened again after a pause
+/// (the timer keeps the worker going meanwhile).
+fn listen(engine: &Engine, wakeup: &Notify, poll_interval: Duration) {
+    loop {
+        match engine.task_listener() {
+            Ok(Some(listener)) => loop {
+                match listener.wait(poll_interval) {
+                    Ok(true) => wakeup.notify_one(),
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(error = %error, "task listener lost its connection");
+                        break;
+                    }
+                }
+            },
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(error = %error, "task listener cannot connect; retrying");
+            }
+        }
+        std::thread::sleep(poll_interval.max(Duration::from_secs(1)));
+    }
 }
 
 async fn run(

@@ -76,6 +76,19 @@ impl PgConn {
             .is_ok_and(|client| client.is_closed())
     }
 
+    /// Waits up to `timeout` for a notification on a channel this connection `LISTEN`s to;
+    /// returns its channel's name, or `None` when the time ran out. A notification sent while the
+    /// connection was busy is kept by the driver and returned at once.
+    pub fn wait_for_notification(&self, timeout: Duration) -> Result<Option<String>, SqlError> {
+        use postgres::fallible_iterator::FallibleIterator as _;
+        let mut client = self.client()?;
+        let mut notifications = client.notifications();
+        let mut waiting = notifications.timeout_iter(timeout);
+        Ok(waiting
+            .next()?
+            .map(|notification| notification.channel().to_owned()))
+    }
+
     fn client(&self) -> Result<std::cell::RefMut<'_, Client>, SqlError> {
         self.client.try_borrow_mut().map_err(|_| {
             SqlError::Statement("a statement was run on a connection still reading a result".into())

@@ -91,4 +91,4 @@ pub use imgshare_projection::{
 pub use objects::{FsObjectStore, ObjectSource, ObjectStore, StoreUnavailable};
 pub use register::{register_vhd, RegisterError};
 pub use swift::{SwiftAuth, SwiftConfig, SwiftConfigError, SwiftObjectStore};
-pub use tasks::{imported_image_id, TaskEnvironment, TaskRunReport};
+pub use tasks::{imported_image_id, TaskEnvironment, TaskListener, TaskRunReport, TASKS_CHANNEL};

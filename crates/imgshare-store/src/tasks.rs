@@ -146,7 +146,61 @@ fn problem(problem: VhdProblem) -> Failure {
     problem.to_string()
 }
 
+/// The PostgreSQL channel a process notifies when it creates a task, so that the task workers of
+/// the other processes on the database look at once instead of at their next tick.
+pub const TASKS_CHANNEL: &str = "imgshare_tasks";
+
+/// A connection listening on [`TASKS_CHANNEL`] ([`Engine::task_listener`]).
+#[derive(Debug)]
+pub struct TaskListener {
+    #[cfg(feature = "postgres")]
+    conn: Box<imgshare_sql::postgres::PgConn>,
+}
+
+impl TaskListener {
+    /// Waits up to `timeout` for a task to be announced; `true` if one was. An error means the
+    /// connection was lost: open a new listener.
+    pub fn wait(&self, timeout: std::time::Duration) -> Result<bool, EngineError> {
+        #[cfg(feature = "postgres")]
+        return Ok(self.conn.wait_for_notification(timeout).sql()?.is_some());
+        #[cfg(not(feature = "postgres"))]
+        {
+            std::thread::sleep(timeout);
+            Ok(false)
+        }
+    }
+}
+
 impl Engine {
+    /// Announces a new task to the task workers of every process on this database: `NOTIFY` on
+    /// PostgreSQL, delivered when no transaction is open; nothing on SQLite, whose processes
+    /// share one host and find the task on their timer.
+    pub fn notify_task_workers(&self) -> Result<(), EngineError> {
+        if self.postgres_url().is_none() {
+            return Ok(());
+        }
+        crate::engine::writing!(self, |conn| Sql::batch(
+            conn,
+            &format!("NOTIFY {TASKS_CHANNEL}")
+        )
+        .sql())?;
+        Ok(())
+    }
+
+    /// A listener for [`Engine::notify_task_workers`] from any process, on a connection of its
+    /// own; `None` on SQLite.
+    pub fn task_listener(&self) -> Result<Option<TaskListener>, EngineError> {
+        #[cfg(feature = "postgres")]
+        if let Some(url) = self.postgres_url() {
+            let conn = imgshare_sql::postgres::PgConn::connect(url).sql()?;
+            conn.batch(&format!("LISTEN {TASKS_CHANNEL}")).sql()?;
+            return Ok(Some(TaskListener {
+                conn: Box::new(conn),
+            }));
+        }
+        Ok(None)
+    }
+
     /// Runs every pending task of the environment's regions, oldest first, and returns what it
     /// finished. A task another worker started first is left to it. Errors are the log's (the
     /// database is busy or unusable); a task's own problems end it in `failure` instead.

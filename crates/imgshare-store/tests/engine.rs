@@ -91,3 +91,12 @@ fn a_source_whose_chain_is_broken_is_not_copied() {
     assert!(refused.to_string().contains("position 1"), "{refused}");
     assert_eq!(target.head().unwrap(), None);
 }
+
+#[test]
+fn on_sqlite_task_announcements_are_left_to_the_timer() {
+    let (_dir, location) = fresh();
+    let engine = scenarios::open(&location);
+    assert!(!engine.runs_on_postgres());
+    assert!(engine.task_listener().unwrap().is_none());
+    engine.notify_task_workers().unwrap();
+}

@@ -64,6 +64,14 @@ pub(crate) async fn create(
     })
     .await?;
     state.task_wakeup.notify_one();
+    // The other servers on the database (PostgreSQL) look at once too. The task is already
+    // created and answered for: a failed announcement only leaves it to their next tick.
+    let engine = std::sync::Arc::clone(&state.engine);
+    tokio::task::spawn_blocking(move || {
+        if let Err(error) = engine.notify_task_workers() {
+            tracing::warn!(error = %error, "could not announce the new task to other servers");
+        }
+    });
     Ok(response)
 }
 

@@ -75,6 +75,7 @@ macro_rules! writing {
         $crate::engine::on_db!(&*guard, |$conn| $body)
     }};
 }
+pub(crate) use writing;
 
 mod group;
 mod inspect;
@@ -431,6 +432,19 @@ impl Engine {
     /// The read connection, locked (the writer when there is no separate reader).
     pub(crate) fn reader_guard(&self) -> Result<MutexGuard<'_, Db>, EngineError> {
         self.connected(lock(self.reader.as_ref().unwrap_or(&self.writer))?)
+    }
+
+    /// Whether this engine runs on PostgreSQL (several servers may then share its database).
+    pub fn runs_on_postgres(&self) -> bool {
+        self.postgres_url().is_some()
+    }
+
+    /// The PostgreSQL URL this engine runs on, if it does.
+    pub(crate) fn postgres_url(&self) -> Option<&str> {
+        #[cfg(feature = "postgres")]
+        return self.postgres_url.as_deref();
+        #[cfg(not(feature = "postgres"))]
+        None
     }
 
     /// The writer connection, locked (and reconnected if the server closed it).

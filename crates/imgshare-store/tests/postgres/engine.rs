@@ -288,3 +288,23 @@ fn an_engine_whose_connections_were_dropped_answers_unavailable_once_then_reconn
     assert_eq!(position, head.unwrap().0 + outcome.events.len() as i64);
     assert!(engine.verify().unwrap().is_ok());
 }
+
+#[test]
+fn a_task_announced_by_one_engine_wakes_the_listener_of_another() {
+    let location = fresh_database("engine_notify");
+    let (here, there) = (scenarios::open(&location), scenarios::open(&location));
+    assert!(here.runs_on_postgres());
+    let listener = here
+        .task_listener()
+        .unwrap()
+        .expect("a listener on PostgreSQL");
+    assert!(!listener
+        .wait(std::time::Duration::from_millis(200))
+        .unwrap());
+    there.notify_task_workers().unwrap();
+    assert!(listener.wait(std::time::Duration::from_secs(10)).unwrap());
+    // One announcement wakes once.
+    assert!(!listener
+        .wait(std::time::Duration::from_millis(200))
+        .unwrap());
+}
