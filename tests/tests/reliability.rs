@@ -5,7 +5,9 @@
 //! `IMGSHARE_CRASH_TRIALS` (default 24), `IMGSHARE_CRASH_SEED` (default: from the clock,
 //! printed), `IMGSHARE_CRASH_MAX_DELAY_MS` (default 60) and `IMGSHARE_CRASH_DURABILITY`
 //! (`normal`; default full) control the crash test; the long runs documented in
-//! `docs/RELIABILITY.md` use 500 trials.
+//! `docs/RELIABILITY.md` use 500 trials. With `IMGSHARE_CRASH_POSTGRES_URL` (a server URL; the
+//! test creates a database of its own there) and the `postgres` feature, the crash test's writer
+//! runs on PostgreSQL instead of a SQLite file (`tests/postgres/run.sh`).
 
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,8 +22,7 @@ use imgshare_core::{Command, Context, ImageCommand, MemberStatus};
 use imgshare_projection::tables;
 use imgshare_store::engine::event_id_for;
 use imgshare_store::{
-    find_by_event_ids, head, verify_chain, DbOptions, Engine, EngineError, EngineOptions,
-    StoreError,
+    find_by_event_ids, verify_chain, DbOptions, Engine, EngineError, EngineOptions, StoreError,
 };
 use imgshare_tests::workload::{self, contention, Rng};
 use uuid::Uuid;
@@ -45,32 +46,87 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn open(path: &Path) -> Engine {
-    Engine::open(path, EngineOptions::default()).unwrap()
+fn open(location: &Path) -> Engine {
+    Engine::open_url(location.to_str().unwrap(), EngineOptions::default()).unwrap()
 }
 
-fn dump(engine: &Engine) -> Vec<String> {
-    engine.read(|conn| Ok(tables::dump(conn)?)).unwrap()
+/// Runs `$body` with `$conn` a connection to the engine's database: the engine's own on SQLite,
+/// a new one on PostgreSQL (where the engine lends none).
+macro_rules! with_conn {
+    ($location:expr, $engine:expr, |$conn:ident| $body:expr) => {{
+        let location: &Path = $location;
+        if is_postgres(location) {
+            #[cfg(feature = "postgres")]
+            {
+                let $conn = &imgshare_store::PgConn::connect(location.to_str().unwrap()).unwrap();
+                $body.unwrap()
+            }
+            #[cfg(not(feature = "postgres"))]
+            unreachable!("a PostgreSQL location without the postgres feature")
+        } else {
+            $engine.read(|$conn| Ok($body?)).unwrap()
+        }
+    }};
+}
+
+fn is_postgres(location: &Path) -> bool {
+    location
+        .to_str()
+        .is_some_and(|text| text.starts_with("postgres"))
+}
+
+fn dump(location: &Path, engine: &Engine) -> Vec<String> {
+    with_conn!(location, engine, |conn| tables::dump(conn))
 }
 
 fn log_head(engine: &Engine) -> Option<(i64, String)> {
-    engine.read(|conn| Ok(head(conn)?)).unwrap()
+    engine.head().unwrap()
 }
 
 /// The stored events of `command_id`, looking a few indexes past the last one expected.
-fn stored_events(engine: &Engine, command_id: Uuid, up_to: usize) -> usize {
+fn stored_events(location: &Path, engine: &Engine, command_id: Uuid, up_to: usize) -> usize {
     let ids: Vec<Uuid> = (0..up_to).map(|i| event_id_for(command_id, i)).collect();
-    engine
-        .read(|conn| Ok(find_by_event_ids(conn, &ids)?))
-        .unwrap()
-        .len()
+    with_conn!(location, engine, |conn| find_by_event_ids(conn, &ids)).len()
+}
+
+/// Where each segment of the crash test keeps its log: a new SQLite file in `dir`, or a new
+/// database on the PostgreSQL server `IMGSHARE_CRASH_POSTGRES_URL` names.
+fn new_crash_database(dir: &Path, name: &str) -> PathBuf {
+    match std::env::var("IMGSHARE_CRASH_POSTGRES_URL") {
+        Ok(server) if !server.is_empty() => PathBuf::from(new_postgres_database(&server, name)),
+        _ => dir.join(format!("{name}.db")),
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn new_postgres_database(server: &str, name: &str) -> String {
+    use imgshare_sql::Sql as _;
+    let unique = format!(
+        "{}_{}_{}",
+        name.replace('-', "_"),
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos())
+    );
+    let admin = imgshare_store::PgConn::connect(server).unwrap();
+    admin.batch(&format!("CREATE DATABASE {unique}")).unwrap();
+    match server.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{unique}"),
+        None => panic!("IMGSHARE_CRASH_POSTGRES_URL has no database part: {server}"),
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn new_postgres_database(_server: &str, _name: &str) -> String {
+    panic!("IMGSHARE_CRASH_POSTGRES_URL needs the postgres feature (tests/postgres/run.sh)")
 }
 
 /// The checks after every kill: the log verifies, every acknowledged command is whole, the
 /// read models equal a rebuild, and the reopened engine accepts a write.
 fn check_after_kill(path: &Path, seed: u64, acknowledged: &BTreeMap<u64, usize>) {
     let engine = open(path);
-    let report = engine.read(|conn| Ok(verify_chain(conn)?)).unwrap();
+    let report = with_conn!(path, engine, |conn| verify_chain(conn));
     assert_eq!(report.first_mismatch, None, "hash chain broken");
     let head_position = log_head(&engine).map_or(0, |(position, _)| position);
     assert_eq!(
@@ -81,14 +137,18 @@ fn check_after_kill(path: &Path, seed: u64, acknowledged: &BTreeMap<u64, usize>)
     for (&index, &events) in acknowledged {
         let command_id = workload::command_id(seed, index);
         assert_eq!(
-            stored_events(&engine, command_id, events + 2),
+            stored_events(path, &engine, command_id, events + 2),
             events,
             "acknowledged command {index} (seed {seed}) is not whole in the log"
         );
     }
-    let live = dump(&engine);
+    let live = dump(path, &engine);
     engine.rebuild(|_| {}).unwrap();
-    assert_eq!(dump(&engine), live, "read models differ from a rebuild");
+    assert_eq!(
+        dump(path, &engine),
+        live,
+        "read models differ from a rebuild"
+    );
 }
 
 /// What one killed child said.
@@ -215,7 +275,7 @@ fn writer_killed_at_random_moments_loses_nothing_it_acknowledged() {
             }
             let workload_seed = rng.next_u64();
             segment = Some((
-                dir.path().join(format!("crash-{trial_number}.db")),
+                new_crash_database(dir.path(), &format!("crash-{trial_number}")),
                 workload_seed,
                 0,
             ));
@@ -227,7 +287,13 @@ fn writer_killed_at_random_moments_loses_nothing_it_acknowledged() {
         if let Some(index) = trial.in_flight {
             mid_command += 1;
             let engine = open(path);
-            if stored_events(&engine, workload::command_id(*workload_seed, index), 1) == 1 {
+            if stored_events(
+                path,
+                &engine,
+                workload::command_id(*workload_seed, index),
+                1,
+            ) == 1
+            {
                 unacknowledged_but_stored += 1;
             }
         }
@@ -360,7 +426,7 @@ fn processes_and_threads_writing_one_image_lose_no_update() {
     for w in &ok {
         let events: usize = w[2].parse().unwrap();
         assert_eq!(
-            stored_events(&engine, Uuid::parse_str(&w[1]).unwrap(), events + 2),
+            stored_events(&path, &engine, Uuid::parse_str(&w[1]).unwrap(), events + 2),
             events
         );
         acknowledged_events += events;
@@ -395,9 +461,9 @@ fn processes_and_threads_writing_one_image_lose_no_update() {
         assert!(image.members.contains_key(&contention::shared_member(j)));
     }
     assert_eq!(image.members.len() as u64, 5 * COUNT);
-    let live = dump(&engine);
+    let live = dump(&path, &engine);
     engine.rebuild(|_| {}).unwrap();
-    assert_eq!(dump(&engine), live);
+    assert_eq!(dump(&path, &engine), live);
     // A command of the race retried after the fact is recognised, not applied again.
     let first = Uuid::parse_str(&ok[0][1]).unwrap();
     let again = engine

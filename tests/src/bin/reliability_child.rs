@@ -9,7 +9,6 @@
 //! threads write at the same time, with a busy timeout of `BUSY_MS`.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -42,8 +41,9 @@ fn number(text: &str) -> Result<u64, String> {
 fn open(db: &str, options: DbOptions) -> Result<Engine, String> {
     let mut attempts = 0;
     loop {
-        let opened = Engine::open(
-            Path::new(db),
+        // A path, or a PostgreSQL URL when the crash test runs there.
+        let opened = Engine::open_url(
+            db,
             EngineOptions {
                 db: options.clone(),
                 ..EngineOptions::default()
