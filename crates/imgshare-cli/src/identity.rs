@@ -279,6 +279,11 @@ pub(crate) fn load_users(
 ) -> anyhow::Result<(PathBuf, UsersFile, Vec<DemoUser>)> {
     let path = match &args.users {
         Some(path) => path.clone(),
+        None if crate::postgres_url(db).is_some() => anyhow::bail!(
+            "--users is required with a PostgreSQL database and the built-in identity (its \
+             default, {DEFAULT_USERS_FILE} next to a SQLite file, has no meaning for a URL), or \
+             give --tokens; nothing was started"
+        ),
         None => db
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())
