@@ -42,7 +42,8 @@ pub(crate) struct IdentityArgs {
     #[arg(long, env = "IMGSHARE_IDENTITY", value_enum)]
     pub(crate) identity: Option<IdentityMode>,
     /// The built-in identity's users file (.toml or .json; `imgshare users` edits it). A file
-    /// that does not load is refused at start.
+    /// that does not load is refused at start. `--demo` without it uses `imgshare-users.toml` next
+    /// to the database file; with a PostgreSQL URL it must be given.
     #[arg(long, env = "IMGSHARE_USERS")]
     pub(crate) users: Option<PathBuf>,
     /// How long a built-in identity token lives, in seconds (Rackspace: 24 h).

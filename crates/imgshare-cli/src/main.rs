@@ -273,12 +273,12 @@ struct ServeArgs {
     #[arg(long, env = "IMGSHARE_DEMO")]
     demo: bool,
     /// Where uploaded image data is kept (created if missing); default: `<db file>.data`
-    /// next to the database.
+    /// next to the database; required with a PostgreSQL URL.
     #[arg(long, env = "IMGSHARE_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// The object store of import and export tasks (created if missing), one directory per
     /// region: `<dir>/<REGION>/<account>/<container>/<object>`; default: `<db file>.objects`
-    /// next to the database.
+    /// next to the database; required with a PostgreSQL URL unless every region uses Swift.
     #[arg(long, env = "IMGSHARE_OBJECTS_DIR")]
     objects_dir: Option<PathBuf>,
     /// The largest VHD an import accepts (file and virtual size), in bytes or with a K, M, G
@@ -690,7 +690,24 @@ fn demo(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_size, postgres_url, shown_db};
+    use std::path::Path;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        let shown = |text: &str| shown_db(Path::new(text));
+        assert_eq!(
+            shown("postgres://app:s3cret@db.example.com:5432/imgshare?sslmode=disable"),
+            "postgres://app:***@db.example.com:5432/imgshare?sslmode=disable"
+        );
+        assert_eq!(
+            shown("postgresql://app@db/imgshare"),
+            "postgresql://app@db/imgshare"
+        );
+        assert_eq!(shown("/srv/a:b@c.db"), "/srv/a:b@c.db");
+        assert!(postgres_url(Path::new("POSTGRES://h/db")).is_some());
+        assert!(postgres_url(Path::new("imgshare.db")).is_none());
+    }
 
     #[test]
     fn sizes_take_binary_suffixes() {
