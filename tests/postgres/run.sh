@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL 15 (cluster.sh), runs the store's PostgreSQL tests
-# (crates/imgshare-store/tests/postgres.rs) against it, and removes the cluster whatever the
-# outcome; also runs clippy over the workspace with the PostgreSQL backend built, which the
-# default build leaves out, and the crash test (a writer SIGKILLed at random moments) with its log
-# on PostgreSQL (IMGSHARE_CRASH_TRIALS, default 24, as for SQLite). Run from anywhere. Bounded:
-# the cluster's start 30 s, each test run 600 s.
+# (crates/imgshare-store/tests/postgres.rs) against it, the crash test (a writer SIGKILLed at
+# random moments) with its log on PostgreSQL (IMGSHARE_CRASH_TRIALS, default 24, as for SQLite),
+# then three `imgshare serve` processes on one database of that cluster (servers.sh), and removes
+# the cluster whatever the outcome; also runs clippy over the workspace with the PostgreSQL
+# backend built, which the default build leaves out. Run from anywhere. Bounded: the cluster's
+# start 30 s, each test run 600 s, the servers' run as servers.sh says.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -19,3 +20,4 @@ timeout 600 cargo test --quiet --locked -p imgshare-store --features postgres,in
 IMGSHARE_CRASH_POSTGRES_URL=$IMGSHARE_TEST_POSTGRES_URL timeout 600 cargo test --quiet --locked \
   -p imgshare-tests --features postgres --test reliability writer_killed -- --nocapture
 echo "PostgreSQL tests passed"
+bash "$here/servers.sh"

@@ -24,7 +24,8 @@ use crate::ProfileArg;
 /// The database an audit command reads.
 #[derive(Args)]
 pub(crate) struct ExistingDb {
-    /// The SQLite database file (must exist; it is never created).
+    /// The SQLite database file (must exist; it is never created); `verify` also takes a
+    /// PostgreSQL URL.
     #[arg(long, env = "IMGSHARE_DB", default_value = "imgshare.db")]
     db: PathBuf,
     /// The rule set to judge the log by (`rackspace` or `glance`); default: the one the database
@@ -35,6 +36,12 @@ pub(crate) struct ExistingDb {
 
 impl ExistingDb {
     fn check(&self) -> anyhow::Result<&Path> {
+        crate::sqlite_only(
+            &self.db,
+            "log/replay/audit",
+            "they open a file read-only, which PostgreSQL has no counterpart for here: \
+             `imgshare verify --db URL` checks the log and read models, psql reads the events table",
+        )?;
         if !self.db.is_file() {
             bail!("no database at {}", self.db.display());
         }
@@ -55,6 +62,28 @@ impl ExistingDb {
                 path.display()
             ),
         }
+    }
+
+    /// For `verify`: a PostgreSQL database through [`Engine::open_url`] (its check only reads,
+    /// but PostgreSQL has no read-only open here), a file read-only.
+    fn open_for_verify(&self) -> anyhow::Result<Engine> {
+        let Some(url) = crate::postgres_url(&self.db) else {
+            return self.open_read_only();
+        };
+        let shown = crate::shown_db(&self.db);
+        let stored = imgshare_store::stored_profile_at(url)
+            .with_context(|| format!("reading the profile of {shown}"))?;
+        // A database without a record holds no imgshare log: opening it would create the schema.
+        let Some(stored) = stored else {
+            bail!("no imgshare database at {shown} (no recorded profile); nothing to verify");
+        };
+        let profile = self.profile.unwrap_or(ProfileArg::of(stored));
+        let options = EngineOptions {
+            profile: profile.profile(),
+            ..EngineOptions::default()
+        };
+        Engine::open_url(url, options)
+            .with_context(|| format!("opening PostgreSQL database {shown}"))
     }
 
     fn open_read_only(&self) -> anyhow::Result<Engine> {
@@ -351,7 +380,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(error) => {
-            eprintln!("Error: {error:?}");
+            eprintln!("Error: {error:#}");
             ExitCode::from(2)
         }
     }
@@ -359,7 +388,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> ExitCode {
 
 /// Prints the report; true if nothing differs.
 fn verify_report(args: &VerifyArgs) -> anyhow::Result<bool> {
-    let engine = args.db.open_read_only()?;
+    let engine = args.db.open_for_verify()?;
     let report = engine.verify()?;
     let mismatch = match &args.expect_head {
         Some(expected) => engine.check_anchor(expected)?,

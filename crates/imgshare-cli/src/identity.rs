@@ -42,7 +42,8 @@ pub(crate) struct IdentityArgs {
     #[arg(long, env = "IMGSHARE_IDENTITY", value_enum)]
     pub(crate) identity: Option<IdentityMode>,
     /// The built-in identity's users file (.toml or .json; `imgshare users` edits it). A file
-    /// that does not load is refused at start.
+    /// that does not load is refused at start. `--demo` without it uses `imgshare-users.toml` next
+    /// to the database file; with a PostgreSQL URL it must be given.
     #[arg(long, env = "IMGSHARE_USERS")]
     pub(crate) users: Option<PathBuf>,
     /// How long a built-in identity token lives, in seconds (Rackspace: 24 h).
@@ -279,6 +280,11 @@ pub(crate) fn load_users(
 ) -> anyhow::Result<(PathBuf, UsersFile, Vec<DemoUser>)> {
     let path = match &args.users {
         Some(path) => path.clone(),
+        None if crate::postgres_url(db).is_some() => anyhow::bail!(
+            "--users is required with a PostgreSQL database and the built-in identity (its \
+             default, {DEFAULT_USERS_FILE} next to a SQLite file, has no meaning for a URL), or \
+             give --tokens; nothing was started"
+        ),
         None => db
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())

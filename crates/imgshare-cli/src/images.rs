@@ -128,8 +128,9 @@ pub(crate) fn run(command: &ImagesCommand) -> anyhow::Result<()> {
     let properties = parse_properties(&args.properties)?;
     let mut file =
         File::open(&args.from).with_context(|| format!("opening {}", args.from.display()))?;
-    let engine = open_with(&args.db.db, &args.db.options, profile)?;
+    // Before the open: a missing --data-dir (PostgreSQL) must leave the database untouched.
     let store = data_store(&args.db.db, args.data_dir.clone())?;
+    let engine = open_with(&args.db.db, &args.db.options, profile)?;
     let image = NewImage {
         name: Some(name),
         min_disk: args.min_disk,
@@ -176,7 +177,7 @@ pub(crate) fn fixed_vhd(data: &[u8]) -> Vec<u8> {
 
 /// Opens the data store a command keeps image bytes in.
 pub(crate) fn data_store(db: &Path, given: Option<PathBuf>) -> anyhow::Result<FsImageDataStore> {
-    let dir = serve::data_dir(db, given);
+    let dir = serve::data_dir(db, given)?;
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating data directory {}", dir.display()))?;
     Ok(FsImageDataStore::new(dir))

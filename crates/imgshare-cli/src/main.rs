@@ -45,7 +45,9 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct DbArgs {
-    /// The SQLite database file (created if missing).
+    /// The SQLite database file (created if missing), or a PostgreSQL URL
+    /// (`postgres://USER@HOST[:PORT]/DATABASE`, built with the `postgres` feature; the schema is
+    /// created if missing).
     #[arg(long, env = "IMGSHARE_DB", default_value = "imgshare.db")]
     db: PathBuf,
     #[command(flatten)]
@@ -99,17 +101,60 @@ impl ProfileArg {
     }
 }
 
+/// The PostgreSQL URL `db` is, if it is one (`postgres://` or `postgresql://`), else `None`: a
+/// SQLite file path.
+pub(crate) fn postgres_url(db: &Path) -> Option<&str> {
+    db.to_str()
+        .filter(|text| imgshare_store::is_postgres_url(text))
+}
+
+/// `db` as banners and errors show it: a path as it is, a URL without its password.
+pub(crate) fn shown_db(db: &Path) -> String {
+    let Some(url) = postgres_url(db) else {
+        return db.display().to_string();
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Refuses a PostgreSQL URL for a command that works on a SQLite file only; `instead` says what
+/// to use on PostgreSQL.
+pub(crate) fn sqlite_only(db: &Path, command: &str, instead: &str) -> anyhow::Result<()> {
+    if postgres_url(db).is_some() {
+        anyhow::bail!(
+            "`imgshare {command}` works on a SQLite database file, not on PostgreSQL ({}); {instead}",
+            shown_db(db)
+        );
+    }
+    Ok(())
+}
+
 /// The profile to open `db` with: the one asked for (the open refuses it if the database records
 /// another), else the one the database records, else Rackspace for a new database.
 fn choose_profile(db: &Path, given: Option<ProfileArg>) -> ProfileArg {
     given
         .or_else(|| {
-            // An unreadable file, or one of an older schema, records nothing yet; the real open
-            // reports what is wrong with it, and pins the profile it is opened with.
-            db.is_file()
-                .then(|| imgshare_store::stored_profile_of(db).ok().flatten())
-                .flatten()
-                .map(ProfileArg::of)
+            // An unreadable file or an unreachable server, or a database of an older schema,
+            // records nothing yet; the real open reports what is wrong with it, and pins the
+            // profile it is opened with.
+            let recorded = match postgres_url(db) {
+                Some(url) => imgshare_store::stored_profile_at(url).ok().flatten(),
+                None => db
+                    .is_file()
+                    .then(|| imgshare_store::stored_profile_of(db).ok().flatten())
+                    .flatten(),
+            };
+            recorded.map(ProfileArg::of)
         })
         .unwrap_or(ProfileArg::Rackspace)
 }
@@ -228,12 +273,12 @@ struct ServeArgs {
     #[arg(long, env = "IMGSHARE_DEMO")]
     demo: bool,
     /// Where uploaded image data is kept (created if missing); default: `<db file>.data`
-    /// next to the database.
+    /// next to the database; required with a PostgreSQL URL.
     #[arg(long, env = "IMGSHARE_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// The object store of import and export tasks (created if missing), one directory per
     /// region: `<dir>/<REGION>/<account>/<container>/<object>`; default: `<db file>.objects`
-    /// next to the database.
+    /// next to the database; required with a PostgreSQL URL unless every region uses Swift.
     #[arg(long, env = "IMGSHARE_OBJECTS_DIR")]
     objects_dir: Option<PathBuf>,
     /// The largest VHD an import accepts (file and virtual size), in bytes or with a K, M, G
@@ -300,7 +345,13 @@ fn open_with(db: &Path, args: &OpenArgs, profile: Profile) -> anyhow::Result<Eng
             ..DbOptions::default()
         },
     };
-    Engine::open(db, options).with_context(|| format!("opening {}", db.display()))
+    match postgres_url(db) {
+        // The SQLite tuning (durability, memory map) has no PostgreSQL counterpart here: the
+        // server's own settings govern.
+        Some(url) => Engine::open_url(url, options)
+            .with_context(|| format!("opening PostgreSQL database {}", shown_db(db))),
+        None => Engine::open(db, options).with_context(|| format!("opening {}", db.display())),
+    }
 }
 
 /// Whether stderr is a terminal: progress bars are drawn only there.
@@ -319,7 +370,7 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("Error: {error:?}");
+            eprintln!("Error: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -343,13 +394,18 @@ fn run(command: Sub) -> anyhow::Result<ExitCode> {
                     .path()
                     .join("demo.db"),
             };
+            sqlite_only(
+                &path,
+                "demo",
+                "run `imgshare serve --db postgres://… --demo --data-dir DIR --users FILE` instead",
+            )?;
+            let store = images::data_store(&path, None)?;
             let engine = open(&path, &options)?;
             let shown = if scratch.is_some() {
                 "a temporary database, removed at the end (--db FILE keeps one)".to_owned()
             } else {
                 path.display().to_string()
             };
-            let store = images::data_store(&path, None)?;
             demo(&engine, &store, &region, &shown)?;
         }
         Sub::Serve(args) => serve_command(*args)?,
@@ -377,9 +433,21 @@ fn run(command: Sub) -> anyhow::Result<ExitCode> {
         Sub::Log(args) => audit::log(&args)?,
         Sub::Replay(args) => audit::replay(&args)?,
         Sub::Audit { command } => audit::audit(&command)?,
-        Sub::Head { db } => audit::head(&db)?,
+        Sub::Head { db } => {
+            sqlite_only(
+                &db,
+                "head",
+                "read the last event with psql: SELECT position, hash FROM events ORDER BY position DESC LIMIT 1",
+            )?;
+            audit::head(&db)?;
+        }
         Sub::Verify(args) => return Ok(audit::verify(&args)),
         Sub::Backup { db, to } => {
+            sqlite_only(
+                &db,
+                "backup",
+                "back up a PostgreSQL database with pg_dump (or the server's own backups)",
+            )?;
             let anchor = imgshare_store::backup::backup(&db, &to)
                 .with_context(|| format!("backing up {} to {}", db.display(), to.display()))?;
             println!("{anchor}");
@@ -406,6 +474,15 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
     for region in &regions {
         profile.check_region(region)?;
     }
+    // The directories a database file implies, resolved now: a PostgreSQL URL implies none.
+    let data_dir = serve::data_dir(&args.db.db, args.data_dir.clone())?;
+    let mut objects_dir = None;
+    for region in &regions {
+        if !args.swift.covers(region)? {
+            objects_dir = Some(serve::objects_dir(&args.db.db, args.objects_dir.clone())?);
+            break;
+        }
+    }
     let mode = identity::mode(&args.identity, args.tokens.as_deref(), args.demo)?;
     let users = match mode {
         identity::IdentityMode::Builtin => Some(identity::load_users(
@@ -431,8 +508,8 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         listeners,
         identity,
         demo: args.demo,
-        data_dir: args.data_dir,
-        objects_dir: args.objects_dir,
+        data_dir,
+        objects_dir,
         swift: args.swift,
         metrics_listen: args.metrics_listen,
         public_endpoint: args.public_endpoint,
@@ -613,7 +690,24 @@ fn demo(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_size, postgres_url, shown_db};
+    use std::path::Path;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        let shown = |text: &str| shown_db(Path::new(text));
+        assert_eq!(
+            shown("postgres://app:s3cret@db.example.com:5432/imgshare?sslmode=disable"),
+            "postgres://app:***@db.example.com:5432/imgshare?sslmode=disable"
+        );
+        assert_eq!(
+            shown("postgresql://app@db/imgshare"),
+            "postgresql://app@db/imgshare"
+        );
+        assert_eq!(shown("/srv/a:b@c.db"), "/srv/a:b@c.db");
+        assert!(postgres_url(Path::new("POSTGRES://h/db")).is_some());
+        assert!(postgres_url(Path::new("imgshare.db")).is_none());
+    }
 
     #[test]
     fn sizes_take_binary_suffixes() {

@@ -46,7 +46,10 @@ pub(crate) struct ServeOptions {
     pub(crate) identity: IdentitySetup,
     /// Demo accounts and image, and secrets printed.
     pub(crate) demo: bool,
-    pub(crate) data_dir: Option<PathBuf>,
+    /// Resolved by [`data_dir`] before the database is opened.
+    pub(crate) data_dir: PathBuf,
+    /// Resolved by [`objects_dir`] before the database is opened; `None` when every region
+    /// keeps its objects in Swift.
     pub(crate) objects_dir: Option<PathBuf>,
     pub(crate) swift: crate::swift_args::SwiftArgs,
     /// `GET /metrics` on its own address instead of the API's.
@@ -101,27 +104,40 @@ pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("not a duration: {text:?} (e.g. 30, 30s, 2m)"))
 }
 
-/// The given directory, or `<db file name><suffix>` next to the database.
-fn beside_db(db: &Path, given: Option<PathBuf>, suffix: &str) -> PathBuf {
-    given.unwrap_or_else(|| {
-        let mut name = db
-            .file_name()
-            .map(std::ffi::OsStr::to_os_string)
-            .unwrap_or_else(|| "imgshare.db".into());
-        name.push(suffix);
-        db.with_file_name(name)
-    })
+/// The given directory, or `<db file name><suffix>` next to the database file; a PostgreSQL
+/// URL has no "next to", so there the directory must be given (`option` names the flag).
+fn beside_db(
+    db: &Path,
+    given: Option<PathBuf>,
+    suffix: &str,
+    option: &str,
+) -> anyhow::Result<PathBuf> {
+    if let Some(given) = given {
+        return Ok(given);
+    }
+    if crate::postgres_url(db).is_some() {
+        anyhow::bail!(
+            "{option} is required with a PostgreSQL database (its default, `<db file>{suffix}` \
+             next to a SQLite file, has no meaning for a URL); nothing was started"
+        );
+    }
+    let mut name = db
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_else(|| "imgshare.db".into());
+    name.push(suffix);
+    Ok(db.with_file_name(name))
 }
 
-/// The image data directory: the given one, or `<db file name>.data` next to the database.
-pub(crate) fn data_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
-    beside_db(db, given, ".data")
+/// The image data directory: the given one, or `<db file name>.data` next to a database file.
+pub(crate) fn data_dir(db: &Path, given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    beside_db(db, given, ".data", "--data-dir")
 }
 
 /// The object store directory (one subdirectory per region): the given one, or
-/// `<db file name>.objects` next to the database.
-fn objects_dir(db: &Path, given: Option<PathBuf>) -> PathBuf {
-    beside_db(db, given, ".objects")
+/// `<db file name>.objects` next to a database file.
+pub(crate) fn objects_dir(db: &Path, given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    beside_db(db, given, ".objects", "--objects-dir")
 }
 
 /// The first token of a JSON tokens file that belongs to `tenant` (for printing).
@@ -319,10 +335,9 @@ fn find_demo_image(engine: &Engine, region: &Region) -> Option<Uuid> {
 pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow::Result<()> {
     let regions: Vec<Region> = options.listeners.iter().map(|l| l.region.clone()).collect();
     let first = regions.first().cloned().context("no region to serve")?;
-    let data_dir = data_dir(db, options.data_dir);
+    let data_dir = options.data_dir;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let objects_dir = objects_dir(db, options.objects_dir);
     // Each region keeps its objects in Swift when one is configured for it, else under
     // `<objects_dir>/<REGION>`.
     let mut tasks = TaskEnvironment::new(Arc::new(FsImageDataStore::new(&data_dir)));
@@ -334,7 +349,11 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
                 object_stores.push((region.clone(), None));
             }
             None => {
-                let store = FsObjectStore::for_region(&objects_dir, region);
+                let objects_dir = options
+                    .objects_dir
+                    .as_deref()
+                    .context("no object store directory for a region without Swift")?;
+                let store = FsObjectStore::for_region(objects_dir, region);
                 let root = store.root().to_owned();
                 std::fs::create_dir_all(&root)
                     .with_context(|| format!("creating object store {}", root.display()))?;
@@ -477,7 +496,7 @@ fn print_banner(
     println!(
         "imgshare: regions {}, database {}",
         names.join(", "),
-        db.display()
+        crate::shown_db(db)
     );
     match identity {
         IdentityBanner::Tokens(path) => println!("identity: static tokens file {}", path.display()),
@@ -596,20 +615,33 @@ mod tests {
     #[test]
     fn the_data_dir_defaults_to_the_db_name_with_data() {
         assert_eq!(
-            data_dir(Path::new("/srv/x/images.db"), None),
+            data_dir(Path::new("/srv/x/images.db"), None).unwrap(),
             PathBuf::from("/srv/x/images.db.data")
         );
         assert_eq!(
-            data_dir(Path::new("imgshare.db"), None),
+            data_dir(Path::new("imgshare.db"), None).unwrap(),
             PathBuf::from("imgshare.db.data")
         );
         assert_eq!(
-            data_dir(Path::new("a.db"), Some(PathBuf::from("/d"))),
+            data_dir(Path::new("a.db"), Some(PathBuf::from("/d"))).unwrap(),
             PathBuf::from("/d")
         );
         assert_eq!(
-            objects_dir(Path::new("/srv/x/images.db"), None),
+            objects_dir(Path::new("/srv/x/images.db"), None).unwrap(),
             PathBuf::from("/srv/x/images.db.objects")
+        );
+    }
+
+    #[test]
+    fn a_postgres_url_needs_its_directories_given() {
+        let url = Path::new("postgres://app@db.example.com/imgshare");
+        let error = data_dir(url, None).unwrap_err().to_string();
+        assert!(error.contains("--data-dir is required"), "{error}");
+        let error = objects_dir(url, None).unwrap_err().to_string();
+        assert!(error.contains("--objects-dir is required"), "{error}");
+        assert_eq!(
+            data_dir(url, Some(PathBuf::from("/srv/data"))).unwrap(),
+            PathBuf::from("/srv/data")
         );
     }
 

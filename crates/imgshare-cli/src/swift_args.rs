@@ -66,6 +66,11 @@ impl SwiftArgs {
     }
 
     /// The Swift store of `region`, or `None` when the region has no `--swift-url`.
+    /// Whether `region` keeps its objects in Swift (`--swift-url` names it).
+    pub(crate) fn covers(&self, region: &Region) -> anyhow::Result<bool> {
+        Ok(self.url_of(region)?.is_some())
+    }
+
     pub(crate) fn store_for(&self, region: &Region) -> anyhow::Result<Option<SwiftObjectStore>> {
         let Some(url) = self.url_of(region)? else {
             return Ok(None);

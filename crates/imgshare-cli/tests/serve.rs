@@ -555,3 +555,75 @@ fn static_tokens_have_no_console_login() {
     let (status, page) = get(&addr, "/console/login", "tok");
     assert_eq!(status, 404, "{page}");
 }
+
+/// `imgshare ARGS...` run in `dir`, with the identity variables a developer may have set removed.
+fn run_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_imgshare"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("IMGSHARE_TOKENS")
+        .env_remove("IMGSHARE_DEMO")
+        .env_remove("IMGSHARE_DATA_DIR")
+        .env_remove("IMGSHARE_OBJECTS_DIR")
+        .env_remove("IMGSHARE_USERS")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn on_a_postgres_url_nothing_is_derived_from_it_and_sqlite_only_commands_say_what_to_use() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tokens.json"), r#"{"tokens": {}}"#).unwrap();
+    // Port 1: no server; each refusal must come before any connection is tried.
+    let url = "postgres://app:secret@127.0.0.1:1/imgshare";
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["serve", "--db", url, "--tokens", "tokens.json"],
+            "--data-dir is required",
+        ),
+        (
+            &[
+                "serve",
+                "--db",
+                url,
+                "--tokens",
+                "tokens.json",
+                "--data-dir",
+                "d",
+            ],
+            "--objects-dir is required",
+        ),
+        (
+            &[
+                "serve",
+                "--db",
+                url,
+                "--demo",
+                "--data-dir",
+                "d",
+                "--objects-dir",
+                "o",
+            ],
+            "--users is required",
+        ),
+        (&["backup", "--db", url, "--to", "copy.db"], "pg_dump"),
+        (&["log", "--db", url], "imgshare verify --db URL"),
+    ];
+    for (args, expected) in cases {
+        let output = run_in(dir.path(), args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("secret"),
+            "{args:?} shows the password: {stderr}"
+        );
+    }
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["tokens.json"], "a refused start wrote files");
+}

@@ -27,7 +27,7 @@ pub fn profile_name(kind: ProfileKind) -> &'static str {
     }
 }
 
-fn parse_profile(name: &str) -> Option<ProfileKind> {
+pub(crate) fn parse_profile(name: &str) -> Option<ProfileKind> {
     match name {
         "rackspace" => Some(ProfileKind::Rackspace),
         "glance" => Some(ProfileKind::Glance),

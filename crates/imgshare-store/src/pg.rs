@@ -106,6 +106,25 @@ pub fn open_postgres(url: &str, profile: ProfileKind) -> Result<PgConn, StoreErr
     })
 }
 
+/// The profile recorded in the PostgreSQL database at `url`, read without writing anything (no
+/// migration, no record): `None` if the database has no imgshare schema or no record yet. The
+/// URL and connection are checked as by [`open_postgres`].
+pub fn stored_profile_at_url(url: &str) -> Result<Option<ProfileKind>, StoreError> {
+    let config = parse_postgres_url(url)?;
+    let mut client = connect(&config)?;
+    match stored_profile(&mut client)? {
+        None => Ok(None),
+        Some(name) => {
+            crate::meta::parse_profile(&name)
+                .map(Some)
+                .ok_or_else(|| StoreError::ProfileMismatch {
+                    stored: name,
+                    requested: "any known".to_owned(),
+                })
+        }
+    }
+}
+
 /// Grants `role` what the service needs and nothing more: `SELECT` and `INSERT` on `events`
 /// (no `UPDATE`, `DELETE` or `TRUNCATE`: the log is append-only by privilege as well as by
 /// trigger), read and write on the read models, the checkpoint and the task table (a rebuild

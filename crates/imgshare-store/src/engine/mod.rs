@@ -11,7 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use imgshare_core::{Aggregate, Command, Context, Image, ImageCommand, Profile, StreamId, Task};
+use imgshare_core::{
+    Aggregate, Command, Context, Image, ImageCommand, Profile, ProfileKind, StreamId, Task,
+};
 use imgshare_projection::{tables, views};
 use imgshare_sql::Sql;
 use rusqlite::Connection;
@@ -222,13 +224,31 @@ pub fn legacy_event_id_for(command_id: Uuid, index: usize) -> Uuid {
     Uuid::new_v5(&command_id, &(index as u64).to_be_bytes())
 }
 
-/// Whether `location` is a PostgreSQL URL rather than a SQLite path.
-fn is_postgres_url(location: &str) -> bool {
+/// Whether `location` is a PostgreSQL URL (`postgres://` or `postgresql://`) rather than a SQLite
+/// path: the rule [`Engine::open_url`] follows, for callers that derive other things from it.
+pub fn is_postgres_url(location: &str) -> bool {
     ["postgres://", "postgresql://"].iter().any(|scheme| {
         location
             .get(..scheme.len())
             .is_some_and(|prefix| prefix.eq_ignore_ascii_case(scheme))
     })
+}
+
+/// The profile recorded at `location` (a SQLite path or a PostgreSQL URL, as for
+/// [`Engine::open_url`]), read without writing; `None` if none is recorded (or, on PostgreSQL,
+/// the database has no imgshare schema yet). Without the `postgres` feature a URL is refused.
+pub fn stored_profile_at(location: &str) -> Result<Option<ProfileKind>, StoreError> {
+    if !is_postgres_url(location) {
+        return crate::meta::stored_profile_of(Path::new(location));
+    }
+    #[cfg(feature = "postgres")]
+    {
+        crate::pg::stored_profile_at_url(location)
+    }
+    #[cfg(not(feature = "postgres"))]
+    Err(StoreError::InvalidUrl(
+        "this build has no PostgreSQL support (feature `postgres`)".to_owned(),
+    ))
 }
 
 /// Whether the log's last event has an id [`event_id_for`] cannot have made (its ids are

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Three `imgshare serve` processes on one PostgreSQL database: separate data and object
+# directories, separate ports on 127.0.0.1, nothing shared but the database URL. servers.py
+# drives them at once (a producer shares images, consumers accept, through different servers);
+# then psql checks the log's positions (no duplicate, no gap) and `imgshare verify` checks the
+# hash chain and read models. Called by tests/postgres/run.sh with IMGSHARE_TEST_POSTGRES_URL
+# set; run alone, it starts a cluster of its own (cluster.sh). Bounded: each start 10 s, the
+# drive 300 s, verify 120 s.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/../.."
+. tests/lib.sh
+own_cluster=false
+if [ -z "${IMGSHARE_TEST_POSTGRES_URL:-}" ]; then
+  . "$here/cluster.sh"
+  own_cluster=true
+fi
+pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
+
+cargo build --quiet --locked -p imgshare-cli --features postgres
+
+# A database of its own, beside the store tests' ones.
+base=${IMGSHARE_TEST_POSTGRES_URL%/*}
+db_url="$base/imgshare_servers"
+export PGOPTIONS="-c client_min_messages=warning"
+psql_run() { timeout 60 "$pg_bin/psql" "$base/postgres" -qAt -v ON_ERROR_STOP=1 "$@"; }
+psql_db() { timeout 60 "$pg_bin/psql" "$db_url" -qAt -v ON_ERROR_STOP=1 "$@"; }
+psql_run -c 'DROP DATABASE IF EXISTS imgshare_servers' -c 'CREATE DATABASE imgshare_servers'
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/imgshare-servers.XXXXXX")
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do stop "$pid"; done
+  rm -rf "$work"
+}
+# Replaces cluster.sh's EXIT trap, so it must stop our own cluster too.
+if $own_cluster; then
+  trap 'cleanup; pg_cluster_stop' EXIT
+else
+  trap cleanup EXIT
+fi
+
+"$python" - "$work/tokens.json" <<'PY'
+import json, sys, uuid
+tenants = ["111111", "222222", "333333", "444444", "555555", "666666"]
+tokens = {str(uuid.uuid4()): {"tenant_id": t, "user_id": f"user-{t}", "roles": ["member"]}
+          for t in tenants}
+json.dump({"tokens": tokens}, open(sys.argv[1], "w"))
+PY
+
+urls=()
+for n in 1 2 3; do
+  dir="$work/server$n"
+  mkdir -p "$dir"
+  start_server "$dir" --db "$db_url" --profile glance --tokens "$work/tokens.json" \
+    --data-dir "$dir/data" --objects-dir "$dir/objects" --no-console || exit 1
+  pids+=("$server_pid")
+  urls+=("$server_url")
+  echo "server $n: $server_url (pid $server_pid)"
+done
+
+if ! timeout 300 "$python" "$here/servers.py" "$work/tokens.json" "${urls[@]}"; then
+  for n in 1 2 3; do
+    echo "--- server $n stderr" >&2
+    tail -n 20 "$work/server$n/server.err" >&2
+  done
+  exit 1
+fi
+
+read -r events distinct first last < <(psql_db -F ' ' \
+  -c 'SELECT count(*), count(DISTINCT position), min(position), max(position) FROM events')
+echo "events: $events, distinct positions: $distinct, from $first to $last"
+if [ "$events" != "$distinct" ] || [ "$first" != 1 ] || [ "$last" != "$events" ]; then
+  echo "positions are duplicated or have gaps" >&2
+  exit 1
+fi
+
+for pid in "${pids[@]}"; do stop "$pid"; done
+pids=()
+timeout 120 "$binary" verify --db "$db_url" >"$work/verify.json"
+echo "imgshare verify: $(tr -d '\n ' <"$work/verify.json" | head -c 300)"
+echo "three servers on one PostgreSQL database: passed"
