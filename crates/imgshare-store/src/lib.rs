@@ -75,8 +75,8 @@ pub mod swift;
 pub mod tasks;
 
 pub use engine::{
-    is_postgres_url, stored_profile_at, BatchItem, CopyReport, Engine, EngineError,
-    EngineOptions, GroupCommits, Loaded, Outcome, RebuildReport,
+    is_postgres_url, stored_profile_at, BatchItem, CopyReport, Engine, EngineError, EngineOptions,
+    GroupCommits, Loaded, Outcome, RebuildReport,
 };
 pub use image_data::{
     DataHashes, DataSlot, DataWriter, FsImageDataStore, HashingReader, ImageDataStore, StoredData,
