@@ -4,7 +4,9 @@
 # tests/keystone/provision.py creates the image endpoint (pointing at imgshare), imgshare's service
 # user and tempest's pre-provisioned accounts through Keystone's API, and imgshare validates every
 # token with Keystone. Creates a virtual environment at .venv-tempest (reused while
-# requirements.txt is unchanged).
+# requirements.txt is unchanged). IMGSHARE_TEMPEST_ON_POSTGRES=1 runs the same tests against a
+# server on PostgreSQL (a throwaway cluster, tests/postgres/cluster.sh; the binary built with the
+# `postgres` feature).
 # Usage: bash tests/tempest/run.sh [extra tempest run arguments]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,7 +16,14 @@ here="$root/tests/tempest"
 
 venv="$root/.venv-tempest"
 ensure_venv "$venv" "$here/requirements.txt" tempest
-build_imgshare
+on_postgres=${IMGSHARE_TEMPEST_ON_POSTGRES:-}
+if [ -n "$on_postgres" ]; then
+  cargo build --quiet --locked -p imgshare-cli --features postgres
+  # shellcheck source=tests/postgres/cluster.sh
+  source tests/postgres/cluster.sh
+else
+  build_imgshare
+fi
 
 KS_PORT=$(free_port)
 # One Keystone worker: concurrent password authentications on SQLite would meet "database is locked".
@@ -27,6 +36,9 @@ cleanup() {
     stop "$server_pid"
   fi
   "$root/tests/keystone/stop.sh"
+  if [ -n "$on_postgres" ]; then
+    pg_cluster_stop
+  fi
   if [ -n "${KEEP_TEMPEST_WORK:-}" ]; then
     echo "tempest work directory kept: $work" >&2
   else
@@ -64,7 +76,12 @@ PY
   "$IMGSHARE_KEYSTONE_ADMIN_PASSWORD" <"$work/spec.json" >"$work/ids.json"
 printf 'user = "imgshare"\npassword = "imgshare-service-pw"\n' >"$work/service.toml"
 
-server_listen="127.0.0.1:$port" start_server "$work" --profile glance --db "$work/imgshare.db" \
+if [ -n "$on_postgres" ]; then
+  database=(--db "$IMGSHARE_TEST_POSTGRES_URL" --objects-dir "$work/objects")
+else
+  database=(--db "$work/imgshare.db")
+fi
+server_listen="127.0.0.1:$port" start_server "$work" --profile glance "${database[@]}" \
   --region DFW --data-dir "$work/data" --identity keystone \
   --keystone-url "$IMGSHARE_KEYSTONE_URL" --keystone-service-credentials "$work/service.toml"
 keystone="$IMGSHARE_KEYSTONE_URL/v3"
