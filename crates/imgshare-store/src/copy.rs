@@ -4,30 +4,15 @@
 //! copied: the target rebuilds them from its log, and [`crate::Engine::copy_log_from`] verifies the
 //! result.
 
-use imgshare_sql::{params, RowExt as _, Sql};
+use imgshare_sql::{params, Sql};
 
 use crate::error::{SqlResult as _, StoreError};
-use crate::log::{event_hash, head, RowForHash, GENESIS_HASH};
+use crate::log::{head, select_events, RawRow, GENESIS_HASH};
 use crate::write_tx::WriteTx;
 
 /// Rows read from the source per query: bounded memory whatever the log's length, on a backend
 /// whose driver reads a whole result before handing rows out.
 const BATCH: i64 = 5_000;
-
-/// One stored event, as its columns hold it.
-struct RawEvent {
-    position: i64,
-    event_id: String,
-    stream_id: String,
-    version: i64,
-    event_type: String,
-    schema_version: i64,
-    data: String,
-    metadata: String,
-    recorded_at: String,
-    prev_hash: String,
-    hash: String,
-}
 
 /// Why a copy was refused before anything was committed.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +72,7 @@ where
         }
         for row in rows {
             check_link(&row, after, &prev_hash)?;
-            insert(&*tx, &row)?;
+            row.insert_into(&*tx)?;
             after = row.position;
             prev_hash = row.hash;
             copied += 1;
@@ -102,87 +87,23 @@ fn read_batch<S: Sql + ?Sized>(
     source: &S,
     after: i64,
     last: i64,
-) -> Result<Vec<RawEvent>, StoreError> {
+) -> Result<Vec<RawRow>, StoreError> {
     source
         .query_all(
-            "SELECT position, event_id, stream_id, version, event_type, schema_version, \
-             data, metadata, recorded_at, prev_hash, hash FROM events \
-             WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3",
+            select_events!("WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3"),
             params![after, last, BATCH],
-            |row| {
-                Ok::<_, StoreError>(RawEvent {
-                    position: row.get(0).sql()?,
-                    event_id: row.get(1).sql()?,
-                    stream_id: row.get(2).sql()?,
-                    version: row.get(3).sql()?,
-                    event_type: row.get(4).sql()?,
-                    schema_version: row.get(5).sql()?,
-                    data: row.get(6).sql()?,
-                    metadata: row.get(7).sql()?,
-                    recorded_at: row.get(8).sql()?,
-                    prev_hash: row.get(9).sql()?,
-                    hash: row.get(10).sql()?,
-                })
-            },
+            RawRow::from_row,
         )
         .sql()?
 }
 
 /// The row continues the chain: the next position, linked to the previous hash, and its own hash
 /// is the hash of its content.
-fn check_link(row: &RawEvent, previous: i64, prev_hash: &str) -> Result<(), CopyError> {
-    let broken = CopyError::SourceChainBroken {
-        position: row.position,
-    };
-    if row.position != previous + 1 || row.prev_hash != prev_hash {
-        return Err(broken);
-    }
-    let (Ok(version), Ok(schema_version)) = (
-        u64::try_from(row.version),
-        u32::try_from(row.schema_version),
-    ) else {
-        return Err(broken);
-    };
-    let recomputed = event_hash(
-        prev_hash,
-        &RowForHash {
+fn check_link(row: &RawRow, previous: i64, prev_hash: &str) -> Result<(), CopyError> {
+    if row.position != previous + 1 || !row.links_to(prev_hash)? {
+        return Err(CopyError::SourceChainBroken {
             position: row.position,
-            event_id: &row.event_id,
-            stream_id: &row.stream_id,
-            version,
-            event_type: &row.event_type,
-            schema_version,
-            data: &row.data,
-            metadata: &row.metadata,
-            recorded_at: &row.recorded_at,
-        },
-    );
-    if recomputed != row.hash {
-        return Err(broken);
+        });
     }
-    Ok(())
-}
-
-fn insert<D: Sql + ?Sized>(target: &D, row: &RawEvent) -> Result<(), StoreError> {
-    target
-        .execute(
-            "INSERT INTO events (position, event_id, stream_id, version, event_type, \
-             schema_version, data, metadata, recorded_at, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                row.position,
-                &row.event_id,
-                &row.stream_id,
-                row.version,
-                &row.event_type,
-                row.schema_version,
-                &row.data,
-                &row.metadata,
-                &row.recorded_at,
-                &row.prev_hash,
-                &row.hash
-            ],
-        )
-        .sql()?;
     Ok(())
 }

@@ -100,11 +100,8 @@ pub fn verify_chain<C: Sql + ?Sized>(conn: &C) -> Result<ChainReport, StoreError
         |row| -> Result<Flow, StoreError> {
             let raw = RawRow::from_row(row)?;
             report.events_checked += 1;
-            if report.first_mismatch.is_none() {
-                let recomputed = event_hash(&raw.prev_hash, &raw.for_hash()?);
-                if raw.prev_hash != expected_prev || recomputed != raw.hash {
-                    report.first_mismatch = Some(raw.position);
-                }
+            if report.first_mismatch.is_none() && !raw.links_to(&expected_prev)? {
+                report.first_mismatch = Some(raw.position);
             }
             expected_prev = raw.hash;
             Ok(Flow::Continue)

@@ -325,9 +325,7 @@ fn write_events<C: Sql + ?Sized>(
                 },
             );
             conn.execute(
-                "INSERT INTO events (position, event_id, stream_id, version, event_type, \
-                 schema_version, data, metadata, recorded_at, prev_hash, hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                INSERT_EVENT,
                 params![
                     position,
                     &event_id,
@@ -397,6 +395,11 @@ pub fn stream_version<C: Sql + ?Sized>(
     .sql()?
 }
 
+/// The one statement that stores an event row ([`append`]'s writes, [`RawRow::insert_into`]).
+const INSERT_EVENT: &str = "INSERT INTO events (position, event_id, stream_id, version, \
+     event_type, schema_version, data, metadata, recorded_at, prev_hash, hash) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
 macro_rules! select_events {
     ($tail:literal) => {
         concat!(
@@ -406,6 +409,8 @@ macro_rules! select_events {
         )
     };
 }
+
+pub(crate) use select_events;
 
 /// All events of a stream, by version.
 pub fn read_stream<C: Sql + ?Sized>(
@@ -542,9 +547,10 @@ pub fn find_by_event_ids<C: Sql + ?Sized>(
     Ok(events)
 }
 
-/// A row with its columns as stored, before parsing.
-struct RawRow {
-    position: i64,
+/// A row with its columns as stored, before parsing: what the chain is computed over, and what a
+/// copy of the log moves verbatim.
+pub(crate) struct RawRow {
+    pub(crate) position: i64,
     event_id: String,
     stream_id: String,
     version: i64,
@@ -554,12 +560,12 @@ struct RawRow {
     metadata: String,
     recorded_at: String,
     prev_hash: String,
-    hash: String,
+    pub(crate) hash: String,
 }
 
 impl RawRow {
     /// Reads the columns of [`select_events!`].
-    fn from_row(row: &dyn Row) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(row: &dyn Row) -> Result<Self, StoreError> {
         // The primary key: the database guarantees an integer here.
         let position: i64 = row.get(0).sql()?;
         Ok(RawRow {
@@ -575,6 +581,35 @@ impl RawRow {
             prev_hash: column(row, 9, position, "prev_hash")?,
             hash: column(row, 10, position, "hash")?,
         })
+    }
+
+    /// Whether the row continues a chain whose last hash is `expected_prev`: it links to it, and
+    /// its own hash is the hash of its content.
+    pub(crate) fn links_to(&self, expected_prev: &str) -> Result<bool, StoreError> {
+        Ok(self.prev_hash == expected_prev
+            && event_hash(&self.prev_hash, &self.for_hash()?) == self.hash)
+    }
+
+    /// Stores the row as it is, hashes included (a copy of a log into an empty one).
+    pub(crate) fn insert_into<C: Sql + ?Sized>(&self, conn: &C) -> Result<(), StoreError> {
+        conn.execute(
+            INSERT_EVENT,
+            params![
+                self.position,
+                &self.event_id,
+                &self.stream_id,
+                self.version,
+                &self.event_type,
+                self.schema_version,
+                &self.data,
+                &self.metadata,
+                &self.recorded_at,
+                &self.prev_hash,
+                &self.hash
+            ],
+        )
+        .sql()?;
+        Ok(())
     }
 
     fn for_hash(&self) -> Result<RowForHash<'_>, StoreError> {
