@@ -35,6 +35,11 @@ pub(crate) struct ExistingDb {
 }
 
 impl ExistingDb {
+    /// `db`, judged by `profile` or by the profile it records.
+    pub(crate) fn new(db: PathBuf, profile: Option<ProfileArg>) -> Self {
+        ExistingDb { db, profile }
+    }
+
     fn check(&self) -> anyhow::Result<&Path> {
         crate::sqlite_only(
             &self.db,
@@ -64,9 +69,9 @@ impl ExistingDb {
         }
     }
 
-    /// For `verify`: a PostgreSQL database through [`Engine::open_url`] (its check only reads,
-    /// but PostgreSQL has no read-only open here), a file read-only.
-    fn open_for_verify(&self) -> anyhow::Result<Engine> {
+    /// For `verify` and `copy`'s source: a PostgreSQL database through [`Engine::open_url`] (they
+    /// only read, but PostgreSQL has no read-only open here), a file read-only.
+    pub(crate) fn open_existing(&self) -> anyhow::Result<Engine> {
         let Some(url) = crate::postgres_url(&self.db) else {
             return self.open_read_only();
         };
@@ -75,7 +80,7 @@ impl ExistingDb {
             .with_context(|| format!("reading the profile of {shown}"))?;
         // A database without a record holds no imgshare log: opening it would create the schema.
         let Some(stored) = stored else {
-            bail!("no imgshare database at {shown} (no recorded profile); nothing to verify");
+            bail!("no imgshare database at {shown} (no recorded profile)");
         };
         let profile = self.profile.unwrap_or(ProfileArg::of(stored));
         let options = EngineOptions {
@@ -388,7 +393,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> ExitCode {
 
 /// Prints the report; true if nothing differs.
 fn verify_report(args: &VerifyArgs) -> anyhow::Result<bool> {
-    let engine = args.db.open_for_verify()?;
+    let engine = args.db.open_existing()?;
     let report = engine.verify()?;
     let mismatch = match &args.expect_head {
         Some(expected) => engine.check_anchor(expected)?,

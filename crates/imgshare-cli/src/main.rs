@@ -13,6 +13,7 @@
 
 mod audit;
 mod console;
+mod copy;
 mod identity;
 mod images;
 mod logging;
@@ -224,6 +225,16 @@ enum Sub {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Copy a catalogue into a new database, SQLite or PostgreSQL either way: the log row for row
+    /// with its hashes, then the read models rebuilt and the copy verified. Prints the copy's
+    /// anchor (`POSITION:HASH`, the source's head when the copy began).
+    ///
+    /// The source is only read; the target is a file that does not exist yet or a PostgreSQL
+    /// database with an empty log. Image bytes are not copied: they stay in the data directory
+    /// (`<db>.data` by default), which the target's server is pointed at with `--data-dir`.
+    /// Exit status: 0 copied and verified; 1 an error (nothing copied) or a copy that does not
+    /// verify.
+    Copy(copy::CopyArgs),
     /// Manage the built-in identity's users file: add, list, remove, reset-key, disable, enable.
     Users(users::UsersArgs),
     /// Register images the tenant API cannot create: provider base images (`publish`) and
@@ -457,6 +468,7 @@ fn run(command: Sub) -> anyhow::Result<ExitCode> {
                 to.display()
             );
         }
+        Sub::Copy(args) => return copy::copy(&args),
         Sub::Users(args) => users::run(&args)?,
         Sub::Images { command } => images::run(&command)?,
     }

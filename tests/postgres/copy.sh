@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# `imgshare copy` between a SQLite file and PostgreSQL, both ways, as a user runs it: a demo
+# catalogue copied into a new PostgreSQL database and back into a new file has the same anchor
+# and the same log (every stored column) as the original, and verifies; a copy into a database
+# whose log is not empty, or that records another profile, is refused with nothing written.
+# Called by tests/postgres/run.sh with IMGSHARE_TEST_POSTGRES_URL set; run alone, it starts a
+# cluster of its own (cluster.sh). Bounded: every command 120 s.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/../.."
+. tests/lib.sh
+own_cluster=false
+if [ -z "${IMGSHARE_TEST_POSTGRES_URL:-}" ]; then
+  . "$here/cluster.sh"
+  own_cluster=true
+fi
+pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
+
+cargo build --quiet --locked -p imgshare-cli --features postgres
+
+base=${IMGSHARE_TEST_POSTGRES_URL%/*}
+export PGOPTIONS="-c client_min_messages=warning"
+psql_run() { timeout 60 "$pg_bin/psql" "$base/postgres" -qAt -v ON_ERROR_STOP=1 "$@"; }
+for name in imgshare_copy imgshare_copy_glance; do
+  psql_run -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name"
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/imgshare-copy.XXXXXX")
+if $own_cluster; then
+  trap 'rm -rf "$work"; pg_cluster_stop' EXIT
+else
+  trap 'rm -rf "$work"' EXIT
+fi
+run() { timeout 120 "$binary" "$@"; }
+fail() { echo "copy: $*" >&2; exit 1; }
+
+run demo --db "$work/source.db" >/dev/null
+anchor=$(run head --db "$work/source.db")
+pg="$base/imgshare_copy"
+
+copied=$(run copy --from "$work/source.db" --to "$pg")
+[ "$copied" = "$anchor" ] || fail "into PostgreSQL: $copied, the source ends at $anchor"
+run verify --db "$pg" --expect-head "$anchor" >/dev/null || fail "the PostgreSQL copy does not verify"
+back=$(run copy --from "$pg" --to "$work/back.db")
+[ "$back" = "$anchor" ] || fail "back from PostgreSQL: $back, the source ends at $anchor"
+cmp <(run log --db "$work/source.db") <(run log --db "$work/back.db") \
+  || fail "the log that went to PostgreSQL and back differs from the original"
+echo "SQLite -> PostgreSQL -> SQLite: $anchor, logs identical, both copies verified"
+
+# Refusals, nothing written: a log that is not empty; another profile.
+events_before=$(timeout 60 "$pg_bin/psql" "$pg" -qAt -c 'SELECT count(*) FROM events')
+if run copy --from "$work/source.db" --to "$pg" 2>"$work/err"; then fail "copied into a non-empty log"; fi
+grep -q "not empty" "$work/err" || fail "unexpected refusal: $(cat "$work/err")"
+events_after=$(timeout 60 "$pg_bin/psql" "$pg" -qAt -c 'SELECT count(*) FROM events')
+[ "$events_before" = "$events_after" ] || fail "a refused copy wrote events"
+
+run demo --db "$work/glance.db" --profile glance >/dev/null
+run copy --from "$work/glance.db" --to "$base/imgshare_copy_glance" >/dev/null
+if run copy --from "$work/source.db" --to "$base/imgshare_copy_glance" 2>"$work/err"; then
+  fail "a rackspace log copied into a glance database"
+fi
+grep -qi "profile" "$work/err" || fail "unexpected refusal: $(cat "$work/err")"
+echo "imgshare copy between SQLite and PostgreSQL: passed"
