@@ -2,7 +2,9 @@
 # `imgshare copy` between a SQLite file and PostgreSQL, both ways, as a user runs it: a demo
 # catalogue copied into a new PostgreSQL database and back into a new file has the same anchor
 # and the same log (every stored column) as the original, and verifies; a copy into a database
-# whose log is not empty, or that records another profile, is refused with nothing written.
+# whose log is not empty, or that records another profile, is refused with nothing written. The
+# audit commands (`head`, `log`, `audit history`, `replay --to`) read the PostgreSQL copy and
+# print exactly what they print for the file.
 # Called by tests/postgres/run.sh with IMGSHARE_TEST_POSTGRES_URL set; run alone, it starts a
 # cluster of its own (cluster.sh). Bounded: every command 120 s.
 set -euo pipefail
@@ -46,6 +48,21 @@ back=$(run copy --from "$pg" --to "$work/back.db")
 cmp <(run log --db "$work/source.db") <(run log --db "$work/back.db") \
   || fail "the log that went to PostgreSQL and back differs from the original"
 echo "SQLite -> PostgreSQL -> SQLite: $anchor, logs identical, both copies verified"
+
+# The audit commands on PostgreSQL answer as on the file.
+[ "$(run head --db "$pg")" = "$anchor" ] || fail "head on PostgreSQL differs"
+cmp <(run log --db "$work/source.db") <(run log --db "$pg") || fail "log on PostgreSQL differs"
+image=$(run log --db "$work/source.db" --type image_registered | "$python" -c \
+  'import json, sys; print(json.loads(sys.stdin.readline())["stream_id"].removeprefix("image-"))')
+cmp <(run audit history "$image" --db "$work/source.db") <(run audit history "$image" --db "$pg") \
+  || fail "audit history on PostgreSQL differs"
+cmp <(run audit access "$image" --at 4 --db "$work/source.db") \
+  <(run audit access "$image" --at 4 --db "$pg") || fail "audit access on PostgreSQL differs"
+cmp <(run replay --to 5 --db "$work/source.db" 2>/dev/null) <(run replay --to 5 --db "$pg" 2>/dev/null) \
+  || fail "replay --to on PostgreSQL differs"
+if run log --db "$base/postgres" 2>"$work/err"; then fail "log read a database without an imgshare log"; fi
+grep -q "no imgshare database" "$work/err" || fail "unexpected refusal: $(cat "$work/err")"
+echo "head, log, audit history/access, replay --to: the same on PostgreSQL as on the file"
 
 # Refusals, nothing written: a log that is not empty; another profile.
 events_before=$(timeout 60 "$pg_bin/psql" "$pg" -qAt -c 'SELECT count(*) FROM events')

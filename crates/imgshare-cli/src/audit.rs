@@ -1,8 +1,9 @@
 //! The audit commands: `log`, `replay`, `audit access`, `audit history`, `head` and `verify`.
 //!
-//! All but `replay` without `--to` open the database read-only, so an audit never changes the
-//! file it looks at; none of them creates a missing database. They judge the log by the profile
-//! the database records (`imgshare_store::meta`), not by a default.
+//! All but `replay` without `--to` open a file read-only, so an audit never changes the file it
+//! looks at (a PostgreSQL database is opened as a server opens it, and only read); none of them
+//! creates a missing database. They judge the log by the profile the database records
+//! (`imgshare_store::meta`), not by a default.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -24,8 +25,8 @@ use crate::ProfileArg;
 /// The database an audit command reads.
 #[derive(Args)]
 pub(crate) struct ExistingDb {
-    /// The SQLite database file (must exist; it is never created); `verify` also takes a
-    /// PostgreSQL URL.
+    /// The SQLite database file (must exist; it is never created), or a PostgreSQL URL (of a
+    /// database that holds an imgshare log; `replay` without `--to` takes a file only).
     #[arg(long, env = "IMGSHARE_DB", default_value = "imgshare.db")]
     db: PathBuf,
     /// The rule set to judge the log by (`rackspace` or `glance`); default: the one the database
@@ -43,9 +44,9 @@ impl ExistingDb {
     fn check(&self) -> anyhow::Result<&Path> {
         crate::sqlite_only(
             &self.db,
-            "log/replay/audit",
-            "they open a file read-only, which PostgreSQL has no counterpart for here: \
-             `imgshare verify --db URL` checks the log and read models, psql reads the events table",
+            "replay",
+            "without --to it rebuilds a file's read models with a memory map; \
+             `imgshare rebuild --db URL` rebuilds a PostgreSQL database's",
         )?;
         if !self.db.is_file() {
             bail!("no database at {}", self.db.display());
@@ -69,8 +70,10 @@ impl ExistingDb {
         }
     }
 
-    /// For `verify` and `copy`'s source: a PostgreSQL database through [`Engine::open_url`] (they
-    /// only read, but PostgreSQL has no read-only open here), a file read-only.
+    /// The database, for commands that only read it: a file read-only; a PostgreSQL database
+    /// through [`Engine::open_url`] (PostgreSQL has no read-only open here: the commands only
+    /// read, but the open brings an older schema up to date, as a server's would), refused
+    /// unless it records a profile, so that it is never created.
     pub(crate) fn open_existing(&self) -> anyhow::Result<Engine> {
         let Some(url) = crate::postgres_url(&self.db) else {
             return self.open_read_only();
@@ -188,7 +191,7 @@ fn flush(out: &mut impl Write) -> anyhow::Result<()> {
 }
 
 pub(crate) fn log(args: &LogArgs) -> anyhow::Result<()> {
-    let engine = args.db.open_read_only()?;
+    let engine = args.db.open_existing()?;
     let filter = LogFilter {
         stream: args.stream.clone(),
         event_type: args.event_type.clone(),
@@ -284,7 +287,7 @@ fn rebuild(path: &Path, options: EngineOptions) -> anyhow::Result<()> {
 }
 
 fn replay_to(args: &ReplayArgs, as_of: &AsOf) -> anyhow::Result<()> {
-    let engine = args.db.open_read_only()?;
+    let engine = args.db.open_existing()?;
     let profile = engine.profile();
     let position = engine.position_at(*as_of)?;
     let as_of = match as_of {
@@ -350,12 +353,12 @@ fn replay_to(args: &ReplayArgs, as_of: &AsOf) -> anyhow::Result<()> {
 pub(crate) fn audit(command: &AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Access { image, at, db } => {
-            let engine = db.open_read_only()?;
+            let engine = db.open_existing()?;
             let report = engine.access_at(*image, AsOf::parse(at)?)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         AuditCommand::History { image, db } => {
-            let engine = db.open_read_only()?;
+            let engine = db.open_existing()?;
             let mut out = io::BufWriter::new(io::stdout().lock());
             for entry in engine.history(*image)? {
                 if !emit(&mut out, &serde_json::to_string(&entry)?)? {
@@ -370,6 +373,11 @@ pub(crate) fn audit(command: &AuditCommand) -> anyhow::Result<()> {
 
 /// `imgshare head`: the log's anchor on stdout.
 pub(crate) fn head(db: &Path) -> anyhow::Result<()> {
+    if crate::postgres_url(db).is_some() {
+        let engine = ExistingDb::new(db.to_owned(), None).open_existing()?;
+        println!("{}", engine.anchor()?);
+        return Ok(());
+    }
     if !db.is_file() {
         bail!("no database at {}", db.display());
     }

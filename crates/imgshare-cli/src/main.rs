@@ -204,7 +204,7 @@ enum Sub {
     /// Print the log's anchor, `POSITION:HASH` of its last event, to note down outside the
     /// database and check later with `verify --expect-head`.
     Head {
-        /// The SQLite database file (must exist; it is only read).
+        /// The SQLite database file (must exist; it is only read), or a PostgreSQL URL.
         #[arg(long, env = "IMGSHARE_DB", default_value = "imgshare.db")]
         db: PathBuf,
     },
@@ -444,14 +444,7 @@ fn run(command: Sub) -> anyhow::Result<ExitCode> {
         Sub::Log(args) => audit::log(&args)?,
         Sub::Replay(args) => audit::replay(&args)?,
         Sub::Audit { command } => audit::audit(&command)?,
-        Sub::Head { db } => {
-            sqlite_only(
-                &db,
-                "head",
-                "read the last event with psql: SELECT position, hash FROM events ORDER BY position DESC LIMIT 1",
-            )?;
-            audit::head(&db)?;
-        }
+        Sub::Head { db } => audit::head(&db)?,
         Sub::Verify(args) => return Ok(audit::verify(&args)),
         Sub::Backup { db, to } => {
             sqlite_only(

@@ -607,7 +607,7 @@ fn on_a_postgres_url_nothing_is_derived_from_it_and_sqlite_only_commands_say_wha
             "--users is required",
         ),
         (&["backup", "--db", url, "--to", "copy.db"], "pg_dump"),
-        (&["log", "--db", url], "imgshare verify --db URL"),
+        (&["replay", "--db", url], "imgshare rebuild --db URL"),
     ];
     for (args, expected) in cases {
         let output = run_in(dir.path(), args);
