@@ -205,6 +205,20 @@ pub trait Sql {
         each: impl FnMut(&dyn Row) -> Result<Flow, E>,
     ) -> Result<Result<(), E>, SqlError>;
 
+    /// As [`Sql::query_each`], for a query whose result may not fit in memory (a scan of the whole
+    /// log): the rows reach `each` in bounded batches as the database produces them. SQLite's
+    /// `query_each` already steps row by row, so this is the same; PostgreSQL reads through a
+    /// cursor (one more round trip per batch, so short queries use `query_each`). `each` may run
+    /// statements of its own on this connection, but must not open or end a transaction.
+    fn scan_each<E>(
+        &self,
+        sql: &str,
+        params: &[Value<'_>],
+        each: impl FnMut(&dyn Row) -> Result<Flow, E>,
+    ) -> Result<Result<(), E>, SqlError> {
+        self.query_each(sql, params, each)
+    }
+
     /// Runs statements without parameters or results (schema, `BEGIN`), not cached.
     fn batch(&self, sql: &str) -> Result<(), SqlError>;
 

@@ -24,6 +24,9 @@ pub const WRITE_LOCK_KEY: i64 = 0x696d_6773;
 /// without bound.
 const STATEMENT_CACHE: usize = 256;
 
+/// Rows a scan ([`Sql::scan_each`]) fetches from its cursor at a time: what it holds in memory.
+const SCAN_BATCH: usize = 1_000;
+
 /// How long a connection attempt may take before it fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -43,6 +46,9 @@ pub struct PgConn {
     statements: RefCell<HashMap<String, Statement>>,
     /// 0 outside a transaction, 1 in one, one more per open savepoint.
     depth: Cell<u32>,
+    /// Scans open on this connection, so that a scan started by another scan's visitor gets a
+    /// cursor name of its own.
+    scans: Cell<u32>,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -66,6 +72,7 @@ impl PgConn {
             client: RefCell::new(client),
             statements: RefCell::new(HashMap::new()),
             depth: Cell::new(0),
+            scans: Cell::new(0),
         })
     }
 
@@ -111,6 +118,37 @@ impl PgConn {
     fn run_simple(&self, sql: &str) -> Result<(), SqlError> {
         Ok(self.client()?.batch_execute(sql)?)
     }
+
+    /// Declares `cursor` for the query and hands its rows to `each`, `SCAN_BATCH` at a time;
+    /// between batches the connection is free for `each`'s own statements.
+    fn scan_cursor<E>(
+        &self,
+        cursor: &str,
+        sql: &str,
+        params: &[Value<'_>],
+        each: &mut impl FnMut(&dyn Row) -> Result<Flow, E>,
+    ) -> Result<Result<(), E>, SqlError> {
+        let declare = format!(
+            "DECLARE {cursor} NO SCROLL CURSOR FOR {}",
+            translate_placeholders(sql)?
+        );
+        self.client()?
+            .execute(declare.as_str(), &as_params(params))?;
+        let fetch = format!("FETCH {SCAN_BATCH} FROM {cursor}");
+        loop {
+            let rows = self.client()?.query(fetch.as_str(), &[])?;
+            for row in &rows {
+                match each(row) {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Stop) => return Ok(Ok(())),
+                    Err(err) => return Ok(Err(err)),
+                }
+            }
+            if rows.len() < SCAN_BATCH {
+                return Ok(Ok(()));
+            }
+        }
+    }
 }
 
 fn as_params<'a>(params: &'a [Value<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
@@ -149,6 +187,46 @@ impl Sql for PgConn {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// A cursor lives in a transaction: outside one, the scan opens one of its own for its length
+    /// (so it also reads one snapshot), which commits what `each` wrote when the scan ends and
+    /// rolls it back when the scan fails; `each` must not open or end a transaction meanwhile.
+    fn scan_each<E>(
+        &self,
+        sql: &str,
+        params: &[Value<'_>],
+        mut each: impl FnMut(&dyn Row) -> Result<Flow, E>,
+    ) -> Result<Result<(), E>, SqlError> {
+        let own_transaction = self.depth.get() == 0;
+        if own_transaction {
+            self.run_simple("BEGIN")?;
+            // Statements of `each` then see a transaction, as they would inside a caller's: a
+            // nested scan declares its cursor in this one.
+            self.depth.set(1);
+        }
+        let open = self.scans.get();
+        self.scans.set(open + 1);
+        let cursor = format!("imgshare_scan_{open}");
+        let scanned = self.scan_cursor(&cursor, sql, params, &mut each);
+        self.scans.set(open);
+        let ended = if own_transaction {
+            self.depth.set(0);
+            self.run_simple(if scanned.is_ok() {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            })
+        } else if scanned.is_ok() {
+            self.run_simple(&format!("CLOSE {cursor}"))
+        } else {
+            // The failed statement aborted the caller's transaction, cursor and all; the
+            // caller's rollback ends both.
+            Ok(())
+        };
+        let outcome = scanned?;
+        ended?;
+        Ok(outcome)
     }
 
     fn batch(&self, sql: &str) -> Result<(), SqlError> {

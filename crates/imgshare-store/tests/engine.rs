@@ -40,6 +40,12 @@ fn rebuild_equals_the_incremental_read_models_and_verify_passes() {
 }
 
 #[test]
+fn a_log_longer_than_a_scan_batch_is_read_whole_in_order() {
+    let (_dir, location) = fresh();
+    scenarios::a_log_longer_than_a_scan_batch_is_read_whole_in_order(&location);
+}
+
+#[test]
 fn a_stale_expected_version_conflicts() {
     let (_dir, location) = fresh();
     // The engine creates the file; the test's own connection opens it afterwards.

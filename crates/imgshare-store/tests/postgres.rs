@@ -151,6 +151,91 @@ fn the_seam_reads_back_integers_text_and_nulls() {
 }
 
 #[test]
+fn a_scan_reads_through_a_cursor_in_batches_and_leaves_the_connection_as_it_found_it() {
+    let conn = PgConn::connect(&fresh_database("seam_scan")).unwrap();
+    conn.batch(
+        "CREATE TABLE t (n BIGINT PRIMARY KEY); \
+         INSERT INTO t SELECT generate_series(1, 2500); \
+         CREATE TABLE seen (n BIGINT)",
+    )
+    .unwrap();
+    // Outside a transaction: every row in order over several batches, the visitor free to run
+    // statements between rows (here an insert and a nested scan), and no transaction left open.
+    let mut visited = Vec::new();
+    conn.scan_each(
+        "SELECT n FROM t WHERE n > ?1 ORDER BY n",
+        params![0i64],
+        |row| {
+            let n: i64 = row.get(0)?;
+            if n % 1000 == 0 {
+                conn.execute("INSERT INTO seen VALUES (?1)", params![n])?;
+                let mut inner = 0;
+                conn.scan_each("SELECT n FROM t WHERE n <= 3", params![], |_| {
+                    inner += 1;
+                    Ok::<_, SqlError>(imgshare_sql::Flow::Continue)
+                })??;
+                assert_eq!(inner, 3);
+            }
+            visited.push(n);
+            Ok::<_, SqlError>(imgshare_sql::Flow::Continue)
+        },
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(visited, (1..=2500).collect::<Vec<i64>>());
+    assert!(!conn.in_transaction());
+    // The visitor's inserts were committed with the scan's own transaction.
+    let seen = conn
+        .query_all("SELECT n FROM seen ORDER BY n", params![], |row| {
+            row.get::<i64>(0)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen, [1000, 2000]);
+
+    // Stopping early and a visitor's own error close the cursor; a scan inside a write
+    // transaction uses it and leaves it open for the caller's commit.
+    let mut first = Vec::new();
+    conn.scan_each("SELECT n FROM t ORDER BY n", params![], |row| {
+        first.push(row.get::<i64>(0)?);
+        Ok::<_, SqlError>(if first.len() == 3 {
+            imgshare_sql::Flow::Stop
+        } else {
+            imgshare_sql::Flow::Continue
+        })
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(first, [1, 2, 3]);
+    let refused = conn
+        .scan_each("SELECT n FROM t ORDER BY n", params![], |_| {
+            Err::<imgshare_sql::Flow, _>("the visitor's own error")
+        })
+        .unwrap();
+    assert_eq!(refused, Err("the visitor's own error"));
+    conn.begin_write().unwrap();
+    let mut total = 0i64;
+    conn.scan_each("SELECT n FROM t", params![], |row| {
+        total += row.get::<i64>(0)?;
+        Ok::<_, SqlError>(imgshare_sql::Flow::Continue)
+    })
+    .unwrap()
+    .unwrap();
+    conn.execute("INSERT INTO seen VALUES (?1)", params![total])
+        .unwrap();
+    assert!(conn.in_transaction());
+    conn.commit().unwrap();
+    assert_eq!(total, 2500 * 2501 / 2);
+    let seen = conn
+        .query_all("SELECT n FROM seen ORDER BY n", params![], |row| {
+            row.get::<i64>(0)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen, [1000, 2000, total]);
+}
+
+#[test]
 fn a_rolled_back_savepoint_undoes_only_its_own_work() {
     let conn = PgConn::connect(&fresh_database("seam_savepoint")).unwrap();
     conn.batch("CREATE TABLE t (n BIGINT PRIMARY KEY)").unwrap();

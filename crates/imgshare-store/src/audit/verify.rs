@@ -340,7 +340,7 @@ fn compare_table<C: Sql + ?Sized>(
     let mut replayed_rows = replayed_statement.query([]).sql()?;
     let mut right = next_replayed(&mut replayed_rows, table, columns.len())?;
     stored
-        .query_each(&stored_sql, params![], |row| -> Result<Flow, EngineError> {
+        .scan_each(&stored_sql, params![], |row| -> Result<Flow, EngineError> {
             let mut left = Some(stored_row(row, table, &columns).sql()?);
             // Every replayed row ordered before this stored one is missing from the database.
             while let Some(replayed_row) = right.take() {

@@ -94,7 +94,7 @@ pub fn verify_chain<C: Sql + ?Sized>(conn: &C) -> Result<ChainReport, StoreError
         events_checked: 0,
         first_mismatch: None,
     };
-    conn.query_each(
+    conn.scan_each(
         select_events!("ORDER BY position"),
         params![],
         |row| -> Result<Flow, StoreError> {

@@ -437,8 +437,9 @@ pub fn read_stream_until<C: Sql + ?Sized>(
 
 /// Calls `f` with each event at a position in
 /// `(from_position_exclusive, to_position_inclusive]` (unbounded above if
-/// `None`), in position order, reading rows one at a time so that a replay of
-/// the whole log does not hold it in memory. Stops at the first error of `f`.
+/// `None`), in position order, reading rows as they come ([`Sql::scan_each`]: on
+/// PostgreSQL through a cursor, a batch at a time) so that a replay of the whole
+/// log does not hold it in memory. Stops at the first error of `f`.
 pub fn for_each_event<C, E, F>(
     conn: &C,
     from_position_exclusive: i64,
@@ -450,7 +451,7 @@ where
     E: From<StoreError>,
     F: FnMut(RecordedEvent) -> Result<(), E>,
 {
-    conn.query_each(
+    conn.scan_each(
         select_events!("WHERE position > ?1 AND position <= ?2 ORDER BY position"),
         params![
             from_position_exclusive,
@@ -495,7 +496,7 @@ where
     E: From<StoreError>,
     F: FnMut(StreamEvent) -> Result<(), E>,
 {
-    conn.query_each(
+    conn.scan_each(
         "SELECT position, stream_id, version, event_type, schema_version, data, recorded_at \
          FROM events WHERE position <= ?1 ORDER BY stream_id, version",
         params![to_position_inclusive.unwrap_or(i64::MAX)],

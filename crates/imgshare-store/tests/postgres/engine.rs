@@ -32,6 +32,13 @@ fn rebuild_equals_the_incremental_read_models_and_verify_passes() {
     ));
 }
 
+#[test]
+fn a_log_longer_than_a_scan_batch_is_read_whole_in_order() {
+    scenarios::a_log_longer_than_a_scan_batch_is_read_whole_in_order(&fresh_database(
+        "engine_long_scan",
+    ));
+}
+
 /// In a database whose default text order is a language's (ICU `en-US`: `_c, a, b, B`), not
 /// the bytes' (`B, _c, a, b`), the engine's lists, rebuild and `verify` behave as in a `C`
 /// database: keys compare byte for byte everywhere (the schema's `COLLATE "C"` columns).
