@@ -49,6 +49,10 @@ pub struct PgConn {
     /// Scans open on this connection, so that a scan started by another scan's visitor gets a
     /// cursor name of its own.
     scans: Cell<u32>,
+    /// A statement failed because the connection was lost. The driver notices the closed socket
+    /// on its own only a moment later, so without this a caller asking [`PgConn::is_closed`]
+    /// right after the failure could keep the dead connection and fail once more.
+    lost: Cell<bool>,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -73,14 +77,28 @@ impl PgConn {
             statements: RefCell::new(HashMap::new()),
             depth: Cell::new(0),
             scans: Cell::new(0),
+            lost: Cell::new(false),
         })
     }
 
-    /// Whether the server closed the connection (it must then be replaced).
+    /// Whether the server closed the connection, or a statement failed because it was lost (it
+    /// must then be replaced).
     pub fn is_closed(&self) -> bool {
-        self.client
-            .try_borrow()
-            .is_ok_and(|client| client.is_closed())
+        self.lost.get()
+            || self
+                .client
+                .try_borrow()
+                .is_ok_and(|client| client.is_closed())
+    }
+
+    /// `result` as the seam's, noting a lost connection on the way.
+    fn noted<T>(&self, result: Result<T, postgres::Error>) -> Result<T, SqlError> {
+        result.map_err(|error| {
+            if connection_lost(&error) {
+                self.lost.set(true);
+            }
+            SqlError::from(error)
+        })
     }
 
     /// Waits up to `timeout` for a notification on a channel this connection `LISTEN`s to;
@@ -91,8 +109,8 @@ impl PgConn {
         let mut client = self.client()?;
         let mut notifications = client.notifications();
         let mut waiting = notifications.timeout_iter(timeout);
-        Ok(waiting
-            .next()?
+        Ok(self
+            .noted(waiting.next())?
             .map(|notification| notification.channel().to_owned()))
     }
 
@@ -106,7 +124,7 @@ impl PgConn {
         if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
         }
-        let statement = client.prepare(&translate_placeholders(sql)?)?;
+        let statement = self.noted(client.prepare(&translate_placeholders(sql)?))?;
         let mut statements = self.statements.borrow_mut();
         if statements.len() >= STATEMENT_CACHE {
             statements.clear();
@@ -116,7 +134,8 @@ impl PgConn {
     }
 
     fn run_simple(&self, sql: &str) -> Result<(), SqlError> {
-        Ok(self.client()?.batch_execute(sql)?)
+        let done = self.client()?.batch_execute(sql);
+        self.noted(done)
     }
 
     /// Declares `cursor` for the query and hands its rows to `each`, `SCAN_BATCH` at a time;
@@ -132,11 +151,12 @@ impl PgConn {
             "DECLARE {cursor} NO SCROLL CURSOR FOR {}",
             translate_placeholders(sql)?
         );
-        self.client()?
-            .execute(declare.as_str(), &as_params(params))?;
+        let declared = self.client()?.execute(declare.as_str(), &as_params(params));
+        self.noted(declared)?;
         let fetch = format!("FETCH {SCAN_BATCH} FROM {cursor}");
         loop {
-            let rows = self.client()?.query(fetch.as_str(), &[])?;
+            let fetched = self.client()?.query(fetch.as_str(), &[]);
+            let rows = self.noted(fetched)?;
             for row in &rows {
                 match each(row) {
                     Ok(Flow::Continue) => {}
@@ -148,6 +168,22 @@ impl PgConn {
                 return Ok(Ok(()));
             }
         }
+    }
+}
+
+/// Whether `error` means the connection is gone: the driver saw it closed, the socket failed, or
+/// the server said it is ending the session (class 08, connection exception; 57P01-57P03, an
+/// administrator's or a crash's shutdown, or a server not accepting connections yet).
+fn connection_lost(error: &postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        Some(state) => {
+            let code = state.code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+        None => Error::source(error).is_some_and(|source| source.is::<std::io::Error>()),
     }
 }
 
@@ -163,7 +199,8 @@ impl Sql for PgConn {
     fn execute(&self, sql: &str, params: &[Value<'_>]) -> Result<u64, SqlError> {
         let mut client = self.client()?;
         let statement = self.prepared(&mut client, sql)?;
-        Ok(client.execute(&statement, &as_params(params))?)
+        let changed = client.execute(&statement, &as_params(params));
+        self.noted(changed)
     }
 
     /// The result is read whole before the first row is visited, so a visitor may run statements
@@ -177,7 +214,8 @@ impl Sql for PgConn {
         let rows = {
             let mut client = self.client()?;
             let statement = self.prepared(&mut client, sql)?;
-            client.query(&statement, &as_params(params))?
+            let read = client.query(&statement, &as_params(params));
+            self.noted(read)?
         };
         for row in &rows {
             match each(row) {
