@@ -573,7 +573,7 @@ fn demo(
     );
     println!("database: {database}");
 
-    let image_id = serve::seed_demo_image(engine, store, region)?;
+    let image_id = serve::seed_demo_image(engine, store, region, Uuid::new_v4())?;
     let images = format!("/v2/images/{image_id}");
 
     show(

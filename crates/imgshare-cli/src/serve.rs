@@ -158,6 +158,7 @@ pub(crate) fn seed_demo_image(
     engine: &Engine,
     store: &dyn ImageDataStore,
     region: &Region,
+    image_id: Uuid,
 ) -> anyhow::Result<Uuid> {
     let profile = engine.profile();
     let ctx = Context::new(
@@ -177,7 +178,6 @@ pub(crate) fn seed_demo_image(
         server_id: Uuid::new_v4().to_string(),
     };
     let bytes = images::fixed_vhd(&demo_contents(DEMO_IMAGE_NAME));
-    let image_id = Uuid::new_v4();
     register_vhd(
         engine,
         store,
@@ -288,8 +288,8 @@ pub(crate) fn seed_base_images(
             ..NewImage::default()
         };
         let bytes = images::fixed_vhd(&demo_contents(base.name));
-        let id = Uuid::new_v4();
-        register_vhd(
+        let id = demo_image_id(region, base.name);
+        let registered = register_vhd(
             engine,
             store,
             &ctx,
@@ -297,10 +297,35 @@ pub(crate) fn seed_base_images(
             ImageOrigin::Base,
             image,
             &mut Cursor::new(bytes),
-        )?;
+        );
+        seeded_once(engine, id, registered)?;
         ids.push(id);
     }
     Ok(ids)
+}
+
+/// The id of a demo image: derived from its region and name, so that servers started with
+/// `--demo` at the same moment on one empty database (PostgreSQL) register each image once.
+fn demo_image_id(region: &Region, name: &str) -> Uuid {
+    const DEMO_NAMESPACE: Uuid = Uuid::from_u128(0x1d3c_5a0e_8f4b_4e6a_9c2d_7b1e_0a5f_3c88);
+    Uuid::new_v5(&DEMO_NAMESPACE, format!("{region}/{name}").as_bytes())
+}
+
+/// A demo image's registration: done, or refused because another server registered the same
+/// image first (its derived id exists now).
+fn seeded_once<T, E: Into<anyhow::Error>>(
+    engine: &Engine,
+    image_id: Uuid,
+    registered: Result<T, E>,
+) -> anyhow::Result<()> {
+    match registered {
+        Ok(_) => Ok(()),
+        Err(_) if engine.image_state(image_id)?.is_some() => {
+            tracing::info!(image_id = %image_id, "demo image registered by another server");
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// True if `region` has a public image already (the demo's base images are published once).
@@ -366,7 +391,12 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
     let image_data = FsImageDataStore::new(data_dir);
     let seeded = match (options.demo, empty) {
         (false, _) => None,
-        (true, true) => Some(seed_demo_image(&engine, &image_data, &first)?),
+        (true, true) => {
+            let image_id = demo_image_id(&first, DEMO_IMAGE_NAME);
+            let seeded = seed_demo_image(&engine, &image_data, &first, image_id);
+            seeded_once(&engine, image_id, seeded)?;
+            Some(image_id)
+        }
         (true, false) => find_demo_image(&engine, &first),
     };
     // Each region a demo serves gets the provider's base images once.

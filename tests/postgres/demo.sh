@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Three `imgshare serve --demo` processes started at the same moment on one empty PostgreSQL
+# database: the demo's saved image and the provider's base images are registered once, not once
+# per server (their ids are derived from region and name; a server that loses the race finds the
+# image there). Called by tests/postgres/run.sh with IMGSHARE_TEST_POSTGRES_URL set; run alone,
+# it starts a cluster of its own (cluster.sh). Bounded: the starts 30 s.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/../.."
+. tests/lib.sh
+own_cluster=false
+if [ -z "${IMGSHARE_TEST_POSTGRES_URL:-}" ]; then
+  . "$here/cluster.sh"
+  own_cluster=true
+fi
+pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
+
+cargo build --quiet --locked -p imgshare-cli --features postgres
+
+base=${IMGSHARE_TEST_POSTGRES_URL%/*}
+db_url="$base/imgshare_demo"
+export PGOPTIONS="-c client_min_messages=warning"
+psql_run() { timeout 60 "$pg_bin/psql" "$base/postgres" -qAt -v ON_ERROR_STOP=1 "$@"; }
+psql_db() { timeout 60 "$pg_bin/psql" "$db_url" -qAt -v ON_ERROR_STOP=1 "$@"; }
+psql_run -c 'DROP DATABASE IF EXISTS imgshare_demo' -c 'CREATE DATABASE imgshare_demo'
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/imgshare-demo.XXXXXX")
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do stop "$pid"; done
+  rm -rf "$work"
+}
+if $own_cluster; then
+  trap 'cleanup; pg_cluster_stop' EXIT
+else
+  trap cleanup EXIT
+fi
+
+for n in 1 2 3; do
+  dir="$work/server$n"
+  mkdir -p "$dir"
+  "$binary" serve --listen 127.0.0.1:0 --db "$db_url" --demo --users "$dir/users.toml" \
+    --data-dir "$dir/data" --objects-dir "$dir/objects" --no-console \
+    >"$dir/server.out" 2>"$dir/server.err" &
+  pids+=("$!")
+done
+for n in 1 2 3; do
+  dir="$work/server$n"
+  for _ in $(seq 1 300); do
+    grep -q '^listening on ' "$dir/server.out" && break
+    sleep 0.1
+  done
+  if ! grep -q '^listening on ' "$dir/server.out"; then
+    echo "server $n did not start:" >&2
+    cat "$dir/server.out" "$dir/server.err" >&2
+    exit 1
+  fi
+done
+
+registered=$(psql_db -c "SELECT count(*) FROM events WHERE event_type = 'image_registered'")
+distinct=$(psql_db -c "SELECT count(DISTINCT data::json->>'name') FROM events WHERE event_type = 'image_registered'")
+lost=$(cat "$work"/server*/server.out "$work"/server*/server.err | grep -c 'registered by another server' || true)
+echo "demo images registered: $registered ($distinct names); registrations another server had already done: $lost"
+if [ "$registered" != 4 ] || [ "$distinct" != 4 ]; then
+  psql_db -c "SELECT position, stream_id, data::json->>'name' FROM events WHERE event_type = 'image_registered'" >&2
+  echo "the demo's images were registered more than once" >&2
+  exit 1
+fi
+echo "three servers started with --demo on one empty database: passed"
