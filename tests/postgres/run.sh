@@ -21,3 +21,4 @@ IMGSHARE_CRASH_POSTGRES_URL=$IMGSHARE_TEST_POSTGRES_URL timeout 600 cargo test -
   -p imgshare-tests --features postgres --test reliability writer_killed -- --nocapture
 echo "PostgreSQL tests passed"
 bash "$here/servers.sh"
+bash "$here/restart.sh"
