@@ -43,6 +43,10 @@ pub struct PgConn {
     statements: RefCell<HashMap<String, Statement>>,
     /// 0 outside a transaction, 1 in one, one more per open savepoint.
     depth: Cell<u32>,
+    /// A statement failed because the connection did (see [`connection_lost`]). The driver does
+    /// not always call such a connection closed (a reset socket leaves `is_closed` false), and
+    /// every later statement on it would fail the same way: it must be replaced.
+    lost: Cell<bool>,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -66,14 +70,28 @@ impl PgConn {
             client: RefCell::new(client),
             statements: RefCell::new(HashMap::new()),
             depth: Cell::new(0),
+            lost: Cell::new(false),
         })
     }
 
-    /// Whether the server closed the connection (it must then be replaced).
+    /// Whether the server closed the connection, or a statement failed because the connection
+    /// did (it must then be replaced).
     pub fn is_closed(&self) -> bool {
-        self.client
-            .try_borrow()
-            .is_ok_and(|client| client.is_closed())
+        self.lost.get()
+            || self
+                .client
+                .try_borrow()
+                .is_ok_and(|client| client.is_closed())
+    }
+
+    /// `result`'s error as the seam's, remembering a connection that failed under it.
+    fn checked<T>(&self, result: Result<T, postgres::Error>) -> Result<T, SqlError> {
+        result.map_err(|err| {
+            if connection_lost(&err) {
+                self.lost.set(true);
+            }
+            SqlError::Postgres(err)
+        })
     }
 
     /// Waits up to `timeout` for a notification on a channel this connection `LISTEN`s to;
@@ -84,8 +102,9 @@ impl PgConn {
         let mut client = self.client()?;
         let mut notifications = client.notifications();
         let mut waiting = notifications.timeout_iter(timeout);
-        Ok(waiting
-            .next()?
+        let next = waiting.next();
+        Ok(self
+            .checked(next)?
             .map(|notification| notification.channel().to_owned()))
     }
 
@@ -99,7 +118,7 @@ impl PgConn {
         if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
         }
-        let statement = client.prepare(&translate_placeholders(sql)?)?;
+        let statement = self.checked(client.prepare(&translate_placeholders(sql)?))?;
         let mut statements = self.statements.borrow_mut();
         if statements.len() >= STATEMENT_CACHE {
             statements.clear();
@@ -109,7 +128,31 @@ impl PgConn {
     }
 
     fn run_simple(&self, sql: &str) -> Result<(), SqlError> {
-        Ok(self.client()?.batch_execute(sql)?)
+        let done = self.client()?.batch_execute(sql);
+        self.checked(done)
+    }
+}
+
+/// Whether `err` is the connection's failure rather than a statement's: no SQLSTATE and a closed
+/// or failed socket, or a SQLSTATE saying the server ended or refuses the session (class 08,
+/// `admin_shutdown`, `crash_shutdown`, `cannot_connect_now`).
+pub fn connection_lost(err: &postgres::Error) -> bool {
+    match err.code() {
+        Some(code) => {
+            use postgres::error::SqlState;
+            code.code().starts_with("08")
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                ]
+                .contains(code)
+        }
+        None => {
+            err.is_closed()
+                || Error::source(err).is_some_and(|source| source.is::<std::io::Error>())
+                || err.to_string().starts_with("timeout")
+        }
     }
 }
 
@@ -125,7 +168,7 @@ impl Sql for PgConn {
     fn execute(&self, sql: &str, params: &[Value<'_>]) -> Result<u64, SqlError> {
         let mut client = self.client()?;
         let statement = self.prepared(&mut client, sql)?;
-        Ok(client.execute(&statement, &as_params(params))?)
+        self.checked(client.execute(&statement, &as_params(params)))
     }
 
     /// The result is read whole before the first row is visited, so a visitor may run statements
@@ -139,7 +182,7 @@ impl Sql for PgConn {
         let rows = {
             let mut client = self.client()?;
             let statement = self.prepared(&mut client, sql)?;
-            client.query(&statement, &as_params(params))?
+            self.checked(client.query(&statement, &as_params(params)))?
         };
         for row in &rows {
             match each(row) {
