@@ -23,6 +23,15 @@ pg_as_owner() {
   fi
 }
 
+# pg_ctl_cluster ACTION [OPTIONS...]: pg_ctl on this cluster, with its log and options and a
+# bounded wait (for tests that stop and start it under running servers).
+pg_ctl_cluster() {
+  local action=$1
+  shift
+  pg_as_owner "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 30 \
+    -o "$pg_options" "$@" "$action"
+}
+
 pg_cluster_stop() {
   if [ -n "${pg_dir:-}" ] && [ -d "$pg_dir" ]; then
     if [ -f "$pg_dir/data/postmaster.pid" ]; then
@@ -56,10 +65,9 @@ pg_cluster_start() {
     cat "$pg_dir/initdb.log" >&2
     return 1
   fi
-  if ! pg_as_owner "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 30 \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c fsync=off \
-        -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-    start >/dev/null; then
+  pg_options="-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c fsync=off \
+    -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+  if ! pg_ctl_cluster start >/dev/null; then
     echo "PostgreSQL did not start:" >&2
     tail -n 20 "$pg_dir/server.log" >&2
     return 1

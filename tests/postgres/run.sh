@@ -4,8 +4,9 @@
 # random moments) with its log on PostgreSQL (IMGSHARE_CRASH_TRIALS, default 24, as for SQLite),
 # then three `imgshare serve` processes on one database of that cluster (servers.sh), `imgshare
 # copy` and the audit commands between SQLite and PostgreSQL (copy.sh), three `serve --demo`
-# started at once (demo.sh), and removes the cluster whatever the outcome; also runs clippy over the workspace with the PostgreSQL
-# backend built, which the default build leaves out. Run from anywhere. Bounded: the cluster's
+# started at once (demo.sh), one server while PostgreSQL restarts under it (restart.sh, on a
+# cluster of its own), and removes the cluster whatever the outcome; also runs clippy over the
+# workspace with the PostgreSQL backend built, which the default build leaves out. Run from anywhere. Bounded: the cluster's
 # start 30 s, each test run 600 s, the servers' run as servers.sh says.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,3 +25,4 @@ echo "PostgreSQL tests passed"
 bash "$here/servers.sh"
 bash "$here/copy.sh"
 bash "$here/demo.sh"
+bash "$here/restart.sh"

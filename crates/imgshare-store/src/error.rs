@@ -478,6 +478,16 @@ impl From<ProjectionError> for EngineError {
                 Some(typed) => EngineError::Store(typed),
                 None => EngineError::Projection(ProjectionError::Sqlite(sqlite)),
             },
+            // A PostgreSQL server that went away while a list was read or a read model written
+            // is the same outage as in the log's own statements: 503 and a retry, not a 500.
+            #[cfg(feature = "postgres")]
+            ProjectionError::Database(database) => match database.as_sql_error() {
+                imgshare_sql::SqlError::Postgres(pg) => match classify_postgres(pg) {
+                    Some(typed) => EngineError::Store(typed),
+                    None => EngineError::Projection(ProjectionError::Database(database)),
+                },
+                _ => EngineError::Projection(ProjectionError::Database(database)),
+            },
             other => EngineError::Projection(other),
         }
     }

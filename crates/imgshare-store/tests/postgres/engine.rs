@@ -296,6 +296,37 @@ fn an_engine_whose_connections_were_dropped_answers_unavailable_once_then_reconn
     assert!(engine.verify().unwrap().is_ok());
 }
 
+/// A list is read through the read models (the projection's queries), not the log: a server
+/// that went away under it is the same `database_unavailable` (503, retry) as under the log's
+/// reads, not the projection's internal error (500).
+#[test]
+fn a_list_read_on_a_dropped_connection_is_unavailable_then_answers() {
+    let location = fresh_database("engine_list_reconnect");
+    let engine = scenarios::open(&location);
+    let image_id = scenarios::register_for_tests(&engine);
+    let ctx = Context::new(
+        Actor::tenant("111", "user", &["cloudImages:admin"]),
+        Region::parse("DFW").unwrap(),
+        chrono::Utc::now(),
+    );
+    let query = imgshare_store::ImageQuery::new();
+    let listed = engine.images(&ctx, &query).unwrap();
+    assert_eq!(listed.images.len(), 1);
+
+    // Several rounds: a terminated session shows up as a server's FATAL message or as a reset
+    // socket, by timing; after either, the connection must be replaced, not used again.
+    for _ in 0..5 {
+        terminate_sessions(&location);
+        let (page, failed) = after_one_unavailable(|| engine.images(&ctx, &query));
+        assert!(
+            failed,
+            "the first list after the drop should have met the closed connection"
+        );
+        assert_eq!(page.images.len(), 1);
+        assert_eq!(page.images[0].image().id, image_id);
+    }
+}
+
 #[test]
 fn a_task_announced_by_one_engine_wakes_the_listener_of_another() {
     let location = fresh_database("engine_notify");
