@@ -13,12 +13,18 @@
 //! test can open, reopen and edit behind the engine's back (a file in a new temporary directory,
 //! or a new PostgreSQL database). Each PostgreSQL database has a name no other engine of any run
 //! uses at the same time and is dropped when its owner is.
+//!
+//! A new PostgreSQL database is a copy (`CREATE DATABASE … TEMPLATE`) of a template that has
+//! this build's schema and the profile recorded: running the migrations takes most of a second,
+//! a copy a fifth of one, and the property tests open several engines per case. The template,
+//! one per schema version and profile (`imgshare_test_template_v<N>_<profile>`), is made once,
+//! by `open_postgres` as a first start would, and stays on the server for later runs.
 
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use imgshare_core::Profile;
+use imgshare_core::{Profile, ProfileKind};
 use imgshare_sql::AnyConn;
 use imgshare_store::{Engine, EngineOptions};
 
@@ -105,12 +111,14 @@ enum Place {
 }
 
 impl TestDb {
-    /// A new database: `test.db` in a new temporary directory, or a new PostgreSQL database.
+    /// A new database for engines of profile `kind`: `test.db` in a new temporary directory
+    /// (empty: the first engine creates the schema and records its profile), or a new
+    /// PostgreSQL database (with the schema, `kind` recorded).
     ///
     /// # Panics
     ///
     /// When the directory or the database cannot be created (PostgreSQL unreachable included).
-    pub fn new() -> Self {
+    pub fn new(kind: ProfileKind) -> Self {
         let place = match Backend::selected() {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir()
@@ -121,7 +129,7 @@ impl TestDb {
                 }
             }
             #[cfg(feature = "postgres")]
-            Backend::Postgres { url } => Place::Postgres(postgres::Database::create(url)),
+            Backend::Postgres { url } => Place::Postgres(postgres::Database::create(url, kind)),
             #[cfg(not(feature = "postgres"))]
             Backend::Postgres { .. } => unreachable!("refused by Backend::selected"),
         };
@@ -174,12 +182,6 @@ impl TestDb {
     }
 }
 
-impl Default for TestDb {
-    fn default() -> Self {
-        TestDb::new()
-    }
-}
-
 /// A connection [`TestDb::connect`] made; [`RawConn::sql`] lends it to the seam's functions.
 pub enum RawConn {
     /// To a SQLite file.
@@ -223,7 +225,7 @@ impl TestEngine {
                 db: None,
             },
             Backend::Postgres { .. } => {
-                let db = TestDb::new();
+                let db = TestDb::new(profile.kind);
                 TestEngine {
                     engine: db.open(profile),
                     db: Some(db),
@@ -255,10 +257,13 @@ impl Deref for TestEngine {
 mod postgres {
     //! Databases created and dropped on the selected PostgreSQL server.
 
+    use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
 
-    use imgshare_sql::Sql as _;
-    use imgshare_store::PgConn;
+    use imgshare_core::ProfileKind;
+    use imgshare_sql::{params, Sql as _};
+    use imgshare_store::{open_postgres, postgres_schema_version, profile_name, PgConn};
 
     /// A database this process created, dropped with it.
     #[derive(Debug)]
@@ -270,11 +275,13 @@ mod postgres {
     }
 
     impl Database {
-        /// Creates a database with a new name on the server `server` names.
-        pub(super) fn create(server: &str) -> Self {
+        /// Creates a database with a new name on the server `server` names, a copy of the
+        /// template for `kind`.
+        pub(super) fn create(server: &str, kind: ProfileKind) -> Self {
+            let template = template(server, kind);
             let name = unique_name();
             admin(server)
-                .batch(&format!("CREATE DATABASE {name}"))
+                .batch(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
                 .unwrap_or_else(|error| panic!("CREATE DATABASE {name}: {error}"));
             Database {
                 server: server.to_owned(),
@@ -304,6 +311,60 @@ mod postgres {
                 eprintln!("DROP DATABASE {}: {error}", self.name);
             }
         }
+    }
+
+    /// The template for `kind` at this build's schema version, made if the server has none.
+    ///
+    /// It is made under a name of its own and renamed when complete, so another process never
+    /// copies a half-made one; when two make it at once, the second rename fails and that one's
+    /// copy is dropped. Nothing connects to a template once made (a copy needs it idle).
+    fn template(server: &str, kind: ProfileKind) -> String {
+        static MADE: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+        let name = format!(
+            "imgshare_test_template_v{}_{}",
+            postgres_schema_version(),
+            profile_name(kind)
+        );
+        // One thread makes it while the others wait; a panic while making it poisons nothing
+        // worth keeping.
+        let mut made = MADE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if made.contains(&name) {
+            return name;
+        }
+        let admin = admin(server);
+        if !exists(&admin, &name) {
+            let making = unique_name();
+            admin
+                .batch(&format!("CREATE DATABASE {making}"))
+                .unwrap_or_else(|error| panic!("CREATE DATABASE {making}: {error}"));
+            let url = with_database(server, &making);
+            drop(
+                open_postgres(&url, kind).unwrap_or_else(|error| {
+                    panic!("migrate the template {making} ({url}): {error}")
+                }),
+            );
+            if let Err(error) = admin.batch(&format!("ALTER DATABASE {making} RENAME TO {name}")) {
+                if !exists(&admin, &name) {
+                    panic!("ALTER DATABASE {making} RENAME TO {name}: {error}");
+                }
+                // Another process made it first.
+                let _ = admin.batch(&format!("DROP DATABASE {making} WITH (FORCE)"));
+            }
+        }
+        made.insert(name.clone());
+        name
+    }
+
+    fn exists(admin: &PgConn, name: &str) -> bool {
+        admin
+            .query_first(
+                "SELECT 1 FROM pg_database WHERE datname = ?1",
+                params![name],
+                |_| Ok::<_, imgshare_sql::SqlError>(()),
+            )
+            .and_then(|found| found)
+            .unwrap_or_else(|error| panic!("look for the database {name}: {error}"))
+            .is_some()
     }
 
     /// A name unique among this process's databases and, through the process id, across the

@@ -15,7 +15,8 @@ use std::path::Path;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::*;
 use imgshare_core::{
-    Actor, Command, Context, Event, ImageCommand, ImageOrigin, ImageStatus, MemberStatus, StreamId,
+    Actor, Command, Context, Event, ImageCommand, ImageOrigin, ImageStatus, MemberStatus,
+    ProfileKind, StreamId,
 };
 use imgshare_sql::{params, Dialect, Sql};
 use imgshare_store::audit::{
@@ -42,7 +43,7 @@ fn start() -> DateTime<Utc> {
 
 impl FileWorld {
     fn new() -> Self {
-        let db = TestDb::new();
+        let db = TestDb::new(ProfileKind::Rackspace);
         FileWorld {
             engine: db.open(Default::default()),
             db,
@@ -593,7 +594,7 @@ fn fixture(name: &str) -> String {
 /// walkthrough left.
 #[test]
 fn a_v1_log_from_an_older_version_reads_with_the_current_code() {
-    let db = TestDb::new();
+    let db = TestDb::new(ProfileKind::Rackspace);
     // The schema, as this version creates it (and the profile, as a first start records it).
     drop(db.open(Default::default()));
     {

@@ -19,7 +19,7 @@ use common::{admin_of, region, CONSUMER, PRODUCER, STRANGER};
 use imgshare_core::transfer::NOT_OWNER;
 use imgshare_core::{
     Actor, Command, Context, DomainError, ImageCommand, ImageOrigin, ImageStatus, MemberStatus,
-    NewImage, Profile, TaskCommand, TaskStatus, Visibility,
+    NewImage, Profile, ProfileKind, TaskCommand, TaskStatus, Visibility,
 };
 use imgshare_store::{register_vhd, Engine, EngineError, FsImageDataStore, TaskEnvironment};
 use imgshare_tests::backend::TestDb;
@@ -55,7 +55,7 @@ struct Cloud {
 impl Cloud {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = TestDb::new();
+        let db = TestDb::new(ProfileKind::Rackspace);
         let engine = db.open(Profile::default());
         let data = FsImageDataStore::new(dir.path().join("data"));
         fs::create_dir_all(dir.path().join("data")).unwrap();

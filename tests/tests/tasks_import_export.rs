@@ -90,7 +90,7 @@ impl World {
 
     fn with_profile(profile: Profile) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = TestDb::new();
+        let db = TestDb::new(profile.kind);
         let engine = db.open(profile);
         let env = TaskEnvironment::filesystem(
             &dir.path().join("objects"),
