@@ -118,6 +118,8 @@ impl TestDb {
     /// # Panics
     ///
     /// When the directory or the database cannot be created (PostgreSQL unreachable included).
+    // Only PostgreSQL's copy depends on the profile; a SQLite file is pinned by its first open.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
     pub fn new(kind: ProfileKind) -> Self {
         let place = match Backend::selected() {
             Backend::Sqlite => {
