@@ -16,6 +16,8 @@
 //!
 //! `PROPTEST_CASES` sets the number of cases (64 by default); failures are saved to
 //! `tests/proptest-regressions/invariants.txt`, which is checked in and replayed first.
+//! Each engine (the live one and every replay's) comes from `imgshare_tests::backend`: in memory
+//! on SQLite, a new database on PostgreSQL with `IMGSHARE_TESTS_BACKEND=postgres`.
 
 // Test helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
