@@ -1,6 +1,8 @@
 //! Audit replay: the catalogue as of a position or time, an image's history, who could access
 //! an image at a moment, `verify` finding tampered events and hand-edited read-model rows, and
-//! a log written by an older version read with the current code.
+//! a log written by an older version read with the current code; on the selected backend
+//! (`imgshare_tests::backend`: a SQLite file, or a PostgreSQL database with
+//! `IMGSHARE_TESTS_BACKEND=postgres`), the tampering done with SQL both accept.
 
 // Test helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,27 +10,30 @@
 mod common;
 
 use std::cell::Cell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::*;
 use imgshare_core::{
-    Actor, Command, Context, Event, ImageCommand, ImageOrigin, ImageStatus, MemberStatus, StreamId,
+    Actor, Command, Context, Event, ImageCommand, ImageOrigin, ImageStatus, MemberStatus,
+    ProfileKind, StreamId,
 };
+use imgshare_sql::{params, Dialect, Sql};
 use imgshare_store::audit::{
     self, AccessReason, AccessReport, AccountAccess, Difference, LogFilter, LogLine,
 };
-use imgshare_store::{AsOf, Engine, EngineOptions, Outcome, VerifyReport};
-use rusqlite::{params, Connection};
+use imgshare_store::{AsOf, Engine, Outcome, VerifyReport};
+use imgshare_tests::backend::{RawConn, TestDb};
 use uuid::Uuid;
 
 const IMAGE: Uuid = Uuid::from_u128(0x000a_0d17);
 
-/// An engine on a database file, with a clock one minute per request from `start()`.
+/// An engine on a database of the selected backend (a file, or a PostgreSQL database), with a
+/// clock one minute per request from `start()`.
 struct FileWorld {
+    // Before `db`: the engine closes its connections before the database is removed.
     engine: Engine,
-    path: PathBuf,
-    _dir: tempfile::TempDir,
+    db: TestDb,
     minutes: Cell<i64>,
 }
 
@@ -38,12 +43,10 @@ fn start() -> DateTime<Utc> {
 
 impl FileWorld {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.db");
+        let db = TestDb::new(ProfileKind::Rackspace);
         FileWorld {
-            engine: Engine::open(&path, EngineOptions::default()).unwrap(),
-            path,
-            _dir: dir,
+            engine: db.open(Default::default()),
+            db,
             minutes: Cell::new(0),
         }
     }
@@ -95,9 +98,9 @@ impl FileWorld {
         outcome.events.last().unwrap().position
     }
 
-    /// A second, raw connection for editing the file behind the engine's back.
-    fn raw(&self) -> Connection {
-        Connection::open(&self.path).unwrap()
+    /// A second, raw connection for editing the database behind the engine's back.
+    fn raw(&self) -> RawConn {
+        self.db.connect()
     }
 }
 
@@ -320,7 +323,7 @@ fn log_filters_by_stream_type_account_and_time() {
         let mut positions = Vec::new();
         world
             .engine
-            .read(|conn| {
+            .read_sql(|conn| {
                 audit::for_each_logged(conn, &filter, |stored| {
                     positions.push(stored.position);
                     Ok(())
@@ -360,9 +363,13 @@ fn log_filters_by_stream_type_account_and_time() {
     .is_empty());
 }
 
-fn drop_triggers(conn: &Connection) {
-    conn.execute_batch("DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete;")
-        .unwrap();
+/// Lets the log be changed, as someone with the database's files or its owner's rights can.
+fn drop_triggers(conn: &impl Sql) {
+    let sql = match conn.dialect() {
+        Dialect::Sqlite => "DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete;",
+        Dialect::Postgres => "DROP TRIGGER events_no_update_or_delete ON events",
+    };
+    conn.batch(sql).unwrap();
 }
 
 #[test]
@@ -373,12 +380,13 @@ fn verify_finds_one_tampered_event_at_exactly_its_position() {
     assert!(clean.is_ok(), "{clean:?}");
     assert_eq!(clean.events_checked, 7);
 
-    let raw = world.raw();
+    let conn = world.raw();
+    let raw = conn.sql();
     drop_triggers(&raw);
     // Someone rewrites who was shared with: the JSON is valid and the stream still folds.
     raw.execute(
         "UPDATE events SET data = '{\"member_id\":\"999999\"}' WHERE position = ?1",
-        [steps.shared],
+        params![steps.shared],
     )
     .unwrap();
 
@@ -404,11 +412,12 @@ fn verify_finds_one_tampered_event_at_exactly_its_position() {
 fn verify_finds_a_tampered_event_whose_replay_also_breaks() {
     let world = FileWorld::new();
     let steps = walkthrough(&world);
-    let raw = world.raw();
+    let conn = world.raw();
+    let raw = conn.sql();
     drop_triggers(&raw);
     raw.execute(
         "UPDATE events SET data = 'not json' WHERE position = ?1",
-        [steps.rejected],
+        params![steps.rejected],
     )
     .unwrap();
     let report = world.engine.verify().unwrap();
@@ -466,11 +475,12 @@ fn verify_finds_a_hand_edited_read_model_row() {
     let registered = world.register(&producer, "kept");
     let shared = world.share(&producer, CONSUMER);
     assert!(FileWorld::position(&shared) > FileWorld::position(&registered));
-    let raw = world.raw();
+    let conn = world.raw();
+    let raw = conn.sql();
 
     raw.execute(
         "UPDATE proj_members SET status = 'accepted' WHERE member_id = ?1",
-        [CONSUMER],
+        params![CONSUMER],
     )
     .unwrap();
     let row = first_row_difference(&world.engine.verify().unwrap(), 1);
@@ -487,7 +497,7 @@ fn verify_finds_a_hand_edited_read_model_row() {
     // A rebuild repairs it; then a missing row and an invented row are each found.
     world.engine.rebuild(|_| {}).unwrap();
     assert!(world.engine.verify().unwrap().is_ok());
-    raw.execute("DELETE FROM proj_images", []).unwrap();
+    raw.execute("DELETE FROM proj_images", params![]).unwrap();
     let row = first_row_difference(&world.engine.verify().unwrap(), 1);
     assert_eq!(row.table, "proj_images");
     assert_eq!(row.position, Some(FileWorld::position(&shared)));
@@ -496,7 +506,7 @@ fn verify_finds_a_hand_edited_read_model_row() {
     world.engine.rebuild(|_| {}).unwrap();
     raw.execute(
         "INSERT INTO proj_image_properties (image_id, key, value) VALUES ('nobody', 'k', 'v')",
-        [],
+        params![],
     )
     .unwrap();
     let report = world.engine.verify().unwrap();
@@ -529,8 +539,10 @@ fn verify_reports_the_edited_row_with_the_earliest_position_first() {
     let newer = Uuid::from_u128(0x0000_ffff);
     let older_position = register(older, "older");
     register(newer, "newer");
-    let raw = world.raw();
-    raw.execute("UPDATE proj_images SET name = 'edited'", [])
+    world
+        .raw()
+        .sql()
+        .execute("UPDATE proj_images SET name = 'edited'", params![])
         .unwrap();
 
     let row = first_row_difference(&world.engine.verify().unwrap(), 2);
@@ -539,26 +551,29 @@ fn verify_reports_the_edited_row_with_the_earliest_position_first() {
 }
 
 /// Inserts exported log lines as they were, with raw SQL.
-fn import(conn: &Connection, lines: &str) -> usize {
+fn import(conn: &impl Sql, lines: &str) -> usize {
     let mut count = 0;
     for line in lines.lines().filter(|line| !line.trim().is_empty()) {
         let line: LogLine = serde_json::from_str(line).unwrap();
+        let event_id = line.event_id.to_string();
+        let data = serde_json::to_string(&line.data).unwrap();
+        let metadata = serde_json::to_string(&line.metadata).unwrap();
         conn.execute(
             "INSERT INTO events (position, event_id, stream_id, version, event_type, \
              schema_version, data, metadata, recorded_at, prev_hash, hash) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 line.position,
-                line.event_id.to_string(),
-                line.stream_id,
+                &event_id,
+                &line.stream_id,
                 i64::try_from(line.version).unwrap(),
-                line.event_type,
+                &line.event_type,
                 line.schema_version,
-                serde_json::to_string(&line.data).unwrap(),
-                serde_json::to_string(&line.metadata).unwrap(),
-                line.recorded_at,
-                line.prev_hash,
-                line.hash,
+                &data,
+                &metadata,
+                &line.recorded_at,
+                &line.prev_hash,
+                &line.hash,
             ],
         )
         .unwrap();
@@ -579,23 +594,24 @@ fn fixture(name: &str) -> String {
 /// walkthrough left.
 #[test]
 fn a_v1_log_from_an_older_version_reads_with_the_current_code() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.db");
+    let db = TestDb::new(ProfileKind::Rackspace);
+    // The schema, as this version creates it (and the profile, as a first start records it).
+    drop(db.open(Default::default()));
     {
-        let conn = imgshare_store::open_file(&path, &Default::default()).unwrap();
-        assert_eq!(import(&conn, &fixture("log-v1-walkthrough.jsonl")), 7);
-        let chain = imgshare_store::verify_chain(&conn).unwrap();
+        let conn = db.connect();
+        assert_eq!(import(&conn.sql(), &fixture("log-v1-walkthrough.jsonl")), 7);
+        let chain = imgshare_store::verify_chain(&conn.sql()).unwrap();
         assert_eq!(
             chain.first_mismatch, None,
             "export and import are byte-exact"
         );
     }
-    let engine = Engine::open(&path, EngineOptions::default()).unwrap();
+    let engine = db.open(Default::default());
 
     let mut versions = Vec::new();
     let mut image_id = None;
     engine
-        .read(|conn| {
+        .read_sql(|conn| {
             audit::for_each_logged(conn, &LogFilter::default(), |stored| {
                 versions.push((stored.event_type.clone(), stored.schema_version));
                 let event = imgshare_store::engine::decode(&stored)?;

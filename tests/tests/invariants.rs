@@ -16,6 +16,8 @@
 //!
 //! `PROPTEST_CASES` sets the number of cases (64 by default); failures are saved to
 //! `tests/proptest-regressions/invariants.txt`, which is checked in and replayed first.
+//! Each engine (the live one and every replay's) comes from `imgshare_tests::backend`: in memory
+//! on SQLite, a new database on PostgreSQL with `IMGSHARE_TESTS_BACKEND=postgres`.
 
 // Test helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -31,12 +33,12 @@ use imgshare_core::{
     ImageStatus, MemberStatus, NewImage, Profile, Region, Visibility,
 };
 use imgshare_projection::tables;
-use imgshare_store::{head, verify_chain, Engine, EngineError, Outcome};
+use imgshare_sql::{Row, Sql, SqlError, Value as SqlValue};
+use imgshare_store::{head, verify_chain, EngineError, Outcome};
+use imgshare_tests::backend::{Backend, TestEngine};
 use imgshare_tests::property::{self, Refusals};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence, TestCaseError};
-use rusqlite::params_from_iter;
-use rusqlite::types::Value as SqlValue;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -551,7 +553,7 @@ fn new_image(name: &str, visibility: Option<Visibility>, seed: usize) -> NewImag
 
 /// The engine under test and what the run has seen so far.
 struct Run {
-    engine: Engine,
+    engine: TestEngine,
     profile: Profile,
     glance: bool,
     /// Images registered so far, in order: what `image: n` indexes.
@@ -589,7 +591,7 @@ impl Run {
             tag_quota: TAG_QUOTA,
             ..base
         };
-        let engine = Engine::in_memory_with(profile.clone()).map_err(fail("engine"))?;
+        let engine = TestEngine::new(profile.clone());
         Ok(Run {
             engine,
             profile,
@@ -704,7 +706,7 @@ impl Run {
 
     fn head(&self) -> Result<Option<(i64, String)>, TestCaseError> {
         self.engine
-            .read(|conn| Ok(head(conn)?))
+            .read_sql(|conn| Ok(head(conn)?))
             .map_err(fail("head"))
     }
 
@@ -1071,7 +1073,7 @@ fn member_count_within_quota(run: &Run, label: &str) -> Result<(), TestCaseError
         );
         let rows = run
             .engine
-            .read(|conn| Ok(tables::read_members(conn, &image.id.to_string())?))
+            .read_sql(|conn| Ok(tables::read_members(conn, &image.id.to_string())?))
             .map_err(fail("read_members"))?;
         prop_assert!(
             rows.len() <= run.profile.member_quota,
@@ -1300,7 +1302,7 @@ fn deleted_images_are_gone_for_everyone(run: &Run, label: &str) -> Result<(), Te
         }
         let row = run
             .engine
-            .read(|conn| Ok(tables::read_image(conn, &image.id.to_string())?))
+            .read_sql(|conn| Ok(tables::read_image(conn, &image.id.to_string())?))
             .map_err(fail("read_image"))?;
         prop_assert!(row.is_none(), "{}: deleted {} has a row", label, image.id);
         for acct in TENANT_ACCOUNTS.into_iter().chain([Acct::Provider]) {
@@ -1578,7 +1580,7 @@ fn stranger_gets_404_for_every_operation(
 fn hash_chain_verifies(run: &Run, label: &str) -> Result<(), TestCaseError> {
     let report = run
         .engine
-        .read(|conn| Ok(verify_chain(conn)?))
+        .read_sql(|conn| Ok(verify_chain(conn)?))
         .map_err(fail("verify_chain"))?;
     prop_assert_eq!(report.first_mismatch, None, "{}: hash chain broken", label);
     let head = run.head()?.map_or(0, |(position, _)| position);
@@ -1591,6 +1593,36 @@ fn hash_chain_verifies(run: &Run, label: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The log's columns, copied as stored (hashes included), and which of them hold integers.
+const EVENT_COLUMNS: &str = "position, event_id, stream_id, version, event_type, \
+     schema_version, data, metadata, recorded_at, prev_hash, hash";
+const INTEGER_COLUMNS: [usize; 3] = [0, 3, 5];
+const EVENT_COLUMN_COUNT: usize = 11;
+
+/// One stored value of an event row.
+enum Stored {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl Stored {
+    fn read(row: &dyn Row, column: usize) -> Result<Self, SqlError> {
+        if INTEGER_COLUMNS.contains(&column) {
+            row.int(column).map(Stored::Int)
+        } else {
+            row.text(column).map(Stored::Text)
+        }
+    }
+
+    fn value(&self) -> SqlValue<'_> {
+        match self {
+            Stored::Int(value) => SqlValue::from(*value),
+            Stored::Text(Some(text)) => SqlValue::Text(text),
+            Stored::Text(None) => SqlValue::Null,
+        }
+    }
+}
+
 /// Replaying the log from scratch, in a fresh engine that holds only a copy of the log, gives
 /// each image the state the live run produced and read models row for row equal to the live
 /// ones (and so the same lists).
@@ -1598,46 +1630,52 @@ fn replay_gives_the_same_state_and_projections(
     run: &Run,
     label: &str,
 ) -> Result<(), TestCaseError> {
-    // The log's rows, column for column (hashes included), into a new engine's empty log.
-    let rows: Vec<Vec<SqlValue>> = run
+    // The log's rows, column for column (hashes included), into a new engine's empty log, on
+    // the same backend.
+    let rows: Vec<Vec<Stored>> = run
         .engine
-        .read(|conn| {
-            let mut select = conn.prepare("SELECT * FROM events ORDER BY position")?;
-            let columns = select.column_count();
-            let rows = select
-                .query_map([], |row| {
-                    (0..columns)
-                        .map(|column| row.get::<_, SqlValue>(column))
-                        .collect::<Result<Vec<_>, _>>()
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+        .read_sql(|conn| {
+            Ok(conn.query_all(
+                &format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY position"),
+                &[],
+                |row| {
+                    (0..EVENT_COLUMN_COUNT)
+                        .map(|column| Stored::read(row, column))
+                        .collect::<Result<Vec<_>, SqlError>>()
+                },
+            ))
         })
-        .map_err(fail("read the log"))?;
-    let fresh = Engine::in_memory_with(run.profile.clone()).map_err(fail("fresh engine"))?;
+        .map_err(fail("read the log"))?
+        .and_then(|rows| rows)
+        .map_err(|error| TestCaseError::fail(format!("{label}: read the log: {error}")))?;
+    let fresh = TestEngine::new(run.profile.clone());
+    let insert = format!(
+        "INSERT INTO events ({EVENT_COLUMNS}) VALUES ({})",
+        (1..=EVENT_COLUMN_COUNT)
+            .map(|n| format!("?{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     fresh
-        .read(|conn| {
-            if let Some(first) = rows.first() {
-                let marks = vec!["?"; first.len()].join(", ");
-                let mut insert = conn.prepare(&format!("INSERT INTO events VALUES ({marks})"))?;
-                for row in &rows {
-                    insert.execute(params_from_iter(row))?;
-                }
-            }
-            Ok(())
+        .read_sql(|conn| {
+            Ok(rows.iter().try_for_each(|row| {
+                let values: Vec<SqlValue<'_>> = row.iter().map(Stored::value).collect();
+                conn.execute(&insert, &values).map(|_| ())
+            }))
         })
-        .map_err(fail("copy the log"))?;
+        .map_err(fail("copy the log"))?
+        .map_err(|error| TestCaseError::fail(format!("{label}: copy the log: {error}")))?;
     let chain = fresh
-        .read(|conn| Ok(verify_chain(conn)?))
+        .read_sql(|conn| Ok(verify_chain(conn)?))
         .map_err(fail("verify the copy"))?;
     prop_assert_eq!(chain.first_mismatch, None, "{}: copied chain broken", label);
     fresh.rebuild(|_| {}).map_err(fail("rebuild"))?;
     let live_rows = run
         .engine
-        .read(|conn| Ok(tables::dump(conn)?))
+        .read_sql(|conn| Ok(tables::dump(conn)?))
         .map_err(fail("dump live"))?;
     let fresh_rows = fresh
-        .read(|conn| Ok(tables::dump(conn)?))
+        .read_sql(|conn| Ok(tables::dump(conn)?))
         .map_err(fail("dump fresh"))?;
     if live_rows != fresh_rows {
         let only_live: Vec<&String> = live_rows
@@ -1698,7 +1736,8 @@ fn sharing_invariants_hold_after_every_step() {
     let started = Instant::now();
     let stats: Stats = property::run(config, &case(), |case, stats| run_case(&case, stats));
     eprintln!(
-        "sharing invariants: {} cases, {} steps ({} appended, {} no-ops, {} refused; member quota reached {} times), {} stranger probes ({:.1?}), {} replays ({:.1?}), in {:.2?}\n  appended by kind: {:?}\n  refused by status: {:?}\n  refused by kind: {:?}",
+        "sharing invariants ({}): {} cases, {} steps ({} appended, {} no-ops, {} refused; member quota reached {} times), {} stranger probes ({:.1?}), {} replays ({:.1?}), in {:.2?}\n  appended by kind: {:?}\n  refused by status: {:?}\n  refused by kind: {:?}",
+        Backend::selected().name(),
         stats.cases,
         stats.steps,
         stats.accepted,

@@ -1,6 +1,8 @@
 //! Rebuild equivalence: random command sequences from four tenants (observer, creator or admin
 //! roles; reader, member or admin under the glance profile, which a quarter of the cases use)
-//! and the provider, over two regions, run on an in-memory engine. Afterwards the read models
+//! and the provider, over two regions, run on an engine of the selected backend (in-memory SQLite,
+//! or a new PostgreSQL database per case with `IMGSHARE_TESTS_BACKEND=postgres`: see
+//! `imgshare_tests::backend`). Afterwards the read models
 //! written live, in the append transactions, must be row for row what `Engine::rebuild` writes
 //! from the log alone (and a second rebuild must change nothing).
 //!
@@ -36,6 +38,7 @@ use imgshare_core::{
 };
 use imgshare_projection::tables;
 use imgshare_store::{head, Engine, EngineError};
+use imgshare_tests::backend::{Backend, TestEngine};
 use imgshare_tests::property::{self, Refusals};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -894,20 +897,20 @@ struct Stats {
 
 fn head_of(engine: &Engine) -> Result<Option<(i64, String)>, TestCaseError> {
     engine
-        .read(|conn| Ok(head(conn)?))
+        .read_sql(|conn| Ok(head(conn)?))
         .map_err(|error| TestCaseError::fail(format!("head: {error}")))
 }
 
 fn checkpoint_of(engine: &Engine) -> Result<i64, TestCaseError> {
     engine
-        .read(|conn| Ok(tables::checkpoint(conn)?))
+        .read_sql(|conn| Ok(tables::checkpoint(conn)?))
         .map_err(|error| TestCaseError::fail(format!("checkpoint: {error}")))
 }
 
 /// Every read-model row, as text, table by table in primary-key order.
 fn dump(engine: &Engine) -> Result<Vec<String>, TestCaseError> {
     engine
-        .read(|conn| Ok(tables::dump(conn)?))
+        .read_sql(|conn| Ok(tables::dump(conn)?))
         .map_err(|error: EngineError| TestCaseError::fail(format!("dump: {error}")))
 }
 
@@ -946,7 +949,7 @@ fn check_projection_matches_fold(engine: &Engine, when: &str) -> Result<(), Test
             .image_state(id)
             .map_err(|error| TestCaseError::fail(format!("fold {id}: {error}")))?;
         let projected = engine
-            .read(|conn| Ok(tables::read_image(conn, &id.to_string())?))
+            .read_sql(|conn| Ok(tables::read_image(conn, &id.to_string())?))
             .map_err(|error| TestCaseError::fail(format!("read_image {id}: {error}")))?;
         let expected = folded
             .filter(|image| image.status != ImageStatus::Deleted)
@@ -968,7 +971,7 @@ fn check_projection_matches_fold(engine: &Engine, when: &str) -> Result<(), Test
             .cloned()
             .map(task_at_second_precision);
         let projected = engine
-            .read(|conn| Ok(tables::read_task(conn, &id.to_string())?))
+            .read_sql(|conn| Ok(tables::read_task(conn, &id.to_string())?))
             .map_err(|error| TestCaseError::fail(format!("read_task {id}: {error}")))?;
         prop_assert_eq!(
             &projected,
@@ -1041,8 +1044,7 @@ fn run(scenario: &Scenario, stats: &mut Stats) -> Result<(), TestCaseError> {
     } else {
         Profile::rackspace()
     };
-    let engine = Engine::in_memory_with(profile.clone())
-        .map_err(|error| TestCaseError::fail(format!("engine: {error}")))?;
+    let engine = TestEngine::new(profile.clone());
     prop_assert_eq!(
         engine.profile().kind,
         if scenario.glance {
@@ -1214,7 +1216,8 @@ fn rebuild_gives_the_rows_live_appends_wrote() {
     let started = Instant::now();
     let stats: Stats = property::run(config, &scenario(), |scenario, stats| run(&scenario, stats));
     eprintln!(
-        "rebuild equivalence: {} cases, {} steps ({} appended {} events, {} no-ops, {} rejected, {} retries of appends) in {:.2?}\n  accepted: {:?}\n  rejected by status: {:?}\n  rejected by kind: {:?}",
+        "rebuild equivalence ({}): {} cases, {} steps ({} appended {} events, {} no-ops, {} rejected, {} retries of appends) in {:.2?}\n  accepted: {:?}\n  rejected by status: {:?}\n  rejected by kind: {:?}",
+        Backend::selected().name(),
         stats.cases,
         stats.steps,
         stats.appended,

@@ -1,6 +1,7 @@
 //! Seed 000: "HOWTO: share images between Rackspace Cloud accounts" (producer/consumer), step by
-//! step, through `Engine::in_memory()`. The producer is account 111111, the consumer 222222, both
-//! in DFW; 333333 is a stranger.
+//! step, through an engine on the selected backend (`common::World`: in-memory SQLite, or a new
+//! PostgreSQL database). The producer is account 111111, the consumer 222222, both in DFW;
+//! 333333 is a stranger.
 
 // Test helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,5 +1,6 @@
 //! Seed 001: "Quickstart for Cloud Images": image details, update through a v2.1 JSON patch,
-//! export and import tasks, and the member operations, through `Engine::in_memory()`.
+//! export and import tasks, and the member operations, through an engine on the selected backend
+//! (`common::World`: in-memory SQLite, or a new PostgreSQL database).
 
 // Test helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -19,9 +19,10 @@ use common::{admin_of, region, CONSUMER, PRODUCER, STRANGER};
 use imgshare_core::transfer::NOT_OWNER;
 use imgshare_core::{
     Actor, Command, Context, DomainError, ImageCommand, ImageOrigin, ImageStatus, MemberStatus,
-    NewImage, TaskCommand, TaskStatus, Visibility,
+    NewImage, Profile, ProfileKind, TaskCommand, TaskStatus, Visibility,
 };
 use imgshare_store::{register_vhd, Engine, EngineError, FsImageDataStore, TaskEnvironment};
+use imgshare_tests::backend::TestDb;
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -40,10 +41,13 @@ fn md5_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// A DFW cloud on a database file: image data, an object store, and the task worker's view.
+/// A DFW cloud on a database of the selected backend (a file, or a PostgreSQL database): image
+/// data, an object store, and the task worker's view.
 struct Cloud {
     dir: tempfile::TempDir,
+    // Before `_db`: the engine closes its connections before the database is removed.
     engine: Engine,
+    _db: TestDb,
     data: FsImageDataStore,
     env: TaskEnvironment,
 }
@@ -51,7 +55,8 @@ struct Cloud {
 impl Cloud {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(&dir.path().join("cloud.db"), Default::default()).unwrap();
+        let db = TestDb::new(ProfileKind::Rackspace);
+        let engine = db.open(Profile::default());
         let data = FsImageDataStore::new(dir.path().join("data"));
         fs::create_dir_all(dir.path().join("data")).unwrap();
         let env = TaskEnvironment::filesystem(
@@ -62,6 +67,7 @@ impl Cloud {
         Cloud {
             dir,
             engine,
+            _db: db,
             data,
             env,
         }

@@ -1,6 +1,7 @@
 //! Import and export tasks that move real VHD files (made by qemu-img, `tests/fixtures/vhd/`)
 //! between file-system object stores (one per region) and the image data store, run by
-//! `Engine::run_pending_tasks` over a database file.
+//! `Engine::run_pending_tasks` over a database of the selected backend (a SQLite file, or a
+//! PostgreSQL database: `imgshare_tests::backend`).
 
 // Test helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -18,7 +19,8 @@ use imgshare_core::{
     Actor, Command, Context, Image, ImageActivated, ImageCommand, ImageOrigin, ImageStatus,
     Profile, Task, TaskCommand, TaskStatus, Visibility,
 };
-use imgshare_store::{imported_image_id, Engine, EngineOptions, FsImageDataStore, TaskEnvironment};
+use imgshare_store::{imported_image_id, Engine, FsImageDataStore, TaskEnvironment};
+use imgshare_tests::backend::TestDb;
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -64,10 +66,13 @@ fn differencing() -> Vec<u8> {
     bytes
 }
 
-/// A database file, object stores for DFW and ORD, and an image data directory.
+/// A database of the selected backend (a file, or a PostgreSQL database), object stores for DFW
+/// and ORD, and an image data directory.
 struct World {
     dir: tempfile::TempDir,
+    // Before `db`: the engine closes its connections before the database is removed.
     engine: Engine,
+    db: TestDb,
     env: TaskEnvironment,
 }
 
@@ -85,29 +90,37 @@ impl World {
 
     fn with_profile(profile: Profile) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Self::open(dir.path(), profile);
+        let db = TestDb::new(profile.kind);
+        let engine = db.open(profile);
         let env = TaskEnvironment::filesystem(
             &dir.path().join("objects"),
             &dir.path().join("data"),
             &[region("DFW"), region("ORD")],
         );
-        World { dir, engine, env }
-    }
-
-    fn open(dir: &Path, profile: Profile) -> Engine {
-        let options = EngineOptions {
-            profile,
-            ..EngineOptions::default()
-        };
-        Engine::open(&dir.join("catalogue.db"), options).unwrap()
+        World {
+            dir,
+            engine,
+            db,
+            env,
+        }
     }
 
     /// Drops the engine and opens the database again, as a restarted process does.
     fn restart(self) -> Self {
-        let World { dir, engine, env } = self;
+        let World {
+            dir,
+            engine,
+            db,
+            env,
+        } = self;
         drop(engine);
-        let engine = Self::open(dir.path(), Profile::rackspace());
-        World { dir, engine, env }
+        let engine = db.open(Profile::rackspace());
+        World {
+            dir,
+            engine,
+            db,
+            env,
+        }
     }
 
     fn ctx(&self, tenant: &str, region_name: &str) -> Context {

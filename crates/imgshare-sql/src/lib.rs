@@ -7,10 +7,13 @@
 //! Functions above the seam are generic over [`Sql`], so the SQLite path compiles to the same
 //! calls as before the seam existed.
 
+mod any;
 mod sqlite;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+
+pub use any::AnyConn;
 
 /// Which database is behind a connection, for the rare statement that must differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

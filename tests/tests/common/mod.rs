@@ -1,5 +1,7 @@
 //! Helpers shared by the seed scenario tests: a fixed clock that advances one minute per request,
-//! the seeds' accounts, and short ways to send image and task commands through an [`Engine`].
+//! the seeds' accounts, and short ways to send image and task commands through an `Engine` on
+//! the selected backend (`imgshare_tests::backend`: SQLite, or PostgreSQL when
+//! `IMGSHARE_TESTS_BACKEND=postgres`).
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -9,9 +11,10 @@ use std::cell::Cell;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use imgshare_core::{
     Actor, Command, Context, DomainError, Image, ImageActivated, ImageCommand, ImageOrigin,
-    NewImage, Region, TaskCommand,
+    NewImage, Profile, Region, TaskCommand,
 };
-use imgshare_store::{Engine, EngineError, Outcome};
+use imgshare_store::{EngineError, Outcome};
+use imgshare_tests::backend::TestEngine;
 use uuid::Uuid;
 
 /// The producer's account in seed 000 ("the account doing the sharing").
@@ -78,19 +81,20 @@ pub(crate) fn domain(error: &EngineError) -> &DomainError {
     }
 }
 
-/// An in-memory engine with a clock that starts at 2014-02-26T12:00:00Z and advances one minute
-/// per request, so every event has its own, increasing time.
+/// An engine (in memory on SQLite, a new database on PostgreSQL) with a clock that starts at
+/// 2014-02-26T12:00:00Z and advances one minute per request, so every event has its own,
+/// increasing time.
 pub(crate) struct World {
     /// The engine under test.
-    pub(crate) engine: Engine,
+    pub(crate) engine: TestEngine,
     minutes: Cell<i64>,
 }
 
 impl World {
-    /// A fresh in-memory engine with the Rackspace profile.
+    /// A fresh engine with the Rackspace profile.
     pub(crate) fn new() -> Self {
         World {
-            engine: Engine::in_memory().expect("in-memory engine"),
+            engine: TestEngine::new(Profile::default()),
             minutes: Cell::new(0),
         }
     }

@@ -436,6 +436,24 @@ impl Engine {
         self.read_connection(read)
     }
 
+    /// Runs `read` on a read connection of either backend, lent as an
+    /// [`imgshare_sql::AnyConn`]: the log's and read models' functions, generic over [`Sql`], run
+    /// on it whichever database the engine is on (public with the `internals` feature only: for
+    /// this workspace's tests, which run on both).
+    #[cfg(feature = "internals")]
+    pub fn read_sql<T>(
+        &self,
+        read: impl FnOnce(&imgshare_sql::AnyConn<'_>) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let guard = self.reader_guard()?;
+        let conn = match &*guard {
+            Db::Sqlite(conn) => imgshare_sql::AnyConn::Sqlite(conn),
+            #[cfg(feature = "postgres")]
+            Db::Postgres(conn) => imgshare_sql::AnyConn::Postgres(conn),
+        };
+        read(&conn)
+    }
+
     fn read_connection<T>(
         &self,
         read: impl FnOnce(&Connection) -> Result<T, EngineError>,
