@@ -20,10 +20,8 @@ cd "$root"
 cargo clippy --quiet --locked --workspace --all-targets --features imgshare-store/postgres,imgshare-tests/postgres -- -D warnings
 cargo test --quiet --locked -p imgshare-store --features postgres,internals --test postgres --no-run
 cargo test --quiet --locked -p imgshare-tests --features postgres --test reliability --no-run
-# The suites that run on either backend (docs/storage.md, "Tests on both backends");
-# rebuild_equivalence runs there too but is left out until a tag with a NUL character is
-# settled (docs/storage.md).
-backend_suites=(--test invariants --test audit --test seed_000_producer_consumer
+# The suites that run on either backend (docs/storage.md, "Tests on both backends").
+backend_suites=(--test invariants --test rebuild_equivalence --test audit --test seed_000_producer_consumer
   --test seed_001_quickstart --test seed_004_preparing_to_share --test tasks_import_export)
 cargo test --quiet --locked -p imgshare-tests --features postgres "${backend_suites[@]}" --no-run
 

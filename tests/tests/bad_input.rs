@@ -267,6 +267,7 @@ fn command_rows() -> Vec<Row> {
         // Member ids.
         ("share: empty member id", 400, owner.clone(), ImageCommand::AddMember { member_id: String::new() }),
         ("share: 4-byte UTF-8 member id", 400, owner.clone(), ImageCommand::AddMember { member_id: "ab\u{1F600}".to_owned() }),
+        ("share: member id with a NUL character", 400, owner.clone(), ImageCommand::AddMember { member_id: "12\u{0}34".to_owned() }),
         ("share: 256-character member id", 400, owner.clone(), ImageCommand::AddMember { member_id: long(256) }),
         ("share: 1 MB member id", 400, owner.clone(), ImageCommand::AddMember { member_id: long(1 << 20) }),
         ("share: duplicate member", 409, owner.clone(), ImageCommand::AddMember { member_id: MEMBER.to_owned() }),
@@ -287,6 +288,7 @@ fn command_rows() -> Vec<Row> {
         // Tags.
         ("tag: empty", 400, owner.clone(), ImageCommand::AddTag { tag: String::new() }),
         ("tag: 4-byte UTF-8", 400, owner.clone(), ImageCommand::AddTag { tag: "\u{1F600}".to_owned() }),
+        ("tag: a NUL character", 400, owner.clone(), ImageCommand::AddTag { tag: "a\u{0}b".to_owned() }),
         ("tag: 256 characters", 400, owner.clone(), ImageCommand::AddTag { tag: long(256) }),
         ("tag: 1 MB", 400, owner.clone(), ImageCommand::AddTag { tag: long(1 << 20) }),
         ("tag: by the member", 403, member.clone(), ImageCommand::AddTag { tag: "mine".to_owned() }),
@@ -295,6 +297,7 @@ fn command_rows() -> Vec<Row> {
         // PATCH: core fields of the wrong type or out of range.
         ("patch: name 256 characters", 400, owner.clone(), set("name", json!(long(256)))),
         ("patch: name with 4-byte UTF-8", 400, owner.clone(), set("name", json!("n\u{1F600}"))),
+        ("patch: name with a NUL character", 400, owner.clone(), set("name", json!("n\u{0}"))),
         ("patch: name a number", 400, owner.clone(), set("name", json!(5))),
         ("patch: name an object", 400, owner.clone(), set("name", json!({"a": 1}))),
         ("patch: min_disk a string", 400, owner.clone(), set("min_disk", json!("ten"))),
@@ -320,6 +323,7 @@ fn command_rows() -> Vec<Row> {
         ("patch: property value 256 characters", 400, owner.clone(), add("custom", json!(long(256)))),
         ("patch: property value 1 MB", 400, owner.clone(), add("custom", json!(long(1 << 20)))),
         ("patch: property value with 4-byte UTF-8", 400, owner.clone(), add("custom", json!("\u{1F600}"))),
+        ("patch: property value with a NUL character", 400, owner.clone(), add("custom", json!("\u{0}"))),
         ("patch: property value a number", 400, owner.clone(), add("custom", json!(5))),
         ("patch: property value null", 400, owner.clone(), add("custom", Value::Null)),
         ("patch: property value an object", 400, owner.clone(), add("custom", json!({"a": "b"}))),

@@ -1585,3 +1585,18 @@ fn every_command_from_another_region_is_404_even_for_the_owner() {
         "image_not_found",
     );
 }
+
+#[test]
+fn text_with_a_nul_character_is_refused_wherever_the_api_stores_text() {
+    for (what, text) in [("Name", "a\0b"), ("Tag", "\0"), ("Member", "1\02")] {
+        let message = assert_fails(
+            validate::validate_text(what, text).map(|()| vec![]),
+            400,
+            "invalid_input",
+        );
+        assert!(message.contains("NUL character"), "{message}");
+    }
+    assert!(validate::validate_tag("a\0b").is_err());
+    assert!(validate::validate_property_key("k\0").is_err());
+    assert!(validate::validate_text("Name", "naïve – ünï").is_ok());
+}

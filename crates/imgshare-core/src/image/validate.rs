@@ -54,7 +54,9 @@ pub(super) fn is_core_key(profile: &Profile, key: &str) -> bool {
     }
 }
 
-/// Checks a piece of text the API stores: length and no 4-byte UTF-8 (Glance refuses those).
+/// Checks a piece of text the API stores: length, no 4-byte UTF-8 (Glance refuses those) and no
+/// NUL character, which PostgreSQL cannot store in text: refused on every backend, so that a
+/// catalogue behaves the same on SQLite and PostgreSQL and its log can move between them.
 pub fn validate_text(what: &str, text: &str) -> Result<(), DomainError> {
     if text.chars().count() > MAX_TEXT {
         return Err(DomainError::invalid(format!(
@@ -64,6 +66,11 @@ pub fn validate_text(what: &str, text: &str) -> Result<(), DomainError> {
     if text.chars().any(|c| c.len_utf8() == 4) {
         return Err(DomainError::invalid(format!(
             "{what} contains 4-byte UTF-8 characters, which are not supported"
+        )));
+    }
+    if text.contains('\0') {
+        return Err(DomainError::invalid(format!(
+            "{what} contains the NUL character, which is not supported"
         )));
     }
     Ok(())
