@@ -2,8 +2,9 @@
 # Starts a throwaway PostgreSQL 15 (cluster.sh), runs the store's PostgreSQL tests
 # (crates/imgshare-store/tests/postgres.rs) against it, the crash test (a writer SIGKILLed at
 # random moments) with its log on PostgreSQL (IMGSHARE_CRASH_TRIALS, default 24, as for SQLite),
-# then three `imgshare serve` processes on one database of that cluster (servers.sh), and removes
-# the cluster whatever the outcome; also runs clippy over the workspace with the PostgreSQL
+# then three `imgshare serve` processes on one database of that cluster (servers.sh), then three
+# more running import tasks on another database (tasks_servers.sh), and removes the cluster
+# whatever the outcome; also runs clippy over the workspace with the PostgreSQL
 # backend built, which the default build leaves out. Run from anywhere. Bounded: the cluster's
 # start 30 s, each test run 600 s, the servers' run as servers.sh says.
 set -euo pipefail
@@ -21,3 +22,4 @@ IMGSHARE_CRASH_POSTGRES_URL=$IMGSHARE_TEST_POSTGRES_URL timeout 600 cargo test -
   -p imgshare-tests --features postgres --test reliability writer_killed -- --nocapture
 echo "PostgreSQL tests passed"
 bash "$here/servers.sh"
+bash "$here/tasks_servers.sh"
