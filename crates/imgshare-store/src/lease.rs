@@ -68,7 +68,7 @@ impl TaskLease<'_> {
     /// took its lock is alive (one round trip): a session that ended took the lock with it, and
     /// another worker may since have resumed the task. A worker asks before recording a result.
     pub fn is_held(&self) -> bool {
-        let Ok(mut state) = crate::engine::lock(&self.engine.leases.state) else {
+        let Ok(state) = crate::engine::lock(&self.engine.leases.state) else {
             return false;
         };
         let Some(&generation) = state.held.get(&self.task_id) else {
@@ -189,7 +189,7 @@ impl LeaseState {
 
     /// Whether a lock taken on connection `generation` is still held: that connection is the
     /// current one and its session answers. A session lives until it ends or unlocks.
-    fn alive(&mut self, generation: u64) -> bool {
+    fn alive(&self, generation: u64) -> bool {
         use imgshare_sql::Sql as _;
         generation == self.generation
             && self
