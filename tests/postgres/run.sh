@@ -5,7 +5,8 @@
 # then the workspace tests that take their engine from imgshare_tests::backend on PostgreSQL
 # (IMGSHARE_TESTS_BACKEND=postgres: a new database per engine; the property tests with
 # IMGSHARE_POSTGRES_PROPTEST_CASES cases, default 16, as each case costs databases), then three
-# `imgshare serve` processes on one database of that cluster (servers.sh), `imgshare copy` and
+# `imgshare serve` processes on one database of that cluster (servers.sh), three more running
+# import tasks on another database (tasks_servers.sh), `imgshare copy` and
 # the audit commands between SQLite and PostgreSQL (copy.sh), three `serve --demo` started at
 # once (demo.sh), one server while PostgreSQL restarts under it (restart.sh, on a cluster of its
 # own), and removes the cluster whatever the outcome; also runs clippy over the workspace with the
@@ -34,6 +35,7 @@ IMGSHARE_TESTS_BACKEND=postgres PROPTEST_CASES=${IMGSHARE_POSTGRES_PROPTEST_CASE
   "${backend_suites[@]}" -- --nocapture
 echo "PostgreSQL tests passed"
 bash "$here/servers.sh"
+bash "$here/tasks_servers.sh"
 bash "$here/copy.sh"
 bash "$here/demo.sh"
 bash "$here/restart.sh"

@@ -787,3 +787,45 @@ fn windows_images_cannot_be_imported_whatever_says_so() {
     let image_id = world.imported(PRODUCER, "DFW", task_id);
     assert_eq!(world.image(image_id).status, ImageStatus::Active);
 }
+
+#[test]
+fn a_failed_import_leaves_no_bytes_not_even_an_interrupted_runs() {
+    let world = World::new();
+    let import = world.import(PRODUCER, "DFW", "images/missing.vhd", "gone");
+    start_as_worker(&world, import, "DFW");
+    // What a run that stopped after storing the bytes left behind.
+    let leftover = imported_image_id(import);
+    world
+        .env
+        .image_data()
+        .put(leftover, &mut &b"half a disk"[..])
+        .unwrap();
+    let report = world.engine.recover_interrupted_tasks(&world.env).unwrap();
+    assert_eq!(report.failed, [import]);
+    assert_eq!(
+        world.task(PRODUCER, "DFW", import).message.unwrap(),
+        IMPORT_NOT_FOUND
+    );
+    assert_eq!(
+        world.data_of(leftover),
+        None,
+        "removed once the failure is recorded"
+    );
+}
+
+#[test]
+fn a_task_leased_by_a_worker_of_the_engine_is_left_by_the_others() {
+    let world = World::new();
+    world.put_object("DFW", PRODUCER, "images/disk.vhd", &fixture("fixed.vhd"));
+    let import = world.import(PRODUCER, "DFW", "images/disk.vhd", "leased");
+    let lease = world.engine.try_lease_task(import).unwrap().unwrap();
+    assert!(lease.is_held());
+    assert!(world.engine.try_lease_task(import).unwrap().is_none());
+    assert_eq!(world.run().finished(), 0);
+    assert_eq!(
+        world.task(PRODUCER, "DFW", import).status,
+        TaskStatus::Pending
+    );
+    drop(lease);
+    assert_eq!(world.run().succeeded, [import]);
+}

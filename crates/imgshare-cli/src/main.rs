@@ -315,6 +315,12 @@ struct ServeArgs {
     /// are closed: seconds, or with an `s` or `m` suffix.
     #[arg(long, env = "IMGSHARE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = serve::parse_timeout)]
     shutdown_timeout: std::time::Duration,
+    /// How often the task worker looks for pending tasks when nothing wakes it (a task created
+    /// through this server wakes it at once, and on PostgreSQL one created through any server
+    /// on the database): milliseconds with `ms`, seconds (bare or `s`), or minutes with `m`;
+    /// more than zero.
+    #[arg(long, env = "IMGSHARE_TASK_POLL_INTERVAL", default_value = "500ms", value_parser = serve::parse_interval)]
+    task_poll_interval: std::time::Duration,
     /// Do not serve the Control Panel (`/console` on every region's listener); only the API.
     #[arg(long, env = "IMGSHARE_NO_CONSOLE")]
     no_console: bool,
@@ -519,6 +525,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         metrics_listen: args.metrics_listen,
         public_endpoint: args.public_endpoint,
         shutdown_timeout: args.shutdown_timeout,
+        task_poll_interval: args.task_poll_interval,
         console: !args.no_console,
     };
     serve::serve(engine, &args.db.db, options)

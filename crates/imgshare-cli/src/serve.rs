@@ -57,6 +57,8 @@ pub(crate) struct ServeOptions {
     /// Checked by [`parse_public_endpoint`]: no trailing slash.
     pub(crate) public_endpoint: Option<String>,
     pub(crate) shutdown_timeout: Duration,
+    /// Checked by [`parse_interval`]: never zero.
+    pub(crate) task_poll_interval: Duration,
     /// Serve the Control Panel at `/console` (unless `--no-console`).
     pub(crate) console: bool,
 }
@@ -102,6 +104,23 @@ pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
         .and_then(|number| number.checked_mul(unit))
         .map(Duration::from_secs)
         .ok_or_else(|| format!("not a duration: {text:?} (e.g. 30, 30s, 2m)"))
+}
+
+/// `--task-poll-interval`: a duration as [`parse_timeout`] reads it, or milliseconds with an
+/// `ms` suffix; zero is refused (the worker would never rest).
+pub(crate) fn parse_interval(text: &str) -> Result<Duration, String> {
+    let bad = || format!("not an interval: {text:?} (e.g. 500ms, 2s, 1m; more than zero)");
+    let interval = match text.trim().strip_suffix("ms") {
+        Some(millis) => millis
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| bad())?,
+        None => parse_timeout(text).map_err(|_| bad())?,
+    };
+    if interval.is_zero() {
+        return Err(bad());
+    }
+    Ok(interval)
 }
 
 /// The given directory, or `<db file name><suffix>` next to the database file; a PostgreSQL
@@ -479,6 +498,7 @@ pub(crate) fn serve(engine: Engine, db: &Path, options: ServeOptions) -> anyhow:
             reload_on_hangup: true,
             metrics: metrics_listener.map(|listener| (listener, metrics)),
             pages,
+            task_poll_interval: options.task_poll_interval,
         };
         imgshare_server::serve_regions(endpoints, config).await?;
         tracing::info!("shut down");
@@ -706,6 +726,18 @@ mod tests {
         assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
         for bad in ["", "s", "1.5s", "-1", "3h"] {
             assert!(parse_timeout(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn poll_intervals_take_milliseconds_too_and_never_zero() {
+        assert_eq!(parse_interval("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_interval("7"), Ok(Duration::from_secs(7)));
+        for bad in ["", "0", "0ms", "0s", "ms", "1.5ms", "-5ms", "3h"] {
+            let refused = parse_interval(bad).unwrap_err();
+            assert!(refused.contains("not an interval"), "{bad:?}: {refused}");
         }
     }
 }

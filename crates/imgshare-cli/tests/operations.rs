@@ -376,6 +376,7 @@ fn bad_log_format_and_public_endpoint_are_refused_before_anything_is_written() {
             "not a public endpoint URL",
         ),
         (vec!["--shutdown-timeout", "soon"], "not a duration"),
+        (vec!["--task-poll-interval", "0ms"], "not an interval"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("never.db");

@@ -157,6 +157,9 @@ pub struct ServeConfig {
     /// Control Panel's `/console`); one router shared by all listeners, so that its state (its
     /// sessions) is too.
     pub pages: Option<axum::Router>,
+    /// How often the task worker looks for pending tasks when nothing wakes it (a task created
+    /// through this server, or on PostgreSQL another server's `NOTIFY`, wakes it at once).
+    pub task_poll_interval: Duration,
 }
 
 /// The default drain deadline.
@@ -169,6 +172,7 @@ impl Default for ServeConfig {
             reload_on_hangup: false,
             metrics: None,
             pages: None,
+            task_poll_interval: DEFAULT_POLL_INTERVAL,
         }
     }
 }
@@ -206,7 +210,7 @@ pub async fn serve_regions(
     let Some((_, first)) = endpoints.first() else {
         return Ok(());
     };
-    let worker = spawn_task_worker(first, DEFAULT_POLL_INTERVAL);
+    let worker = spawn_task_worker(first, config.task_poll_interval);
     // Every region shares one validator, so one reload serves them all.
     let reloader = config
         .reload_on_hangup

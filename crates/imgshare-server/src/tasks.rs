@@ -1,7 +1,10 @@
 //! The background task worker of a server: runs the pending import and export tasks of the
 //! server's region with [`Engine::run_pending_tasks`], on a timer and whenever `POST /v2/tasks`
-//! creates one. When it starts, it first runs again the tasks a stopped server left in
-//! `processing` ([`Engine::recover_interrupted_tasks`]).
+//! creates one (on PostgreSQL, through any server on the database). Before, it runs again the
+//! tasks a stopped worker left in `processing` ([`Engine::recover_interrupted_tasks`]): on
+//! SQLite once, when it starts (one server per database file, so only its own previous run can
+//! have left them); on PostgreSQL on every pass, since another server may crash at any time and
+//! a task's lease tells a live worker's task from an orphaned one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,11 +67,13 @@ async fn run(
     wakeup: Arc<Notify>,
     poll_interval: Duration,
 ) {
+    let recover_every_pass = engine.runs_on_postgres();
     let mut recovered = false;
     loop {
         let (engine_now, env_now) = (Arc::clone(&engine), Arc::clone(&env));
+        let recover = recover_every_pass || !recovered;
         let pass = tokio::task::spawn_blocking(move || -> Result<TaskRunReport, EngineError> {
-            let mut report = if recovered {
+            let mut report = if !recover {
                 TaskRunReport::default()
             } else {
                 engine_now.recover_interrupted_tasks(&env_now)?

@@ -19,6 +19,14 @@ use crate::{Dialect, Flow, Row, Sql, SqlError, Value};
 /// the database, as `BEGIN IMMEDIATE` is on SQLite (any constant works; this one spells "imgs").
 pub const WRITE_LOCK_KEY: i64 = 0x696d_6773;
 
+/// The class (first key) of the session advisory locks that lease running tasks to one worker:
+/// `pg_try_advisory_lock(TASK_LEASE_CLASS, key)` with a 32-bit key derived from the task id
+/// (spells "imgt"). These are two-`int4` keys, a key space PostgreSQL keeps apart from the
+/// single-`bigint` keys of [`WRITE_LOCK_KEY`] and the store's open lock ("the two key spaces do
+/// not overlap", PostgreSQL's manual on advisory locks; `pg_locks.objsubid` is 2 for them, 1
+/// for those), so no task id, whatever its key, can take or wait for the write lock.
+pub const TASK_LEASE_CLASS: i32 = 0x696d_6774;
+
 /// Prepared statements kept per connection. Texts are mostly static, but list queries are built
 /// per filter combination and page size; past this many the cache starts over rather than grow
 /// without bound.

@@ -68,6 +68,7 @@ pub use log::{
 
 pub mod engine;
 pub mod image_data;
+mod lease;
 pub mod metrics;
 pub mod objects;
 pub mod register;
@@ -88,6 +89,7 @@ pub use imgshare_projection::{
     ImagePage, ImageQuery, ImageView, Marker, MemberList, MemberView, ProjectionError, TaskList,
     TaskPage, TaskQuery, TaskView,
 };
+pub use lease::{task_lease_key, TaskLease};
 pub use objects::{FsObjectStore, ObjectSource, ObjectStore, StoreUnavailable};
 pub use register::{register_vhd, RegisterError};
 pub use swift::{SwiftAuth, SwiftConfig, SwiftConfigError, SwiftObjectStore};

@@ -6,6 +6,16 @@
 //! transaction) the copying, then `Succeed` or `Fail`. Command ids and the imported image's id
 //! are derived from the task id, so running a task again after a crash writes nothing twice:
 //! the same image id, the same data file, and a finish command the log recognises.
+//!
+//! A worker leases a task ([`Engine::try_lease_task`]) before starting or resuming it and keeps
+//! the lease until the result is recorded; on PostgreSQL the lease is a session advisory lock, so
+//! servers sharing a database never run one task at once while their sessions live, and a task
+//! whose lease is free while it is `processing` lost its worker. If a lease's session ends while
+//! its worker still runs (a dropped connection), another worker may resume the task meanwhile;
+//! both runs then write the same things (derived ids; image bytes renamed into place; an export
+//! accepting, while resuming, the object with the image's md5 as its own), the first result
+//! recorded is the task's, and the worker that lost its lease records nothing (it checks the
+//! lease first). Bytes of an import are removed only once the log says the task failed.
 
 use crate::error::SqlResult as _;
 use std::collections::BTreeMap;
@@ -26,6 +36,7 @@ use uuid::Uuid;
 
 use crate::engine::{reading, Engine, EngineError};
 use crate::image_data::{FsImageDataStore, HashingReader, ImageDataStore};
+use crate::lease::TaskLease;
 use crate::objects::{FsObjectStore, ObjectSource, ObjectStore, StoreUnavailable};
 
 /// The user id the worker's commands carry in the log's metadata.
@@ -202,14 +213,19 @@ impl Engine {
     }
 
     /// Runs every pending task of the environment's regions, oldest first, and returns what it
-    /// finished. A task another worker started first is left to it. Errors are the log's (the
-    /// database is busy or unusable); a task's own problems end it in `failure` instead.
+    /// finished. A task another worker holds ([`Engine::try_lease_task`]) or started first is
+    /// left to it. Errors are the log's or the lease connection's (the database is busy or
+    /// unusable); a task's own problems end it in `failure` instead.
     pub fn run_pending_tasks(&self, env: &TaskEnvironment) -> Result<TaskRunReport, EngineError> {
         let mut report = TaskRunReport::default();
         let pending = self.queued_tasks(env, TaskStatus::Pending)?;
         // Exact up to 2^53 tasks.
         metrics::gauge!(crate::metrics::TASKS_PENDING).set(pending.len() as f64);
         for task_id in pending {
+            // Held until the result is recorded (the end of this iteration).
+            let Some(lease) = self.try_lease_task(task_id)? else {
+                continue;
+            };
             let Some(task) = self.task_state(task_id)? else {
                 continue;
             };
@@ -238,22 +254,35 @@ impl Engine {
                 Ok(_) | Err(EngineError::Domain(DomainError::InvalidTransition { .. })) => continue,
                 Err(error) => return Err(error),
             }
-            self.run_task(env, &task, false, &mut report)?;
+            self.run_task(env, &task, &lease, false, &mut report)?;
         }
         Ok(report)
     }
 
-    /// Runs again every task of the environment's regions that is still `processing`: the
-    /// process that started it stopped before finishing it. Call it once when a worker starts
-    /// (the server does), before [`Engine::run_pending_tasks`]; with one worker per region no
-    /// other worker is running those tasks. Running a task again is safe (see the module docs);
-    /// an export finds its own object already written and accepts it if its md5 is the image's.
+    /// Runs again every task of the environment's regions that is still `processing` and that
+    /// no live worker holds: the worker that started it stopped before finishing it.
+    ///
+    /// On PostgreSQL a task is resumed only if its lease can be taken ([`Engine::try_lease_task`]):
+    /// a held lease is a live worker on it, in this process or another; a free one means the
+    /// session that held it ended (its process crashed, or lost its connection). So any number
+    /// of servers may call this at any time; the server calls it on every pass, and a crashed
+    /// server's task is finished by a live one within a tick. On SQLite only this engine's own
+    /// leases are known: call it once when the worker starts (the server does), before
+    /// [`Engine::run_pending_tasks`], with one worker per database file.
+    ///
+    /// Running a task again is safe (see the module docs): an export finds its own object
+    /// already written and accepts it if its md5 is the image's.
     pub fn recover_interrupted_tasks(
         &self,
         env: &TaskEnvironment,
     ) -> Result<TaskRunReport, EngineError> {
         let mut report = TaskRunReport::default();
         for task_id in self.queued_tasks(env, TaskStatus::Processing)? {
+            let Some(lease) = self.try_lease_task(task_id)? else {
+                continue;
+            };
+            // Read under the lease: a worker that finished the task since the list was read
+            // released its lease only after recording the result.
             let Some(task) = self.task_state(task_id)? else {
                 continue;
             };
@@ -263,9 +292,9 @@ impl Engine {
                     task_type = task.task_type.as_str(),
                     tenant = task.owner.as_str(),
                     status = "processing",
-                    "task resumed: the process that started it stopped before it finished"
+                    "task resumed: the worker that started it stopped before it finished"
                 );
-                self.run_task(env, &task, true, &mut report)?;
+                self.run_task(env, &task, &lease, true, &mut report)?;
             }
         }
         Ok(report)
@@ -284,11 +313,12 @@ impl Engine {
         reading!(self, |conn| queued_task_ids(conn, env, status))
     }
 
-    /// Does a started task's work and records the result.
+    /// Does a started task's work and records the result, if `lease` still holds then.
     fn run_task(
         &self,
         env: &TaskEnvironment,
         task: &Task,
+        lease: &TaskLease<'_>,
         recovering: bool,
         report: &mut TaskRunReport,
     ) -> Result<(), EngineError> {
@@ -301,6 +331,19 @@ impl Engine {
         };
         let task_id = task.id;
         let ctx = worker_context(task);
+        if !lease.is_held() {
+            // Another worker may be running the task now (its lease was free): a result of ours
+            // could be one its run caused (an export finding the object the other just wrote),
+            // so the task is left `processing` for whichever worker resumes it, this one
+            // included, at a next pass.
+            tracing::warn!(
+                task_id = %task_id,
+                task_type = task.task_type.as_str(),
+                tenant = task.owner.as_str(),
+                "task lease lost before its result was recorded; left to be resumed"
+            );
+            return Ok(());
+        }
         match outcome {
             Ok(done) => {
                 let imported = done.imported.as_ref().map(|image| image.image_id);
@@ -329,29 +372,40 @@ impl Engine {
                     Err(error) => return Err(error),
                 }
             }
-            Err(message) => self.fail(&ctx, task_id, message, report)?,
+            Err(message) => {
+                let failed = self.fail(&ctx, task_id, message, report)?;
+                if failed && task.task_type == TaskType::Import {
+                    // Only once the log says `failure`: no image was registered under the
+                    // derived id, so bytes stored for it (by this run or an interrupted one)
+                    // are nobody's. Had another run succeeded, they would be its image's.
+                    let _ = env.image_data.remove(imported_image_id(task_id));
+                }
+            }
         }
         Ok(())
     }
 
+    /// Records the task's failure; `false` if another worker finished it first.
     fn fail(
         &self,
         ctx: &Context,
         task_id: Uuid,
         message: String,
         report: &mut TaskRunReport,
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         let fail = Command::Task {
             task_id,
             command: TaskCommand::Fail { message },
         };
         match self.execute_idempotent(ctx, step_id(task_id, "fail"), fail) {
-            Ok(_) => report.failed.push(task_id),
+            Ok(_) => {
+                report.failed.push(task_id);
+                Ok(true)
+            }
             // Another worker finished it first.
-            Err(EngineError::Domain(DomainError::InvalidTransition { .. })) => {}
-            Err(error) => return Err(error),
+            Err(EngineError::Domain(DomainError::InvalidTransition { .. })) => Ok(false),
+            Err(error) => Err(error),
         }
-        Ok(())
     }
 
     /// Checks the VHD in the caller's container and copies it into the image data store.
@@ -408,14 +462,13 @@ impl Engine {
             .open(account, container, object)
             .map_err(|error| store_failure(&error, not_found))?;
         let mut hashing = HashingReader::new(source.take(limit.saturating_add(1)));
+        // A failure's bytes are removed by `run_task` once the failure is recorded.
         let stored = env.image_data.put(image_id, &mut hashing);
         if let Err(error) = &stored {
-            let _ = env.image_data.remove(image_id);
             return Err(store_failure(error, || problem(VhdProblem::Unspecified)));
         }
         if hashing.size() != len {
             // The object changed under the import.
-            let _ = env.image_data.remove(image_id);
             return Err(problem(VhdProblem::Unspecified));
         }
         let data = ImageActivated {
@@ -483,16 +536,20 @@ fn write_export(
         result: json!({"export_location": request.location()}),
         imported: None,
     };
+    // When resuming, the object may be this task's own: written by the run that stopped before
+    // it could finish, or by one still running whose lease was lost (it may even appear while
+    // this run writes).
+    let own_object = || {
+        recovering
+            && checksum.is_some()
+            && md5_of(objects, account, container, &object) == checksum.map(str::to_owned)
+    };
     if objects
         .object_len(account, container, &object)
         .map_err(|error| store_failure(&error, write_failed))?
         .is_some()
     {
-        // After a restart, the object may be this task's own, written before it could finish.
-        if recovering
-            && checksum.is_some()
-            && md5_of(objects, account, container, &object) == checksum.map(str::to_owned)
-        {
+        if own_object() {
             return Ok(done());
         }
         return Err(exists());
@@ -512,7 +569,13 @@ fn write_export(
     match objects.create(account, container, &object, &source) {
         Ok(written) if written == len => Ok(done()),
         Ok(_) => Err(write_failed()),
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Err(exists()),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            if own_object() {
+                Ok(done())
+            } else {
+                Err(exists())
+            }
+        }
         Err(error) if error.kind() == io::ErrorKind::NotFound => Err(missing_container()),
         Err(error) => Err(store_failure(&error, write_failed)),
     }

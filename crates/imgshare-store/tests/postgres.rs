@@ -17,6 +17,8 @@ mod engine;
 mod log;
 #[path = "engine/scenarios.rs"]
 mod scenarios;
+#[path = "postgres/tasks.rs"]
+mod tasks;
 
 /// The cluster's URL; a test without one fails, so that a run without PostgreSQL cannot pass.
 fn base_url() -> String {

@@ -185,6 +185,9 @@ pub struct Engine {
     /// [`legacy_event_id_for`]): a retry of a command from before the change is then looked up
     /// under both rules.
     legacy_event_ids: bool,
+    /// The tasks this engine's workers are running, and on PostgreSQL the session holding their
+    /// advisory locks ([`Engine::try_lease_task`]).
+    pub(crate) leases: crate::lease::TaskLeases,
 }
 
 impl std::fmt::Debug for Engine {
@@ -279,6 +282,7 @@ impl Engine {
             commits: CommitQueue::default(),
             cache: Mutex::new(StateCache::default()),
             legacy_event_ids,
+            leases: crate::lease::TaskLeases::default(),
         }
     }
 
