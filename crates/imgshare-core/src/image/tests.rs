@@ -1588,7 +1588,7 @@ fn every_command_from_another_region_is_404_even_for_the_owner() {
 
 #[test]
 fn text_with_a_nul_character_is_refused_wherever_the_api_stores_text() {
-    for (what, text) in [("Name", "a\0b"), ("Tag", "\0"), ("Member", "1\02")] {
+    for (what, text) in [("Name", "a\0b"), ("Tag", "\0"), ("Member", "1\u{0}2")] {
         let message = assert_fails(
             validate::validate_text(what, text).map(|()| vec![]),
             400,
