@@ -20,6 +20,9 @@ if [ -z "${IMGSHARE_TEST_POSTGRES_URL:-}" ]; then
   own_cluster=true
 fi
 pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
+if ! command -v qemu-img >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q qemu-utils >/dev/null
+fi
 command -v qemu-img >/dev/null || { echo "qemu-img is needed (package qemu-utils)" >&2; exit 1; }
 
 cargo build --quiet --locked -p imgshare-cli --features postgres
