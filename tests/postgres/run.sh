@@ -14,10 +14,15 @@ cd "$root"
 cargo clippy --quiet --locked --workspace --all-targets --features imgshare-store/postgres,imgshare-tests/postgres -- -D warnings
 cargo test --quiet --locked -p imgshare-store --features postgres,internals --test postgres --no-run
 cargo test --quiet --locked -p imgshare-tests --features postgres --test reliability --no-run
+# The benchmark's PostgreSQL path (crates/imgshare-bench/pg.sh): linted and built here, smoked below.
+cargo clippy --quiet --locked -p imgshare-bench --all-targets --features postgres -- -D warnings
+cargo build --quiet --locked -p imgshare-bench --features postgres
 
 . "$here/cluster.sh"
 timeout 600 cargo test --quiet --locked -p imgshare-store --features postgres,internals --test postgres
 IMGSHARE_CRASH_POSTGRES_URL=$IMGSHARE_TEST_POSTGRES_URL timeout 600 cargo test --quiet --locked \
   -p imgshare-tests --features postgres --test reliability writer_killed -- --nocapture
 echo "PostgreSQL tests passed"
+# `throughput` and `list` on PostgreSQL at tiny sizes, in a cluster of their own.
+timeout 120 bash "$root/crates/imgshare-bench/pg.sh" --smoke
 bash "$here/servers.sh"
