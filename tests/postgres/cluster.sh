@@ -8,7 +8,9 @@
 #
 # initdb and the server refuse to run as root, so as root (CI) they run as `postgres` through
 # runuser; as anyone else they run as that user. fsync and friends are off: these clusters
-# hold test data only, and durability is not what the tests check.
+# hold test data only, and durability is not what the tests check. IMGSHARE_PG_DURABLE=1 keeps
+# PostgreSQL's defaults (fsync, synchronous_commit and full_page_writes on), for benchmarks whose
+# figures must include the flush of each commit.
 
 . "$(pwd)/tests/lib.sh"
 
@@ -59,14 +61,17 @@ pg_cluster_start() {
     chown postgres:postgres "$pg_dir"
   fi
   pg_port=$(free_port)
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  if [ "${IMGSHARE_PG_DURABLE:-0}" = 1 ]; then
+    durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+  fi
   if ! pg_as_owner "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust -E UTF8 \
     --locale=C.UTF-8 --no-sync >"$pg_dir/initdb.log" 2>&1; then
     echo "initdb failed:" >&2
     cat "$pg_dir/initdb.log" >&2
     return 1
   fi
-  pg_options="-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c fsync=off \
-    -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+  pg_options="-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir $durability -c max_connections=200"
   if ! pg_ctl_cluster start >/dev/null; then
     echo "PostgreSQL did not start:" >&2
     tail -n 20 "$pg_dir/server.log" >&2

@@ -9,7 +9,8 @@
 # import tasks on another database (tasks_servers.sh), `imgshare copy` and
 # the audit commands between SQLite and PostgreSQL (copy.sh), three `serve --demo` started at
 # once (demo.sh), one server while PostgreSQL restarts under it (restart.sh, on a cluster of its
-# own), and removes the cluster whatever the outcome; also runs clippy over the workspace with the
+# own), the benchmarks on PostgreSQL at tiny sizes (crates/imgshare-bench/pg.sh --smoke), and
+# removes the cluster whatever the outcome; also runs clippy over the workspace with the
 # PostgreSQL backend built, which the default build leaves out. Run from anywhere. Bounded: the
 # cluster's start 30 s, each test run 600 s (the backend's suites 900 s), the servers' run as
 # servers.sh says.
@@ -25,6 +26,9 @@ cargo test --quiet --locked -p imgshare-tests --features postgres --test reliabi
 backend_suites=(--test invariants --test rebuild_equivalence --test audit --test seed_000_producer_consumer
   --test seed_001_quickstart --test seed_004_preparing_to_share --test tasks_import_export)
 cargo test --quiet --locked -p imgshare-tests --features postgres "${backend_suites[@]}" --no-run
+# The benchmark's PostgreSQL path (crates/imgshare-bench/pg.sh): linted and built here, smoked below.
+cargo clippy --quiet --locked -p imgshare-bench --all-targets --features postgres -- -D warnings
+cargo build --quiet --locked -p imgshare-bench --features postgres
 
 . "$here/cluster.sh"
 timeout 600 cargo test --quiet --locked -p imgshare-store --features postgres,internals --test postgres
@@ -34,6 +38,8 @@ IMGSHARE_TESTS_BACKEND=postgres PROPTEST_CASES=${IMGSHARE_POSTGRES_PROPTEST_CASE
   timeout 900 cargo test --quiet --locked -p imgshare-tests --features postgres \
   "${backend_suites[@]}" -- --nocapture
 echo "PostgreSQL tests passed"
+# `throughput` and `list` on PostgreSQL at tiny sizes, in a cluster of their own.
+timeout 120 bash "$root/crates/imgshare-bench/pg.sh" --smoke
 bash "$here/servers.sh"
 bash "$here/tasks_servers.sh"
 bash "$here/copy.sh"

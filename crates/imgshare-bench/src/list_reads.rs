@@ -46,16 +46,16 @@ impl ListSql {
                 format!(
                     "SELECT {columns} FROM proj_images i WHERE i.image_id IN (\
                      SELECT image_id FROM (SELECT image_id FROM proj_images \
-                       WHERE owner = ?1 AND region = ?2 AND {keep} {top}) \
+                       WHERE owner = ?1 AND region = ?2 AND {keep} {top}) AS owned \
                      UNION ALL SELECT image_id FROM (SELECT image_id FROM proj_images \
-                       WHERE visibility = 'public' AND region = ?2 AND {keep} {top}) \
+                       WHERE visibility = 'public' AND region = ?2 AND {keep} {top}) AS public \
                      UNION ALL SELECT image_id FROM (SELECT image_id FROM proj_images \
-                       WHERE owner IS NULL AND region = ?2 AND {keep} {top}) \
+                       WHERE owner IS NULL AND region = ?2 AND {keep} {top}) AS unowned \
                      UNION ALL SELECT image_id FROM (SELECT s.image_id FROM proj_members m \
                        JOIN proj_images s ON s.image_id = m.image_id \
                        WHERE m.member_id = ?1 AND m.status = 'accepted' AND s.region = ?2 \
                        AND s.visibility <> 'public' AND s.status <> 'killed' AND s.os_hidden = 0 \
-                       ORDER BY s.created_at DESC, s.image_id DESC LIMIT 25)\
+                       ORDER BY s.created_at DESC, s.image_id DESC LIMIT 25) AS shared\
                      ) AND i.status <> 'killed' AND i.os_hidden = 0 \
                      ORDER BY i.created_at DESC, i.image_id DESC LIMIT 25"
                 )
@@ -63,8 +63,8 @@ impl ListSql {
         }
     }
 
-    fn params(self, tenant: &str) -> Vec<rusqlite::types::Value> {
-        let text = |value: &str| rusqlite::types::Value::Text(value.to_owned());
+    fn params(self, tenant: &str) -> Vec<imgshare_sql::Value<'_>> {
+        let text = imgshare_sql::Value::Text;
         match self {
             ListSql::AsListing | ListSql::LiteralLimit => {
                 let mut params = vec![
@@ -77,7 +77,7 @@ impl ListSql {
                     text("DFW"),
                 ];
                 if let ListSql::AsListing = self {
-                    params.push(rusqlite::types::Value::Integer(25));
+                    params.push(imgshare_sql::Value::Int(25));
                 }
                 params
             }
@@ -85,58 +85,75 @@ impl ListSql {
         }
     }
 
-    /// Runs the query on the engine's read connection; ids only.
-    fn ids(self, engine: &Engine, tenant: &str) -> Result<Vec<String>> {
-        Ok(engine.read(|conn| {
-            Ok(conn
-                .prepare_cached(&self.sql())?
-                .query_map(rusqlite::params_from_iter(self.params(tenant)), |row| {
-                    row.get::<_, String>(0)
-                })?
-                .collect::<Result<Vec<_>, _>>()?)
-        })?)
+    /// Runs the query on the reader's connection; ids only.
+    fn ids(self, reader: &Reader<'_>, tenant: &str) -> Result<Vec<String>> {
+        let (sql, params) = (self.sql(), self.params(tenant));
+        reading!(reader, |conn| Ok(conn.query_all(
+            &sql,
+            &params,
+            |row| row.get::<String>(0)
+        )??))
     }
 
-    fn print_plan(self, engine: &Engine, tenant: &str, title: &str) -> Result<()> {
-        let rows: Vec<(i64, i64, String)> = engine.read(|conn| {
-            Ok(conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {}", self.sql()))?
-                .query_map(rusqlite::params_from_iter(self.params(tenant)), |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(3)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?)
-        })?;
-        println!("EXPLAIN QUERY PLAN of {title} (tenant {tenant}, DFW):");
-        let mut depth: BTreeMap<i64, usize> = BTreeMap::new();
-        for (id, parent, detail) in rows {
-            let level = depth.get(&parent).map_or(0, |level| level + 1);
-            depth.insert(id, level);
-            println!("  {}{detail}", "  ".repeat(level));
+    /// The query's plan: SQLite's `EXPLAIN QUERY PLAN` as a tree, PostgreSQL's `EXPLAIN` as it
+    /// prints it.
+    fn print_plan(self, reader: &Reader<'_>, tenant: &str, title: &str) -> Result<()> {
+        let (sql, params) = (self.sql(), self.params(tenant));
+        let lines: Vec<String> = reading!(reader, |conn| plan_lines(conn, &sql, &params))?;
+        let explain = match reader {
+            Reader::Sqlite(_) => "EXPLAIN QUERY PLAN",
+            #[cfg(feature = "postgres")]
+            Reader::Postgres(_) => "EXPLAIN",
+        };
+        println!("{explain} of {title} (tenant {tenant}, DFW):");
+        for line in lines {
+            println!("  {line}");
         }
         Ok(())
     }
 }
 
+fn plan_lines<C: Sql + ?Sized>(
+    conn: &C,
+    sql: &str,
+    params: &[imgshare_sql::Value<'_>],
+) -> Result<Vec<String>> {
+    if conn.dialect() == Dialect::Postgres {
+        return Ok(conn.query_all(&format!("EXPLAIN {sql}"), params, |row| {
+            row.get::<String>(0)
+        })??);
+    }
+    let rows: Vec<(i64, i64, String)> =
+        conn.query_all(&format!("EXPLAIN QUERY PLAN {sql}"), params, |row| {
+            Ok::<_, imgshare_sql::SqlError>((row.get(0)?, row.get(1)?, row.get(3)?))
+        })??;
+    let mut depth: BTreeMap<i64, usize> = BTreeMap::new();
+    Ok(rows
+        .into_iter()
+        .map(|(id, parent, detail)| {
+            let level = depth.get(&parent).map_or(0, |level| level + 1);
+            depth.insert(id, level);
+            format!("{}{detail}", "  ".repeat(level))
+        })
+        .collect())
+}
+
 /// The two queries `listing::page_extras` runs for a page: tags and properties.
-fn page_extras(engine: &Engine, ids: &[String]) -> Result<listing::PageExtras> {
-    Ok(engine.read(|conn| Ok(listing::page_extras(conn, ids)?))?)
+fn page_extras(reader: &Reader<'_>, ids: &[String]) -> Result<listing::PageExtras> {
+    reading!(reader, |conn| Ok(listing::page_extras(conn, ids)?))
 }
 
 /// Times what `listing::list_images` does in Rust once its queries have run: decoding the rows
 /// into images and rendering the page's JSON. The queries themselves run untimed.
-fn time_rendering(engine: &Engine, tenant: &str) -> Result<(Duration, usize)> {
-    let rows: Vec<Result<ImageRow, _>> = engine.read(|conn| {
-        Ok(conn
-            .prepare_cached(&ListSql::AsListing.sql())?
-            .query_map(
-                rusqlite::params_from_iter(ListSql::AsListing.params(tenant)),
-                |row| Ok(image_from_row(row)),
-            )?
-            .collect::<Result<Vec<_>, _>>()?)
-    })?;
-    let rows = rows.into_iter().collect::<Result<Vec<_>, _>>()?;
+fn time_rendering(engine: &Engine, reader: &Reader<'_>, tenant: &str) -> Result<(Duration, usize)> {
+    let (sql, params) = (ListSql::AsListing.sql(), ListSql::AsListing.params(tenant));
+    let rows: Vec<ImageRow> = reading!(reader, |conn| Ok(conn.query_all(
+        &sql,
+        &params,
+        |row| image_from_row(row)
+    )??))?;
     let ids: Vec<String> = rows.iter().map(|row| row.id().to_owned()).collect();
-    let extras = page_extras(engine, &ids)?;
+    let extras = page_extras(reader, &ids)?;
     let started = Instant::now();
     let images = listing::render_rows(engine.profile(), rows, extras)?;
     let page = serde_json::json!({
@@ -161,7 +178,7 @@ fn page_ids(page: &Value) -> Vec<String> {
 }
 
 /// Fails unless the restated SQL matches what the engine parses and returns.
-fn check_reproduction(engine: &Engine, tenants: &[&str]) -> Result<()> {
+fn check_reproduction(engine: &Engine, reader: &Reader<'_>, tenants: &[&str]) -> Result<()> {
     let query = parse_image_list_query("", &QueryDialect::RACKSPACE)
         .map_err(|error| anyhow::anyhow!("{}", error.message))?;
     ensure!(
@@ -182,7 +199,7 @@ fn check_reproduction(engine: &Engine, tenants: &[&str]) -> Result<()> {
             ListSql::LiteralLimit,
             ListSql::TopPerBranch,
         ] {
-            let restated = variant.ids(engine, tenant)?;
+            let restated = variant.ids(reader, tenant)?;
             ensure!(
                 expected == restated,
                 "restated SQL returns other rows than list_images for tenant {tenant}"
@@ -268,9 +285,10 @@ fn next_query(page: &Value) -> Option<String> {
 }
 
 /// Times each operation in its own pass over the same random consumers (or images), so that
-/// one operation does not warm SQLite's page cache for the next one on the same tenant.
+/// one operation does not warm the database's cache for the next one on the same tenant.
 pub(super) fn measure(
     engine: &Engine,
+    reader: &Reader<'_>,
     catalogue: &Catalogue,
     samples: usize,
     seed: u64,
@@ -292,13 +310,13 @@ pub(super) fn measure(
         .max_by_key(|(_, images)| images.len())
         .map(|(tenant, images)| (tenant.as_str(), images.len()))
         .unwrap_or(("", 0));
-    let heaviest_all: i64 = engine.read(|conn| {
-        Ok(conn.query_row(
+    let heaviest_all: i64 = reading!(reader, |conn| conn
+        .query_first(
             "SELECT count(*) FROM proj_members WHERE member_id = ?1",
-            [heaviest.0],
-            |row| row.get(0),
-        )?)
-    })?;
+            params![heaviest.0],
+            |row| row.get::<i64>(0),
+        )??
+        .context("a count without a row"))?;
     let median_shares = {
         let mut lengths: Vec<usize> = catalogue.shares.iter().map(|(_, i)| i.len()).collect();
         lengths.sort_unstable();
@@ -314,7 +332,7 @@ pub(super) fn measure(
         })
         .chain([heaviest.0])
         .collect();
-    check_reproduction(engine, &probe)?;
+    check_reproduction(engine, reader, &probe)?;
 
     let load_before = load_average();
     let warmup = samples.min(200);
@@ -375,32 +393,32 @@ pub(super) fn measure(
         "  its SQL alone, LIMIT ? bound (as listing.rs)".into(),
         rounds,
         warmup,
-        &mut |i| ids(ListSql::AsListing.ids(engine, draws[i].0)?),
+        &mut |i| ids(ListSql::AsListing.ids(reader, draws[i].0)?),
     )?);
     table.push(pass(
         "  its SQL alone, LIMIT 25 literal".into(),
         rounds,
         warmup,
-        &mut |i| ids(ListSql::LiteralLimit.ids(engine, draws[i].0)?),
+        &mut |i| ids(ListSql::LiteralLimit.ids(reader, draws[i].0)?),
     )?);
     table.push(pass(
         "  its SQL alone, proposed top 25 per branch".into(),
         rounds,
         warmup,
-        &mut |i| ids(ListSql::TopPerBranch.ids(engine, draws[i].0)?),
+        &mut |i| ids(ListSql::TopPerBranch.ids(reader, draws[i].0)?),
     )?);
     table.push(pass(
         "  its tags + properties queries alone (25 ids)".into(),
         rounds,
         warmup,
         &mut |i| {
-            let (tags, properties) = page_extras(engine, &first_pages[i])?;
+            let (tags, properties) = page_extras(reader, &first_pages[i])?;
             Ok(Value::from(tags.len() + properties.len()))
         },
     )?);
     let mut rendering = Series::new("  its row decoding + JSON alone (25 images)");
     for (round, (tenant, _, _)) in draws.iter().enumerate() {
-        let (elapsed, count) = time_rendering(engine, tenant)?;
+        let (elapsed, count) = time_rendering(engine, reader, tenant)?;
         ensure!(count > 0, "nothing rendered");
         if round >= warmup {
             rendering.times.push(elapsed);
@@ -435,7 +453,7 @@ pub(super) fn measure(
         "  …its SQL alone, proposed top 25 per branch".into(),
         heavy_rounds,
         heavy_warmup,
-        &mut |_| ids(ListSql::TopPerBranch.ids(engine, heaviest.0)?),
+        &mut |_| ids(ListSql::TopPerBranch.ids(reader, heaviest.0)?),
     )?);
     table.push(pass(
         format!("  …member_status=all ({heaviest_all} shares)"),
@@ -503,8 +521,8 @@ pub(super) fn measure(
     println!();
     print_table(&table);
     println!();
-    ListSql::AsListing.print_plan(engine, probe[0], "the default page as listing.rs builds it")?;
+    ListSql::AsListing.print_plan(reader, probe[0], "the default page as listing.rs builds it")?;
     println!();
-    ListSql::TopPerBranch.print_plan(engine, probe[0], "the proposed top-25-per-branch rewrite")?;
+    ListSql::TopPerBranch.print_plan(reader, probe[0], "the proposed top-25-per-branch rewrite")?;
     Ok(())
 }

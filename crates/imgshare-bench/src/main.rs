@@ -10,6 +10,8 @@
 
 mod http;
 mod list_reads;
+#[cfg(feature = "postgres")]
+mod pg;
 mod write;
 
 use std::collections::{BTreeMap, HashSet};
@@ -28,6 +30,7 @@ use imgshare_projection::query::{
     parse_image_list_query, MemberStatusFilter, QueryDialect, SortDir, SortKey,
 };
 use imgshare_projection::tables::{image_from_row, ImageRow, IMAGE_COLUMNS};
+use imgshare_sql::{params, Dialect, RowExt as _, Sql};
 use imgshare_store::{DbOptions, Durability, Engine, EngineOptions};
 use serde_json::Value;
 use uuid::Uuid;
@@ -75,7 +78,9 @@ struct ListArgs {
     /// Fraction of images in ORD; the rest are in DFW.
     #[arg(long, default_value_t = 0.1)]
     ord: f64,
-    /// Database file; reused as is (no populate) if it exists. Default: a temporary file.
+    /// Database file; reused as is (no populate) if it exists. Default: a temporary file. With
+    /// the `postgres` feature, a `postgres://` URL: that database, populated if its log is empty
+    /// and reused as is otherwise (sessions with `synchronous_commit=off`, as SQLite's NORMAL).
     #[arg(long)]
     db: Option<PathBuf>,
     /// Timed rounds per operation; each operation is timed in its own pass over the same
@@ -435,49 +440,81 @@ struct Catalogue {
     crowded: Vec<(String, String, String, i64)>,
 }
 
-fn catalogue(engine: &Engine) -> Result<Catalogue> {
-    Ok(engine.read(|conn| {
-        let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0));
-        let images = count("SELECT count(*) FROM proj_images")?;
-        let public_dfw = count(
-            "SELECT count(*) FROM proj_images WHERE visibility = 'public' AND region = 'DFW'",
-        )?;
-        let members = count("SELECT count(*) FROM proj_members")?;
-        let accepted = count("SELECT count(*) FROM proj_members WHERE status = 'accepted'")?;
-        let events = count("SELECT coalesce(max(position), 0) FROM events")?;
-        let mut by_consumer: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut statement = conn.prepare(
-            "SELECT m.member_id, m.image_id FROM proj_members m \
-             JOIN proj_images i ON i.image_id = m.image_id \
-             WHERE m.status = 'accepted' AND i.region = 'DFW' AND i.visibility <> 'public'",
-        )?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
+/// The connection the benchmark's own SQL runs on: the engine's read connection on SQLite, a
+/// connection of its own to the same database on PostgreSQL, where the engine lends none.
+enum Reader<'e> {
+    Sqlite(&'e Engine),
+    #[cfg(feature = "postgres")]
+    Postgres(Box<imgshare_sql::postgres::PgConn>),
+}
+
+/// Evaluates `$body` (a `Result<T>`) with `$conn` bound to the reader's connection, once per
+/// backend, so that generic code over [`Sql`] is compiled for each connection type.
+macro_rules! reading {
+    ($reader:expr, |$conn:ident| $body:expr) => {
+        match $reader {
+            Reader::Sqlite(engine) => engine.read(|$conn| Ok($crate::attempt(|| $body)))?,
+            #[cfg(feature = "postgres")]
+            Reader::Postgres($conn) => {
+                let $conn: &imgshare_sql::postgres::PgConn = $conn;
+                $crate::attempt(|| $body)
+            }
+        }
+    };
+}
+pub(crate) use reading;
+
+/// Runs `body`: its `?`s then convert to anyhow's error, also inside a closure that must return
+/// the engine's.
+fn attempt<T>(body: impl FnOnce() -> Result<T>) -> Result<T> {
+    body()
+}
+
+fn catalogue(reader: &Reader<'_>) -> Result<Catalogue> {
+    reading!(reader, |conn| catalogue_on(conn))
+}
+
+fn catalogue_on<C: Sql + ?Sized>(conn: &C) -> Result<Catalogue> {
+    let count = |sql: &str| -> Result<i64> {
+        conn.query_first(sql, params![], |row| row.get::<i64>(0))??
+            .context("a count without a row")
+    };
+    let images = count("SELECT count(*) FROM proj_images")?;
+    let public_dfw =
+        count("SELECT count(*) FROM proj_images WHERE visibility = 'public' AND region = 'DFW'")?;
+    let members = count("SELECT count(*) FROM proj_members")?;
+    let accepted = count("SELECT count(*) FROM proj_members WHERE status = 'accepted'")?;
+    let events = count("SELECT coalesce(max(position), 0) FROM events")?;
+    let mut by_consumer: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    conn.query_each(
+        "SELECT m.member_id, m.image_id FROM proj_members m \
+         JOIN proj_images i ON i.image_id = m.image_id \
+         WHERE m.status = 'accepted' AND i.region = 'DFW' AND i.visibility <> 'public'",
+        params![],
+        |row| {
             by_consumer
                 .entry(row.get(0)?)
                 .or_default()
                 .push(row.get(1)?);
-        }
-        let mut statement = conn.prepare(
-            "SELECT i.image_id, i.owner, i.region, count(*) AS n FROM proj_members m \
-             JOIN proj_images i ON i.image_id = m.image_id \
-             GROUP BY i.image_id ORDER BY n DESC, i.image_id LIMIT 200",
-        )?;
-        let crowded = statement
-            .query_map([], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Catalogue {
-            images,
-            public_dfw,
-            members,
-            accepted,
-            events,
-            shares: by_consumer.into_iter().collect(),
-            crowded,
-        })
-    })?)
+            Ok::<_, imgshare_sql::SqlError>(imgshare_sql::Flow::Continue)
+        },
+    )??;
+    let crowded = conn.query_all(
+        "SELECT i.image_id, i.owner, i.region, count(*) AS n FROM proj_members m \
+         JOIN proj_images i ON i.image_id = m.image_id \
+         GROUP BY i.image_id, i.owner, i.region ORDER BY n DESC, i.image_id LIMIT 200",
+        params![],
+        |row| Ok::<_, imgshare_sql::SqlError>((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+    )??;
+    Ok(Catalogue {
+        images,
+        public_dfw,
+        members,
+        accepted,
+        events,
+        shares: by_consumer.into_iter().collect(),
+        crowded,
+    })
 }
 
 /// The 1-, 5- and 15-minute load averages: other work on the machine shows in the tails.
@@ -546,14 +583,16 @@ fn file_size(path: &Path) -> u64 {
         .sum()
 }
 
+/// The PostgreSQL URL `--db` gives, if it gives one.
+fn postgres_url(args: &ListArgs) -> Option<&str> {
+    args.db
+        .as_deref()
+        .and_then(Path::to_str)
+        .filter(|db| imgshare_store::is_postgres_url(db))
+}
+
 fn list(args: &ListArgs) -> Result<()> {
     println!("{}", machine());
-    let temp = tempfile::tempdir()?;
-    let path = args
-        .db
-        .clone()
-        .unwrap_or_else(|| temp.path().join("bench.db"));
-    let reuse = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
     // The list benchmark measures the Rackspace rules; the open refuses a reused database
     // recorded with another profile.
     let options = EngineOptions {
@@ -563,20 +602,78 @@ fn list(args: &ListArgs) -> Result<()> {
             ..Default::default()
         },
     };
-    let engine =
-        Engine::open(&path, options).with_context(|| format!("opening {}", path.display()))?;
+    match postgres_url(args) {
+        Some(url) => list_postgres(args, url, options),
+        None => list_sqlite(args, options),
+    }
+}
 
+#[cfg(not(feature = "postgres"))]
+fn list_postgres(_: &ListArgs, _: &str, _: EngineOptions) -> Result<()> {
+    bail!("--db postgres://… needs PostgreSQL support: build with `--features postgres`")
+}
+
+/// `list` on PostgreSQL: populated (or reused) and measured as on SQLite, with the
+/// benchmark's own SQL on a connection of its own.
+#[cfg(feature = "postgres")]
+fn list_postgres(args: &ListArgs, url: &str, options: EngineOptions) -> Result<()> {
+    ensure!(
+        args.reader_pragma.is_empty(),
+        "--reader-pragma is SQLite's; PostgreSQL has no such pragmas"
+    );
+    let url = pg::session_url(url, None, false)?;
+    let engine = Engine::open_url(&url, options).context("opening the PostgreSQL database")?;
+    let reader = Reader::Postgres(Box::new(
+        imgshare_sql::postgres::PgConn::connect(&url).context("connecting to PostgreSQL")?,
+    ));
+    let reuse = engine.head()?.is_some();
+    println!("database: {}", pg::settings(&url)?);
+    populate_unless(
+        args,
+        &engine,
+        reuse,
+        "the PostgreSQL database",
+        "synchronous_commit=off",
+    )?;
+    if !reuse {
+        // A live server's autovacuum analyzes new tables within a minute; do it now so that the
+        // plans measured are the ones it would settle on.
+        reading!(&reader, |conn| Ok(conn.batch("ANALYZE")?))?;
+        println!("ANALYZE run after populating (autovacuum's work on a live server)");
+    }
+    let catalogue = catalogue(&reader)?;
+    let size: i64 = reading!(&reader, |conn| conn
+        .query_first(
+            "SELECT pg_database_size(current_database())",
+            params![],
+            |row| row.get::<i64>(0)
+        )??
+        .context("no database size"))?;
+    print_catalogue(args, &catalogue, reuse, size as u64);
+    // The tables were just read whole by the catalogue's queries; PostgreSQL's buffers and
+    // the OS page cache hold what fits.
+    println!();
+    list_reads::measure(&engine, &reader, &catalogue, args.samples, args.seed)
+}
+
+/// Populates the engine's database unless it is reused.
+fn populate_unless(
+    args: &ListArgs,
+    engine: &Engine,
+    reuse: bool,
+    name: &str,
+    durability: &str,
+) -> Result<()> {
     if reuse {
-        println!("database: {} (reused, not populated)", path.display());
+        println!("database: {name} (reused, not populated)");
     } else {
         let plan = plan(args, engine.profile().member_quota)?;
         println!(
-            "database: {} (populating {} commands through Engine::execute, durability Normal)",
-            path.display(),
+            "database: {name} (populating {} commands through Engine::execute, durability {durability})",
             plan.commands()
         );
         let started = Instant::now();
-        let phases = populate(&engine, &plan, args.seed)?;
+        let phases = populate(engine, &plan, args.seed)?;
         let elapsed = started.elapsed();
         for phase in &phases {
             println!(
@@ -595,7 +692,10 @@ fn list(args: &ListArgs) -> Result<()> {
             plan.commands() as f64 / elapsed.as_secs_f64().max(1e-9)
         );
     }
-    let catalogue = catalogue(&engine)?;
+    Ok(())
+}
+
+fn print_catalogue(args: &ListArgs, catalogue: &Catalogue, reuse: bool, bytes: u64) {
     println!(
         "catalogue: {} images ({} public in DFW), {} members ({} accepted), {} events, {} consumers with accepted DFW shares, {:.0} MiB on disk",
         catalogue.images,
@@ -604,7 +704,7 @@ fn list(args: &ListArgs) -> Result<()> {
         catalogue.accepted,
         catalogue.events,
         catalogue.shares.len(),
-        file_size(&path) as f64 / 1_048_576.0
+        bytes as f64 / 1_048_576.0
     );
     let expected_images = i64::from(args.images) + i64::from(args.base_images);
     if reuse && (catalogue.images != expected_images || catalogue.members as u64 != args.members) {
@@ -614,6 +714,21 @@ fn list(args: &ListArgs) -> Result<()> {
             args.members
         );
     }
+}
+
+fn list_sqlite(args: &ListArgs, options: EngineOptions) -> Result<()> {
+    let temp = tempfile::tempdir()?;
+    let path = args
+        .db
+        .clone()
+        .unwrap_or_else(|| temp.path().join("bench.db"));
+    let reuse = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
+    let engine =
+        Engine::open(&path, options).with_context(|| format!("opening {}", path.display()))?;
+    populate_unless(args, &engine, reuse, &path.display().to_string(), "Normal")?;
+    let reader = Reader::Sqlite(&engine);
+    let catalogue = catalogue(&reader)?;
+    print_catalogue(args, &catalogue, reuse, file_size(&path));
     let (bytes, took) = warm_page_cache(&path)?;
     println!(
         "page cache: read the database file once ({:.0} MiB in {:.1} s) before measuring",
@@ -625,5 +740,5 @@ fn list(args: &ListArgs) -> Result<()> {
         println!("what-if: PRAGMA {pragma} on the read connection (not the engine's default)");
     }
     println!();
-    list_reads::measure(&engine, &catalogue, args.samples, args.seed)
+    list_reads::measure(&engine, &reader, &catalogue, args.samples, args.seed)
 }

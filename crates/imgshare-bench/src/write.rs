@@ -1,6 +1,7 @@
-//! Write-path benchmarks: command throughput against the bare SQLite ceiling, group commit, and
-//! replay. Every figure is a ratio or a rate measured in the same run as its reference, because
-//! a shared 2-core machine is noisy.
+//! Write-path benchmarks: command throughput against the bare ceiling of the same database
+//! (SQLite, or PostgreSQL with the `postgres` feature), group commit, and replay. Every figure is
+//! a ratio or a rate measured in the same run as its reference, because a shared 2-core machine
+//! is noisy.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,10 +14,11 @@ use imgshare_core::{
     Actor, Command, Context, ImageCommand, ImageOrigin, NewImage, Profile, Region,
 };
 use imgshare_projection::tables;
+use imgshare_sql::{params, Sql};
 use imgshare_store::{
     db, BatchItem, DbOptions, Durability, Engine, EngineOptions, GroupCommits, RecordedEvent,
 };
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::Connection;
 use uuid::Uuid;
 
 /// `imgshare-bench throughput`.
@@ -41,6 +43,120 @@ pub(crate) struct ThroughputArgs {
     /// under a profiler.
     #[arg(long, default_value = "all")]
     pub only: String,
+    /// A PostgreSQL database to measure on (`postgres://user@host:port/database`, feature
+    /// `postgres`): each measurement and ceiling in a fresh schema of it, dropped at the end;
+    /// durability `full` is `synchronous_commit=on`, `normal` is `off`. Default: SQLite files
+    /// in a temporary directory.
+    #[arg(long)]
+    pub db: Option<String>,
+}
+
+/// Where one durability mode's databases live: a temporary directory of SQLite files, or fresh
+/// schemas of one PostgreSQL database. Each measurement gets its own, empty.
+enum Target {
+    Sqlite(tempfile::TempDir),
+    #[cfg(feature = "postgres")]
+    Postgres(Box<crate::pg::Schemas>),
+}
+
+/// A connection of the bare ceilings: the same calls through [`Sql`] on either database.
+enum Conn {
+    Sqlite(Connection),
+    #[cfg(feature = "postgres")]
+    Postgres(Box<imgshare_sql::postgres::PgConn>),
+}
+
+/// Evaluates `$body` with `$conn` bound to the connection in `$target` (a `&Conn`), once per
+/// backend, so the generic code below is compiled for each connection type.
+macro_rules! on_conn {
+    ($target:expr, |$conn:ident| $body:expr) => {
+        match $target {
+            Conn::Sqlite($conn) => $body,
+            #[cfg(feature = "postgres")]
+            Conn::Postgres($conn) => {
+                let $conn: &imgshare_sql::postgres::PgConn = $conn;
+                $body
+            }
+        }
+    };
+}
+
+impl Target {
+    fn new(db: Option<&str>) -> Result<Self> {
+        match db {
+            None => Ok(Target::Sqlite(tempfile::tempdir()?)),
+            Some(url) => postgres_target(url),
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        !matches!(self, Target::Sqlite(_))
+    }
+
+    /// An engine on a new database `name`.
+    fn engine(&self, name: &str, durability: Durability) -> Result<Engine> {
+        match self {
+            Target::Sqlite(dir) => open(&dir.path().join(format!("{name}.db")), durability),
+            #[cfg(feature = "postgres")]
+            Target::Postgres(schemas) => {
+                let url = schemas.fresh(name, durability == Durability::Full)?;
+                Ok(Engine::open_url(&url, engine_options(durability))?)
+            }
+        }
+    }
+
+    /// A plain connection to the database `name` an engine of this run wrote.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
+    fn reopen(&self, name: &str, durability: Durability) -> Result<Conn> {
+        match self {
+            Target::Sqlite(dir) => Ok(Conn::Sqlite(Connection::open(
+                dir.path().join(format!("{name}.db")),
+            )?)),
+            #[cfg(feature = "postgres")]
+            Target::Postgres(schemas) => Ok(Conn::Postgres(Box::new(
+                imgshare_sql::postgres::PgConn::connect(
+                    &schemas.url_of(name, durability == Durability::Full)?,
+                )?,
+            ))),
+        }
+    }
+
+    /// A new database `name` with the engine's schema and settings, opened by a plain
+    /// connection: what the bare ceilings insert into.
+    fn bare(&self, name: &str, durability: Durability) -> Result<Conn> {
+        match self {
+            Target::Sqlite(dir) => {
+                let options = DbOptions {
+                    durability,
+                    ..DbOptions::default()
+                };
+                Ok(Conn::Sqlite(db::open_file(
+                    &dir.path().join(format!("{name}.db")),
+                    &options,
+                )?))
+            }
+            #[cfg(feature = "postgres")]
+            Target::Postgres(_) => {
+                // The engine's open applies the migrations; its connections are then let go.
+                drop(self.engine(name, durability)?);
+                self.reopen(name, durability)
+            }
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn postgres_target(url: &str) -> Result<Target> {
+    ensure!(
+        imgshare_store::is_postgres_url(url),
+        "--db takes a postgres:// URL (SQLite runs in a temporary directory)"
+    );
+    Ok(Target::Postgres(Box::new(crate::pg::Schemas::new(url)?)))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_target(_: &str) -> Result<Target> {
+    anyhow::bail!("--db needs PostgreSQL support: build with `--features postgres`")
 }
 
 fn ctx(tenant: &str, region: &Region) -> Context {
@@ -108,85 +224,98 @@ fn workload(ids: &[Uuid], members: u32) -> Vec<Step> {
     steps
 }
 
-fn open(path: &Path, durability: Durability) -> Result<Engine> {
-    let options = EngineOptions {
+fn engine_options(durability: Durability) -> EngineOptions {
+    EngineOptions {
         profile: Profile::rackspace(),
         db: DbOptions {
             durability,
             ..DbOptions::default()
         },
-    };
-    Ok(Engine::open(path, options)?)
+    }
+}
+
+fn open(path: &Path, durability: Durability) -> Result<Engine> {
+    Ok(Engine::open(path, engine_options(durability))?)
 }
 
 fn rate(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
-/// Every event row of `path` in log order, as stored.
-fn stored_rows(path: &Path) -> Result<Vec<RecordedEvent>> {
-    let conn = Connection::open(path)?;
+/// Every event row of a database in log order, as stored.
+fn stored_rows<C: Sql + ?Sized>(conn: &C) -> Result<Vec<RecordedEvent>> {
     let mut rows = Vec::new();
-    imgshare_store::for_each_event(&conn, 0, None, |event| -> Result<(), anyhow::Error> {
+    imgshare_store::for_each_event(conn, 0, None, |event| -> Result<(), anyhow::Error> {
         rows.push(event);
         Ok(())
     })?;
     Ok(rows)
 }
 
+/// How a bare transaction begins.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// [`Sql::begin_write`], the write lock every appender takes: `BEGIN IMMEDIATE` on SQLite,
+    /// `BEGIN` and the transaction-scoped advisory lock on PostgreSQL (one round trip).
+    Writer,
+    /// A plain `BEGIN`: on PostgreSQL, what the ceiling would be without the advisory lock.
+    Plain,
+}
+
 /// The ceiling: the same event rows inserted into a fresh database with the same schema and
-/// pragmas, `per_transaction` rows per transaction; the first `untimed` rows go in first, in one
-/// transaction.
-fn bare_inserts(
-    path: &Path,
-    durability: Durability,
+/// settings, `per_transaction` rows per transaction; the first `untimed` rows go in first, in
+/// one transaction.
+fn bare_inserts<C: Sql + ?Sized>(
+    conn: &C,
     rows: &[RecordedEvent],
     untimed: usize,
     per_transaction: usize,
     member_rows: MemberRows,
+    lock: Lock,
 ) -> Result<Duration> {
-    let options = DbOptions {
-        durability,
-        ..DbOptions::default()
-    };
-    let mut conn = db::open_file(path, &options)?;
     let sql = "INSERT INTO events (position, event_id, stream_id, version, event_type, \
                schema_version, data, metadata, recorded_at, prev_hash, hash) \
                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
-    let insert = |conn: &Connection, row: &RecordedEvent| -> Result<()> {
-        conn.prepare_cached(sql)?.execute(params![
-            row.position,
-            row.event_id.to_string(),
-            row.stream_id,
-            i64::try_from(row.version)?,
-            row.event_type,
-            row.schema_version,
-            serde_json::to_string(&row.data)?,
-            serde_json::to_string(&row.metadata)?,
-            row.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-            row.prev_hash,
-            row.hash,
-        ])?;
+    let insert = |row: &RecordedEvent| -> Result<()> {
+        conn.execute(
+            sql,
+            params![
+                row.position,
+                &row.event_id.to_string(),
+                &row.stream_id,
+                i64::try_from(row.version)?,
+                &row.event_type,
+                row.schema_version,
+                &serde_json::to_string(&row.data)?,
+                &serde_json::to_string(&row.metadata)?,
+                &row.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+                &row.prev_hash,
+                &row.hash,
+            ],
+        )?;
         if member_rows == MemberRows::Written {
             write_member_row(conn, row)?;
         }
         Ok(())
     };
     let (first, timed) = rows.split_at(untimed.min(rows.len()));
-    let tx = conn.transaction()?;
+    conn.begin_write()?;
     for row in first {
-        insert(&tx, row)?;
+        insert(row)?;
     }
-    tx.commit()?;
+    conn.commit()?;
     // Encoding the row is part of what a writer does; text formatting is done outside the
     // timer only for what the engine also prepares before its transaction (nothing here).
     let started = Instant::now();
     for chunk in timed.chunks(per_transaction.max(1)) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for row in chunk {
-            insert(&tx, row)?;
+        match lock {
+            Lock::Writer => conn.begin_write()?,
+            Lock::Plain => conn.batch("BEGIN")?,
         }
-        tx.commit()?;
+        for row in chunk {
+            insert(row)?;
+        }
+        conn.commit()?;
     }
     Ok(started.elapsed())
 }
@@ -200,7 +329,7 @@ enum MemberRows {
 
 /// The one `proj_members` row a member event changes, written by the engine's own function: the
 /// least a command of the workload must write besides its event.
-fn write_member_row(conn: &Connection, row: &RecordedEvent) -> Result<()> {
+fn write_member_row<C: Sql + ?Sized>(conn: &C, row: &RecordedEvent) -> Result<()> {
     let status = match row.event_type.as_str() {
         "member_added" => "pending",
         "member_status_changed" => "accepted",
@@ -298,11 +427,21 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
     };
     let region = Region::parse("DFW")?;
     for durability in modes {
-        let dir = tempfile::tempdir()?;
+        let target = Target::new(args.db.as_deref())?;
         let name = format!("{durability:?}").to_lowercase();
         let commands = 2 * args.images as usize * args.members as usize;
+        let on = if target.is_postgres() {
+            let synchronous = if durability == Durability::Full {
+                "on"
+            } else {
+                "off"
+            };
+            format!(" (PostgreSQL, synchronous_commit={synchronous})")
+        } else {
+            String::new()
+        };
         println!(
-            "durability {name}: workload add member / accept, {} images x {} members = {commands} commands",
+            "durability {name}{on}: workload add member / accept, {} images x {} members = {commands} commands",
             args.images, args.members,
         );
         let mut rows = Vec::new();
@@ -311,15 +450,23 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
             let BareTimes {
                 single,
                 bare,
+                bare_unlocked,
                 bare_batched,
                 bare_commands,
                 bare_commands_grouped,
-            } = measure_single(dir.path(), durability, args, &region)?;
+            } = measure_single(&target, durability, args, &region)?;
             print_ceiling(
                 "bare ceiling: INSERT of the same rows, 1 tx each",
                 commands,
                 bare,
             );
+            if let Some(unlocked) = bare_unlocked {
+                print_ceiling(
+                    "bare: the same, 1 tx each, no advisory lock",
+                    commands,
+                    unlocked,
+                );
+            }
             print_ceiling(
                 &format!("bare: the same INSERTs, {} per tx", args.batch),
                 commands,
@@ -354,12 +501,12 @@ pub(crate) fn throughput(args: &ThroughputArgs) -> Result<()> {
             rows.push(Measured {
                 label: format!("Engine::execute_batch, {} per tx", args.batch),
                 commands,
-                elapsed: measure_batch(dir.path(), durability, args, &region)?,
+                elapsed: measure_batch(&target, durability, args, &region)?,
                 reference: Reference::CommandRowsBatched,
             });
         }
         if run_threads {
-            let (elapsed, groups) = measure_threads(dir.path(), durability, args, &region)?;
+            let (elapsed, groups) = measure_threads(&target, durability, args, &region)?;
             rows.push(Measured {
                 label: format!(
                     "Engine::execute from {} threads ({:.1} per group)",
@@ -382,6 +529,8 @@ struct BareTimes {
     single: Duration,
     /// The event rows, one per transaction.
     bare: Duration,
+    /// The same without the write lock (PostgreSQL: the advisory lock's share of `bare`).
+    bare_unlocked: Option<Duration>,
     /// The event rows, `--batch` per transaction.
     bare_batched: Duration,
     /// The event rows and the member row each changes, `--batch` per transaction.
@@ -393,17 +542,14 @@ struct BareTimes {
 /// One command per transaction through `execute`, then the bare ceilings over the rows that run
 /// stored.
 fn measure_single(
-    dir: &Path,
+    target: &Target,
     durability: Durability,
     args: &ThroughputArgs,
     region: &Region,
 ) -> Result<BareTimes> {
-    let engine_path = dir.join("engine.db");
-    let engine = open(&engine_path, durability)?;
+    let engine = target.engine("engine", durability)?;
     let ids = setup(&engine, args.images, region)?;
-    let setup_events = engine
-        .read(|conn| Ok(imgshare_store::head(conn)?))?
-        .map_or(0, |(position, _)| position);
+    let setup_events = engine.head()?.map_or(0, |(position, _)| position);
     let steps = workload(&ids, args.members);
     let started = Instant::now();
     for step in &steps {
@@ -412,33 +558,64 @@ fn measure_single(
     let single = started.elapsed();
     drop(engine);
 
-    let rows = stored_rows(&engine_path)?;
+    let rows = on_conn!(&target.reopen("engine", durability)?, |conn| stored_rows(
+        conn
+    ))?;
     let untimed = usize::try_from(setup_events)?;
     ensure!(
         rows.len() == untimed + steps.len(),
         "expected one event per command"
     );
-    let bare_into = |file: &str, per_transaction: usize, member_rows: MemberRows| {
-        bare_inserts(
-            &dir.join(file),
-            durability,
+    let bare_into = |name: &str, per_transaction: usize, member_rows: MemberRows, lock: Lock| {
+        on_conn!(&target.bare(name, durability)?, |conn| bare_inserts(
+            conn,
             &rows,
             untimed,
             per_transaction,
             member_rows,
-        )
+            lock,
+        ))
     };
-    let bare = bare_into("bare.db", 1, MemberRows::Skipped)?;
-    let bare_batched = bare_into("bare-batched.db", args.batch, MemberRows::Skipped)?;
-    let bare_commands = bare_into("bare-commands.db", args.batch, MemberRows::Written)?;
+    let bare = bare_into("bare", 1, MemberRows::Skipped, Lock::Writer)?;
+    let bare_unlocked = if target.is_postgres() {
+        #[cfg(feature = "postgres")]
+        if let Target::Postgres(schemas) = target {
+            println!(
+                "{}",
+                schemas.settings_of("bare", durability == Durability::Full)?
+            );
+        }
+        Some(bare_into(
+            "bare_unlocked",
+            1,
+            MemberRows::Skipped,
+            Lock::Plain,
+        )?)
+    } else {
+        None
+    };
+    let bare_batched = bare_into(
+        "bare_batched",
+        args.batch,
+        MemberRows::Skipped,
+        Lock::Writer,
+    )?;
+    let bare_commands = bare_into(
+        "bare_commands",
+        args.batch,
+        MemberRows::Written,
+        Lock::Writer,
+    )?;
     let bare_commands_grouped = bare_into(
-        "bare-commands-grouped.db",
+        "bare_commands_grouped",
         args.threads.max(1),
         MemberRows::Written,
+        Lock::Writer,
     )?;
     Ok(BareTimes {
         single,
         bare,
+        bare_unlocked,
         bare_batched,
         bare_commands,
         bare_commands_grouped,
@@ -447,12 +624,12 @@ fn measure_single(
 
 /// The batch API: many commands in one transaction.
 fn measure_batch(
-    dir: &Path,
+    target: &Target,
     durability: Durability,
     args: &ThroughputArgs,
     region: &Region,
 ) -> Result<Duration> {
-    let engine = open(&dir.join("batch.db"), durability)?;
+    let engine = target.engine("batch", durability)?;
     let ids = setup(&engine, args.images, region)?;
     let steps = workload(&ids, args.members);
     let started = Instant::now();
@@ -475,12 +652,12 @@ fn measure_batch(
 /// Group commit: concurrent callers of `execute` share transactions. Returns the time and the
 /// groups the timed commands formed.
 fn measure_threads(
-    dir: &Path,
+    target: &Target,
     durability: Durability,
     args: &ThroughputArgs,
     region: &Region,
 ) -> Result<(Duration, GroupCommits)> {
-    let engine = Arc::new(open(&dir.join("group.db"), durability)?);
+    let engine = Arc::new(target.engine("group", durability)?);
     let ids = setup(&engine, args.images, region)?;
     let before = engine.group_commits();
     let steps = Arc::new(workload(&ids, args.members));
