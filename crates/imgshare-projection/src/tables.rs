@@ -3,7 +3,10 @@
 //!
 //! Writing from states rather than from each event means the incremental path and
 //! [`crate::tables::write_state`] during a rebuild run the same code, so a rebuild gives the
-//! same rows by construction; only rows that changed are touched.
+//! same rows by construction; only rows that changed are touched. One shortcut: a command whose
+//! events only add, answer or remove members has its rows written by
+//! [`crate::tables::write_member_rows`], for the members its events name, still from the state
+//! after the command (so the rows are the same as the diff's), without comparing member maps.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -257,12 +260,52 @@ fn write_image_diff<C: Sql + ?Sized>(
         .keys()
         .filter(|key| !after.members.contains_key(*key))
     {
-        conn.execute(
-            "DELETE FROM proj_members WHERE image_id = ?1 AND member_id = ?2",
-            params![&id, member_id],
-        )
-        .sql()?;
+        delete_member_row(conn, &id, member_id)?;
     }
+    Ok(())
+}
+
+/// Writes the `proj_members` rows of `member_ids` as `image` has them now: a member it has is
+/// upserted, one it no longer has is deleted. For a change that touched nothing of the image but
+/// these members (the engine checks its events), this writes what [`write_diff`] would, without
+/// walking the image's whole member map: its cost follows the members named, not the members
+/// the image has.
+pub fn write_member_rows<C: Sql + ?Sized>(
+    conn: &C,
+    image: &Image,
+    member_ids: &[&str],
+) -> Result<(), ProjectionError> {
+    // As in `write_image_diff`: a deleted image has no rows.
+    let Some(image) = live(Some(image)) else {
+        return Ok(());
+    };
+    let id = image.id.to_string();
+    for member_id in member_ids {
+        match image.members.get(*member_id) {
+            Some(member) => upsert_member_row(
+                conn,
+                &id,
+                member_id,
+                member.status.as_str(),
+                member.created_at,
+                member.updated_at,
+            )?,
+            None => delete_member_row(conn, &id, member_id)?,
+        }
+    }
+    Ok(())
+}
+
+fn delete_member_row<C: Sql + ?Sized>(
+    conn: &C,
+    image_id: &str,
+    member_id: &str,
+) -> Result<(), ProjectionError> {
+    conn.execute(
+        "DELETE FROM proj_members WHERE image_id = ?1 AND member_id = ?2",
+        params![image_id, member_id],
+    )
+    .sql()?;
     Ok(())
 }
 

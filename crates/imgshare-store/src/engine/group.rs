@@ -69,11 +69,24 @@ pub(super) struct Decision {
     primary: StreamId,
     command_id: Uuid,
     events: Vec<(StreamId, Event)>,
-    /// The decision's copy of each stream's state, which the fold continues.
+    /// Each stream's state as the decision saw it, owned: the fold continues it in place.
     before: BTreeMap<StreamId, Aggregate>,
-    /// The same states as loaded (shared with the cache), which the read-model diff compares to.
+    /// The states as loaded, for the streams whose loaded state someone else still held (an
+    /// earlier outcome, a reader), so `before` is a copy of it; the read-model diff compares
+    /// against it. A state nobody else held was taken, not copied, and is not here.
     shared: BTreeMap<StreamId, Arc<Aggregate>>,
     versions: BTreeMap<StreamId, u64>,
+}
+
+/// Where a command's state for a stream came from, which decides where it goes back to if the
+/// command is refused.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The cache: committed state, which may go back there.
+    Cache,
+    /// This group's earlier commands or a fold inside the transaction: possibly uncommitted, so
+    /// it may go back only to the group's own states.
+    Transaction,
 }
 
 /// Why a group committed nothing.
@@ -112,6 +125,17 @@ impl StateCache {
     pub(super) fn get(&self, stream: StreamId, version: u64) -> Option<Arc<Aggregate>> {
         match self.entries.get(&stream) {
             Some((cached, state)) if *cached == version => Some(Arc::clone(state)),
+            _ => None,
+        }
+    }
+
+    /// Takes the entry out if it is at `version`, so that a writer that then holds the only
+    /// reference can fold it in place instead of copying it.
+    fn take(&mut self, stream: StreamId, version: u64) -> Option<Arc<Aggregate>> {
+        match self.entries.get(&stream) {
+            Some((cached, _)) if *cached == version => {
+                self.entries.remove(&stream).map(|(_, state)| state)
+            }
             _ => None,
         }
     }
@@ -205,7 +229,7 @@ impl Engine {
                 tx.savepoint(SAVEPOINT).sql()?;
             }
             let mut states = Vec::new();
-            let executed = self.execute_in(&*tx, item, &written, head.as_ref(), &mut states);
+            let executed = self.execute_in(&*tx, item, &mut written, head.as_ref(), &mut states);
             match settle_failure(&*tx, executed) {
                 Ok(outcome) => {
                     if savepoints {
@@ -287,6 +311,66 @@ impl Engine {
         Ok((loaded.version, Arc::new(loaded.state)))
     }
 
+    /// Like [`Self::load_for_write`], but takes the state out of the group's states or the
+    /// cache, so that when nothing else holds it the command folds it without a copy. The
+    /// caller gives it back (`give_back`) if the command is refused.
+    fn take_for_write<C: Sql + ?Sized>(
+        &self,
+        tx: &C,
+        stream: StreamId,
+        written: &mut Written,
+    ) -> Result<(u64, Arc<Aggregate>, Source), EngineError> {
+        let version = log::stream_version(tx, &stream.to_string())?.unwrap_or(0);
+        if version == 0 {
+            return Ok((
+                version,
+                Arc::new(Aggregate::empty(stream)),
+                Source::Transaction,
+            ));
+        }
+        if let Some((cached, state)) = written.remove(&stream) {
+            if cached == version {
+                crate::metrics::cache_lookup(true);
+                return Ok((version, state, Source::Transaction));
+            }
+        }
+        let taken = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|mut cache| cache.take(stream, version));
+        if let Some(state) = taken {
+            crate::metrics::cache_lookup(true);
+            return Ok((version, state, Source::Cache));
+        }
+        crate::metrics::cache_lookup(false);
+        let loaded = load_stream(tx, stream)?;
+        Ok((loaded.version, Arc::new(loaded.state), Source::Transaction))
+    }
+
+    /// Puts a refused command's states back where they were taken from (they are unchanged).
+    fn give_back(
+        &self,
+        written: &mut Written,
+        states: impl IntoIterator<Item = (StreamId, u64, Arc<Aggregate>, Source)>,
+    ) {
+        for (stream, version, state, source) in states {
+            if version == 0 {
+                continue;
+            }
+            match source {
+                Source::Transaction => {
+                    written.insert(stream, (version, state));
+                }
+                Source::Cache => {
+                    if let Ok(mut cache) = self.cache.lock() {
+                        cache.put(stream, version, state);
+                    }
+                }
+            }
+        }
+    }
+
     pub(super) fn cached(&self, stream: StreamId, version: u64) -> Option<Arc<Aggregate>> {
         self.cache.lock().ok()?.get(stream, version)
     }
@@ -297,7 +381,7 @@ impl Engine {
         &self,
         tx: &C,
         item: &BatchItem,
-        written: &Written,
+        written: &mut Written,
         head: Option<&log::Head>,
         states: &mut Vec<(StreamId, u64, Arc<Aggregate>)>,
     ) -> Result<Outcome, CommandFailure> {
@@ -322,26 +406,50 @@ impl Engine {
                 state,
             });
         }
-        // The shared states stay as they are (the read-model diff compares against them); the
-        // decision and the fold work on one copy each.
+        // Each state is taken from where it was kept; one nobody else holds is folded in place
+        // (copying an image's member map and freeing the old one was a sixth of a member
+        // command), one still held elsewhere is copied and kept for the read-model diff.
+        let mut taken = Vec::with_capacity(streams.len());
+        for stream in &streams {
+            let (version, state, source) = self.take_for_write(tx, *stream, written)?;
+            taken.push((*stream, version, state, source));
+        }
         let mut shared: BTreeMap<StreamId, Arc<Aggregate>> = BTreeMap::new();
         let mut versions: BTreeMap<StreamId, u64> = BTreeMap::new();
-        for stream in &streams {
-            let (version, state) = self.load_for_write(tx, *stream, written)?;
-            versions.insert(*stream, version);
-            shared.insert(*stream, state);
+        let mut before: BTreeMap<StreamId, Aggregate> = BTreeMap::new();
+        let mut sources: BTreeMap<StreamId, Source> = BTreeMap::new();
+        for (stream, version, state, source) in taken {
+            versions.insert(stream, version);
+            sources.insert(stream, source);
+            let owned = match Arc::try_unwrap(state) {
+                Ok(owned) => owned,
+                Err(state) => {
+                    let owned = Aggregate::clone(&state);
+                    shared.insert(stream, state);
+                    owned
+                }
+            };
+            before.insert(stream, owned);
         }
-        let before: BTreeMap<StreamId, Aggregate> = shared
-            .iter()
-            .map(|(stream, state)| (*stream, Aggregate::clone(state)))
-            .collect();
         // Decide at the time the log will record, so that times the domain computes (a task's
         // expiry) agree with the recorded time even when this request's clock lags the log.
         let ctx = &Context {
             now: log::effective_time(head, ctx.now),
             ..ctx.clone()
         };
-        let decided = decide(&self.profile, &before, command, ctx)?;
+        let decided = match decide(&self.profile, &before, command, ctx) {
+            Ok(decided) => decided,
+            Err(error) => {
+                let states = before.into_iter().map(|(stream, state)| {
+                    let state = shared.remove(&stream).unwrap_or_else(|| Arc::new(state));
+                    let version = versions.get(&stream).copied().unwrap_or(0);
+                    let source = sources.get(&stream).copied().unwrap_or(Source::Transaction);
+                    (stream, version, state, source)
+                });
+                self.give_back(written, states);
+                return Err(error.into());
+            }
+        };
         let decision = Decision {
             primary,
             command_id,
@@ -401,6 +509,17 @@ pub(super) fn write_decision<C: Sql + ?Sized>(
         // versions and the head read in this transaction.
         log::append(tx, &appends, ctx.now, log::Checked::Head(head))?.into_events()
     };
+    let members = member_changes(&decided);
+    if members.is_none() {
+        // The whole-state diff compares with the states as they were; those that were taken
+        // rather than copied are copied now, before the fold changes them.
+        for (stream, state) in &before {
+            if !shared.contains_key(stream) && decided.iter().any(|(touched, _)| touched == stream)
+            {
+                shared.insert(*stream, Arc::new(state.clone()));
+            }
+        }
+    }
     let mut after = before;
     for ((stream, event), stored) in decided.iter().zip(&recorded) {
         let state = after
@@ -414,14 +533,35 @@ pub(super) fn write_decision<C: Sql + ?Sized>(
     }
     let mut state = None;
     for (stream, after_state) in after {
-        let previous = shared
-            .remove(&stream)
-            .unwrap_or_else(|| Arc::new(Aggregate::empty(stream)));
-        let current = if *previous == after_state {
-            previous
-        } else {
-            tables::write_diff(tx, &previous, &after_state)?;
-            Arc::new(after_state)
+        let touched = decided.iter().any(|(touched, _)| *touched == stream);
+        let current = match (&members, &after_state) {
+            // No event: the state is as loaded, and its rows too.
+            _ if !touched => shared
+                .remove(&stream)
+                .unwrap_or_else(|| Arc::new(after_state)),
+            (Some(members), Aggregate::Image(Some(image))) => {
+                let named: Vec<&str> = members
+                    .iter()
+                    .filter(|(on, _)| *on == stream)
+                    .map(|(_, member_id)| *member_id)
+                    .collect();
+                tables::write_member_rows(tx, image, &named)?;
+                Arc::new(after_state)
+            }
+            // Member events fold only into an existing image (`apply` refuses them otherwise),
+            // so there is nothing else a member-only command can leave.
+            (Some(_), _) => Arc::new(after_state),
+            (None, _) => {
+                let previous = shared
+                    .remove(&stream)
+                    .unwrap_or_else(|| Arc::new(Aggregate::empty(stream)));
+                if *previous == after_state {
+                    previous
+                } else {
+                    tables::write_diff(tx, &previous, &after_state)?;
+                    Arc::new(after_state)
+                }
+            }
         };
         let version = versions.get(&stream).copied().unwrap_or(0);
         if version > 0 {
@@ -437,6 +577,26 @@ pub(super) fn write_decision<C: Sql + ?Sized>(
         already_applied: false,
         state,
     })
+}
+
+/// The members a command's events name, by stream, when member events are all it decided. Each
+/// such event changes one member of its image and nothing else (`imgshare_core`'s `apply`: not
+/// the image's columns, tags, properties or `updated_at`), so the read models need only those
+/// members' rows, not a comparison of the image's whole member map.
+fn member_changes(decided: &[(StreamId, Event)]) -> Option<Vec<(StreamId, &str)>> {
+    let mut members: Vec<(StreamId, &str)> = Vec::new();
+    for (stream, event) in decided {
+        let member_id = match event {
+            Event::MemberAdded { member_id }
+            | Event::MemberStatusChanged { member_id, .. }
+            | Event::MemberRemoved { member_id } => member_id.as_str(),
+            _ => return None,
+        };
+        if !members.contains(&(*stream, member_id)) {
+            members.push((*stream, member_id));
+        }
+    }
+    Some(members)
 }
 
 /// The events a command already wrote, if its first event id is in the log; with `legacy`, ids
@@ -475,16 +635,23 @@ pub(super) fn group_appends(
     ctx: &Context,
     command_id: Uuid,
 ) -> Vec<StreamAppend> {
-    let metadata = event_metadata(ctx, command_id);
+    let mut metadata = Some(event_metadata(ctx, command_id));
     let mut appends: Vec<StreamAppend> = Vec::new();
     for (index, (stream, event)) in decided.iter().enumerate() {
         let stream_id = stream.to_string();
+        // Every event of a command carries the same metadata: the last one takes it, the others
+        // a copy (most commands decide one event, and a copy of this map is not cheap).
+        let metadata = if index + 1 == decided.len() {
+            metadata.take()
+        } else {
+            metadata.clone()
+        };
         let new_event = NewEvent {
             event_id: event_id_for(command_id, index),
             event_type: event.event_type().to_owned(),
             schema_version: event.schema_version(),
             data: event.to_data(),
-            metadata: metadata.clone(),
+            metadata: metadata.unwrap_or_default(),
         };
         match appends
             .iter_mut()

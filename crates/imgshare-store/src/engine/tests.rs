@@ -4,7 +4,7 @@ use crate::db::{self, DbOptions, StoreError};
 use crate::log::{self, Checked, ExpectedVersion, NewEvent, StreamAppend};
 use chrono::{Duration, TimeZone, Utc};
 use imgshare_core::{Actor, ImageActivated, ImageCommand, ImageOrigin, NewImage};
-use imgshare_core::{Command, Context, ErrorKind, Region};
+use imgshare_core::{Command, Context, ErrorKind, MemberStatus, Region, StreamId};
 use rusqlite::Connection;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -366,6 +366,96 @@ fn a_batch_is_one_transaction_with_an_outcome_per_command() {
     );
     assert_eq!(log_head(&engine), head + 2);
     assert_members_and_read_models(&engine, image_id, &["222222", "555555"]);
+}
+
+fn member_ids(outcome: &Outcome) -> Vec<&str> {
+    outcome
+        .image()
+        .unwrap()
+        .members
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+fn member_command(image_id: Uuid, caller: &str, command: ImageCommand) -> BatchItem {
+    BatchItem {
+        ctx: ctx(caller, 20),
+        command_id: Uuid::now_v7(),
+        command: Command::Image { image_id, command },
+    }
+}
+
+/// A member command folds the cached state in place when nothing else holds it and copies it
+/// when something does, and writes only the rows of the members its events name: an outcome
+/// keeps the state it was answered with, a refused command leaves the cache as it was, and the
+/// read models agree with a rebuild after every kind of member event, alone and in a batch.
+#[test]
+fn member_commands_fold_the_cached_state_and_outcomes_keep_their_own() {
+    let engine = Engine::in_memory().unwrap();
+    let image_id = snapshot(&engine, "111111", "web", 0);
+    let stream = StreamId::Image(image_id);
+    let add = |member_id: &str| ImageCommand::AddMember {
+        member_id: member_id.into(),
+    };
+    let status = |member_id: &str, status: &str| ImageCommand::SetMemberStatus {
+        member_id: member_id.into(),
+        status: status.into(),
+    };
+    let run = |caller: &str, command: ImageCommand| {
+        engine.execute(&ctx(caller, 5), Command::Image { image_id, command })
+    };
+    let first = run("111111", add("222222")).unwrap();
+    // Still held: the next command must copy the state, not change this one.
+    let second = run("111111", add("333333")).unwrap();
+    assert_eq!(member_ids(&first), ["222222"]);
+    assert_eq!(member_ids(&second), ["222222", "333333"]);
+    drop((first, second));
+
+    let version = engine
+        .read(|conn| Ok(log::stream_version(conn, &stream.to_string())?))
+        .unwrap()
+        .unwrap();
+    let cached = |engine: &Engine| engine.cache.lock().unwrap().get(stream, version);
+    assert!(cached(&engine).is_some());
+    // Refused by the domain (a duplicate): the state taken for it goes back to the cache.
+    let refused = run("111111", add("222222")).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Conflict);
+    let kept = cached(&engine).expect("a refused command gives its state back");
+    assert_eq!(kept.as_image().unwrap().members.len(), 2, "and unchanged");
+    drop(kept);
+
+    run("222222", status("222222", "accepted")).unwrap();
+    let results = engine
+        .execute_batch(vec![
+            member_command(image_id, "333333", status("333333", "rejected")),
+            member_command(
+                image_id,
+                "111111",
+                ImageCommand::RemoveMember {
+                    member_id: "222222".into(),
+                },
+            ),
+            // Refused in the middle of a batch: the next command still sees the group's state.
+            member_command(image_id, "111111", add("333333")),
+            member_command(image_id, "111111", add("222222")),
+            member_command(image_id, "111111", add("444444")),
+            member_command(image_id, "444444", status("444444", "accepted")),
+        ])
+        .unwrap();
+    let refused: Vec<bool> = results.iter().map(Result::is_err).collect();
+    assert_eq!(refused, [false, false, true, false, false, false]);
+    let states: Vec<usize> = results
+        .iter()
+        .flatten()
+        .map(|outcome| outcome.image().unwrap().members.len())
+        .collect();
+    assert_eq!(states, [2, 1, 2, 3, 3], "each outcome keeps its own state");
+    let image = engine.image_state(image_id).unwrap().unwrap();
+    assert_eq!(image.members["222222"].status, MemberStatus::Pending);
+    assert_eq!(image.members["333333"].status, MemberStatus::Rejected);
+    assert_eq!(image.members["444444"].status, MemberStatus::Accepted);
+    assert_members_and_read_models(&engine, image_id, &["222222", "333333", "444444"]);
 }
 
 #[test]
