@@ -1236,11 +1236,28 @@ async fn imports_left_importing_by_a_stopped_server_are_finished_on_start() {
         TokenStore::new(),
         api.data_dir.path(),
     );
+    // An import whose lease a live worker holds (another server on the same database) is left
+    // to it; the other one is finished.
+    let engine = Arc::clone(&api.engine);
+    let finished_id = Uuid::parse_str(&finished).unwrap();
+    let resumed = tokio::task::spawn_blocking(move || {
+        let lease = engine.try_lease_task(finished_id).unwrap().unwrap();
+        let resumed = imgshare_server::resume_imports(&state).unwrap();
+        drop(lease);
+        (resumed, state)
+    })
+    .await
+    .unwrap();
+    let (resumed, state) = resumed;
+    assert_eq!(resumed, 1);
+    assert_eq!(api.shown(&finished).await.body["status"], "importing");
+    assert_eq!(api.shown(&lost).await.body["status"], "queued");
+    // Once the lease is free (its worker stopped), the next start finishes it.
     let resumed = tokio::task::spawn_blocking(move || imgshare_server::resume_imports(&state))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(resumed, 2);
+    assert_eq!(resumed, 1);
     let image = api.shown(&finished).await;
     assert_eq!(image.body["status"], "active");
     assert_eq!(image.body["checksum"], "900150983cd24fb0d6963f7d28e17f72");

@@ -78,28 +78,49 @@ pub(crate) async fn info(NoBody: NoBody) -> Response {
 }
 
 /// Finishes the imports a stopped server left `importing` in this region: the staged data is
-/// still there (the import goes on) or it is not (the image goes back to `queued`). Returns how
-/// many it finished.
+/// still there (the import goes on) or it is not (the image goes back to `queued`). An import
+/// another live worker is finishing (its lease is held: another server on the same PostgreSQL
+/// database) is left to it. Returns how many it finished.
 pub fn resume_imports(state: &AppState) -> Result<usize, ApiError> {
     let Some(store) = state.image_data.as_deref() else {
         return Ok(0);
     };
     let engine = &state.engine;
     let ids = engine.image_ids_in_status(&state.region, ImageStatus::Importing)?;
+    let mut finished = 0;
     for &image_id in &ids {
         let ctx = Context::new(
             Actor::operator("imgshare-import"),
             state.region.clone(),
             Utc::now(),
         );
-        finish_import(engine, store, ctx, image_id);
+        if finish_import(engine, store, ctx, image_id) {
+            finished += 1;
+        }
     }
-    Ok(ids.len())
+    Ok(finished)
 }
 
 /// Makes the staged data the image's and activates the image; on failure, reverts it to
-/// `queued` and removes the staged data.
-fn finish_import(engine: &Engine, store: &dyn ImageDataStore, mut ctx: Context, image_id: Uuid) {
+/// `queued` and removes the staged data. Holds the image's lease meanwhile (the task worker's
+/// kind, keyed by the image id), so that a server starting on the same database does not resume
+/// an import a live one is finishing; returns false, doing nothing, when another worker holds it.
+/// A lease that cannot be taken because its connection failed does not stop the import: it then
+/// runs as it would on one server.
+fn finish_import(
+    engine: &Engine,
+    store: &dyn ImageDataStore,
+    mut ctx: Context,
+    image_id: Uuid,
+) -> bool {
+    let _lease = match engine.try_lease_task(image_id) {
+        Ok(Some(lease)) => Some(lease),
+        Ok(None) => return false,
+        Err(error) => {
+            tracing::warn!(image_id = %image_id, error = %error, "import runs without a lease");
+            None
+        }
+    };
     let moved = hash_staged(store, image_id).and_then(|data| {
         store
             .promote_staged(image_id)
@@ -110,7 +131,7 @@ fn finish_import(engine: &Engine, store: &dyn ImageDataStore, mut ctx: Context, 
     let execute = |command| engine.execute(&ctx, Command::Image { image_id, command });
     let reason = match moved {
         Ok(data) => match execute(ImageCommand::FinishImport(data)) {
-            Ok(_) => return,
+            Ok(_) => return true,
             // Deleted meanwhile (the revert below is then refused too), or the log is unusable.
             Err(error) => format!("could not record the import: {error}"),
         },
@@ -121,6 +142,7 @@ fn finish_import(engine: &Engine, store: &dyn ImageDataStore, mut ctx: Context, 
         let _ = store.remove_slot(image_id, slot);
     }
     let _ = execute(ImageCommand::FailImport { reason });
+    true
 }
 
 /// The facts of the staged data; the reason (kept in the image's history) if it cannot be read.
