@@ -8,31 +8,10 @@
 # Called by tests/postgres/run.sh with IMGSHARE_TEST_POSTGRES_URL set; run alone, it starts a
 # cluster of its own (cluster.sh). Bounded: every command 120 s.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-cd "$here/../.."
-. tests/lib.sh
-own_cluster=false
-if [ -z "${IMGSHARE_TEST_POSTGRES_URL:-}" ]; then
-  . "$here/cluster.sh"
-  own_cluster=true
-fi
-pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
-
-cargo build --quiet --locked -p imgshare-cli --features postgres
-
-base=${IMGSHARE_TEST_POSTGRES_URL%/*}
-export PGOPTIONS="-c client_min_messages=warning"
-psql_run() { timeout 60 "$pg_bin/psql" "$base/postgres" -qAt -v ON_ERROR_STOP=1 "$@"; }
-for name in imgshare_copy imgshare_copy_glance; do
-  psql_run -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name"
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/imgshare-copy.XXXXXX")
-if $own_cluster; then
-  trap 'rm -rf "$work"; pg_cluster_stop' EXIT
-else
-  trap 'rm -rf "$work"' EXIT
-fi
+cd "$(dirname "$0")/../.."
+. tests/postgres/script.sh
+pg_script_begin imgshare_copy
+psql_run -c "DROP DATABASE IF EXISTS imgshare_copy_glance" -c "CREATE DATABASE imgshare_copy_glance"
 run() { timeout 120 "$binary" "$@"; }
 fail() { echo "copy: $*" >&2; exit 1; }
 

@@ -5,36 +5,9 @@
 # image there). Called by tests/postgres/run.sh with IMGSHARE_TEST_POSTGRES_URL set; run alone,
 # it starts a cluster of its own (cluster.sh). Bounded: the starts 30 s.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-cd "$here/../.."
-. tests/lib.sh
-own_cluster=false
-if [ -z "${IMGSHARE_TEST_POSTGRES_URL:-}" ]; then
-  . "$here/cluster.sh"
-  own_cluster=true
-fi
-pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
-
-cargo build --quiet --locked -p imgshare-cli --features postgres
-
-base=${IMGSHARE_TEST_POSTGRES_URL%/*}
-db_url="$base/imgshare_demo"
-export PGOPTIONS="-c client_min_messages=warning"
-psql_run() { timeout 60 "$pg_bin/psql" "$base/postgres" -qAt -v ON_ERROR_STOP=1 "$@"; }
-psql_db() { timeout 60 "$pg_bin/psql" "$db_url" -qAt -v ON_ERROR_STOP=1 "$@"; }
-psql_run -c 'DROP DATABASE IF EXISTS imgshare_demo' -c 'CREATE DATABASE imgshare_demo'
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/imgshare-demo.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do stop "$pid"; done
-  rm -rf "$work"
-}
-if $own_cluster; then
-  trap 'cleanup; pg_cluster_stop' EXIT
-else
-  trap cleanup EXIT
-fi
+cd "$(dirname "$0")/../.."
+. tests/postgres/script.sh
+pg_script_begin imgshare_demo
 
 for n in 1 2 3; do
   dir="$work/server$n"

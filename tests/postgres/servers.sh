@@ -9,36 +9,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."
-. tests/lib.sh
-own_cluster=false
-if [ -z "${IMGSHARE_TEST_POSTGRES_URL:-}" ]; then
-  . "$here/cluster.sh"
-  own_cluster=true
-fi
-pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
-
-cargo build --quiet --locked -p imgshare-cli --features postgres
-
-# A database of its own, beside the store tests' ones.
-base=${IMGSHARE_TEST_POSTGRES_URL%/*}
-db_url="$base/imgshare_servers"
-export PGOPTIONS="-c client_min_messages=warning"
-psql_run() { timeout 60 "$pg_bin/psql" "$base/postgres" -qAt -v ON_ERROR_STOP=1 "$@"; }
-psql_db() { timeout 60 "$pg_bin/psql" "$db_url" -qAt -v ON_ERROR_STOP=1 "$@"; }
-psql_run -c 'DROP DATABASE IF EXISTS imgshare_servers' -c 'CREATE DATABASE imgshare_servers'
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/imgshare-servers.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do stop "$pid"; done
-  rm -rf "$work"
-}
-# Replaces cluster.sh's EXIT trap, so it must stop our own cluster too.
-if $own_cluster; then
-  trap 'cleanup; pg_cluster_stop' EXIT
-else
-  trap cleanup EXIT
-fi
+. tests/postgres/script.sh
+pg_script_begin imgshare_servers
 
 "$python" - "$work/tokens.json" <<'PY'
 import json, sys, uuid

@@ -13,38 +13,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."
-. tests/lib.sh
-own_cluster=false
-if [ -z "${IMGSHARE_TEST_POSTGRES_URL:-}" ]; then
-  . "$here/cluster.sh"
-  own_cluster=true
-fi
-pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
+. tests/postgres/script.sh
 if ! command -v qemu-img >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q qemu-utils >/dev/null
 fi
 command -v qemu-img >/dev/null || { echo "qemu-img is needed (package qemu-utils)" >&2; exit 1; }
 
-cargo build --quiet --locked -p imgshare-cli --features postgres
-
-base=${IMGSHARE_TEST_POSTGRES_URL%/*}
-db_url="$base/imgshare_tasks"
-export PGOPTIONS="-c client_min_messages=warning"
-psql_run() { timeout 60 "$pg_bin/psql" "$base/postgres" -qAt -v ON_ERROR_STOP=1 "$@"; }
-psql_db() { timeout 60 "$pg_bin/psql" "$db_url" -qAt -v ON_ERROR_STOP=1 "$@"; }
-psql_run -c 'DROP DATABASE IF EXISTS imgshare_tasks' -c 'CREATE DATABASE imgshare_tasks'
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/imgshare-tasks.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do stop "$pid"; done
-  rm -rf "$work"
-}
-if $own_cluster; then
-  trap 'cleanup; pg_cluster_stop' EXIT
-else
-  trap cleanup EXIT
-fi
+pg_script_begin imgshare_tasks
 
 tenant=111111
 token=$("$python" -c 'import uuid; print(uuid.uuid4())')
