@@ -10,11 +10,12 @@ Standard library only; every request has a timeout.
 
 import json
 import sys
-import urllib.error
 import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from threading import Lock
+
+import api
 
 IMAGES = 60
 THREADS = 24
@@ -32,27 +33,14 @@ lock = Lock()
 
 
 def call(server, token, method, path, body=None):
-    """(status, parsed JSON or None); a refused connection or a timeout is status 0."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(servers[server] + path, data=data, method=method)
-    request.add_header("X-Auth-Token", token)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            status, text = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, text = error.code, error.read()
-    except OSError as error:
-        print(f"{method} {path} on server {server + 1}: {error}", file=sys.stderr)
-        status, text = 0, b""
+    """(status, parsed JSON or None) from server `server` (0-based), counted per server and
+    status."""
+    status, body = api.call(servers[server], token, method, path, body, TIMEOUT,
+                            f"server {server + 1}")
     with lock:
         counts[server] += 1
         statuses[status] += 1
-    try:
-        return status, json.loads(text) if text else None
-    except ValueError:
-        return status, None
+    return status, body
 
 
 def create(index):

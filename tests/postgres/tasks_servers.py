@@ -23,10 +23,10 @@ import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+
+import api
 
 TIMEOUT = 30
 
@@ -36,24 +36,8 @@ failures = []
 
 
 def call(server, method, path, body=None):
-    """(status, parsed JSON or None); a refused connection or a timeout is status 0."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(servers[server] + path, data=data, method=method)
-    request.add_header("X-Auth-Token", token)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            status, text = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, text = error.code, error.read()
-    except OSError as error:
-        print(f"{method} {path} on server {server + 1}: {error}", file=sys.stderr)
-        status, text = 0, b""
-    try:
-        return status, json.loads(text) if text else None
-    except ValueError:
-        return status, None
+    """(status, parsed JSON or None) from server `server` (0-based)."""
+    return api.call(servers[server], token, method, path, body, TIMEOUT, f"server {server + 1}")
 
 
 def create(server, vhd):
