@@ -246,14 +246,7 @@ fn write_image_diff<C: Sql + ?Sized>(
     }
     for (member_id, member) in &after.members {
         if old_members.get(member_id) != Some(member) {
-            upsert_member_row(
-                conn,
-                &id,
-                member_id,
-                member.status.as_str(),
-                member.created_at,
-                member.updated_at,
-            )?;
+            upsert_member(conn, &id, member_id, member)?;
         }
     }
     for member_id in old_members
@@ -282,18 +275,28 @@ pub fn write_member_rows<C: Sql + ?Sized>(
     let id = image.id.to_string();
     for member_id in member_ids {
         match image.members.get(*member_id) {
-            Some(member) => upsert_member_row(
-                conn,
-                &id,
-                member_id,
-                member.status.as_str(),
-                member.created_at,
-                member.updated_at,
-            )?,
+            Some(member) => upsert_member(conn, &id, member_id, member)?,
             None => delete_member_row(conn, &id, member_id)?,
         }
     }
     Ok(())
+}
+
+/// The `proj_members` row of `member` as the state has it.
+fn upsert_member<C: Sql + ?Sized>(
+    conn: &C,
+    image_id: &str,
+    member_id: &str,
+    member: &Member,
+) -> Result<(), ProjectionError> {
+    upsert_member_row(
+        conn,
+        image_id,
+        member_id,
+        member.status.as_str(),
+        member.created_at,
+        member.updated_at,
+    )
 }
 
 fn delete_member_row<C: Sql + ?Sized>(
