@@ -42,24 +42,23 @@ list_url="postgres://postgres@127.0.0.1:$pg_port/imgshare_list"
 
 load() { echo "load ($1): $(uptime)"; }
 
-# shellcheck disable=SC2086 # the argument lists are meant to split
-{
-  load "before"
-  echo "== throughput on PostgreSQL"
-  "$bench" throughput --db "$IMGSHARE_TEST_POSTGRES_URL" $throughput_args
-  load "after throughput on PostgreSQL"
+# on_both BENCHMARK URL ARGS: BENCHMARK on PostgreSQL at URL, then, unless --smoke, on SQLite
+# with the same sizes for context; the machine's load after each.
+on_both() {
+  local benchmark=$1 url=$2 args=$3
+  echo "== $benchmark on PostgreSQL"
+  # shellcheck disable=SC2086 # the argument list is meant to split
+  "$bench" "$benchmark" --db "$url" $args
+  load "after $benchmark on PostgreSQL"
   if [ "$sqlite_too" = 1 ]; then
-    echo "== throughput on SQLite (the same sizes, for context)"
-    "$bench" throughput $throughput_args
-    load "after throughput on SQLite"
-  fi
-  echo "== list on PostgreSQL"
-  "$bench" list --db "$list_url" $list_args
-  load "after list on PostgreSQL"
-  if [ "$sqlite_too" = 1 ]; then
-    echo "== list on SQLite (the same sizes, for context)"
-    "$bench" list $list_args
-    load "after list on SQLite"
+    echo "== $benchmark on SQLite (the same sizes, for context)"
+    # shellcheck disable=SC2086
+    "$bench" "$benchmark" $args
+    load "after $benchmark on SQLite"
   fi
 }
+
+load "before"
+on_both throughput "$IMGSHARE_TEST_POSTGRES_URL" "$throughput_args"
+on_both list "$list_url" "$list_args"
 echo "PostgreSQL benchmarks done"
