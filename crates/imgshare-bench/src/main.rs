@@ -742,3 +742,7 @@ fn list_sqlite(args: &ListArgs, options: EngineOptions) -> Result<()> {
     println!();
     list_reads::measure(&engine, &reader, &catalogue, args.samples, args.seed)
 }
+
+/// The allocator `imgshare serve` runs with, so that the HTTP figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
