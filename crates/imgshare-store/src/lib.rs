@@ -77,7 +77,7 @@ pub mod tasks;
 
 pub use engine::{
     is_postgres_url, stored_profile_at, BatchItem, CopyReport, Engine, EngineError, EngineOptions,
-    GroupCommits, Loaded, Outcome, RebuildReport,
+    GroupCommits, LeadWork, Loaded, Outcome, RebuildReport, Submitted,
 };
 pub use image_data::{
     DataHashes, DataSlot, DataWriter, FsImageDataStore, HashingReader, ImageDataStore, StoredData,

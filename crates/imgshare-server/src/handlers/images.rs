@@ -14,10 +14,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::image_data::remove_data;
-use super::{create_resource, execute_image, list_page, read};
+use super::{create_resource, execute, execute_image, list_page, read};
 use crate::error::ApiError;
 use crate::extract::{image_id, json_body, parse_id, Ctx, ImagePath, NoBody, Payload};
-use crate::response::{blocking, json_response, no_content};
+use crate::response::{json_response, no_content};
 use crate::state::AppState;
 use crate::IMPORT_METHODS_HEADER;
 
@@ -158,6 +158,11 @@ pub(crate) async fn show(
     NoBody: NoBody,
 ) -> Result<Response, ApiError> {
     let image_id = image_id(&path.image_id)?;
+    // The state cache answers most image reads in microseconds: on the async worker, unless that
+    // would wait (see `Engine::try_image_now`).
+    if let Some(view) = state.engine.try_image_now(&ctx, image_id) {
+        return Ok(json_response(StatusCode::OK, &view?));
+    }
     read(&state, ctx, move |engine, ctx| engine.image(ctx, image_id)).await
 }
 
@@ -175,19 +180,15 @@ pub(crate) async fn update(
         .and_then(|value| value.to_str().ok());
     let document = parse_patch_bytes(content_type, &body)?;
     let image_id = image_id(&path.image_id)?;
-    let engine = Arc::clone(&state.engine);
-    let view = blocking(move || {
-        let command = Command::Image {
-            image_id,
-            command: ImageCommand::Update(document),
-        };
-        let outcome = engine.execute(&ctx, command)?;
-        let image = outcome
-            .image()
-            .ok_or_else(|| ApiError::internal("missing_state"))?;
-        Ok(ImageView::new(engine.profile(), image.clone()))
-    })
-    .await?;
+    let command = Command::Image {
+        image_id,
+        command: ImageCommand::Update(document),
+    };
+    let outcome = execute(&state.engine, &ctx, command).await?;
+    let image = outcome
+        .image()
+        .ok_or_else(|| ApiError::internal("missing_state"))?;
+    let view = ImageView::new(state.engine.profile(), image.clone());
     Ok(json_response(StatusCode::OK, &view))
 }
 

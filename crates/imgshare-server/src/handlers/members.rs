@@ -5,15 +5,15 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use imgshare_core::{Context, ImageCommand};
+use imgshare_core::{Command, Context, ImageCommand};
 use imgshare_store::Engine;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{execute_image, read};
+use super::{execute, execute_image, read};
 use crate::error::ApiError;
 use crate::extract::{image_id, json_body, Ctx, ImagePath, MemberPath, NoBody, Payload};
-use crate::response::{blocking, json_response, no_content};
+use crate::response::{json_response, no_content};
 use crate::routes::method_not_allowed_for;
 use crate::state::AppState;
 
@@ -133,5 +133,12 @@ async fn member_command(
     image_id: Uuid,
     command: ImageCommand,
 ) -> Result<Value, ApiError> {
-    blocking(move || Ok(engine.execute_member_command(&ctx, image_id, command)?)).await
+    let member_id = match &command {
+        ImageCommand::AddMember { member_id } | ImageCommand::SetMemberStatus { member_id, .. } => {
+            member_id.clone()
+        }
+        _ => return Err(ApiError::internal("missing_state")),
+    };
+    let outcome = execute(&engine, &ctx, Command::Image { image_id, command }).await?;
+    Ok(Engine::member_after(&outcome, image_id, &member_id)?)
 }

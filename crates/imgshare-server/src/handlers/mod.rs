@@ -1,6 +1,7 @@
 //! The request handlers, one module per resource. A handler parses what the route table
-//! extracted, runs one engine call through `blocking`, and renders the answer; rules belong to
-//! the engine, not here.
+//! extracted, makes one engine call (a read through `blocking`, a command through `execute`,
+//! which waits for group commit without holding a thread), and renders the answer; rules
+//! belong to the engine, not here.
 
 pub(crate) mod audit;
 pub(crate) mod image_data;
@@ -55,6 +56,20 @@ where
     read(state, ctx, move |engine, ctx| run(engine, ctx, &query)).await
 }
 
+/// Runs a command through the engine's group commit. The request's task waits for its outcome
+/// without holding a thread; when no one is writing, a blocking thread starts leading the
+/// queued commands (`Engine::submit`).
+pub(crate) async fn execute(
+    engine: &Arc<Engine>,
+    ctx: &Context,
+    command: Command,
+) -> Result<Outcome, ApiError> {
+    let submitted = engine.submit(ctx, Uuid::now_v7(), command, |work| {
+        drop(tokio::task::spawn_blocking(work));
+    })?;
+    Ok(submitted.await?)
+}
+
 /// Runs a command that creates a resource and answers 201 with the resource's view (`render`
 /// picks it out of the outcome) and its `Location`.
 pub(crate) async fn create_resource<T: Serialize + Send + 'static>(
@@ -64,12 +79,9 @@ pub(crate) async fn create_resource<T: Serialize + Send + 'static>(
     location: String,
     render: impl FnOnce(&Engine, &Outcome) -> Option<T> + Send + 'static,
 ) -> Result<Response, ApiError> {
-    let engine = Arc::clone(&state.engine);
-    let view = blocking(move || {
-        let outcome = engine.execute(&ctx, command)?;
-        render(&engine, &outcome).ok_or_else(|| ApiError::internal("missing_state"))
-    })
-    .await?;
+    let outcome = execute(&state.engine, &ctx, command).await?;
+    let view =
+        render(&state.engine, &outcome).ok_or_else(|| ApiError::internal("missing_state"))?;
     let mut response = json_response(StatusCode::CREATED, &view);
     if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -84,9 +96,6 @@ pub(crate) async fn execute_image(
     image_id: Uuid,
     command: ImageCommand,
 ) -> Result<(), ApiError> {
-    blocking(move || {
-        engine.execute(&ctx, Command::Image { image_id, command })?;
-        Ok(())
-    })
-    .await
+    execute(&engine, &ctx, Command::Image { image_id, command }).await?;
+    Ok(())
 }

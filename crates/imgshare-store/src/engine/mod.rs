@@ -96,7 +96,7 @@ pub use crate::fold::{Loaded, RebuildReport};
 pub use group::BatchItem;
 use group::StateCache;
 use queue::CommitQueue;
-pub use queue::GroupCommits;
+pub use queue::{GroupCommits, LeadWork, Submitted};
 
 /// [`Engine::storage_full`]: fewer free pages than this is full. A group commit of a few
 /// commands writes about this many pages (events, their indexes, read-model rows).
@@ -534,9 +534,18 @@ impl Engine {
             _ => return Err(EngineError::MissingState),
         };
         let outcome = self.execute(ctx, Command::Image { image_id, command })?;
+        Self::member_after(&outcome, image_id, &member_id)
+    }
+
+    /// The member `member_id` of the image a member command addressed, as the API renders it.
+    pub fn member_after(
+        outcome: &Outcome,
+        image_id: Uuid,
+        member_id: &str,
+    ) -> Result<serde_json::Value, EngineError> {
         let member = outcome
             .image()
-            .and_then(|image| image.members.get(&member_id))
+            .and_then(|image| image.members.get(member_id))
             .ok_or(EngineError::MissingState)?;
         Ok(views::member(&image_id.to_string(), member))
     }

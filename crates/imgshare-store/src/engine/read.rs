@@ -20,33 +20,41 @@ use super::*;
 impl Engine {
     /// Folds a stream as it is now (from the cache when it is at the log's version).
     pub fn load(&self, stream: StreamId) -> Result<Loaded, EngineError> {
-        reading!(self, |conn| {
-            let version = log::stream_version(conn, &stream.to_string())?.unwrap_or(0);
-            if version > 0 {
-                if let Some(state) = self.cached(stream, version) {
-                    return Ok(Loaded {
-                        state: Aggregate::clone(&state),
-                        version,
-                    });
-                }
-            }
-            let loaded = load_stream(conn, stream)?;
-            if loaded.version > 0 {
-                if let Ok(mut cache) = self.cache.lock() {
-                    cache.put(stream, loaded.version, Arc::new(loaded.state.clone()));
-                }
-            }
-            Ok(loaded)
+        let (state, version) = reading!(self, |conn| self.load_shared(conn, stream))?;
+        Ok(Loaded {
+            state: Arc::unwrap_or_clone(state),
+            version,
         })
+    }
+
+    /// The stream's state at the log's version, shared with the cache (no copy when it is
+    /// cached), and that version.
+    fn load_shared<C: Sql + ?Sized>(
+        &self,
+        conn: &C,
+        stream: StreamId,
+    ) -> Result<(Arc<Aggregate>, u64), EngineError> {
+        let version = log::stream_version(conn, &stream.to_string())?.unwrap_or(0);
+        if version > 0 {
+            if let Some(state) = self.cached(stream, version) {
+                return Ok((state, version));
+            }
+        }
+        let loaded = load_stream(conn, stream)?;
+        let state = Arc::new(loaded.state);
+        if loaded.version > 0 {
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.put(stream, loaded.version, Arc::clone(&state));
+            }
+        }
+        Ok((state, loaded.version))
     }
 
     /// The image's state, whoever asks (no access check): for backends and auditors.
     pub fn image_state(&self, image_id: Uuid) -> Result<Option<Image>, EngineError> {
-        Ok(self
-            .load(StreamId::Image(image_id))?
-            .state
-            .as_image()
-            .cloned())
+        let (state, _) = reading!(self, |conn| self
+            .load_shared(conn, StreamId::Image(image_id)))?;
+        Ok(state.as_image().cloned())
     }
 
     /// The ids of `region`'s images in `status`, oldest first, from the read model: how a
@@ -73,15 +81,55 @@ impl Engine {
     /// The image as the caller in `ctx` may see it; 404 if it cannot.
     pub fn get_image(&self, ctx: &Context, image_id: Uuid) -> Result<Image, EngineError> {
         self.profile.authorize(&ctx.actor, Operation::GetImage)?;
-        match self.image_state(image_id)? {
-            Some(image) if access::can_see(&self.profile, &image, &ctx.actor, &ctx.region) => {
-                Ok(image)
+        reading!(self, |conn| self.visible_image(conn, ctx, image_id))
+    }
+
+    /// The image's state if the caller in `ctx` may see it, copied out of the shared state once.
+    fn visible_image<C: Sql + ?Sized>(
+        &self,
+        conn: &C,
+        ctx: &Context,
+        image_id: Uuid,
+    ) -> Result<Image, EngineError> {
+        let (state, _) = self.load_shared(conn, StreamId::Image(image_id))?;
+        match state.as_image() {
+            Some(image) if access::can_see(&self.profile, image, &ctx.actor, &ctx.region) => {
+                Ok(image.clone())
             }
             _ => Err(DomainError::ImageNotFound {
                 image_id: image_id.to_string(),
             }
             .into()),
         }
+    }
+
+    /// [`Engine::image`], answered on the calling thread only when that cannot wait for a
+    /// connection or a network: on a SQLite file whose read connection is free at once. `None`
+    /// means "call [`Engine::image`] where blocking is fine" (PostgreSQL, an in-memory database,
+    /// or the read connection busy with another read, e.g. a long list).
+    ///
+    /// For an async server: an image read that the state cache answers costs a few microseconds
+    /// (one indexed lookup of the stream's version, in pages a served image keeps in the page
+    /// cache), less than handing the request to a blocking thread and back.
+    pub fn try_image_now(
+        &self,
+        ctx: &Context,
+        image_id: Uuid,
+    ) -> Option<Result<ImageView, EngineError>> {
+        if self.runs_on_postgres() {
+            return None;
+        }
+        if let Err(refused) = self.profile.authorize(&ctx.actor, Operation::GetImage) {
+            return Some(Err(refused.into()));
+        }
+        let guard = match self.reader.as_ref()?.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(std::sync::TryLockError::Poisoned(_)) => return Some(Err(EngineError::Poisoned)),
+        };
+        let image = on_db!(&*guard, |conn| self.visible_image(conn, ctx, image_id));
+        drop(guard);
+        Some(image.map(|image| ImageView::new(&self.profile, image)))
     }
 
     /// The task as its owner may see it at `ctx.now`; 404 otherwise.

@@ -581,3 +581,251 @@ fn a_group_that_cannot_get_the_lock_answers_busy_to_every_command() {
         .unwrap();
     assert!(retried[0].is_ok(), "{retried:?}");
 }
+
+/// Waits for a future on this thread (the store has no async runtime of its own).
+fn wait_for<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a submitted command got no outcome in 60 s"
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A spawner as a server would pass it, on plain threads; counts the leaders it started.
+fn thread_spawner(
+    started: &Arc<std::sync::atomic::AtomicUsize>,
+) -> impl Fn(LeadWork) + Send + Sync {
+    let started = Arc::clone(started);
+    move |work| {
+        started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::spawn(work);
+    }
+}
+
+#[test]
+fn a_submitted_command_has_the_outcome_execute_would_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Arc::new(Engine::open(&dir.path().join("submit.db"), EngineOptions::default()).unwrap());
+    let image_id = snapshot(&engine, "111111", "web", 0);
+    let leaders = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let item = add(image_id, "222222", "111111");
+    let submitted = engine
+        .submit(
+            &item.ctx,
+            item.command_id,
+            item.command.clone(),
+            thread_spawner(&leaders),
+        )
+        .unwrap();
+    let outcome = wait_for(submitted).unwrap();
+    assert_eq!((outcome.events.len(), outcome.already_applied), (1, false));
+    assert_eq!(leaders.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // A retry of the same command id is recognised, as through `execute_idempotent`.
+    let retried = wait_for(
+        engine
+            .submit(
+                &item.ctx,
+                item.command_id,
+                item.command,
+                thread_spawner(&leaders),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(retried.already_applied);
+    assert_eq!(retried.events[0].event_id, outcome.events[0].event_id);
+    // A refusal comes back as the command's own error.
+    let duplicate = add(image_id, "222222", "111111");
+    let refused = wait_for(
+        engine
+            .submit(
+                &duplicate.ctx,
+                duplicate.command_id,
+                duplicate.command,
+                thread_spawner(&leaders),
+            )
+            .unwrap(),
+    );
+    assert_eq!(
+        refused.unwrap_err().kind(),
+        ErrorKind::Conflict,
+        "adding a member twice"
+    );
+    assert_members_and_read_models(&engine, image_id, &["222222"]);
+}
+
+#[test]
+fn async_and_blocking_callers_mixed_all_get_their_outcome_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Arc::new(Engine::open(&dir.path().join("mixed.db"), EngineOptions::default()).unwrap());
+    let image_id = snapshot(&engine, "111111", "web", 0);
+    let leaders = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Threads that block in `execute` lead groups and give up the lead while async commands
+    // are still queued: those must be led on by a leader their own spawner starts.
+    let blocking: Vec<_> = (0..3)
+        .map(|thread| {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                (0..20)
+                    .map(|index| {
+                        let item = add(image_id, &format!("b{thread}-{index}"), "111111");
+                        engine
+                            .execute_idempotent(&item.ctx, item.command_id, item.command)
+                            .map(|outcome| outcome.events.len())
+                            .map_err(|error| error.to_string())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let submitting: Vec<_> = (0..3)
+        .map(|thread| {
+            let engine = Arc::clone(&engine);
+            let leaders = Arc::clone(&leaders);
+            std::thread::spawn(move || {
+                // Several in flight at once from one submitter, as from one async worker.
+                let submitted: Vec<_> = (0..20)
+                    .map(|index| {
+                        let item = add(image_id, &format!("a{thread}-{index}"), "111111");
+                        engine
+                            .submit(
+                                &item.ctx,
+                                item.command_id,
+                                item.command,
+                                thread_spawner(&leaders),
+                            )
+                            .unwrap()
+                    })
+                    .collect();
+                submitted
+                    .into_iter()
+                    .map(|submitted| {
+                        wait_for(submitted)
+                            .map(|outcome| outcome.events.len())
+                            .map_err(|error| error.to_string())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for handle in blocking.into_iter().chain(submitting) {
+        for result in handle.join().unwrap() {
+            assert_eq!(result, Ok(1));
+        }
+    }
+    let image = engine.image_state(image_id).unwrap().unwrap();
+    assert_eq!(image.members.len(), 120);
+    let verified = engine.read(|conn| Ok(log::verify_chain(conn)?)).unwrap();
+    assert_eq!(
+        (verified.events_checked, verified.first_mismatch),
+        (122, None)
+    );
+    assert_eq!(engine.group_commits().commands, 121);
+    // Nobody is left leading: a lone blocking caller afterwards runs its own group at once.
+    let item = add(image_id, "last", "111111");
+    engine
+        .execute_idempotent(&item.ctx, item.command_id, item.command)
+        .unwrap();
+}
+
+#[test]
+fn an_image_read_now_answers_only_when_it_need_not_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(&dir.path().join("now.db"), EngineOptions::default()).unwrap();
+    let image_id = snapshot(&engine, "111111", "web", 0);
+    let owner = ctx("111111", 1);
+    let view = engine.try_image_now(&owner, image_id).unwrap().unwrap();
+    assert_eq!(view, engine.image(&owner, image_id).unwrap());
+    // The same 404 as `image` for a caller who may not see it.
+    let stranger = ctx("999999", 1);
+    let hidden = engine.try_image_now(&stranger, image_id).unwrap();
+    assert_eq!(
+        hidden.unwrap_err().kind(),
+        engine.image(&stranger, image_id).unwrap_err().kind()
+    );
+    // The read connection busy (e.g. with a long list): no answer rather than a wait.
+    let busy = engine.reader_guard().unwrap();
+    assert!(engine.try_image_now(&owner, image_id).is_none());
+    drop(busy);
+    assert!(engine.try_image_now(&owner, image_id).is_some());
+    // An in-memory database has only its writer, which a reader must not wait for here.
+    let memory = Engine::in_memory().unwrap();
+    let in_memory = snapshot(&memory, "111111", "web", 0);
+    assert!(memory.try_image_now(&owner, in_memory).is_none());
+}
+
+#[test]
+fn async_commands_left_by_a_blocking_leader_are_led_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Arc::new(Engine::open(&dir.path().join("relay.db"), EngineOptions::default()).unwrap());
+    let image_id = snapshot(&engine, "111111", "web", 0);
+    let leaders = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // A blocking caller takes the lead and its group waits for the writer, held here.
+    let writer = engine.writer_guard().unwrap();
+    let blocking = {
+        let engine = Arc::clone(&engine);
+        std::thread::spawn(move || {
+            let item = add(image_id, "222222", "111111");
+            engine
+                .execute_idempotent(&item.ctx, item.command_id, item.command)
+                .map(|outcome| outcome.events.len())
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while engine.queue_state() != (true, 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            engine.queue_state()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // Queued behind that group, by async callers only: nobody blocks to lead them.
+    let item = add(image_id, "333333", "111111");
+    let submitted = engine
+        .submit(
+            &item.ctx,
+            item.command_id,
+            item.command,
+            thread_spawner(&leaders),
+        )
+        .unwrap();
+    assert_eq!(engine.queue_state(), (true, 1));
+    assert_eq!(leaders.load(std::sync::atomic::Ordering::SeqCst), 0);
+    drop(writer);
+    assert_eq!(blocking.join().unwrap().unwrap(), 1);
+    assert_eq!(wait_for(submitted).unwrap().events.len(), 1);
+    assert_eq!(
+        leaders.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the blocking leader started one through the async caller's spawner"
+    );
+    assert_members_and_read_models(&engine, image_id, &["222222", "333333"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while engine.queue_state() != (false, 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            engine.queue_state()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
