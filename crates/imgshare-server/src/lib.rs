@@ -83,8 +83,10 @@
 //! 6. PATCH media type → 415 with `Accept-Patch`, then the patch document → 400, then the id;
 //! 7. an id that is not a hyphenated UUID → 404 with the engine's wording; then the engine.
 //!
-//! Path segments are percent-decoded (a bad escape or non-UTF-8 text is 404). Engine calls run
-//! in `spawn_blocking`; 500s carry a generic message and the engine's `error_code` only (the
+//! Path segments are percent-decoded (a bad escape or non-UTF-8 text is 404). Engine reads run
+//! in `spawn_blocking` (an image read the SQLite reader can answer at once runs in place:
+//! `Engine::try_image_now`); commands are queued with `Engine::submit` and awaited, a blocking
+//! thread leading their group commits; 500s carry a generic message and the engine's `error_code` only (the
 //! cause goes to the log line of the request, with its request id).
 //!
 //! # Operations

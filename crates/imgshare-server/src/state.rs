@@ -16,7 +16,7 @@ pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 40 * 1024 * 1024 * 1024;
 /// What every request handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The engine (blocking: called through `spawn_blocking`).
+    /// The engine (blocking: called through `spawn_blocking`, or `Engine::submit` for commands).
     pub engine: Arc<Engine>,
     /// Who is behind each request's `X-Auth-Token`: the built-in identity, Keystone, or a
     /// static [`TokenStore`](crate::TokenStore).

@@ -2,7 +2,10 @@
 //!
 //! The engine is synchronous: a call may wait for SQLite's write lock (up to the database's
 //! `busy_timeout`) and does file I/O. Each method here moves its call onto tokio's blocking pool
-//! with `spawn_blocking`, so an async worker thread never waits on the database.
+//! with `spawn_blocking`, so an async worker thread never waits on the database. Two exceptions
+//! do less: a command is queued for group commit with [`Engine::submit`] and awaited without
+//! holding a thread (a blocking thread leads the queued commands), and [`AsyncEngine::image`]
+//! answers on the worker when [`Engine::try_image_now`] can without waiting.
 
 use std::sync::Arc;
 
@@ -75,7 +78,8 @@ impl AsyncEngine {
 
     /// [`Engine::execute`].
     pub async fn execute(&self, ctx: Context, command: Command) -> Result<Outcome, AsyncError> {
-        self.run(move |engine| engine.execute(&ctx, command)).await
+        // Time-ordered, as `Engine::execute` makes them (see `event_id_for`).
+        self.execute_idempotent(ctx, Uuid::now_v7(), command).await
     }
 
     /// [`Engine::execute_idempotent`]: a retry with the same `command_id` appends nothing more.
@@ -85,12 +89,17 @@ impl AsyncEngine {
         command_id: Uuid,
         command: Command,
     ) -> Result<Outcome, AsyncError> {
-        self.run(move |engine| engine.execute_idempotent(&ctx, command_id, command))
-            .await
+        let submitted = self.engine.submit(&ctx, command_id, command, |work| {
+            drop(tokio::task::spawn_blocking(work));
+        })?;
+        Ok(submitted.await?)
     }
 
     /// [`Engine::image`].
     pub async fn image(&self, ctx: Context, image_id: Uuid) -> Result<ImageView, AsyncError> {
+        if let Some(view) = self.engine.try_image_now(&ctx, image_id) {
+            return Ok(view?);
+        }
         self.run(move |engine| engine.image(&ctx, image_id)).await
     }
 
