@@ -34,11 +34,8 @@ impl Engine {
         conn: &C,
         stream: StreamId,
     ) -> Result<(Arc<Aggregate>, u64), EngineError> {
-        let version = log::stream_version(conn, &stream.to_string())?.unwrap_or(0);
-        if version > 0 {
-            if let Some(state) = self.cached(stream, version) {
-                return Ok((state, version));
-            }
+        if let Some(cached) = self.cached_at_log_version(conn, stream)? {
+            return Ok(cached);
         }
         let loaded = load_stream(conn, stream)?;
         let state = Arc::new(loaded.state);
@@ -48,6 +45,19 @@ impl Engine {
             }
         }
         Ok((state, loaded.version))
+    }
+
+    /// The stream's cached state if it is at the log's version (one indexed lookup, no fold).
+    fn cached_at_log_version<C: Sql + ?Sized>(
+        &self,
+        conn: &C,
+        stream: StreamId,
+    ) -> Result<Option<(Arc<Aggregate>, u64)>, EngineError> {
+        let version = log::stream_version(conn, &stream.to_string())?.unwrap_or(0);
+        if version == 0 {
+            return Ok(None);
+        }
+        Ok(self.cached(stream, version).map(|state| (state, version)))
     }
 
     /// The image's state, whoever asks (no access check): for backends and auditors.
@@ -92,6 +102,16 @@ impl Engine {
         image_id: Uuid,
     ) -> Result<Image, EngineError> {
         let (state, _) = self.load_shared(conn, StreamId::Image(image_id))?;
+        self.if_visible(&state, ctx, image_id)
+    }
+
+    /// The image in `state` if the caller in `ctx` may see it, copied out; the 404 otherwise.
+    fn if_visible(
+        &self,
+        state: &Aggregate,
+        ctx: &Context,
+        image_id: Uuid,
+    ) -> Result<Image, EngineError> {
         match state.as_image() {
             Some(image) if access::can_see(&self.profile, image, &ctx.actor, &ctx.region) => {
                 Ok(image.clone())
@@ -103,14 +123,15 @@ impl Engine {
         }
     }
 
-    /// [`Engine::image`], answered on the calling thread only when that cannot wait for a
-    /// connection or a network: on a SQLite file whose read connection is free at once. `None`
-    /// means "call [`Engine::image`] where blocking is fine" (PostgreSQL, an in-memory database,
-    /// or the read connection busy with another read, e.g. a long list).
+    /// [`Engine::image`], answered on the calling thread only when that cannot wait: on a SQLite
+    /// file whose read connection is free at once, for an image whose state is in the cache at
+    /// the log's version. `None` means "call [`Engine::image`] where blocking is fine"
+    /// (PostgreSQL, an in-memory database, the read connection busy with another read such as a
+    /// long list, or an image that would have to be folded from the log).
     ///
-    /// For an async server: an image read that the state cache answers costs a few microseconds
-    /// (one indexed lookup of the stream's version, in pages a served image keeps in the page
-    /// cache), less than handing the request to a blocking thread and back.
+    /// For an async server: such a read costs a few microseconds (one indexed lookup of the
+    /// stream's version, in pages a served image keeps in the page cache), less than handing
+    /// the request to a blocking thread and back.
     pub fn try_image_now(
         &self,
         ctx: &Context,
@@ -127,9 +148,18 @@ impl Engine {
             Err(std::sync::TryLockError::WouldBlock) => return None,
             Err(std::sync::TryLockError::Poisoned(_)) => return Some(Err(EngineError::Poisoned)),
         };
-        let image = on_db!(&*guard, |conn| self.visible_image(conn, ctx, image_id));
+        let cached = on_db!(&*guard, |conn| self
+            .cached_at_log_version(conn, StreamId::Image(image_id)));
         drop(guard);
-        Some(image.map(|image| ImageView::new(&self.profile, image)))
+        let (state, _) = match cached {
+            Ok(Some(cached)) => cached,
+            Ok(None) => return None,
+            Err(error) => return Some(Err(error)),
+        };
+        Some(
+            self.if_visible(&state, ctx, image_id)
+                .map(|image| ImageView::new(&self.profile, image)),
+        )
     }
 
     /// The task as its owner may see it at `ctx.now`; 404 otherwise.

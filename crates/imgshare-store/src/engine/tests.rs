@@ -751,7 +751,20 @@ fn an_image_read_now_answers_only_when_it_need_not_wait() {
     let engine = Engine::open(&dir.path().join("now.db"), EngineOptions::default()).unwrap();
     let image_id = snapshot(&engine, "111111", "web", 0);
     let owner = ctx("111111", 1);
+    // Not in the state cache (a reopened engine): folding it is work for a blocking thread.
+    drop(engine);
+    let engine = Engine::open(&dir.path().join("now.db"), EngineOptions::default()).unwrap();
+    assert!(engine.try_image_now(&owner, image_id).is_none());
+    let view = engine.image(&owner, image_id).unwrap();
+    let view_now = engine.try_image_now(&owner, image_id).unwrap().unwrap();
+    assert_eq!(
+        view_now, view,
+        "answered from the cache the read above filled"
+    );
+    // A command moves the log's version on: the state it cached is the one served.
+    engine.execute(&owner, rename(image_id, "renamed")).unwrap();
     let view = engine.try_image_now(&owner, image_id).unwrap().unwrap();
+    assert_eq!(view.image().name.as_deref(), Some("renamed"));
     assert_eq!(view, engine.image(&owner, image_id).unwrap());
     // The same 404 as `image` for a caller who may not see it.
     let stranger = ctx("999999", 1);
@@ -769,6 +782,19 @@ fn an_image_read_now_answers_only_when_it_need_not_wait() {
     let memory = Engine::in_memory().unwrap();
     let in_memory = snapshot(&memory, "111111", "web", 0);
     assert!(memory.try_image_now(&owner, in_memory).is_none());
+}
+
+fn rename(image_id: Uuid, name: &str) -> Command {
+    Command::Image {
+        image_id,
+        command: ImageCommand::Update(
+            imgshare_core::patch::parse_patch_bytes(
+                Some("application/openstack-images-v2.1-json-patch"),
+                format!(r#"[{{"op": "replace", "path": "/name", "value": "{name}"}}]"#).as_bytes(),
+            )
+            .unwrap(),
+        ),
+    }
 }
 
 #[test]
