@@ -58,6 +58,34 @@ fn deliver(slot: &Slot, result: Result<Outcome, EngineError>) -> Result<(), Engi
 /// spawner, which must run it on a thread that may block.
 pub type LeadWork = Box<dyn FnOnce() + Send + 'static>;
 
+/// The lead handed to a spawner. If the spawner drops the work instead of running it (a runtime
+/// shutting down), the lead is run where it is dropped: a lead taken and never given up would
+/// leave every later caller waiting for good.
+struct Lead {
+    engine: Option<Arc<Engine>>,
+}
+
+impl Lead {
+    fn work(engine: Arc<Engine>) -> LeadWork {
+        let mut lead = Lead {
+            engine: Some(engine),
+        };
+        Box::new(move || lead.run())
+    }
+
+    fn run(&mut self) {
+        if let Some(engine) = self.engine.take() {
+            engine.lead_until_empty();
+        }
+    }
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        self.run();
+    }
+}
+
 /// Who waits for a queued command.
 enum Caller {
     /// A thread blocked in [`Engine::execute_idempotent`]: it takes the lead itself when free.
@@ -237,11 +265,12 @@ impl Engine {
         spawn: impl Fn(LeadWork) + Send + Sync + 'static,
     ) -> Result<Submitted, EngineError> {
         let slot: Slot = Arc::default();
-        let engine = Arc::clone(self);
-        let lead: LeadWork = Box::new(move || engine.lead_until_empty());
         let spawn: Arc<dyn Fn(LeadWork) + Send + Sync> = Arc::new(spawn);
-        let relay_spawn = Arc::clone(&spawn);
-        let relay: LeadWork = Box::new(move || relay_spawn(lead));
+        let relay: LeadWork = {
+            let engine = Arc::clone(self);
+            let spawn = Arc::clone(&spawn);
+            Box::new(move || spawn(Lead::work(engine)))
+        };
         let start = {
             let mut waiting = self.commits.lock()?;
             let start = !waiting.leading;
@@ -262,8 +291,7 @@ impl Engine {
             start
         };
         if start {
-            let engine = Arc::clone(self);
-            spawn(Box::new(move || engine.lead_until_empty()));
+            spawn(Lead::work(Arc::clone(self)));
         }
         Ok(Submitted { slot })
     }

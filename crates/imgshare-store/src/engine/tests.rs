@@ -855,3 +855,24 @@ fn async_commands_left_by_a_blocking_leader_are_led_on() {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
+
+#[test]
+fn a_lead_the_spawner_drops_is_run_where_it_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Arc::new(Engine::open(&dir.path().join("dropped.db"), EngineOptions::default()).unwrap());
+    let image_id = snapshot(&engine, "111111", "web", 0);
+    // A runtime shutting down drops what it is given to run.
+    let item = add(image_id, "222222", "111111");
+    let submitted = engine
+        .submit(&item.ctx, item.command_id, item.command, drop)
+        .unwrap();
+    assert_eq!(wait_for(submitted).unwrap().events.len(), 1);
+    assert_eq!(engine.queue_state(), (false, 0), "nobody is left leading");
+    // So a blocking caller afterwards is not left waiting for a leader that never runs.
+    let item = add(image_id, "333333", "111111");
+    engine
+        .execute_idempotent(&item.ctx, item.command_id, item.command)
+        .unwrap();
+    assert_members_and_read_models(&engine, image_id, &["222222", "333333"]);
+}
