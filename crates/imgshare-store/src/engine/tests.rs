@@ -497,6 +497,45 @@ fn a_command_that_fails_after_writing_is_undone_alone_and_the_rest_commit() {
     assert_members_and_read_models(&engine, image_id, &["222222", "555555"]);
 }
 
+/// Threads that each add `per_thread` members through `execute_idempotent`, one at a time; each
+/// gives back how many events each command appended.
+fn blocking_adders(
+    engine: &Arc<Engine>,
+    image_id: Uuid,
+    prefix: &'static str,
+    threads: usize,
+    per_thread: usize,
+) -> Vec<std::thread::JoinHandle<Vec<Result<usize, String>>>> {
+    (0..threads)
+        .map(|thread| {
+            let engine = Arc::clone(engine);
+            std::thread::spawn(move || {
+                (0..per_thread)
+                    .map(|index| {
+                        let item = add(image_id, &format!("{prefix}{thread}-{index}"), "111111");
+                        engine
+                            .execute_idempotent(&item.ctx, item.command_id, item.command)
+                            .map(|outcome| outcome.events.len())
+                            .map_err(|error| error.to_string())
+                    })
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+/// The image (a snapshot, then only member additions) has `members` members, and the log (the
+/// snapshot's two events, then one per member) verifies.
+fn assert_members_and_chain(engine: &Engine, image_id: Uuid, members: usize) {
+    let image = engine.image_state(image_id).unwrap().unwrap();
+    assert_eq!(image.members.len(), members);
+    let verified = engine.read(|conn| Ok(log::verify_chain(conn)?)).unwrap();
+    assert_eq!(
+        (verified.events_checked, verified.first_mismatch),
+        (members as u64 + 2, None)
+    );
+}
+
 #[test]
 fn concurrent_callers_each_get_their_own_outcome_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -511,34 +550,13 @@ fn concurrent_callers_each_get_their_own_outcome_exactly_once() {
             commands: 1
         }
     );
-    let threads: Vec<_> = (0..6)
-        .map(|thread| {
-            let engine = Arc::clone(&engine);
-            std::thread::spawn(move || {
-                (0..15)
-                    .map(|index| {
-                        let item = add(image_id, &format!("m{thread}-{index}"), "111111");
-                        engine
-                            .execute_idempotent(&item.ctx, item.command_id, item.command)
-                            .map(|outcome| outcome.events.len())
-                            .map_err(|error| error.to_string())
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
+    let threads = blocking_adders(&engine, image_id, "m", 6, 15);
     for handle in threads {
         for result in handle.join().unwrap() {
             assert_eq!(result, Ok(1));
         }
     }
-    let image = engine.image_state(image_id).unwrap().unwrap();
-    assert_eq!(image.members.len(), 90);
-    let verified = engine.read(|conn| Ok(log::verify_chain(conn)?)).unwrap();
-    assert_eq!(
-        (verified.events_checked, verified.first_mismatch),
-        (92, None)
-    );
+    assert_members_and_chain(&engine, image_id, 90);
     // Every queued command ran in exactly one counted group.
     let counted = engine.group_commits();
     assert_eq!(counted.commands, 91);
@@ -679,22 +697,7 @@ fn async_and_blocking_callers_mixed_all_get_their_outcome_once() {
     let leaders = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     // Threads that block in `execute` lead groups and give up the lead while async commands
     // are still queued: those must be led on by a leader their own spawner starts.
-    let blocking: Vec<_> = (0..3)
-        .map(|thread| {
-            let engine = Arc::clone(&engine);
-            std::thread::spawn(move || {
-                (0..20)
-                    .map(|index| {
-                        let item = add(image_id, &format!("b{thread}-{index}"), "111111");
-                        engine
-                            .execute_idempotent(&item.ctx, item.command_id, item.command)
-                            .map(|outcome| outcome.events.len())
-                            .map_err(|error| error.to_string())
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
+    let blocking = blocking_adders(&engine, image_id, "b", 3, 20);
     let submitting: Vec<_> = (0..3)
         .map(|thread| {
             let engine = Arc::clone(&engine);
@@ -730,13 +733,7 @@ fn async_and_blocking_callers_mixed_all_get_their_outcome_once() {
             assert_eq!(result, Ok(1));
         }
     }
-    let image = engine.image_state(image_id).unwrap().unwrap();
-    assert_eq!(image.members.len(), 120);
-    let verified = engine.read(|conn| Ok(log::verify_chain(conn)?)).unwrap();
-    assert_eq!(
-        (verified.events_checked, verified.first_mismatch),
-        (122, None)
-    );
+    assert_members_and_chain(&engine, image_id, 120);
     assert_eq!(engine.group_commits().commands, 121);
     // Nobody is left leading: a lone blocking caller afterwards runs its own group at once.
     let item = add(image_id, "last", "111111");
