@@ -635,51 +635,53 @@ fn thread_spawner(
     }
 }
 
-#[test]
-fn a_submitted_command_has_the_outcome_execute_would_give() {
+/// A file engine with one snapshot (owned by 111111), and a count of the leaders spawned.
+fn queue_fixture(
+    name: &str,
+) -> (
+    tempfile::TempDir,
+    Arc<Engine>,
+    Uuid,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let engine =
-        Arc::new(Engine::open(&dir.path().join("submit.db"), EngineOptions::default()).unwrap());
+    let path = dir.path().join(format!("{name}.db"));
+    let engine = Arc::new(Engine::open(&path, EngineOptions::default()).unwrap());
     let image_id = snapshot(&engine, "111111", "web", 0);
-    let leaders = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let item = add(image_id, "222222", "111111");
-    let submitted = engine
+    (dir, engine, image_id, Arc::default())
+}
+
+/// Submits `item` with [`thread_spawner`].
+fn submit_item(
+    engine: &Arc<Engine>,
+    item: &BatchItem,
+    leaders: &Arc<std::sync::atomic::AtomicUsize>,
+) -> Submitted {
+    engine
         .submit(
             &item.ctx,
             item.command_id,
             item.command.clone(),
-            thread_spawner(&leaders),
+            thread_spawner(leaders),
         )
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_submitted_command_has_the_outcome_execute_would_give() {
+    let (_dir, engine, image_id, leaders) = queue_fixture("submit");
+    let item = add(image_id, "222222", "111111");
+    let submitted = submit_item(&engine, &item, &leaders);
     let outcome = wait_for(submitted).unwrap();
     assert_eq!((outcome.events.len(), outcome.already_applied), (1, false));
     assert_eq!(leaders.load(std::sync::atomic::Ordering::SeqCst), 1);
     // A retry of the same command id is recognised, as through `execute_idempotent`.
-    let retried = wait_for(
-        engine
-            .submit(
-                &item.ctx,
-                item.command_id,
-                item.command,
-                thread_spawner(&leaders),
-            )
-            .unwrap(),
-    )
-    .unwrap();
+    let retried = wait_for(submit_item(&engine, &item, &leaders)).unwrap();
     assert!(retried.already_applied);
     assert_eq!(retried.events[0].event_id, outcome.events[0].event_id);
     // A refusal comes back as the command's own error.
     let duplicate = add(image_id, "222222", "111111");
-    let refused = wait_for(
-        engine
-            .submit(
-                &duplicate.ctx,
-                duplicate.command_id,
-                duplicate.command,
-                thread_spawner(&leaders),
-            )
-            .unwrap(),
-    );
+    let refused = wait_for(submit_item(&engine, &duplicate, &leaders));
     assert_eq!(
         refused.unwrap_err().kind(),
         ErrorKind::Conflict,
@@ -690,11 +692,7 @@ fn a_submitted_command_has_the_outcome_execute_would_give() {
 
 #[test]
 fn async_and_blocking_callers_mixed_all_get_their_outcome_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine =
-        Arc::new(Engine::open(&dir.path().join("mixed.db"), EngineOptions::default()).unwrap());
-    let image_id = snapshot(&engine, "111111", "web", 0);
-    let leaders = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (_dir, engine, image_id, leaders) = queue_fixture("mixed");
     // Threads that block in `execute` lead groups and give up the lead while async commands
     // are still queued: those must be led on by a leader their own spawner starts.
     let blocking = blocking_adders(&engine, image_id, "b", 3, 20);
@@ -707,14 +705,7 @@ fn async_and_blocking_callers_mixed_all_get_their_outcome_once() {
                 let submitted: Vec<_> = (0..20)
                     .map(|index| {
                         let item = add(image_id, &format!("a{thread}-{index}"), "111111");
-                        engine
-                            .submit(
-                                &item.ctx,
-                                item.command_id,
-                                item.command,
-                                thread_spawner(&leaders),
-                            )
-                            .unwrap()
+                        submit_item(&engine, &item, &leaders)
                     })
                     .collect();
                 submitted
@@ -794,13 +785,22 @@ fn rename(image_id: Uuid, name: &str) -> Command {
     }
 }
 
+/// Waits (at most 30 s) until the queue is in `state`: (someone leads, commands queued).
+fn wait_for_queue(engine: &Engine, state: (bool, usize)) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while engine.queue_state() != state {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            engine.queue_state()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn async_commands_left_by_a_blocking_leader_are_led_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine =
-        Arc::new(Engine::open(&dir.path().join("relay.db"), EngineOptions::default()).unwrap());
-    let image_id = snapshot(&engine, "111111", "web", 0);
-    let leaders = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (_dir, engine, image_id, leaders) = queue_fixture("relay");
     // A blocking caller takes the lead and its group waits for the writer, held here.
     let writer = engine.writer_guard().unwrap();
     let blocking = {
@@ -812,25 +812,10 @@ fn async_commands_left_by_a_blocking_leader_are_led_on() {
                 .map(|outcome| outcome.events.len())
         })
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while engine.queue_state() != (true, 0) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            engine.queue_state()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    wait_for_queue(&engine, (true, 0));
     // Queued behind that group, by async callers only: nobody blocks to lead them.
     let item = add(image_id, "333333", "111111");
-    let submitted = engine
-        .submit(
-            &item.ctx,
-            item.command_id,
-            item.command,
-            thread_spawner(&leaders),
-        )
-        .unwrap();
+    let submitted = submit_item(&engine, &item, &leaders);
     assert_eq!(engine.queue_state(), (true, 1));
     assert_eq!(leaders.load(std::sync::atomic::Ordering::SeqCst), 0);
     drop(writer);
@@ -842,15 +827,7 @@ fn async_commands_left_by_a_blocking_leader_are_led_on() {
         "the blocking leader started one through the async caller's spawner"
     );
     assert_members_and_read_models(&engine, image_id, &["222222", "333333"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while engine.queue_state() != (false, 0) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            engine.queue_state()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    wait_for_queue(&engine, (false, 0));
 }
 
 #[test]
