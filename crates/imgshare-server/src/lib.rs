@@ -86,8 +86,8 @@
 //! Path segments are percent-decoded (a bad escape or non-UTF-8 text is 404). Engine reads run
 //! in `spawn_blocking` (an image read the SQLite reader can answer at once runs in place:
 //! `Engine::try_image_now`); commands are queued with `Engine::submit` and awaited, a blocking
-//! thread leading their group commits; 500s carry a generic message and the engine's `error_code` only (the
-//! cause goes to the log line of the request, with its request id).
+//! thread leading their group commits. 500s carry a generic message and the engine's
+//! `error_code` only (the cause goes to the log line of the request, with its request id).
 //!
 //! # Operations
 //!

@@ -133,12 +133,7 @@ async fn member_command(
     image_id: Uuid,
     command: ImageCommand,
 ) -> Result<Value, ApiError> {
-    let member_id = match &command {
-        ImageCommand::AddMember { member_id } | ImageCommand::SetMemberStatus { member_id, .. } => {
-            member_id.clone()
-        }
-        _ => return Err(ApiError::internal("missing_state")),
-    };
+    let member_id = Engine::member_named(&command)?.to_owned();
     let outcome = execute(&engine, &ctx, Command::Image { image_id, command }).await?;
     Ok(Engine::member_after(&outcome, image_id, &member_id)?)
 }

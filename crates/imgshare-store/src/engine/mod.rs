@@ -528,13 +528,19 @@ impl Engine {
         image_id: Uuid,
         command: ImageCommand,
     ) -> Result<serde_json::Value, EngineError> {
-        let member_id = match &command {
-            ImageCommand::AddMember { member_id }
-            | ImageCommand::SetMemberStatus { member_id, .. } => member_id.clone(),
-            _ => return Err(EngineError::MissingState),
-        };
+        let member_id = Self::member_named(&command)?.to_owned();
         let outcome = self.execute(ctx, Command::Image { image_id, command })?;
         Self::member_after(&outcome, image_id, &member_id)
+    }
+
+    /// The member a member command (`AddMember`, `SetMemberStatus`) is about; `MissingState`
+    /// for any other command, which has no member to render.
+    pub fn member_named(command: &ImageCommand) -> Result<&str, EngineError> {
+        match command {
+            ImageCommand::AddMember { member_id }
+            | ImageCommand::SetMemberStatus { member_id, .. } => Ok(member_id),
+            _ => Err(EngineError::MissingState),
+        }
     }
 
     /// The member `member_id` of the image a member command addressed, as the API renders it.

@@ -90,8 +90,8 @@ impl Drop for Lead {
 enum Caller {
     /// A thread blocked in [`Engine::execute_idempotent`]: it takes the lead itself when free.
     Thread,
-    /// An async caller of [`Engine::submit`], with the means to start a leader (taken when it
-    /// started one).
+    /// An async caller of [`Engine::submit`], with the means to start a leader: `None` once
+    /// used, or when this caller started the leader itself.
     Task(Option<LeadWork>),
 }
 
@@ -220,26 +220,7 @@ impl Engine {
             waiting = self.commits.lock()?;
             waiting.leading = false;
             self.after_group(&mut waiting, &led);
-            // Commands only async callers wait for would have nobody to lead them: start a
-            // leader for them with one of their spawners.
-            let relay = if waiting
-                .items
-                .iter()
-                .any(|queued| matches!(queued.caller, Caller::Thread))
-            {
-                None
-            } else {
-                waiting
-                    .items
-                    .iter_mut()
-                    .find_map(|queued| match &mut queued.caller {
-                        Caller::Task(relay) => relay.take(),
-                        Caller::Thread => None,
-                    })
-            };
-            if relay.is_some() {
-                waiting.leading = true;
-            }
+            let relay = take_relay(&mut waiting);
             self.commits.done.notify_all();
             if let Some(relay) = relay {
                 drop(waiting);
@@ -266,14 +247,14 @@ impl Engine {
     ) -> Result<Submitted, EngineError> {
         let slot: Slot = Arc::default();
         let spawn: Arc<dyn Fn(LeadWork) + Send + Sync> = Arc::new(spawn);
-        let relay: LeadWork = {
-            let engine = Arc::clone(self);
-            let spawn = Arc::clone(&spawn);
-            Box::new(move || spawn(Lead::work(engine)))
-        };
         let start = {
             let mut waiting = self.commits.lock()?;
             let start = !waiting.leading;
+            // Kept with the command for a blocking leader that leaves only async commands.
+            let relay = (!start).then(|| {
+                let (engine, spawn) = (Arc::clone(self), Arc::clone(&spawn));
+                Box::new(move || spawn(Lead::work(engine))) as LeadWork
+            });
             waiting.items.push(Queued {
                 item: BatchItem {
                     ctx: ctx.clone(),
@@ -281,7 +262,7 @@ impl Engine {
                     command,
                 },
                 slot: Arc::clone(&slot),
-                caller: Caller::Task((!start).then_some(relay)),
+                caller: Caller::Task(relay),
             });
             if start {
                 waiting.leading = true;
@@ -414,6 +395,30 @@ impl Engine {
             commands: self.commits.commands.load(Ordering::Relaxed),
         }
     }
+}
+
+/// After a blocking caller gave up the lead: if only async callers wait for what is queued,
+/// nobody would come to lead it, so the lead is taken again here and one of their means to
+/// start a leader is returned, to be called once the queue's lock is released.
+fn take_relay(waiting: &mut Waiting) -> Option<LeadWork> {
+    if waiting
+        .items
+        .iter()
+        .any(|queued| matches!(queued.caller, Caller::Thread))
+    {
+        return None;
+    }
+    let relay = waiting
+        .items
+        .iter_mut()
+        .find_map(|queued| match &mut queued.caller {
+            Caller::Task(relay) => relay.take(),
+            Caller::Thread => None,
+        });
+    if relay.is_some() {
+        waiting.leading = true;
+    }
+    relay
 }
 
 /// The outcome of a command queued by [`Engine::submit`].
